@@ -1,0 +1,30 @@
+//! The shared vocabulary of conjunction.
+//!
+//! Everything the daemon, the command line and the terminal UI say to each other is
+//! defined here: identifiers, projects, builds and their states, reports, the trigger
+//! payload sent to CI systems, and the websocket messages. The crate does no I/O and
+//! nothing async; it only names things and checks that they are well formed.
+
+pub mod error;
+pub mod id;
+pub mod limits;
+pub mod node;
+pub mod project;
+pub mod report;
+pub mod time;
+pub mod tree;
+pub mod trigger;
+pub mod ws;
+
+pub use error::{ApiError, ValidationError};
+pub use id::{BuildId, ProjectId};
+pub use node::{BlockedBy, Node, NodeState, RootEvent, RootSummary, StateKind};
+pub use project::{Contact, Dependency, Package, Project, ProjectSpec, TriggerSpec, TriggerView};
+pub use report::{Report, ReportAck, ReportState};
+pub use time::Timestamp;
+
+/// The version of the wire protocol (HTTP bodies and websocket messages).
+///
+/// It goes up by one whenever a message changes in a way an older client would
+/// misread; clients compare it with the `hello` message they receive.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,27 @@
+//! Bounds on every input, so that no request can make the daemon store or send
+//! unbounded data.
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest project id.
+pub const MAX_PROJECT_ID: usize = 128;
+/// Longest short text field: names, versions, commits, refs, roles, handles.
+pub const MAX_SHORT_TEXT: usize = 256;
+/// Longest URL.
+pub const MAX_URL: usize = 2048;
+/// Longest failure summary kept with a build.
+pub const MAX_SUMMARY: usize = 16 * 1024;
+/// Most metadata entries on one report.
+pub const MAX_METADATA_ENTRIES: usize = 32;
+/// Longest metadata key.
+pub const MAX_METADATA_KEY: usize = 64;
+/// Longest metadata value.
+pub const MAX_METADATA_VALUE: usize = 1024;
+/// Most contacts on one project.
+pub const MAX_CONTACTS: usize = 32;
+/// Most direct upstreams of one project.
+pub const MAX_DEPENDENCIES: usize = 256;
+/// Longest secret (token or signing secret).
+pub const MAX_SECRET: usize = 512;
+/// Shortest report token a client may choose itself.
+pub const MIN_CLIENT_TOKEN: usize = 16;

@@ -1,0 +1,287 @@
+//! Builds (nodes of a cascade), their states, and root events.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{BuildId, ProjectId};
+use crate::time::Timestamp;
+
+/// The state of a node, with the reason where the state needs one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum NodeState {
+    /// Waits for its parents in this event.
+    Pending,
+    /// Its trigger is in the outbox.
+    Queued,
+    /// The CI accepted the trigger.
+    Triggered,
+    Running,
+    Passed,
+    Failed,
+    /// The CI's infrastructure failed, not the build.
+    Errored,
+    Cancelled,
+    /// A parent in this event did not pass.
+    Blocked { blocked_by: BlockedBy },
+    /// The project is on a dependency cycle among the dependents; `cycle` is the path,
+    /// starting and ending with this project.
+    Skipped { cycle: Vec<ProjectId> },
+    /// The CI refused the trigger or stayed unreachable.
+    TriggerFailed { reason: String },
+    /// The project's declared range excludes the new upstream version.
+    NeedsBump { range: String, version: String },
+}
+
+/// The parent that kept a node from being triggered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedBy {
+    pub build: BuildId,
+    pub project: ProjectId,
+    /// The parent's state when it blocked this node.
+    pub state: StateKind,
+}
+
+/// A node state without its reason: for counting, filtering and short answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    Pending,
+    Queued,
+    Triggered,
+    Running,
+    Passed,
+    Failed,
+    Errored,
+    Cancelled,
+    Blocked,
+    Skipped,
+    TriggerFailed,
+    NeedsBump,
+}
+
+impl StateKind {
+    pub const ALL: [StateKind; 12] = [
+        StateKind::Pending,
+        StateKind::Queued,
+        StateKind::Triggered,
+        StateKind::Running,
+        StateKind::Passed,
+        StateKind::Failed,
+        StateKind::Errored,
+        StateKind::Cancelled,
+        StateKind::Blocked,
+        StateKind::Skipped,
+        StateKind::TriggerFailed,
+        StateKind::NeedsBump,
+    ];
+
+    /// A final state never changes again within an attempt.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            StateKind::Pending | StateKind::Queued | StateKind::Triggered | StateKind::Running
+        )
+    }
+
+    /// Final and not passed: the node holds its descendants back.
+    pub fn is_failure(self) -> bool {
+        self.is_final() && self != StateKind::Passed
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Pending => "pending",
+            StateKind::Queued => "queued",
+            StateKind::Triggered => "triggered",
+            StateKind::Running => "running",
+            StateKind::Passed => "passed",
+            StateKind::Failed => "failed",
+            StateKind::Errored => "errored",
+            StateKind::Cancelled => "cancelled",
+            StateKind::Blocked => "blocked",
+            StateKind::Skipped => "skipped",
+            StateKind::TriggerFailed => "trigger_failed",
+            StateKind::NeedsBump => "needs_bump",
+        }
+    }
+}
+
+impl fmt::Display for StateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl NodeState {
+    pub fn kind(&self) -> StateKind {
+        match self {
+            NodeState::Pending => StateKind::Pending,
+            NodeState::Queued => StateKind::Queued,
+            NodeState::Triggered => StateKind::Triggered,
+            NodeState::Running => StateKind::Running,
+            NodeState::Passed => StateKind::Passed,
+            NodeState::Failed => StateKind::Failed,
+            NodeState::Errored => StateKind::Errored,
+            NodeState::Cancelled => StateKind::Cancelled,
+            NodeState::Blocked { .. } => StateKind::Blocked,
+            NodeState::Skipped { .. } => StateKind::Skipped,
+            NodeState::TriggerFailed { .. } => StateKind::TriggerFailed,
+            NodeState::NeedsBump { .. } => StateKind::NeedsBump,
+        }
+    }
+
+    /// A sentence saying why the node is in this state, for states that have a reason.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            NodeState::Blocked { blocked_by } => Some(format!(
+                "blocked because {} ({}) {}",
+                blocked_by.project, blocked_by.build, blocked_by.state
+            )),
+            NodeState::Skipped { cycle } => Some(format!(
+                "skipped: dependency cycle {}",
+                cycle.iter().map(ProjectId::as_str).collect::<Vec<_>>().join(" -> ")
+            )),
+            NodeState::TriggerFailed { reason } => Some(format!("trigger failed: {reason}")),
+            NodeState::NeedsBump { range, version } => {
+                Some(format!("declared range {range} does not accept {version}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One build of one project within a root event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: BuildId,
+    pub project: ProjectId,
+    /// The root event this node belongs to (the id of its root node).
+    pub root: BuildId,
+    /// The nodes of this event it waits for; empty for the root.
+    pub parents: Vec<BuildId>,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub state: NodeState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    /// Where the CI shows this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The failure excerpt from the last report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// The sequence number of the event that last changed this node.
+    pub seq: u64,
+}
+
+impl Node {
+    pub fn is_root(&self) -> bool {
+        self.id == self.root
+    }
+}
+
+/// A root event without its nodes: what the list of recent events shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootSummary {
+    pub id: BuildId,
+    pub project: ProjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    pub created_at: Timestamp,
+    /// How many nodes are in each state.
+    pub counts: BTreeMap<StateKind, u32>,
+    /// Things the planner noticed and ignored, such as an edge back into the root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// A root event with all its nodes, in planning order (parents before children).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootEvent {
+    #[serde(flatten)]
+    pub summary: RootSummary,
+    pub nodes: Vec<Node>,
+}
+
+impl RootEvent {
+    /// Recounts the nodes by state into the summary.
+    pub fn recount(&mut self) {
+        self.summary.counts = count_states(&self.nodes);
+    }
+}
+
+pub fn count_states(nodes: &[Node]) -> BTreeMap<StateKind, u32> {
+    let mut counts = BTreeMap::new();
+    for n in nodes {
+        *counts.entry(n.state.kind()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_state_is_flattened_into_the_node_with_its_reason() {
+        let id = BuildId(ulid::Ulid::from_parts(1, 1));
+        let node = Node {
+            id,
+            project: ProjectId::parse("acme/app").unwrap(),
+            root: id,
+            parents: vec![],
+            attempt: 1,
+            state: NodeState::Blocked {
+                blocked_by: BlockedBy {
+                    build: id,
+                    project: ProjectId::parse("acme/lib").unwrap(),
+                    state: StateKind::Failed,
+                },
+            },
+            version: None,
+            commit: None,
+            git_ref: None,
+            url: None,
+            summary: None,
+            metadata: BTreeMap::new(),
+            created_at: Timestamp(0),
+            triggered_at: None,
+            started_at: None,
+            finished_at: None,
+            seq: 3,
+        };
+        let json = serde_json::to_value(&node).unwrap();
+        assert_eq!(json["state"], "blocked");
+        assert_eq!(json["blocked_by"]["project"], "acme/lib");
+        let back: Node = serde_json::from_value(json).unwrap();
+        assert_eq!(back, node);
+    }
+
+    #[test]
+    fn only_final_non_passed_states_are_failures() {
+        assert!(!StateKind::Running.is_failure());
+        assert!(!StateKind::Passed.is_failure());
+        assert!(StateKind::Blocked.is_failure());
+        assert!(StateKind::TriggerFailed.is_failure());
+    }
+}

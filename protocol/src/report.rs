@@ -1,0 +1,153 @@
+//! Reports: what a CI says about a build, and the daemon's acknowledgement.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+use crate::id::{BuildId, ProjectId};
+use crate::limits::*;
+use crate::node::{NodeState, StateKind};
+use crate::project::{check_text, check_url};
+
+/// The states a CI may report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportState {
+    Running,
+    Passed,
+    Failed,
+    Errored,
+    Cancelled,
+}
+
+impl ReportState {
+    pub fn to_node_state(self) -> NodeState {
+        match self {
+            ReportState::Running => NodeState::Running,
+            ReportState::Passed => NodeState::Passed,
+            ReportState::Failed => NodeState::Failed,
+            ReportState::Errored => NodeState::Errored,
+            ReportState::Cancelled => NodeState::Cancelled,
+        }
+    }
+
+    pub fn kind(self) -> StateKind {
+        self.to_node_state().kind()
+    }
+
+    pub fn is_final(self) -> bool {
+        self != ReportState::Running
+    }
+}
+
+/// The body of `POST /v1/reports`.
+///
+/// Without `build` it is a root report: the project's own CI says one of its pipelines
+/// reached `state`, which starts a root event. With `build` it updates a node that the
+/// daemon triggered (or a root node reported earlier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub project: ProjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildId>,
+    /// The attempt this report is about; the node's current attempt when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    pub state: ReportState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Report {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.attempt.is_some() && self.build.is_none() {
+            return Err(ValidationError::new(
+                "attempt",
+                "attempt only makes sense with build: a root report starts attempt 1",
+            ));
+        }
+        if self.attempt == Some(0) {
+            return Err(ValidationError::new("attempt", "attempts are counted from 1"));
+        }
+        for (field, value) in [("version", &self.version), ("commit", &self.commit), ("ref", &self.git_ref)] {
+            if let Some(v) = value {
+                check_text(field, v, MAX_SHORT_TEXT, true)?;
+            }
+        }
+        if let Some(version) = &self.version {
+            if version.chars().any(char::is_whitespace) {
+                return Err(ValidationError::new("version", "version must not contain spaces"));
+            }
+        }
+        if let Some(url) = &self.url {
+            check_url("url", url)?;
+        }
+        if let Some(summary) = &self.summary {
+            check_text("summary", summary, MAX_SUMMARY, false)?;
+        }
+        if self.metadata.len() > MAX_METADATA_ENTRIES {
+            return Err(ValidationError::new(
+                "metadata",
+                format!("metadata may hold at most {MAX_METADATA_ENTRIES} entries"),
+            ));
+        }
+        for (k, v) in &self.metadata {
+            check_text(&format!("metadata key {k:?}"), k, MAX_METADATA_KEY, true)?;
+            check_text(&format!("metadata[{k:?}]"), v, MAX_METADATA_VALUE, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer to an accepted report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAck {
+    pub build: BuildId,
+    pub root: BuildId,
+    pub attempt: u32,
+    pub state: StateKind,
+    /// The sequence number of the event that recorded this state.
+    pub seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_root_report_parses_and_validates() {
+        let r: Report = serde_json::from_str(
+            r#"{"project":"acme/lib","state":"passed","version":"1.4.0","commit":"9f1c2e0","ref":"main",
+                "url":"https://ci.example/runs/881","summary":null,"metadata":{"pipeline":"release"}}"#,
+        )
+        .unwrap();
+        r.validate().unwrap();
+        assert_eq!(r.git_ref.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn oversized_metadata_is_refused() {
+        let mut r: Report = serde_json::from_str(r#"{"project":"acme/lib","state":"failed"}"#).unwrap();
+        for i in 0..=MAX_METADATA_ENTRIES {
+            r.metadata.insert(format!("k{i}"), "v".into());
+        }
+        assert_eq!(r.validate().unwrap_err().field, "metadata");
+    }
+
+    #[test]
+    fn unknown_states_are_refused() {
+        assert!(serde_json::from_str::<Report>(r#"{"project":"acme/lib","state":"exploded"}"#).is_err());
+    }
+}

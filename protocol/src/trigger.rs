@@ -1,0 +1,52 @@
+//! The payload the daemon POSTs to a CI to trigger a downstream build.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{BuildId, ProjectId};
+
+/// The signature header on webhook triggers: `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "X-Conjunction-Signature";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerPayload {
+    pub build: BuildId,
+    pub attempt: u32,
+    pub project: ProjectId,
+    pub root: TriggerRoot,
+    pub parents: Vec<TriggerParent>,
+    pub report: ReportEndpoint,
+}
+
+/// The upstream build that started the cascade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerRoot {
+    pub build: BuildId,
+    pub project: ProjectId,
+    pub version: Option<String>,
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerParent {
+    pub build: BuildId,
+    pub project: ProjectId,
+}
+
+/// Where and how the triggered build reports back.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportEndpoint {
+    pub url: String,
+    /// A token valid for this build and attempt only.
+    pub token: String,
+}
+
+impl fmt::Debug for ReportEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReportEndpoint")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
