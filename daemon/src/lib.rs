@@ -1,1 +1,3 @@
+//! The conjunction daemon.
 
+pub mod planner;
