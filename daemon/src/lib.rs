@@ -1,3 +1,140 @@
 //! The conjunction daemon.
+//!
+//! [`serve`] runs the whole daemon on a listener until a shutdown future resolves:
+//! the HTTP API ([`http`]), the live feed ([`feed`], [`hub`]), the one database
+//! writer ([`writer`], over [`store`]), the cascade [`planner`] and the trigger
+//! [`dispatch`]er. Tests start it on `127.0.0.1:0`; `conjunctiond` starts it from
+//! its configuration.
 
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod feed;
+pub mod http;
+pub mod hub;
 pub mod planner;
+pub mod store;
+pub mod writer;
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use config::Config;
+
+use crate::auth::OperatorTokens;
+use crate::dispatch::Dispatcher;
+use crate::planner::Graph;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Resolves once the shutdown flag is raised (or its sender is gone).
+pub(crate) async fn stopped(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves, then stops accepting,
+/// closes websockets, lets deliveries in flight finish, commits the writer's last
+/// batch and closes the database.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let (tokens, token_file) = config::operator_tokens(&config)?;
+    if let Some(path) = token_file {
+        tracing::info!(path = %path.display(), "operator token is in this file");
+    }
+    let store = Store::open(&config.data_dir.join(config::DATABASE_FILE))?;
+    let mut graph = Graph::new();
+    for p in store.stored_projects()? {
+        graph.set_upstreams(&p.id, p.depends_on.iter().map(|d| d.project.clone()));
+    }
+    let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
+    let address = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let report_url = format!("{}/v1/reports", public_url.trim_end_matches('/'));
+
+    let hub = hub::Hub::new(4096);
+    let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
+    let (writer, writer_thread) = writer::spawn(
+        store.clone(),
+        graph,
+        shared_graph.clone(),
+        hub.clone(),
+        dispatch_tx.clone(),
+        report_url,
+    )?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("conjunction/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let dispatcher = Dispatcher {
+        store: store.clone(),
+        writer: writer.clone(),
+        client,
+        config: config.dispatch.clone(),
+    };
+    let pending = store.outbox()?;
+    if !pending.is_empty() {
+        tracing::info!(count = pending.len(), "resuming queued triggers");
+    }
+    let dispatch_task =
+        tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone()));
+
+    let state = http::AppState {
+        store,
+        writer,
+        hub,
+        graph: shared_graph,
+        operators: OperatorTokens::new(tokens),
+        shutdown: stop_rx,
+        feed: config.feed,
+    };
+    tracing::info!(%address, %public_url, "conjunctiond is serving");
+    let app = http::router(state);
+    let stopping = stop_tx.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stopping.send(true);
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    if let Err(e) = dispatch_task.await {
+        tracing::error!(error = %e, "the dispatcher ended abnormally");
+    }
+    // Every writer handle is gone now, so the writer finishes its batch and stops.
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    tracing::info!("stopped");
+    served.map_err(ServeError::Io)
+}

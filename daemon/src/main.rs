@@ -1,1 +1,122 @@
-fn main(){}
+//! `conjunctiond`: the conjunction daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use conjunction_daemon::config::{FileConfig, DEFAULT_LISTEN};
+use conjunction_daemon::Config;
+
+/// Links CI pipelines across projects: takes build reports, triggers dependents,
+/// and streams every cascade live.
+#[derive(Parser, Debug)]
+#[command(name = "conjunctiond", version)]
+struct Args {
+    /// Address to listen on [default: 127.0.0.1:7431]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory for the database and the generated operator token
+    /// ($STATE_DIRECTORY wins when set)
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Config file (TOML) [default: $CONFIGURATION_DIRECTORY/conjunctiond.toml, then the
+    /// platform config dir]
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// URL at which CI systems reach this daemon, used in trigger payloads
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+fn systemd_dir(var: &str) -> Option<PathBuf> {
+    // systemd lists several directories separated by ':' when a unit names several.
+    let value = std::env::var_os(var)?;
+    let first = value.to_str()?.split(':').next()?.to_owned();
+    (!first.is_empty()).then(|| PathBuf::from(first))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let dirs = directories::ProjectDirs::from("org", "conjunction", "conjunctiond");
+
+    let config_path = systemd_dir("CONFIGURATION_DIRECTORY")
+        .map(|d| d.join("conjunctiond.toml"))
+        .filter(|p| p.exists())
+        .or(args.config.clone())
+        .or_else(|| {
+            dirs.as_ref()
+                .map(|d| d.config_dir().join("conjunctiond.toml"))
+                .filter(|p| p.exists())
+        });
+    let file = match &config_path {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+
+    let data_dir = systemd_dir("STATE_DIRECTORY")
+        .or(args.data_dir)
+        .or(file.data_dir.clone())
+        .or_else(|| dirs.as_ref().map(|d| d.data_dir().to_owned()))
+        .context("no data directory: pass --data-dir")?;
+
+    let mut operator_tokens = Vec::new();
+    if let Some(creds) = systemd_dir("CREDENTIALS_DIRECTORY") {
+        let path = creds.join("operator-token");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            operator_tokens.push(text.trim().to_owned());
+        }
+    }
+    if let Ok(token) = std::env::var("CONJUNCTIOND_OPERATOR_TOKEN") {
+        if !token.trim().is_empty() {
+            operator_tokens.push(token.trim().to_owned());
+        }
+    }
+    operator_tokens.extend(file.operator_tokens.iter().cloned());
+
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
+    let mut config = Config::new(data_dir);
+    config.public_url = args.public_url.or(file.public_url);
+    config.operator_tokens = operator_tokens;
+    config.dispatch = file.dispatch;
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        conjunction_daemon::serve(config, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

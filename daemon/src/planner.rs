@@ -24,11 +24,18 @@ impl Graph {
     }
 
     /// Replaces a project's direct upstreams.
-    pub fn set_upstreams(&mut self, project: &ProjectId, upstreams: impl IntoIterator<Item = ProjectId>) {
+    pub fn set_upstreams(
+        &mut self,
+        project: &ProjectId,
+        upstreams: impl IntoIterator<Item = ProjectId>,
+    ) {
         self.remove(project);
         let ups: BTreeSet<ProjectId> = upstreams.into_iter().filter(|u| u != project).collect();
         for u in &ups {
-            self.dependents.entry(u.clone()).or_default().insert(project.clone());
+            self.dependents
+                .entry(u.clone())
+                .or_default()
+                .insert(project.clone());
         }
         self.upstreams.insert(project.clone(), ups);
     }
@@ -86,14 +93,22 @@ impl Graph {
                 via: via.into_iter().collect(),
             })
             .collect();
-        out.sort_by(|a, b| a.depth.cmp(&b.depth).then_with(|| a.project.cmp(&b.project)));
+        out.sort_by(|a, b| {
+            a.depth
+                .cmp(&b.depth)
+                .then_with(|| a.project.cmp(&b.project))
+        });
         out
     }
 
     /// The shortest dependency cycle through `project`, following `depends_on` edges:
     /// `[a, b, a]` means a depends on b and b on a.
     pub fn cycle_through(&self, project: &ProjectId) -> Option<Vec<ProjectId>> {
-        shortest_cycle(project, |p| self.upstreams_of(p).cloned().collect(), |_| true)
+        shortest_cycle(
+            project,
+            |p| self.upstreams_of(p).cloned().collect(),
+            |_| true,
+        )
     }
 }
 
@@ -150,7 +165,11 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
     // Strongly connected components among the dependents; a component of more than one
     // project is a cycle.
     let components = strongly_connected(&reached, |p| {
-        graph.dependents_of(p).filter(|d| reached.contains(*d)).cloned().collect()
+        graph
+            .dependents_of(p)
+            .filter(|d| reached.contains(*d))
+            .cloned()
+            .collect()
     });
     let component_of: BTreeMap<&ProjectId, usize> = components
         .iter()
@@ -164,7 +183,7 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
         .enumerate()
         .map(|(i, c)| {
             c.iter()
-                .flat_map(|p| in_event_upstreams(p))
+                .flat_map(&in_event_upstreams)
                 .filter_map(|u| component_of.get(&u).copied())
                 .filter(|&j| j != i)
                 .collect()
@@ -188,7 +207,8 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
         }
     }
 
-    let index: BTreeMap<&ProjectId, usize> = order.iter().enumerate().map(|(i, p)| (p, i)).collect();
+    let index: BTreeMap<&ProjectId, usize> =
+        order.iter().enumerate().map(|(i, p)| (p, i)).collect();
     let nodes = order
         .iter()
         .enumerate()
@@ -363,7 +383,11 @@ pub fn next_steps(nodes: &[EventNode]) -> Vec<(usize, Step)> {
         if !matches!(node.state, StateKind::Pending | StateKind::Blocked) {
             continue;
         }
-        let failed_parent = node.parents.iter().copied().find(|&p| effective[p].is_failure());
+        let failed_parent = node
+            .parents
+            .iter()
+            .copied()
+            .find(|&p| effective[p].is_failure());
         match failed_parent {
             Some(p) => {
                 effective[i] = StateKind::Blocked;
@@ -371,7 +395,11 @@ pub fn next_steps(nodes: &[EventNode]) -> Vec<(usize, Step)> {
                     steps.push((i, Step::Block { by: p }));
                 }
             }
-            None if node.parents.iter().all(|&p| effective[p] == StateKind::Passed) => {
+            None if node
+                .parents
+                .iter()
+                .all(|&p| effective[p] == StateKind::Passed) =>
+            {
                 effective[i] = StateKind::Queued;
                 steps.push((i, Step::Queue));
             }
@@ -405,7 +433,10 @@ pub enum ReportRefusal {
     #[error("the build is {current} and was never triggered, so it cannot be reported on")]
     NotTriggered { current: StateKind },
     #[error("the build already ended as {current}; it cannot become {reported} without a rebuild")]
-    AlreadyFinal { current: StateKind, reported: StateKind },
+    AlreadyFinal {
+        current: StateKind,
+        reported: StateKind,
+    },
 }
 
 /// Judges a report of `reported` for `attempt` about a node that is at `current_attempt`
@@ -455,7 +486,9 @@ pub enum RebuildRefusal {
     InProgress(StateKind),
     #[error("the build is blocked by another build; rebuild that one and this one follows")]
     Blocked,
-    #[error("the build is skipped because its project is on a dependency cycle; break the cycle first")]
+    #[error(
+        "the build is skipped because its project is on a dependency cycle; break the cycle first"
+    )]
     Skipped,
 }
 
@@ -495,7 +528,10 @@ mod tests {
     }
 
     fn names(plan: &CascadePlan) -> Vec<&str> {
-        plan.nodes.iter().map(|n| &n.project.as_str()[5..]).collect()
+        plan.nodes
+            .iter()
+            .map(|n| &n.project.as_str()[5..])
+            .collect()
     }
 
     fn start(plan: &CascadePlan) -> Vec<EventNode> {
@@ -569,7 +605,10 @@ mod tests {
         apply(&mut nodes, &steps);
         nodes[1].state = StateKind::Failed;
         let steps = next_steps(&nodes);
-        assert_eq!(steps, [(2, Step::Block { by: 1 }), (3, Step::Block { by: 2 })]);
+        assert_eq!(
+            steps,
+            [(2, Step::Block { by: 1 }), (3, Step::Block { by: 2 })]
+        );
         apply(&mut nodes, &steps);
         assert!(next_steps(&nodes).is_empty(), "blocking is stable");
 
@@ -605,7 +644,13 @@ mod tests {
         let plan = plan_cascade(&g, &id("a"));
         assert_eq!(names(&plan), ["a", "b", "c", "d"]);
         let cycle = |i: usize| -> Vec<String> {
-            plan.nodes[i].cycle.clone().unwrap().iter().map(|p| p.to_string()).collect()
+            plan.nodes[i]
+                .cycle
+                .clone()
+                .unwrap()
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
         };
         assert_eq!(cycle(1), ["acme/b", "acme/c", "acme/b"]);
         assert_eq!(cycle(2), ["acme/c", "acme/b", "acme/c"]);
@@ -622,21 +667,33 @@ mod tests {
         assert!(plan.nodes[1].cycle.is_none());
         assert_eq!(plan.nodes[1].parents, [0]);
         assert_eq!(plan.notes.len(), 1);
-        assert!(plan.notes[0].contains("acme/a depends on acme/b"), "{:?}", plan.notes);
+        assert!(
+            plan.notes[0].contains("acme/a depends on acme/b"),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]
     fn transitive_dependents_carry_their_shortest_depth() {
         let g = graph(&[("b", &["a"]), ("c", &["b"]), ("d", &["a", "c"])]);
         let deps = g.transitive_dependents(&id("a"));
-        let shape: Vec<(&str, u32)> = deps.iter().map(|d| (&d.project.as_str()[5..], d.depth)).collect();
+        let shape: Vec<(&str, u32)> = deps
+            .iter()
+            .map(|d| (&d.project.as_str()[5..], d.depth))
+            .collect();
         assert_eq!(shape, [("b", 1), ("d", 1), ("c", 2)]);
     }
 
     #[test]
     fn cycle_through_names_the_path_in_dependency_order() {
         let g = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"])]);
-        let cycle: Vec<String> = g.cycle_through(&id("a")).unwrap().iter().map(|p| p.to_string()).collect();
+        let cycle: Vec<String> = g
+            .cycle_through(&id("a"))
+            .unwrap()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         assert_eq!(cycle, ["acme/a", "acme/b", "acme/c", "acme/a"]);
         assert!(graph(&[("b", &["a"])]).cycle_through(&id("a")).is_none());
     }
@@ -644,8 +701,14 @@ mod tests {
     #[test]
     fn reports_are_judged_by_attempt_and_state() {
         use ReportState::*;
-        assert_eq!(accept_report(StateKind::Triggered, 1, 1, Running), Ok(ReportVerdict::Apply));
-        assert_eq!(accept_report(StateKind::Passed, 1, 1, Passed), Ok(ReportVerdict::Duplicate));
+        assert_eq!(
+            accept_report(StateKind::Triggered, 1, 1, Running),
+            Ok(ReportVerdict::Apply)
+        );
+        assert_eq!(
+            accept_report(StateKind::Passed, 1, 1, Passed),
+            Ok(ReportVerdict::Duplicate)
+        );
         assert!(matches!(
             accept_report(StateKind::Passed, 1, 1, Failed),
             Err(ReportRefusal::AlreadyFinal { .. })
@@ -664,9 +727,18 @@ mod tests {
     fn only_finished_unblocked_builds_may_be_rebuilt() {
         assert!(may_rebuild(StateKind::Failed).is_ok());
         assert!(may_rebuild(StateKind::TriggerFailed).is_ok());
-        assert_eq!(may_rebuild(StateKind::Running), Err(RebuildRefusal::InProgress(StateKind::Running)));
-        assert_eq!(may_rebuild(StateKind::Blocked), Err(RebuildRefusal::Blocked));
-        assert_eq!(may_rebuild(StateKind::Skipped), Err(RebuildRefusal::Skipped));
+        assert_eq!(
+            may_rebuild(StateKind::Running),
+            Err(RebuildRefusal::InProgress(StateKind::Running))
+        );
+        assert_eq!(
+            may_rebuild(StateKind::Blocked),
+            Err(RebuildRefusal::Blocked)
+        );
+        assert_eq!(
+            may_rebuild(StateKind::Skipped),
+            Err(RebuildRefusal::Skipped)
+        );
     }
 
     /// Random graphs: `edges[i]` lists upstream indexes of project i.
@@ -682,7 +754,10 @@ mod tests {
     fn build(edges: &[Vec<usize>]) -> Graph {
         let mut g = Graph::new();
         for (i, ups) in edges.iter().enumerate() {
-            g.set_upstreams(&id(&format!("p{i:02}")), ups.iter().map(|u| id(&format!("p{u:02}"))));
+            g.set_upstreams(
+                &id(&format!("p{i:02}")),
+                ups.iter().map(|u| id(&format!("p{u:02}"))),
+            );
         }
         g
     }

@@ -36,10 +36,9 @@ impl ProjectId {
             if segment == "." || segment == ".." {
                 return Err(fail("a segment is '.' or '..'"));
             }
-            if !segment
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
-            {
+            if !segment.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            }) {
                 return Err(fail("segments may only hold a-z, 0-9, '.', '_' and '-'"));
             }
         }
@@ -115,7 +114,16 @@ mod tests {
     #[test]
     fn project_ids_refuse_bad_shapes() {
         let long = format!("a/{}", "b".repeat(127));
-        for bad in ["app", "Acme/app", "acme//app", "/app", "acme/", "acme/../x", "acme/a b", long.as_str()] {
+        for bad in [
+            "app",
+            "Acme/app",
+            "acme//app",
+            "/app",
+            "acme/",
+            "acme/../x",
+            "acme/a b",
+            long.as_str(),
+        ] {
             assert!(ProjectId::parse(bad).is_err(), "{bad}");
         }
     }

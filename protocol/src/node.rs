@@ -25,14 +25,23 @@ pub enum NodeState {
     Errored,
     Cancelled,
     /// A parent in this event did not pass.
-    Blocked { blocked_by: BlockedBy },
+    Blocked {
+        blocked_by: BlockedBy,
+    },
     /// The project is on a dependency cycle among the dependents; `cycle` is the path,
     /// starting and ending with this project.
-    Skipped { cycle: Vec<ProjectId> },
+    Skipped {
+        cycle: Vec<ProjectId>,
+    },
     /// The CI refused the trigger or stayed unreachable.
-    TriggerFailed { reason: String },
+    TriggerFailed {
+        reason: String,
+    },
     /// The project's declared range excludes the new upstream version.
-    NeedsBump { range: String, version: String },
+    NeedsBump {
+        range: String,
+        version: String,
+    },
 }
 
 /// The parent that kept a node from being triggered.
@@ -142,7 +151,11 @@ impl NodeState {
             )),
             NodeState::Skipped { cycle } => Some(format!(
                 "skipped: dependency cycle {}",
-                cycle.iter().map(ProjectId::as_str).collect::<Vec<_>>().join(" -> ")
+                cycle
+                    .iter()
+                    .map(ProjectId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
             )),
             NodeState::TriggerFailed { reason } => Some(format!("trigger failed: {reason}")),
             NodeState::NeedsBump { range, version } => {

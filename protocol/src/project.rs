@@ -120,7 +120,12 @@ impl ProjectSpec {
             ));
         }
         for (i, c) in self.contacts.iter().enumerate() {
-            check_text(&format!("contacts[{i}].name"), &c.name, MAX_SHORT_TEXT, true)?;
+            check_text(
+                &format!("contacts[{i}].name"),
+                &c.name,
+                MAX_SHORT_TEXT,
+                true,
+            )?;
             if let Some(email) = &c.email {
                 check_text(&format!("contacts[{i}].email"), email, MAX_SHORT_TEXT, true)?;
                 if !email.contains('@') {
@@ -224,9 +229,17 @@ pub struct ProjectUpserted {
     pub warnings: Vec<String>,
 }
 
-pub(crate) fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), ValidationError> {
+pub(crate) fn check_text(
+    field: &str,
+    value: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), ValidationError> {
     if required && value.trim().is_empty() {
-        return Err(ValidationError::new(field, format!("{field} must not be empty")));
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if value.len() > max {
         return Err(ValidationError::new(
@@ -234,8 +247,14 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize, required: bool) -
             format!("{field} is {} bytes long; the limit is {max}", value.len()),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ValidationError::new(field, format!("{field} must not contain control characters")));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(())
 }
@@ -245,16 +264,25 @@ pub(crate) fn check_url(field: &str, url: &str) -> Result<(), ValidationError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| ValidationError::new(field, format!("{field} must be an http:// or https:// URL")))?;
+        .ok_or_else(|| {
+            ValidationError::new(field, format!("{field} must be an http:// or https:// URL"))
+        })?;
     if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace) {
-        return Err(ValidationError::new(field, format!("{field} {url:?} has no host")));
+        return Err(ValidationError::new(
+            field,
+            format!("{field} {url:?} has no host"),
+        ));
     }
     Ok(())
 }
 
 fn check_secret(field: &str, value: Option<&str>) -> Result<(), ValidationError> {
     match value {
-        Some(v) if v.is_empty() || v.len() > MAX_SECRET || v.chars().any(|c| c.is_control() || c == ' ') => {
+        Some(v)
+            if v.is_empty()
+                || v.len() > MAX_SECRET
+                || v.chars().any(|c| c.is_control() || c == ' ') =>
+        {
             Err(ValidationError::new(
                 field,
                 format!("{field} must be 1 to {MAX_SECRET} printable characters without spaces"),
@@ -292,13 +320,18 @@ mod tests {
 
     #[test]
     fn a_full_spec_is_valid() {
-        spec().validate(&ProjectId::parse("acme/app").unwrap()).unwrap();
+        spec()
+            .validate(&ProjectId::parse("acme/app").unwrap())
+            .unwrap();
     }
 
     #[test]
     fn unknown_fields_and_trigger_kinds_are_refused() {
         assert!(serde_json::from_str::<ProjectSpec>(r#"{"name":"x","colour":"red"}"#).is_err());
-        assert!(serde_json::from_str::<ProjectSpec>(r#"{"name":"x","trigger":{"kind":"carrier-pigeon","url":"https://x"}}"#).is_err());
+        assert!(serde_json::from_str::<ProjectSpec>(
+            r#"{"name":"x","trigger":{"kind":"carrier-pigeon","url":"https://x"}}"#
+        )
+        .is_err());
     }
 
     #[test]
@@ -308,7 +341,9 @@ mod tests {
         assert!(err.message.contains("cannot depend on itself"), "{err}");
         let mut s = spec();
         s.depends_on[0].range = Some("one point two".into());
-        let err = s.validate(&ProjectId::parse("acme/app").unwrap()).unwrap_err();
+        let err = s
+            .validate(&ProjectId::parse("acme/app").unwrap())
+            .unwrap_err();
         assert_eq!(err.field, "depends_on[0].range");
     }
 

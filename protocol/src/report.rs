@@ -79,16 +79,26 @@ impl Report {
             ));
         }
         if self.attempt == Some(0) {
-            return Err(ValidationError::new("attempt", "attempts are counted from 1"));
+            return Err(ValidationError::new(
+                "attempt",
+                "attempts are counted from 1",
+            ));
         }
-        for (field, value) in [("version", &self.version), ("commit", &self.commit), ("ref", &self.git_ref)] {
+        for (field, value) in [
+            ("version", &self.version),
+            ("commit", &self.commit),
+            ("ref", &self.git_ref),
+        ] {
             if let Some(v) = value {
                 check_text(field, v, MAX_SHORT_TEXT, true)?;
             }
         }
         if let Some(version) = &self.version {
             if version.chars().any(char::is_whitespace) {
-                return Err(ValidationError::new("version", "version must not contain spaces"));
+                return Err(ValidationError::new(
+                    "version",
+                    "version must not contain spaces",
+                ));
             }
         }
         if let Some(url) = &self.url {
@@ -139,7 +149,8 @@ mod tests {
 
     #[test]
     fn oversized_metadata_is_refused() {
-        let mut r: Report = serde_json::from_str(r#"{"project":"acme/lib","state":"failed"}"#).unwrap();
+        let mut r: Report =
+            serde_json::from_str(r#"{"project":"acme/lib","state":"failed"}"#).unwrap();
         for i in 0..=MAX_METADATA_ENTRIES {
             r.metadata.insert(format!("k{i}"), "v".into());
         }
@@ -148,6 +159,8 @@ mod tests {
 
     #[test]
     fn unknown_states_are_refused() {
-        assert!(serde_json::from_str::<Report>(r#"{"project":"acme/lib","state":"exploded"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Report>(r#"{"project":"acme/lib","state":"exploded"}"#).is_err()
+        );
     }
 }

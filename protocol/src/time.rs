@@ -10,7 +10,10 @@ pub struct Timestamp(pub u64);
 
 impl Timestamp {
     pub fn from_system_time(t: SystemTime) -> Self {
-        Self(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+        Self(
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        )
     }
 
     pub fn to_system_time(self) -> SystemTime {
@@ -29,7 +32,11 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_rfc3339_millis(self.to_system_time()))
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_millis(self.to_system_time())
+        )
     }
 }
 

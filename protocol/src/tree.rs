@@ -28,7 +28,11 @@ pub fn assemble(nodes: &[Node]) -> Vec<TreeLine> {
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut tops = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        let parents: Vec<usize> = n.parents.iter().filter_map(|p| index.get(p).copied()).collect();
+        let parents: Vec<usize> = n
+            .parents
+            .iter()
+            .filter_map(|p| index.get(p).copied())
+            .collect();
         if parents.is_empty() {
             tops.push(i);
         }
@@ -52,13 +56,12 @@ pub fn assemble(nodes: &[Node]) -> Vec<TreeLine> {
         }
     }
     // Nodes only reachable through a cycle among themselves have no top; show them too.
-    for i in 0..nodes.len() {
-        if !expanded.contains(&i) {
-            expanded.insert(i);
+    for (i, node) in nodes.iter().enumerate() {
+        if expanded.insert(i) {
             lines.push(TreeLine {
                 node: i,
                 depth: 0,
-                shared: nodes[i].parents.len() > 1,
+                shared: node.parents.len() > 1,
                 elsewhere: false,
             });
         }
@@ -98,10 +101,18 @@ mod tests {
     #[test]
     fn a_diamond_join_appears_under_both_parents_and_expands_once() {
         // 1 -> 2, 1 -> 3, {2,3} -> 4, 4 -> 5
-        let nodes = vec![node(1, &[]), node(2, &[1]), node(3, &[1]), node(4, &[2, 3]), node(5, &[4])];
+        let nodes = vec![
+            node(1, &[]),
+            node(2, &[1]),
+            node(3, &[1]),
+            node(4, &[2, 3]),
+            node(5, &[4]),
+        ];
         let lines = assemble(&nodes);
-        let shape: Vec<(usize, usize, bool, bool)> =
-            lines.iter().map(|l| (l.node, l.depth, l.shared, l.elsewhere)).collect();
+        let shape: Vec<(usize, usize, bool, bool)> = lines
+            .iter()
+            .map(|l| (l.node, l.depth, l.shared, l.elsewhere))
+            .collect();
         assert_eq!(
             shape,
             vec![

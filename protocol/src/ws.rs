@@ -20,11 +20,19 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
-    ProjectUpserted { project: Project },
-    ProjectDeleted { project: ProjectId },
+    ProjectUpserted {
+        project: Project,
+    },
+    ProjectDeleted {
+        project: ProjectId,
+    },
     /// A new root event; its nodes follow as `node_changed` events.
-    RootCreated { root: RootSummary },
-    NodeChanged { node: Node },
+    RootCreated {
+        root: RootSummary,
+    },
+    NodeChanged {
+        node: Node,
+    },
 }
 
 /// Messages from the daemon.
@@ -32,7 +40,10 @@ pub enum Change {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The first message on every connection.
-    Hello { protocol: u32, daemon: String },
+    Hello {
+        protocol: u32,
+        daemon: String,
+    },
     /// The whole current picture: sent first, or when `since` is too old to resume from.
     Snapshot {
         seq: u64,
@@ -40,11 +51,18 @@ pub enum ServerMessage {
         /// Recent root events, newest first.
         roots: Vec<RootEvent>,
     },
-    Event(Event),
+    Event(Box<Event>),
     /// A rebuild asked for on this connection was accepted.
-    RebuildStarted { build: BuildId, attempt: u32, seq: u64 },
+    RebuildStarted {
+        build: BuildId,
+        attempt: u32,
+        seq: u64,
+    },
     /// Something the client sent was refused; the connection stays open.
-    Error { error: String, message: String },
+    Error {
+        error: String,
+        message: String,
+    },
 }
 
 /// Messages from a client.
@@ -60,13 +78,13 @@ mod tests {
 
     #[test]
     fn events_are_tagged_for_clients_in_other_languages() {
-        let msg = ServerMessage::Event(Event {
+        let msg = ServerMessage::Event(Box::new(Event {
             seq: 7,
             at: Timestamp(0),
             change: Change::ProjectDeleted {
                 project: ProjectId::parse("acme/app").unwrap(),
             },
-        });
+        }));
         let json = serde_json::to_value(&msg).unwrap();
         assert_eq!(json["type"], "event");
         assert_eq!(json["seq"], 7);

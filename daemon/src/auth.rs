@@ -1,0 +1,92 @@
+//! Tokens: generating them, hashing them for storage, and checking them in constant time.
+
+use axum::http::HeaderMap;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The SHA-256 of a token. Tokens are long random strings, so a fast hash is enough:
+/// what matters is that the database never holds a usable token.
+pub type TokenHash = [u8; 32];
+
+pub fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new random token: a readable prefix saying what it is for, then 256 random bits.
+pub fn generate_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The operator tokens the daemon accepts, as hashes.
+#[derive(Clone, Default)]
+pub struct OperatorTokens(Vec<TokenHash>);
+
+impl OperatorTokens {
+    pub fn new(tokens: impl IntoIterator<Item = String>) -> Self {
+        Self(tokens.into_iter().map(|t| hash_token(&t)).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Compares against every configured token without stopping early, so the time
+    /// taken says nothing about which one (if any) was close.
+    pub fn verify(&self, token: &str) -> bool {
+        let candidate = hash_token(token);
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, known| {
+                found | known.ct_eq(&candidate)
+            })
+            .into()
+    }
+}
+
+impl std::fmt::Debug for OperatorTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OperatorTokens({} configured)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_unique_and_verify_only_themselves() {
+        let a = generate_token("cjo");
+        let b = generate_token("cjo");
+        assert_ne!(a, b);
+        assert!(a.starts_with("cjo_") && a.len() == 4 + 64);
+        let ops = OperatorTokens::new([a.clone()]);
+        assert!(ops.verify(&a));
+        assert!(!ops.verify(&b));
+        assert!(!OperatorTokens::default().verify(&a));
+    }
+
+    #[test]
+    fn bearer_reads_the_authorization_header() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}

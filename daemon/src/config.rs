@@ -1,0 +1,161 @@
+//! Configuration: what `serve` needs, where it comes from, and the operator token.
+//!
+//! Sources, strongest first: systemd's `$STATE_DIRECTORY`, `$CONFIGURATION_DIRECTORY`
+//! and `$CREDENTIALS_DIRECTORY`; then command-line flags; then the config file; then
+//! the platform's directories and built-in defaults.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::dispatch::DispatchConfig;
+use crate::feed::FeedConfig;
+
+/// The default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7431";
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "conjunction.redb";
+/// The generated operator token inside the data directory.
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+
+/// Everything `serve` needs besides its listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// The URL CI systems reach the daemon at, for the report URL in trigger payloads.
+    /// Defaults to `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// Operator tokens; when empty, one is read from or generated into
+    /// `<data_dir>/operator.token`.
+    pub operator_tokens: Vec<String>,
+    pub dispatch: DispatchConfig,
+    pub feed: FeedConfig,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            public_url: None,
+            operator_tokens: Vec::new(),
+            dispatch: DispatchConfig::default(),
+            feed: FeedConfig::default(),
+        }
+    }
+}
+
+/// The config file (`conjunctiond.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub operator_tokens: Vec<String>,
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot keep the operator token at {path}: {source}")]
+    Token {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The operator tokens to accept. When none are configured, the token in
+/// `<data_dir>/operator.token` is used, generated (mode 0600) on first start; the
+/// second value is then that file's path.
+pub fn operator_tokens(config: &Config) -> Result<(Vec<String>, Option<PathBuf>), ConfigError> {
+    if !config.operator_tokens.is_empty() {
+        return Ok((config.operator_tokens.clone(), None));
+    }
+    let path = config.data_dir.join(OPERATOR_TOKEN_FILE);
+    let fail = |source| ConfigError::Token {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            return Ok((vec![text.trim().to_owned()], Some(path)))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let token = crate::auth::generate_token("cjo");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(fail)?;
+    writeln!(file, "{token}").map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    Ok((vec![token], Some(path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operator_token_is_generated_once_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new(dir.path());
+        let (first, path) = operator_tokens(&config).unwrap();
+        let (second, _) = operator_tokens(&config).unwrap();
+        assert_eq!(first, second);
+        let path = path.unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn configured_tokens_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path());
+        config.operator_tokens = vec!["cjo_configured".into()];
+        let (tokens, path) = operator_tokens(&config).unwrap();
+        assert_eq!(tokens, ["cjo_configured"]);
+        assert!(path.is_none());
+        assert!(!dir.path().join(OPERATOR_TOKEN_FILE).exists());
+    }
+
+    #[test]
+    fn the_config_file_refuses_unknown_keys() {
+        assert!(toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\ncolour = 1").is_err());
+        let c: FileConfig =
+            toml::from_str("operator_tokens = [\"a\"]\n[dispatch]\nmax_attempts = 3").unwrap();
+        assert_eq!(c.dispatch.max_attempts, 3);
+        assert_eq!(c.dispatch.timeout_ms, DispatchConfig::default().timeout_ms);
+    }
+}

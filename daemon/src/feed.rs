@@ -1,0 +1,168 @@
+//! The live feed: `GET /v1/ws`, a websocket that sends a snapshot and then every
+//! committed event in sequence order, and takes rebuild requests.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use conjunction_protocol::ws::{ClientMessage, ServerMessage};
+use conjunction_protocol::PROTOCOL_VERSION;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::error::ApiError;
+use crate::http::{AppState, Operator};
+
+/// Limits of the feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedConfig {
+    /// Root events in a snapshot.
+    pub snapshot_roots: usize,
+    /// The most missed events a resuming client is sent one by one; further behind,
+    /// it gets a fresh snapshot.
+    pub max_replay: u64,
+    /// How long one send to a client may take before the client is dropped.
+    pub send_timeout: Duration,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_roots: 50,
+            max_replay: 10_000,
+            send_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    since: Option<u64>,
+}
+
+pub async fn upgrade(
+    _: Operator,
+    State(state): State<AppState>,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("{e}; use ?since=<seq>")))?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| async move {
+            if let Err(reason) = run(socket, state, q.since).await {
+                tracing::debug!(%reason, "feed client left");
+            }
+        }))
+}
+
+/// Why a feed connection ended.
+type Ended = String;
+
+async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(), Ended> {
+    let (mut sink, mut stream) = socket.split();
+    let timeout = state.feed.send_timeout;
+    // Subscribe before reading the store: an event committed in between is then both
+    // in what we read and in the channel, and the sequence check drops the copy.
+    let mut events = state.hub.subscribe();
+    let mut shutdown = state.shutdown.clone();
+
+    macro_rules! send {
+        ($text:expr) => {
+            match tokio::time::timeout(timeout, sink.send(Message::Text(Utf8Bytes::from($text))))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("send failed: {e}")),
+                Err(_) => return Err("send timed out".into()),
+            }
+        };
+    }
+
+    send!(to_json(&ServerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        daemon: env!("CARGO_PKG_VERSION").into(),
+    }));
+
+    let backlog = match since {
+        Some(s) => state
+            .store
+            .events_after(s, state.feed.max_replay)
+            .map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let mut last = match (since, backlog) {
+        (Some(s), Some(missed)) => {
+            let mut last = s;
+            for (seq, json) in missed {
+                send!(json);
+                last = seq;
+            }
+            last
+        }
+        _ => {
+            let (seq, projects, roots) = state
+                .store
+                .snapshot(state.feed.snapshot_roots)
+                .map_err(|e| e.to_string())?;
+            send!(to_json(&ServerMessage::Snapshot {
+                seq,
+                projects,
+                roots
+            }));
+            seq
+        }
+    };
+
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok((seq, json)) => {
+                    if seq > last {
+                        send!(json.to_string());
+                        last = seq;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    let reason = format!("too far behind; reconnect with ?since={last}");
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: Utf8Bytes::from(reason.clone()) }))).await;
+                    return Err(reason);
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let answer = match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(ClientMessage::Rebuild { build }) => match state.writer.rebuild(build).await {
+                            Ok(node) => ServerMessage::RebuildStarted { build, attempt: node.attempt, seq: node.seq },
+                            Err(e) => ServerMessage::Error { error: e.code.into(), message: e.message },
+                        },
+                        Err(e) => ServerMessage::Error {
+                            error: "invalid_message".into(),
+                            message: format!("the message was not understood: {e}; send {{\"type\":\"rebuild\",\"build\":\"<id>\"}}"),
+                        },
+                    };
+                    send!(to_json(&answer));
+                }
+                Some(Ok(Message::Binary(_))) => send!(to_json(&ServerMessage::Error {
+                    error: "invalid_message".into(),
+                    message: "binary messages are not understood; send JSON text".into(),
+                })),
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(format!("receive failed: {e}")),
+            },
+            () = crate::stopped(&mut shutdown) => {
+                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("the daemon is shutting down") }))).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn to_json(message: &ServerMessage) -> String {
+    serde_json::to_string(message).expect("server messages serialize")
+}
