@@ -91,6 +91,8 @@ pub struct Dispatcher {
     pub writer: WriterHandle,
     pub client: reqwest::Client,
     pub config: DispatchConfig,
+    /// The report URL put into every payload.
+    pub report_url: String,
 }
 
 impl Dispatcher {
@@ -231,6 +233,9 @@ impl Dispatcher {
     async fn attempt(&self, trigger: &TriggerSpec, entry: &OutboxEntry) -> AttemptResult {
         match trigger {
             TriggerSpec::Webhook { url, token, secret } => {
+                let mut payload = entry.payload.clone();
+                payload.report.url.clone_from(&self.report_url);
+                let body = serde_json::to_string(&payload).expect("trigger payloads serialize");
                 let mut request = self
                     .client
                     .post(url)
@@ -240,12 +245,9 @@ impl Dispatcher {
                         "X-Conjunction-Delivery",
                         format!("{}-{}", entry.build, entry.attempt),
                     )
-                    .body(entry.payload.clone());
+                    .body(body.clone());
                 if let Some(secret) = secret {
-                    request = request.header(
-                        SIGNATURE_HEADER,
-                        signature(secret, entry.payload.as_bytes()),
-                    );
+                    request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
                 }
                 if let Some(token) = token {
                     request = request.bearer_auth(token);

@@ -89,7 +89,7 @@ pub async fn serve(
         shared_graph.clone(),
         hub.clone(),
         dispatch_tx.clone(),
-        report_url,
+        report_url.clone(),
     )?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -102,6 +102,7 @@ pub async fn serve(
         writer: writer.clone(),
         client,
         config: config.dispatch.clone(),
+        report_url,
     };
     let pending = store.outbox()?;
     if !pending.is_empty() {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use conjunction_protocol::node::count_states;
 use conjunction_protocol::project::redact_url;
+use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{
     BuildId, Contact, Dependency, Node, Package, Project, ProjectId, RootEvent, RootSummary,
     StateKind, Timestamp, TriggerSpec,
@@ -164,8 +165,9 @@ pub struct OutboxEntry {
     pub build: BuildId,
     pub attempt: u32,
     pub project: ProjectId,
-    /// The JSON body to send; it holds the build-scoped token.
-    pub payload: String,
+    /// The body to send; it holds the build-scoped token. Its report URL is set
+    /// from the daemon's public URL when it is sent, so a changed URL applies.
+    pub payload: TriggerPayload,
     /// Delivery attempts made so far.
     pub tries: u32,
     pub due: Timestamp,

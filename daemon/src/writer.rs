@@ -886,12 +886,12 @@ impl Writer {
             parents,
             report: ReportEndpoint {
                 url: self.report_url.clone(),
-                token: token.clone(),
+                token,
             },
         };
         work.root.members[i].state = StateKind::Queued;
         tx.tokens.insert(
-            hash_token(&token).as_slice(),
+            hash_token(&payload.report.token).as_slice(),
             encode(&Principal::Build {
                 build: member.id,
                 attempt,
@@ -902,7 +902,7 @@ impl Writer {
             build: member.id,
             attempt,
             project: member.project,
-            payload: serde_json::to_string(&payload)?,
+            payload,
             tries: 0,
             due: now,
             last_error: None,

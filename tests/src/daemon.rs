@@ -1,0 +1,185 @@
+//! Starting the daemon for a test: in-process through `serve`, or as the real
+//! `conjunctiond` binary in its own process (for crash tests).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use conjunction_daemon::dispatch::DispatchConfig;
+use conjunction_daemon::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use conjunction_tui::client::Client as Api;
+
+pub const OPERATOR_TOKEN: &str = "cjo_test-operator-token";
+
+/// Dispatch settings that keep retry tests fast.
+pub fn fast_dispatch() -> DispatchConfig {
+    DispatchConfig {
+        timeout_ms: 2_000,
+        max_attempts: 5,
+        backoff_base_ms: 20,
+        backoff_max_ms: 200,
+        concurrency: 64,
+    }
+}
+
+/// A daemon running inside the test process.
+pub struct TestDaemon {
+    pub addr: SocketAddr,
+    pub api: Api,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+    data_dir: PathBuf,
+}
+
+impl TestDaemon {
+    /// Starts a daemon with a fresh temporary data directory.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().to_owned();
+        let mut d = Self::start_in(&path, fast_dispatch()).await;
+        d._dir = Some(dir);
+        d
+    }
+
+    /// Starts a daemon on `data_dir` with the given dispatch settings.
+    pub async fn start_in(data_dir: &Path, dispatch: DispatchConfig) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let mut config = Config::new(data_dir);
+        config.operator_tokens = vec![OPERATOR_TOKEN.into()];
+        config.dispatch = dispatch;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            conjunction_daemon::serve(config, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("daemon runs");
+        });
+        Self {
+            addr,
+            api: Api::new(&format!("http://{addr}"), Some(OPERATOR_TOKEN.into())),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: None,
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts the daemon down gracefully and waits until it has closed its database.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("daemon task ends cleanly");
+        }
+        self._dir.take()
+    }
+}
+
+/// Builds the workspace's binaries once per test run and returns the directory
+/// holding them, next to the test executable's own profile directory.
+pub fn binaries() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "conjunction-daemon",
+            "-p",
+            "conjunction-tui",
+            "--bins",
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps")
+            .to_owned()
+    })
+}
+
+/// The real `conjunctiond` binary running in a child process.
+pub struct DaemonProcess {
+    pub addr: SocketAddr,
+    pub api: Api,
+    child: tokio::process::Child,
+}
+
+impl DaemonProcess {
+    /// Starts `conjunctiond` on a free loopback port with `data_dir` and `config_toml`
+    /// as its config file, and waits until it answers `/healthz`.
+    pub async fn start(data_dir: &Path, config_toml: &str) -> Self {
+        let config_path = data_dir.join("test-conjunctiond.toml");
+        std::fs::create_dir_all(data_dir).expect("data directory");
+        std::fs::write(&config_path, config_toml).expect("config file");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("address").port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let child = tokio::process::Command::new(binaries().join("conjunctiond"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(&config_path)
+            .env("CONJUNCTIOND_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("CONFIGURATION_DIRECTORY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("conjunctiond starts");
+        let api = Api::new(&format!("http://{addr}"), Some(OPERATOR_TOKEN.into()));
+        let probe = api.clone();
+        crate::eventually(
+            "conjunctiond to answer /healthz",
+            Duration::from_secs(20),
+            || {
+                let probe = probe.clone();
+                async move { probe.health().await.ok() }
+            },
+        )
+        .await;
+        Self { addr, api, child }
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flushing, nothing.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL is sent");
+        self.child.wait().await.expect("child is reaped");
+    }
+}

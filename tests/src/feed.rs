@@ -1,0 +1,70 @@
+//! A websocket client of the daemon's live feed, for tests.
+
+use std::time::Duration;
+
+use conjunction_protocol::ws::{ClientMessage, ServerMessage};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct Feed {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Feed {
+    /// Connects to `ws_url` with an operator token.
+    pub async fn connect(
+        ws_url: &str,
+        token: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut request = ws_url.into_client_request()?;
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}")
+                .parse()
+                .expect("token is a valid header value"),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { socket })
+    }
+
+    /// The next message, or a panic after `within`.
+    pub async fn next(&mut self, within: Duration) -> ServerMessage {
+        loop {
+            let msg = tokio::time::timeout(within, self.socket.next())
+                .await
+                .expect("a feed message arrives in time")
+                .expect("the feed is open")
+                .expect("the feed message is readable");
+            match msg {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("unreadable message {text}: {e}"))
+                }
+                Message::Close(frame) => panic!("the feed closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn send(&mut self, message: &ClientMessage) {
+        let text = serde_json::to_string(message).expect("client messages serialize");
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send to the feed");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send to the feed");
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}

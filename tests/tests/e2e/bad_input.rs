@@ -1,0 +1,499 @@
+//! Refusals: every bad request gets a JSON error with a stable code and changes nothing.
+
+use conjunction_protocol::StateKind;
+use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
+use conjunction_tests::eventually;
+use conjunction_tests::mock_ci::{Behaviour, MockCi};
+use reqwest::Method;
+
+use crate::*;
+
+/// Sends a raw request and checks the status and the error code of the JSON answer.
+async fn refused(
+    api: &Client,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+    status: u16,
+    code: &str,
+) {
+    let raw = api
+        .raw(method.clone(), path, token, Some(body.to_vec()))
+        .await
+        .unwrap();
+    let json = raw.json();
+    assert_eq!(raw.status, status, "{method} {path}: {json}");
+    assert_eq!(json["error"], code, "{method} {path}: {json}");
+    let message = json["message"].as_str().unwrap_or_default();
+    assert!(message.len() > 20, "a sentence a person can act on: {json}");
+}
+
+/// Everything a client can see, to check that refusals change nothing.
+async fn picture(api: &Client) -> String {
+    let projects = serde_json::to_string(&api.projects().await.unwrap()).unwrap();
+    let mut out = projects;
+    for r in api.roots(100).await.unwrap() {
+        out.push_str(&serde_json::to_string(&api.root(r.id).await.unwrap()).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    ci.set("acme/b", Behaviour::Silent);
+    let api = &d.api;
+    let a_token = register(api, "acme/a", &[], None).await;
+    let b_token = register(api, "acme/b", &["acme/a"], Some(&ci)).await;
+    register(api, "acme/c", &["acme/a"], Some(&ci)).await;
+    let ack = report_root(api, &a_token, "acme/a", "1.0.0").await;
+    let event = settled_or_triggered(api, ack.root).await;
+    let b = node_of(&event, "acme/b").clone();
+    let c = node_of(&event, "acme/c").clone();
+    let b_build_token = ci.triggers_of("acme/b")[0].payload.report.token.clone();
+
+    let before = picture(api).await;
+    let op = Some(OPERATOR_TOKEN);
+    let put = "/v1/projects/acme%2Fnew";
+
+    // 400: malformed JSON, unknown fields, bad values, bounds.
+    refused(
+        api,
+        Method::PUT,
+        put,
+        op,
+        b"{\"name\":",
+        400,
+        "invalid_json",
+    )
+    .await;
+    refused(
+        api,
+        Method::PUT,
+        put,
+        op,
+        br#"{"name":"x","colour":"red"}"#,
+        400,
+        "invalid_body",
+    )
+    .await;
+    refused(
+        api,
+        Method::PUT,
+        put,
+        op,
+        br#"{"name":"x","trigger":{"kind":"fax","url":"https://x"}}"#,
+        400,
+        "invalid_body",
+    )
+    .await;
+    let long_name = format!(r#"{{"name":"{}"}}"#, "n".repeat(300));
+    refused(
+        api,
+        Method::PUT,
+        put,
+        op,
+        long_name.as_bytes(),
+        400,
+        "invalid_field",
+    )
+    .await;
+    refused(
+        api,
+        Method::PUT,
+        put,
+        op,
+        br#"{"name":"x","depends_on":[{"project":"acme/a","range":"not a range"}]}"#,
+        400,
+        "invalid_field",
+    )
+    .await;
+    refused(
+        api,
+        Method::PUT,
+        "/v1/projects/Acme%2FNew",
+        op,
+        br#"{"name":"x"}"#,
+        400,
+        "invalid_field",
+    )
+    .await;
+    let meta: Vec<String> = (0..40).map(|i| format!(r#""k{i}":"v""#)).collect();
+    let too_much_meta = format!(
+        r#"{{"project":"acme/a","state":"passed","metadata":{{{}}}}}"#,
+        meta.join(",")
+    );
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&a_token),
+        too_much_meta.as_bytes(),
+        400,
+        "invalid_field",
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&a_token),
+        br#"{"project":"acme/a","state":"exploded"}"#,
+        400,
+        "invalid_body",
+    )
+    .await;
+    let mismatch = format!(
+        r#"{{"project":"acme/a","build":"{}","state":"passed"}}"#,
+        b.id
+    );
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_build_token),
+        mismatch.as_bytes(),
+        400,
+        "project_mismatch",
+    )
+    .await;
+
+    // 401: missing or unknown tokens.
+    refused(
+        api,
+        Method::PUT,
+        put,
+        None,
+        br#"{"name":"x"}"#,
+        401,
+        "unauthorized",
+    )
+    .await;
+    refused(
+        api,
+        Method::PUT,
+        put,
+        Some("cjo_wrong"),
+        br#"{"name":"x"}"#,
+        401,
+        "unauthorized",
+    )
+    .await;
+    refused(
+        api,
+        Method::GET,
+        "/v1/roots",
+        Some(&a_token),
+        b"",
+        401,
+        "unauthorized",
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        None,
+        br#"{"project":"acme/a","state":"passed"}"#,
+        401,
+        "unauthorized",
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some("cjr_unknown"),
+        br#"{"project":"acme/a","state":"passed"}"#,
+        401,
+        "unauthorized",
+    )
+    .await;
+
+    // 403: a token for another project or another build.
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_token),
+        br#"{"project":"acme/a","state":"passed"}"#,
+        403,
+        "forbidden",
+    )
+    .await;
+    let other_build = format!(
+        r#"{{"project":"acme/c","build":"{}","state":"passed"}}"#,
+        c.id
+    );
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_build_token),
+        other_build.as_bytes(),
+        403,
+        "forbidden",
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_build_token),
+        br#"{"project":"acme/b","state":"passed"}"#,
+        403,
+        "forbidden",
+    )
+    .await;
+    let wrong_attempt = format!(
+        r#"{{"project":"acme/b","build":"{}","attempt":2,"state":"passed"}}"#,
+        b.id
+    );
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_build_token),
+        wrong_attempt.as_bytes(),
+        403,
+        "forbidden",
+    )
+    .await;
+
+    // 404: unknown project, build, root, endpoint.
+    refused(
+        api,
+        Method::GET,
+        "/v1/projects/acme%2Fnope",
+        op,
+        b"",
+        404,
+        "unknown_project",
+    )
+    .await;
+    refused(
+        api,
+        Method::DELETE,
+        "/v1/projects/acme%2Fnope",
+        op,
+        b"",
+        404,
+        "unknown_project",
+    )
+    .await;
+    let ghost = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    refused(
+        api,
+        Method::GET,
+        &format!("/v1/builds/{ghost}"),
+        op,
+        b"",
+        404,
+        "unknown_build",
+    )
+    .await;
+    refused(
+        api,
+        Method::POST,
+        &format!("/v1/builds/{ghost}/rebuild"),
+        op,
+        b"",
+        404,
+        "unknown_build",
+    )
+    .await;
+    refused(
+        api,
+        Method::GET,
+        &format!("/v1/roots/{ghost}"),
+        op,
+        b"",
+        404,
+        "unknown_root",
+    )
+    .await;
+    let ghost_report = format!(r#"{{"project":"acme/b","build":"{ghost}","state":"passed"}}"#);
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_token),
+        ghost_report.as_bytes(),
+        404,
+        "unknown_build",
+    )
+    .await;
+    refused(
+        api,
+        Method::GET,
+        "/v1/projects/acme/a",
+        op,
+        b"",
+        404,
+        "no_such_endpoint",
+    )
+    .await;
+
+    // 413: a body over 1 MiB.
+    let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(1024 * 1024 + 10));
+    refused(
+        api,
+        Method::PUT,
+        put,
+        op,
+        huge.as_bytes(),
+        413,
+        "body_too_large",
+    )
+    .await;
+
+    // 409: a rebuild of a build in progress, a report for a node never triggered.
+    refused(
+        api,
+        Method::POST,
+        &format!("/v1/builds/{}/rebuild", b.id),
+        op,
+        b"",
+        409,
+        "in_progress",
+    )
+    .await;
+
+    assert_eq!(picture(api).await, before, "refusals changed nothing");
+
+    // b finishes; the same final report again changes nothing; a different one conflicts.
+    let passed = format!(
+        r#"{{"project":"acme/b","build":"{}","state":"passed"}}"#,
+        b.id
+    );
+    let first = api
+        .raw(
+            Method::POST,
+            "/v1/reports",
+            Some(&b_build_token),
+            Some(passed.clone().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.status, 200, "{}", first.json());
+    let mid = picture(api).await;
+    let again = api
+        .raw(
+            Method::POST,
+            "/v1/reports",
+            Some(&b_build_token),
+            Some(passed.into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.json(),
+        first.json(),
+        "the duplicate is answered as the original"
+    );
+    let failed = format!(
+        r#"{{"project":"acme/b","build":"{}","state":"failed"}}"#,
+        b.id
+    );
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_build_token),
+        failed.as_bytes(),
+        409,
+        "already_final",
+    )
+    .await;
+
+    // After a rebuild, the first attempt's token reports on an older attempt: 409.
+    let rebuilt = api.rebuild(b.id).await.unwrap();
+    assert_eq!(rebuilt.attempt, 2);
+    let late = format!(
+        r#"{{"project":"acme/b","build":"{}","state":"failed"}}"#,
+        b.id
+    );
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_build_token),
+        late.as_bytes(),
+        409,
+        "stale_attempt",
+    )
+    .await;
+    let late_with_project_token = format!(
+        r#"{{"project":"acme/b","build":"{}","attempt":1,"state":"failed"}}"#,
+        b.id
+    );
+    refused(
+        api,
+        Method::POST,
+        "/v1/reports",
+        Some(&b_token),
+        late_with_project_token.as_bytes(),
+        409,
+        "stale_attempt",
+    )
+    .await;
+    assert_ne!(picture(api).await, mid, "the rebuild itself was recorded");
+    let now = api.build(b.id).await.unwrap();
+    assert_eq!(now.attempt, 2);
+    assert!(matches!(
+        now.state.kind(),
+        StateKind::Queued | StateKind::Triggered
+    ));
+    d.stop().await;
+}
+
+/// Waits until b and c are triggered (b's CI stays silent, c passes).
+async fn settled_or_triggered(
+    api: &Client,
+    root: conjunction_protocol::BuildId,
+) -> conjunction_protocol::RootEvent {
+    eventually("b triggered and c passed", WAIT, || async move {
+        let e = api.root(root).await.ok()?;
+        (state_of(&e, "acme/b") == StateKind::Triggered
+            && state_of(&e, "acme/c") == StateKind::Passed)
+            .then_some(e)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn secrets_are_never_returned() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let report_token = register(&d.api, "acme/a", &[], Some(&ci)).await;
+    for path in ["/v1/projects", "/v1/projects/acme%2Fa"] {
+        let raw = d
+            .api
+            .raw(Method::GET, path, Some(OPERATOR_TOKEN), None)
+            .await
+            .unwrap();
+        let body = String::from_utf8(raw.body).unwrap();
+        for secret in [SECRET, TRIGGER_TOKEN, report_token.as_str()] {
+            assert!(!body.contains(secret), "{path} leaks a secret: {body}");
+        }
+        assert!(body.contains("\"has_secret\":true"), "{body}");
+    }
+    // An update without report_token keeps the old one and does not return it.
+    let (status, answer) = d
+        .api
+        .put_project(&pid("acme/a"), &spec("acme/a", &[], Some(&ci)))
+        .await
+        .unwrap();
+    assert_eq!((status, answer.outcome.as_str()), (200, "unchanged"));
+    assert!(answer.report_token.is_none());
+    let ack = d
+        .api
+        .report(&report_token, &root_report("acme/a", "1.0.0"))
+        .await
+        .unwrap();
+    assert_eq!(ack.state, StateKind::Passed);
+    d.stop().await;
+}

@@ -1,0 +1,171 @@
+//! The live feed: snapshot, ordered updates, resuming with `since`, and rebuilds.
+
+use std::time::Duration;
+
+use conjunction_protocol::ws::{Change, ClientMessage, Event, ServerMessage};
+use conjunction_protocol::PROTOCOL_VERSION;
+use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
+use conjunction_tests::feed::Feed;
+use conjunction_tests::mock_ci::MockCi;
+
+use crate::*;
+
+const MSG: Duration = Duration::from_secs(10);
+
+async fn expect_hello(feed: &mut Feed) {
+    match feed.next(MSG).await {
+        ServerMessage::Hello { protocol, .. } => assert_eq!(protocol, PROTOCOL_VERSION),
+        other => panic!("expected hello, got {other:?}"),
+    }
+}
+
+async fn next_event(feed: &mut Feed) -> Event {
+    match feed.next(MSG).await {
+        ServerMessage::Event(e) => *e,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+/// Reads events until the root event's nodes are all final; returns every event read.
+async fn events_until_settled(
+    feed: &mut Feed,
+    api: &Client,
+    root: conjunction_protocol::BuildId,
+) -> Vec<Event> {
+    let mut out = Vec::new();
+    let target = settled(api, root).await;
+    let last_seq = target.nodes.iter().map(|n| n.seq).max().unwrap_or(0);
+    while out.last().is_none_or(|e: &Event| e.seq < last_seq) {
+        out.push(next_event(feed).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn feed_sends_a_snapshot_then_every_change_in_order_and_resumes_exactly() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let token = register(&d.api, "acme/a", &[], None).await;
+    register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
+    register(&d.api, "acme/c", &["acme/b"], Some(&ci)).await;
+
+    // A feed without a token is refused before the upgrade.
+    assert!(Feed::connect(&d.api.feed_url(None), "cjo_wrong")
+        .await
+        .is_err());
+
+    let mut watcher = Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut watcher).await;
+    let start = match watcher.next(MSG).await {
+        ServerMessage::Snapshot {
+            seq,
+            projects,
+            roots,
+        } => {
+            assert_eq!(projects.len(), 3);
+            assert!(roots.is_empty());
+            assert!(projects
+                .iter()
+                .all(|p| p.trigger.as_ref().is_none_or(|t| t.has_secret)));
+            seq
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    };
+    let mut resumer = Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut resumer).await;
+    assert!(matches!(resumer.next(MSG).await, ServerMessage::Snapshot { seq, .. } if seq == start));
+
+    // First cascade: both clients see it.
+    let first = report_root(&d.api, &token, "acme/a", "1.0.0").await;
+    let seen = events_until_settled(&mut watcher, &d.api, first.root).await;
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    let expected: Vec<u64> = (start + 1..=start + seqs.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "events arrive in sequence order without gaps"
+    );
+    assert!(matches!(seen[0].change, Change::RootCreated { .. }));
+    let resumer_seen = events_until_settled(&mut resumer, &d.api, first.root).await;
+    assert_eq!(resumer_seen, seen);
+    let resume_from = resumer_seen.last().unwrap().seq;
+    resumer.close().await;
+
+    // Second cascade while the resumer is away.
+    let second = report_root(&d.api, &token, "acme/a", "1.1.0").await;
+    let missed = events_until_settled(&mut watcher, &d.api, second.root).await;
+    assert!(!missed.is_empty());
+
+    let mut back = Feed::connect(&d.api.feed_url(Some(resume_from)), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut back).await;
+    let mut replayed = Vec::new();
+    for _ in 0..missed.len() {
+        replayed.push(next_event(&mut back).await);
+    }
+    assert_eq!(replayed, missed, "exactly what was missed, no snapshot");
+
+    // A resume point ahead of the log (another database) gets a fresh snapshot.
+    let mut lost = Feed::connect(&d.api.feed_url(Some(1_000_000)), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut lost).await;
+    assert!(
+        matches!(lost.next(MSG).await, ServerMessage::Snapshot { roots, .. } if roots.len() == 2)
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn feed_takes_rebuilds_and_explains_bad_messages() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let token = register(&d.api, "acme/a", &[], None).await;
+    register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
+    let ack = report_root(&d.api, &token, "acme/a", "1.0.0").await;
+    let event = settled(&d.api, ack.root).await;
+    let b = node_of(&event, "acme/b").id;
+
+    let mut feed = Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut feed).await;
+    assert!(matches!(
+        feed.next(MSG).await,
+        ServerMessage::Snapshot { .. }
+    ));
+
+    feed.send_text("{\"type\":\"explode\"}").await;
+    match feed.next(MSG).await {
+        ServerMessage::Error { error, message } => {
+            assert_eq!(error, "invalid_message");
+            assert!(message.contains("rebuild"), "{message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    feed.send(&ClientMessage::Rebuild { build: ack.root }).await;
+    match feed.next(MSG).await {
+        ServerMessage::Error { error, .. } => assert_eq!(error, "no_trigger"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+
+    feed.send(&ClientMessage::Rebuild { build: b }).await;
+    let mut started = None;
+    while started.is_none() {
+        match feed.next(MSG).await {
+            ServerMessage::RebuildStarted { build, attempt, .. } => {
+                started = Some((build, attempt))
+            }
+            ServerMessage::Event(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(started, Some((b, 2)));
+    let event = settled(&d.api, ack.root).await;
+    assert_eq!(node_of(&event, "acme/b").attempt, 2);
+    d.stop().await;
+}

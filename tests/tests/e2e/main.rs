@@ -1,0 +1,112 @@
+//! End-to-end tests: the real daemon on loopback, a mock CI server that takes triggers
+//! and reports back, and real HTTP and websocket clients. All compile into one test
+//! binary; shared helpers live here and in the `conjunction_tests` library.
+
+mod bad_input;
+mod cascade;
+mod crash;
+mod feed;
+mod triggers;
+
+use std::time::Duration;
+
+use conjunction_protocol::{
+    BuildId, Contact, Dependency, ProjectId, ProjectSpec, Report, ReportAck, ReportState,
+    RootEvent, StateKind, TriggerSpec,
+};
+use conjunction_tests::eventually;
+use conjunction_tests::mock_ci::MockCi;
+use conjunction_tui::client::Client;
+
+pub const SECRET: &str = "webhook-signing-secret";
+pub const TRIGGER_TOKEN: &str = "ci-trigger-token";
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub fn pid(s: &str) -> ProjectId {
+    ProjectId::parse(s).expect("test project ids are valid")
+}
+
+pub fn spec(name: &str, deps: &[&str], mock: Option<&MockCi>) -> ProjectSpec {
+    ProjectSpec {
+        name: name.into(),
+        contacts: vec![Contact {
+            name: format!("{name} maintainer"),
+            email: Some("maintainer@acme.example".into()),
+            chat: Some("@maint".into()),
+            role: Some("maintainer".into()),
+        }],
+        depends_on: deps
+            .iter()
+            .map(|d| Dependency {
+                project: pid(d),
+                range: None,
+            })
+            .collect(),
+        trigger: mock.map(|m| TriggerSpec::Webhook {
+            url: m.url(),
+            token: Some(TRIGGER_TOKEN.into()),
+            secret: Some(SECRET.into()),
+        }),
+        report_token: None,
+        package: None,
+    }
+}
+
+/// Registers a project whose trigger points at `mock`; returns its generated report token.
+pub async fn register(api: &Client, id: &str, deps: &[&str], mock: Option<&MockCi>) -> String {
+    let (status, answer) = api
+        .put_project(&pid(id), &spec(id, deps, mock))
+        .await
+        .unwrap_or_else(|e| panic!("registering {id}: {e}"));
+    assert_eq!(status, 201, "{id} is created");
+    answer
+        .report_token
+        .expect("a new project gets a generated report token")
+}
+
+pub fn root_report(project: &str, version: &str) -> Report {
+    Report {
+        project: pid(project),
+        build: None,
+        attempt: None,
+        state: ReportState::Passed,
+        version: Some(version.into()),
+        commit: Some("9f1c2e0".into()),
+        git_ref: Some("main".into()),
+        url: Some("https://ci.example/runs/881".into()),
+        summary: None,
+        metadata: [("pipeline".to_owned(), "release".to_owned())].into(),
+    }
+}
+
+pub async fn report_root(api: &Client, token: &str, project: &str, version: &str) -> ReportAck {
+    api.report(token, &root_report(project, version))
+        .await
+        .unwrap_or_else(|e| panic!("root report of {project}: {e}"))
+}
+
+/// Waits until every node of the root event is in a final state.
+pub async fn settled(api: &Client, root: BuildId) -> RootEvent {
+    eventually("the cascade to settle", WAIT, || async move {
+        let event = api.root(root).await.ok()?;
+        event
+            .nodes
+            .iter()
+            .all(|n| n.state.kind().is_final())
+            .then_some(event)
+    })
+    .await
+}
+
+/// The state of `project`'s node in `event`.
+pub fn state_of(event: &RootEvent, project: &str) -> StateKind {
+    node_of(event, project).state.kind()
+}
+
+pub fn node_of<'a>(event: &'a RootEvent, project: &str) -> &'a conjunction_protocol::Node {
+    event
+        .nodes
+        .iter()
+        .find(|n| n.project.as_str() == project)
+        .unwrap_or_else(|| panic!("{project} has a node in the event"))
+}

@@ -1,0 +1,243 @@
+//! The command-line subcommands: what CI scripts and operators type.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use conjunction_protocol::limits::MAX_SUMMARY;
+use conjunction_protocol::{BuildId, ProjectId, Report, ReportState};
+
+use crate::client::Client;
+
+/// Links CI pipelines across projects: report builds, register projects and watch
+/// cascades.
+#[derive(Parser, Debug)]
+#[command(name = "conjunction", version)]
+pub struct Cli {
+    /// The daemon's URL [env: CONJUNCTION_URL; default: http://127.0.0.1:7431]
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// The bearer token: an operator token, or for `report` a report or build token
+    /// [env: CONJUNCTION_TOKEN]
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Report a build's state (for CI scripts); prints the build id
+    Report(Box<ReportArgs>),
+    /// Create or update the projects in a TOML file
+    Apply {
+        /// The projects file
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// List registered projects
+    Projects,
+    /// List the direct and transitive dependents of a project
+    Dependents { project: ProjectId },
+    /// Show a root event's cascade as a tree
+    Tree { root: BuildId },
+    /// Start the next attempt of a build
+    Rebuild { build: BuildId },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum StateArg {
+    Running,
+    Passed,
+    Failed,
+    Errored,
+    Cancelled,
+}
+
+impl From<StateArg> for ReportState {
+    fn from(s: StateArg) -> Self {
+        match s {
+            StateArg::Running => ReportState::Running,
+            StateArg::Passed => ReportState::Passed,
+            StateArg::Failed => ReportState::Failed,
+            StateArg::Errored => ReportState::Errored,
+            StateArg::Cancelled => ReportState::Cancelled,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The project the build belongs to
+    #[arg(long)]
+    pub project: ProjectId,
+    #[arg(long, value_enum)]
+    pub state: StateArg,
+    /// The build id from the trigger payload; leave out to start a root event
+    #[arg(long)]
+    pub build: Option<BuildId>,
+    /// The attempt from the trigger payload
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    #[arg(long)]
+    pub version: Option<String>,
+    #[arg(long)]
+    pub commit: Option<String>,
+    #[arg(long = "ref")]
+    pub git_ref: Option<String>,
+    /// Where the CI shows this build
+    #[arg(long = "build-url")]
+    pub build_url: Option<String>,
+    /// A short failure summary
+    #[arg(long, conflicts_with = "summary_file")]
+    pub summary: Option<String>,
+    /// Read the summary from a file (its last 16 KiB are kept), such as a test log
+    #[arg(long)]
+    pub summary_file: Option<PathBuf>,
+    /// Metadata as key=value, repeatable
+    #[arg(long = "meta", value_parser = parse_meta)]
+    pub meta: Vec<(String, String)>,
+}
+
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+/// Keeps the end of a long log: failures are usually at the bottom.
+fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_owned()
+}
+
+pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
+    match command {
+        Command::Report(args) => report(*args, client).await,
+        Command::Apply { file } => apply(&file, client).await,
+        Command::Projects => {
+            let projects = client.projects().await?;
+            if projects.is_empty() {
+                println!("no projects registered");
+            }
+            for p in projects {
+                let deps: Vec<String> = p
+                    .depends_on
+                    .iter()
+                    .map(|d| match &d.range {
+                        Some(r) => format!("{} {r}", d.project),
+                        None => d.project.to_string(),
+                    })
+                    .collect();
+                let contacts: Vec<&str> = p.contacts.iter().map(|c| c.name.as_str()).collect();
+                println!(
+                    "{}\t{}\tdepends on: {}\tcontacts: {}\ttrigger: {}",
+                    p.id,
+                    p.name,
+                    if deps.is_empty() {
+                        "-".into()
+                    } else {
+                        deps.join(", ")
+                    },
+                    if contacts.is_empty() {
+                        "-".into()
+                    } else {
+                        contacts.join(", ")
+                    },
+                    p.trigger
+                        .map_or_else(|| "-".into(), |t| format!("{} {}", t.kind, t.url)),
+                );
+            }
+            Ok(())
+        }
+        Command::Dependents { project } => {
+            let deps = client.dependents(&project).await?;
+            if deps.is_empty() {
+                println!("nothing depends on {project}");
+            }
+            for d in deps {
+                let via: Vec<&str> = d.via.iter().map(ProjectId::as_str).collect();
+                println!("{}\tdepth {}\tvia {}", d.project, d.depth, via.join(", "));
+            }
+            Ok(())
+        }
+        Command::Tree { root } => {
+            let event = client.root(root).await?;
+            print!("{}", crate::tree::render(&event));
+            Ok(())
+        }
+        Command::Rebuild { build } => {
+            let node = client.rebuild(build).await?;
+            println!("{} attempt {} {}", node.id, node.attempt, node.state.kind());
+            Ok(())
+        }
+    }
+}
+
+async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
+    let Some(token) = client.token() else {
+        bail!("no token: set CONJUNCTION_TOKEN to the project's report token or the build token from the trigger");
+    };
+    let summary = match (&args.summary, &args.summary_file) {
+        (Some(s), _) => Some(tail(s, MAX_SUMMARY)),
+        (None, Some(path)) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(tail(&String::from_utf8_lossy(&bytes), MAX_SUMMARY))
+        }
+        (None, None) => None,
+    };
+    let report = Report {
+        project: args.project,
+        build: args.build,
+        attempt: args.attempt,
+        state: args.state.into(),
+        version: args.version,
+        commit: args.commit,
+        git_ref: args.git_ref,
+        url: args.build_url,
+        summary,
+        metadata: args.meta.into_iter().collect::<BTreeMap<_, _>>(),
+    };
+    let ack = client.report(token, &report).await?;
+    println!("{}", ack.build);
+    Ok(())
+}
+
+async fn apply(file: &std::path::Path, client: &Client) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let entries = crate::apply::parse(&text, |k| std::env::var(k).ok())?;
+    let mut failed = 0;
+    for entry in entries {
+        match client.put_project(&entry.id, &entry.spec).await {
+            Ok((_, answer)) => {
+                match &answer.report_token {
+                    Some(t) => println!(
+                        "{} {} (report token, shown once: {t})",
+                        answer.outcome, entry.id
+                    ),
+                    None => println!("{} {}", answer.outcome, entry.id),
+                }
+                for w in &answer.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("failed {}: {e}", entry.id);
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} project(s) were not applied");
+    }
+    Ok(())
+}

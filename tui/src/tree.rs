@@ -1,0 +1,72 @@
+//! Printing a root event as an indented tree, for `conjunction tree`.
+
+use std::fmt::Write;
+
+use conjunction_protocol::tree::assemble;
+use conjunction_protocol::{NodeState, RootEvent, Timestamp};
+
+/// Renders `event` as text: one line per node, children indented under parents.
+pub fn render(event: &RootEvent) -> String {
+    let mut out = String::new();
+    let s = &event.summary;
+    let _ = writeln!(
+        out,
+        "{}{} (root {}, {})",
+        s.project,
+        s.version
+            .as_deref()
+            .map(|v| format!("@{v}"))
+            .unwrap_or_default(),
+        s.id,
+        s.created_at
+    );
+    for note in &s.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    for line in assemble(&event.nodes) {
+        let node = &event.nodes[line.node];
+        let mut text = format!(
+            "{}{} {}",
+            "  ".repeat(line.depth),
+            node.project,
+            node.state.kind()
+        );
+        if node.attempt > 1 {
+            let _ = write!(text, " (attempt {})", node.attempt);
+        }
+        if let Some(d) = duration(node.started_at.or(node.triggered_at), node.finished_at) {
+            let _ = write!(text, " {d}");
+        }
+        if line.shared {
+            text.push_str(if line.elsewhere {
+                " [shared, shown above]"
+            } else {
+                " [shared]"
+            });
+        }
+        if !line.elsewhere {
+            if let Some(reason) = node.state.reason() {
+                let _ = write!(text, " - {reason}");
+            } else if matches!(node.state, NodeState::Failed | NodeState::Errored) {
+                if let Some(summary) = node.summary.as_deref().and_then(|s| s.lines().next()) {
+                    let _ = write!(text, " - {summary}");
+                }
+            }
+            if let Some(url) = &node.url {
+                let _ = write!(text, " <{url}>");
+            }
+        }
+        let _ = writeln!(out, "{text}");
+    }
+    out
+}
+
+fn duration(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<String> {
+    let d = to?.since(from?);
+    let secs = d.as_secs();
+    Some(if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    })
+}
