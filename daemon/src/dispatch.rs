@@ -137,10 +137,7 @@ impl Dispatcher {
                         let this = this.clone();
                         let permits = permits.clone();
                         let retry = retry.clone();
-                        in_flight.spawn(async move {
-                            let Ok(_permit) = permits.acquire_owned().await else { return };
-                            this.deliver(entry, retry).await;
-                        });
+                        in_flight.spawn(async move { this.deliver(entry, permits, retry).await });
                     }
                 }
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
@@ -161,7 +158,14 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, mut entry: OutboxEntry, retry: mpsc::UnboundedSender<OutboxEntry>) {
+    /// Makes one delivery attempt, holding a permit only while the request is out,
+    /// and records its outcome through the writer.
+    async fn deliver(
+        &self,
+        mut entry: OutboxEntry,
+        permits: Arc<Semaphore>,
+        retry: mpsc::UnboundedSender<OutboxEntry>,
+    ) {
         let trigger = match self.store.trigger_of(&entry.project) {
             Ok(t) => t,
             Err(e) => {
@@ -173,7 +177,12 @@ impl Dispatcher {
         };
         let result = match &trigger {
             None => AttemptResult::Refused(format!("{} has no trigger configured", entry.project)),
-            Some(t) => self.attempt(t, &entry).await,
+            Some(t) => {
+                let Ok(_permit) = permits.acquire().await else {
+                    return;
+                };
+                self.attempt(t, &entry).await
+            }
         };
         let tries = entry.tries + 1;
         let delivery = match result {

@@ -9,7 +9,7 @@
 //! Each command checks everything that could refuse it before its first write, so a
 //! refused command changes nothing even though it shares a transaction with others.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -230,7 +230,7 @@ impl Writer {
                 for command in batch {
                     answers.push(self.execute(&mut tx, command, &mut graph_before)?);
                 }
-                tx.meta.insert(SEQ_KEY, tx.seq)?;
+                tx.finish()?;
                 (tx.published, tx.queued)
             };
             txn.commit()?;
@@ -387,7 +387,7 @@ impl Writer {
             warnings.push(format!("dependency cycle: {}", path.join(" -> ")));
         }
         for d in &view.depends_on {
-            if tx.project(&d.project)?.is_none() {
+            if !tx.has_project(&d.project)? {
                 warnings.push(format!(
                     "{} is not registered yet; {id} will be triggered by it once it is registered and reports",
                     d.project
@@ -457,7 +457,7 @@ impl Writer {
                 ))))
             }
         }
-        if tx.project(&report.project)?.is_none() {
+        if !tx.has_project(&report.project)? {
             return Ok(Err(unknown_project(&report.project)));
         }
         let now = tx.now;
@@ -499,10 +499,8 @@ impl Writer {
                 blocked_by: None,
             }],
         };
-        tx.emit(Change::RootCreated {
-            root: root.summary(),
-        })?;
         let mut work = EventWork::new(root);
+        work.created = true;
         work.nodes.insert(0, node);
         work.dirty.insert(0);
         if state == NodeState::Passed {
@@ -591,10 +589,15 @@ impl Writer {
                 node.root
             ))));
         };
-        if i == 0 {
+        if i == 0
+            && (work.root.version != updated.version
+                || work.root.commit != updated.commit
+                || work.root.git_ref != updated.git_ref)
+        {
             work.root.version.clone_from(&updated.version);
             work.root.commit.clone_from(&updated.commit);
             work.root.git_ref.clone_from(&updated.git_ref);
+            work.header_changed = true;
         }
         let passed_root =
             i == 0 && updated.state == NodeState::Passed && !work.root.cascade_started;
@@ -732,10 +735,13 @@ impl Writer {
         if updated == node {
             return Ok(());
         }
+        let ended = updated.state.kind().is_final();
         work.root.members[i].state = updated.state.kind();
         work.nodes.insert(i, updated);
         work.dirty.insert(i);
-        self.settle(tx, &mut work)?;
+        if ended {
+            self.settle(tx, &mut work)?;
+        }
         work.flush(tx, build)?;
         Ok(())
     }
@@ -745,6 +751,7 @@ impl Writer {
         let plan = plan_cascade(&self.graph, &work.root.project);
         work.root.notes = plan.notes;
         work.root.cascade_started = true;
+        work.header_changed = true;
         let mut ids = vec![work.root.id];
         for _ in 1..plan.nodes.len() {
             ids.push(BuildId(self.next_ulid()));
@@ -924,6 +931,10 @@ struct EventWork {
     root: StoredRoot,
     nodes: BTreeMap<usize, Node>,
     dirty: BTreeSet<usize>,
+    /// The root event is new in this command.
+    created: bool,
+    /// The root event's own fields (not its members) changed.
+    header_changed: bool,
 }
 
 impl EventWork {
@@ -932,10 +943,15 @@ impl EventWork {
             root,
             nodes: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            created: false,
+            header_changed: false,
         }
     }
 
     fn load(tx: &Tx<'_>, root: BuildId) -> Result<Option<Self>, StoreError> {
+        if let Some(cached) = tx.root_cache.get(&root) {
+            return Ok(Some(Self::new(cached.clone())));
+        }
         let found = tx.roots.get(root.0 .0)?;
         Ok(found
             .map(|g| decode::<StoredRoot>(g.value()))
@@ -962,6 +978,15 @@ impl EventWork {
     /// Writes every changed node (one event each, parents first) and the root record,
     /// and returns node `wanted` as written.
     fn flush(mut self, tx: &mut Tx<'_>, wanted: BuildId) -> Result<Node, StoreError> {
+        if self.created {
+            tx.emit(Change::RootCreated {
+                root: self.root.summary(),
+            })?;
+        } else if self.header_changed {
+            tx.emit(Change::RootChanged {
+                root: self.root.summary(),
+            })?;
+        }
         let mut found = None;
         for i in std::mem::take(&mut self.dirty) {
             let Some(mut node) = self.nodes.remove(&i) else {
@@ -974,8 +999,7 @@ impl EventWork {
                 found = Some(node);
             }
         }
-        tx.roots
-            .insert(self.root.id.0 .0, encode(&self.root).as_slice())?;
+        tx.root_cache.insert(self.root.id, self.root);
         match found {
             Some(n) => Ok(n),
             None => tx.node(wanted)?.ok_or_else(|| {
@@ -1000,6 +1024,9 @@ struct Tx<'t> {
     now: Timestamp,
     published: Vec<Published>,
     queued: Vec<OutboxEntry>,
+    /// Root records changed in this batch, written once at its end: a batch of many
+    /// reports about one large event then encodes its index once, not once per report.
+    root_cache: HashMap<BuildId, StoredRoot>,
 }
 
 impl<'t> Tx<'t> {
@@ -1018,7 +1045,17 @@ impl<'t> Tx<'t> {
             now: Timestamp::from_system_time(SystemTime::now()),
             published: Vec::new(),
             queued: Vec::new(),
+            root_cache: HashMap::new(),
         })
+    }
+
+    /// Writes the batch's changed root records and the sequence number.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        for (id, root) in self.root_cache.drain() {
+            self.roots.insert(id.0 .0, encode(&root).as_slice())?;
+        }
+        self.meta.insert(SEQ_KEY, self.seq)?;
+        Ok(())
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -1047,6 +1084,10 @@ impl<'t> Tx<'t> {
     fn project(&self, id: &ProjectId) -> Result<Option<StoredProject>, StoreError> {
         let found = self.projects.get(id.as_str())?;
         found.map(|g| decode(g.value())).transpose()
+    }
+
+    fn has_project(&self, id: &ProjectId) -> Result<bool, StoreError> {
+        Ok(self.projects.get(id.as_str())?.is_some())
     }
 
     fn node(&self, id: BuildId) -> Result<Option<Node>, StoreError> {

@@ -30,6 +30,11 @@ pub enum Change {
     RootCreated {
         root: RootSummary,
     },
+    /// A root event's own fields changed: its version, commit or ref (reported by the
+    /// root build), or its notes (when the cascade was planned).
+    RootChanged {
+        root: RootSummary,
+    },
     NodeChanged {
         node: Node,
     },
