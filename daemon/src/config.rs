@@ -151,6 +151,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_parses() {
+        let c: FileConfig = toml::from_str(include_str!("../../packaging/conjunctiond.toml")).unwrap();
+        assert_eq!(c.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
+        assert_eq!(c.dispatch, DispatchConfig::default());
+    }
+
+    #[test]
     fn the_config_file_refuses_unknown_keys() {
         assert!(toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\ncolour = 1").is_err());
         let c: FileConfig =
