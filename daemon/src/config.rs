@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn the_shipped_example_config_parses() {
-        let c: FileConfig = toml::from_str(include_str!("../../packaging/conjunctiond.toml")).unwrap();
+        let c: FileConfig =
+            toml::from_str(include_str!("../../packaging/conjunctiond.toml")).unwrap();
         assert_eq!(c.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
         assert_eq!(c.dispatch, DispatchConfig::default());
     }

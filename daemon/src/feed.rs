@@ -25,6 +25,8 @@ pub struct FeedConfig {
     pub max_replay: u64,
     /// How long one send to a client may take before the client is dropped.
     pub send_timeout: Duration,
+    /// Events kept for subscribers that are behind; one further behind is dropped.
+    pub buffer: usize,
 }
 
 impl Default for FeedConfig {
@@ -33,6 +35,7 @@ impl Default for FeedConfig {
             snapshot_roots: 50,
             max_replay: 10_000,
             send_timeout: Duration::from_secs(10),
+            buffer: 4096,
         }
     }
 }

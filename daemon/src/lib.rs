@@ -81,7 +81,7 @@ pub async fn serve(
         .unwrap_or_else(|| format!("http://{address}"));
     let report_url = format!("{}/v1/reports", public_url.trim_end_matches('/'));
 
-    let hub = hub::Hub::new(4096);
+    let hub = hub::Hub::new(config.feed.buffer);
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
     let (writer, writer_thread) = writer::spawn(
         store.clone(),

@@ -41,22 +41,29 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Starts a daemon with a fresh temporary data directory.
     pub async fn start() -> Self {
+        Self::start_adjusted(|_| {}).await
+    }
+
+    /// Starts a daemon with a fresh temporary data directory after `adjust` has
+    /// changed the configuration.
+    pub async fn start_adjusted(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().to_owned();
-        let mut d = Self::start_in(&path, fast_dispatch()).await;
+        let mut config = Config::new(dir.path());
+        config.dispatch = fast_dispatch();
+        adjust(&mut config);
+        let mut d = Self::start_with(config).await;
         d._dir = Some(dir);
         d
     }
 
-    /// Starts a daemon on `data_dir` with the given dispatch settings.
-    pub async fn start_in(data_dir: &Path, dispatch: DispatchConfig) -> Self {
+    /// Starts a daemon with `config`, adding the test operator token.
+    pub async fn start_with(mut config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
-        let mut config = Config::new(data_dir);
+        let data_dir = config.data_dir.clone();
         config.operator_tokens = vec![OPERATOR_TOKEN.into()];
-        config.dispatch = dispatch;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             conjunction_daemon::serve(config, listener, async move {
@@ -71,7 +78,7 @@ impl TestDaemon {
             stop: Some(stop),
             task: Some(task),
             _dir: None,
-            data_dir: data_dir.to_owned(),
+            data_dir,
         }
     }
 

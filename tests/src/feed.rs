@@ -49,6 +49,25 @@ impl Feed {
         }
     }
 
+    /// The next message, or `None` once the daemon has closed the connection.
+    pub async fn next_or_end(&mut self, within: Duration) -> Option<ServerMessage> {
+        loop {
+            let msg = tokio::time::timeout(within, self.socket.next())
+                .await
+                .expect("a feed message or the end arrives in time");
+            match msg {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(
+                        serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("unreadable message {text}: {e}")),
+                    )
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     pub async fn send(&mut self, message: &ClientMessage) {
         let text = serde_json::to_string(message).expect("client messages serialize");
         self.socket

@@ -169,3 +169,67 @@ async fn feed_takes_rebuilds_and_explains_bad_messages() {
     assert_eq!(node_of(&event, "acme/b").attempt, 2);
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_without_slowing_reports_and_can_resume() {
+    let d = TestDaemon::start_adjusted(|c| {
+        c.feed.buffer = 32;
+        c.feed.send_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let token = register(&d.api, "acme/a", &[], None).await;
+    let mut slow = Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut slow).await;
+    let start = match slow.next(MSG).await {
+        ServerMessage::Snapshot { seq, .. } => seq,
+        other => panic!("expected a snapshot, got {other:?}"),
+    };
+
+    // The slow client reads nothing while 400 reports with 16 KiB summaries (about
+    // 13 MiB of events) are acknowledged: far more than socket buffers hold.
+    let summary = "x".repeat(16 * 1024 - 1);
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let (api, token, summary) = (d.api.clone(), token.clone(), summary.clone());
+        sends.spawn(async move {
+            let mut report = root_report("acme/a", &format!("1.0.{i}"));
+            report.state = conjunction_protocol::ReportState::Failed;
+            report.summary = Some(summary);
+            api.report(&token, &report).await
+        });
+    }
+    while let Some(answer) = sends.join_next().await {
+        answer
+            .unwrap()
+            .expect("reports are acknowledged while a client lags");
+    }
+    let last = d.api.roots(1).await.unwrap()[0].id;
+    let end_seq = d.api.root(last).await.unwrap().nodes[0].seq;
+
+    // Reading now, the slow client finds its connection closed before the end.
+    let mut seen = start;
+    while let Some(message) = slow.next_or_end(MSG).await {
+        if let ServerMessage::Event(e) = message {
+            assert_eq!(e.seq, seen + 1, "no gaps before the drop");
+            seen = e.seq;
+        }
+    }
+    assert!(
+        seen < end_seq,
+        "the slow client was dropped (it saw {seen} of {end_seq})"
+    );
+
+    // It resumes from where it was and receives exactly the rest.
+    let mut back = Feed::connect(&d.api.feed_url(Some(seen)), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut back).await;
+    while seen < end_seq {
+        let e = next_event(&mut back).await;
+        assert_eq!(e.seq, seen + 1);
+        seen = e.seq;
+    }
+    d.stop().await;
+}
