@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::Router;
-use conjunction_protocol::{ProjectId, ProjectSpec, Report, ReportState, TriggerSpec};
+use conjunction_protocol::{NodeState, ProjectId, ProjectSpec, Report, ReportState, TriggerSpec};
 use conjunction_tests::daemon::TestDaemon;
 
 use tokio::net::TcpListener;
@@ -130,11 +130,19 @@ async fn run() {
             summary: None,
             metadata: Default::default(),
         };
-        daemon.api.report(&root_token, &report).await.unwrap();
+        let ack = daemon.api.report(&root_token, &report).await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), waiter)
             .await
             .expect("all triggers arrive");
         fanout.push(start.elapsed().as_secs_f64() * 1000.0);
+        // Let the daemon record every delivery before the next run, so runs do not overlap.
+        loop {
+            let event = daemon.api.root(ack.root).await.unwrap();
+            if event.nodes.iter().all(|n| n.state != NodeState::Queued) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     println!(
         "1 root -> {FANOUT} triggers: median {:>7.1} ms  (runs: {})",
