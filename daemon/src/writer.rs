@@ -18,8 +18,7 @@ use conjunction_protocol::project::ProjectUpserted;
 use conjunction_protocol::trigger::{ReportEndpoint, TriggerParent, TriggerPayload, TriggerRoot};
 use conjunction_protocol::ws::{Change, Event, ServerMessage};
 use conjunction_protocol::{
-    BlockedBy, BuildId, Node, NodeState, ProjectId, ProjectSpec, Report, ReportAck, StateKind,
-    Timestamp,
+    BlockedBy, BuildId, Node, NodeState, ProjectId, ProjectSpec, Report, ReportAck, Timestamp,
 };
 use redb::{ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
@@ -501,8 +500,7 @@ impl Writer {
         };
         let mut work = EventWork::new(root);
         work.created = true;
-        work.nodes.insert(0, node);
-        work.dirty.insert(0);
+        work.put(0, node);
         if state == NodeState::Passed {
             self.start_cascade(tx, &mut work)?;
         }
@@ -601,9 +599,7 @@ impl Writer {
         }
         let passed_root =
             i == 0 && updated.state == NodeState::Passed && !work.root.cascade_started;
-        work.root.members[i].state = updated.state.kind();
-        work.nodes.insert(i, updated);
-        work.dirty.insert(i);
+        work.put(i, updated);
         if passed_root {
             self.start_cascade(tx, &mut work)?;
         } else if report.state.is_final() {
@@ -671,9 +667,7 @@ impl Writer {
             next.git_ref = None;
             next.metadata.clear();
         }
-        work.nodes.insert(i, next);
-        work.dirty.insert(i);
-        work.root.members[i].blocked_by = None;
+        work.put(i, next);
         self.queue(tx, &mut work, i)?;
         self.settle(tx, &mut work)?;
         Ok(Ok(work.flush(tx, build)?))
@@ -736,9 +730,7 @@ impl Writer {
             return Ok(());
         }
         let ended = updated.state.kind().is_final();
-        work.root.members[i].state = updated.state.kind();
-        work.nodes.insert(i, updated);
-        work.dirty.insert(i);
+        work.put(i, updated);
         if ended {
             self.settle(tx, &mut work)?;
         }
@@ -768,30 +760,18 @@ impl Writer {
                 state: state.kind(),
                 blocked_by: None,
             });
-            let finished = state.kind().is_final().then_some(tx.now);
-            work.nodes.insert(
-                i,
-                Node {
-                    id: ids[i],
-                    project: planned.project,
-                    root: work.root.id,
-                    parents: planned.parents.iter().map(|&p| ids[p]).collect(),
-                    attempt: 1,
-                    state,
-                    version: None,
-                    commit: None,
-                    git_ref: None,
-                    url: None,
-                    summary: None,
-                    metadata: BTreeMap::new(),
-                    created_at: tx.now,
-                    triggered_at: None,
-                    started_at: None,
-                    finished_at: finished,
-                    seq: 0,
-                },
+            let mut node = Node::new(
+                ids[i],
+                planned.project,
+                work.root.id,
+                planned.parents.iter().map(|&p| ids[p]).collect(),
+                state,
+                tx.now,
             );
-            work.dirty.insert(i);
+            if node.state.kind().is_final() {
+                node.finished_at = Some(tx.now);
+            }
+            work.put(i, node);
         }
         self.settle(tx, work)
     }
@@ -825,19 +805,12 @@ impl Writer {
                                 state: parent.state,
                             },
                         };
-                        work.root.members[i].blocked_by = Some(by as u32);
                         let now = tx.now;
-                        let node = work.node_mut(tx, i)?;
-                        node.state = state;
-                        node.finished_at = Some(now);
-                        work.root.members[i].state = StateKind::Blocked;
+                        work.set_state(tx, i, state)?.finished_at = Some(now);
+                        work.root.members[i].blocked_by = Some(by as u32);
                     }
                     Step::Unblock => {
-                        work.root.members[i].blocked_by = None;
-                        let node = work.node_mut(tx, i)?;
-                        node.state = NodeState::Pending;
-                        node.finished_at = None;
-                        work.root.members[i].state = StateKind::Pending;
+                        work.set_state(tx, i, NodeState::Pending)?.finished_at = None;
                     }
                 }
             }
@@ -858,10 +831,8 @@ impl Writer {
         };
         let now = tx.now;
         if let Some(reason) = trigger_missing {
-            let node = work.node_mut(tx, i)?;
-            node.state = NodeState::TriggerFailed { reason };
-            node.finished_at = Some(now);
-            work.root.members[i].state = StateKind::TriggerFailed;
+            work.set_state(tx, i, NodeState::TriggerFailed { reason })?
+                .finished_at = Some(now);
             return Ok(());
         }
         let token = generate_token("cjb");
@@ -882,9 +853,7 @@ impl Writer {
             version: work.root.version.clone(),
             commit: work.root.commit.clone(),
         };
-        let node = work.node_mut(tx, i)?;
-        node.state = NodeState::Queued;
-        let attempt = node.attempt;
+        let attempt = work.set_state(tx, i, NodeState::Queued)?.attempt;
         let payload = TriggerPayload {
             build: member.id,
             attempt,
@@ -896,7 +865,6 @@ impl Writer {
                 token,
             },
         };
-        work.root.members[i].state = StateKind::Queued;
         tx.tokens.insert(
             hash_token(&payload.report.token).as_slice(),
             encode(&Principal::Build {
@@ -957,6 +925,28 @@ impl EventWork {
             .map(|g| decode::<StoredRoot>(g.value()))
             .transpose()?
             .map(Self::new))
+    }
+
+    /// Replaces node `i` with `node`, keeping the event's index in step.
+    fn put(&mut self, i: usize, node: Node) {
+        self.root.members[i].state = node.state.kind();
+        self.nodes.insert(i, node);
+        self.dirty.insert(i);
+    }
+
+    /// Sets node `i`'s state (and the index's), clearing any blocker, and returns the
+    /// node for further changes.
+    fn set_state(
+        &mut self,
+        tx: &Tx<'_>,
+        i: usize,
+        state: NodeState,
+    ) -> Result<&mut Node, StoreError> {
+        self.root.members[i].state = state.kind();
+        self.root.members[i].blocked_by = None;
+        let node = self.node_mut(tx, i)?;
+        node.state = state;
+        Ok(node)
     }
 
     /// Node `i`, read on first use and marked as changed.

@@ -204,6 +204,36 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node nothing has been reported about yet: its place in the event and its state.
+    pub fn new(
+        id: BuildId,
+        project: ProjectId,
+        root: BuildId,
+        parents: Vec<BuildId>,
+        state: NodeState,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            project,
+            root,
+            parents,
+            attempt: 1,
+            state,
+            version: None,
+            commit: None,
+            git_ref: None,
+            url: None,
+            summary: None,
+            metadata: BTreeMap::new(),
+            created_at,
+            triggered_at: None,
+            started_at: None,
+            finished_at: None,
+            seq: 0,
+        }
+    }
+
     pub fn is_root(&self) -> bool {
         self.id == self.root
     }
@@ -258,31 +288,21 @@ mod tests {
     #[test]
     fn node_state_is_flattened_into_the_node_with_its_reason() {
         let id = BuildId(ulid::Ulid::from_parts(1, 1));
-        let node = Node {
+        let mut node = Node::new(
             id,
-            project: ProjectId::parse("acme/app").unwrap(),
-            root: id,
-            parents: vec![],
-            attempt: 1,
-            state: NodeState::Blocked {
+            ProjectId::parse("acme/app").unwrap(),
+            id,
+            vec![],
+            NodeState::Blocked {
                 blocked_by: BlockedBy {
                     build: id,
                     project: ProjectId::parse("acme/lib").unwrap(),
                     state: StateKind::Failed,
                 },
             },
-            version: None,
-            commit: None,
-            git_ref: None,
-            url: None,
-            summary: None,
-            metadata: BTreeMap::new(),
-            created_at: Timestamp(0),
-            triggered_at: None,
-            started_at: None,
-            finished_at: None,
-            seq: 3,
-        };
+            Timestamp(0),
+        );
+        node.seq = 3;
         let json = serde_json::to_value(&node).unwrap();
         assert_eq!(json["state"], "blocked");
         assert_eq!(json["blocked_by"]["project"], "acme/lib");

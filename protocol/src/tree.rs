@@ -71,31 +71,18 @@ pub fn assemble(nodes: &[Node]) -> Vec<TreeLine> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::{NodeState, ProjectId, Timestamp};
 
     fn node(n: u128, parents: &[u128]) -> Node {
-        Node {
-            id: BuildId(ulid::Ulid(n)),
-            project: ProjectId::parse(&format!("acme/p{n}")).unwrap(),
-            root: BuildId(ulid::Ulid(1)),
-            parents: parents.iter().map(|&p| BuildId(ulid::Ulid(p))).collect(),
-            attempt: 1,
-            state: NodeState::Pending,
-            version: None,
-            commit: None,
-            git_ref: None,
-            url: None,
-            summary: None,
-            metadata: BTreeMap::new(),
-            created_at: Timestamp(0),
-            triggered_at: None,
-            started_at: None,
-            finished_at: None,
-            seq: 0,
-        }
+        Node::new(
+            BuildId(ulid::Ulid(n)),
+            ProjectId::parse(&format!("acme/p{n}")).unwrap(),
+            BuildId(ulid::Ulid(1)),
+            parents.iter().map(|&p| BuildId(ulid::Ulid(p))).collect(),
+            NodeState::Pending,
+            Timestamp(0),
+        )
     }
 
     #[test]
