@@ -56,310 +56,65 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
 
     let before = picture(api).await;
     let op = Some(OPERATOR_TOKEN);
+    let a = Some(a_token.as_str());
+    let b_project = Some(b_token.as_str());
+    let b_build = Some(b_build_token.as_str());
     let put = "/v1/projects/acme%2Fnew";
-
-    // 400: malformed JSON, unknown fields, bad values, bounds.
-    refused(
-        api,
-        Method::PUT,
-        put,
-        op,
-        b"{\"name\":",
-        400,
-        "invalid_json",
-    )
-    .await;
-    refused(
-        api,
-        Method::PUT,
-        put,
-        op,
-        br#"{"name":"x","colour":"red"}"#,
-        400,
-        "invalid_body",
-    )
-    .await;
-    refused(
-        api,
-        Method::PUT,
-        put,
-        op,
-        br#"{"name":"x","trigger":{"kind":"fax","url":"https://x"}}"#,
-        400,
-        "invalid_body",
-    )
-    .await;
+    let ghost = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
     let long_name = format!(r#"{{"name":"{}"}}"#, "n".repeat(300));
-    refused(
-        api,
-        Method::PUT,
-        put,
-        op,
-        long_name.as_bytes(),
-        400,
-        "invalid_field",
-    )
-    .await;
-    refused(
-        api,
-        Method::PUT,
-        put,
-        op,
-        br#"{"name":"x","depends_on":[{"project":"acme/a","range":"not a range"}]}"#,
-        400,
-        "invalid_field",
-    )
-    .await;
-    refused(
-        api,
-        Method::PUT,
-        "/v1/projects/Acme%2FNew",
-        op,
-        br#"{"name":"x"}"#,
-        400,
-        "invalid_field",
-    )
-    .await;
     let meta: Vec<String> = (0..40).map(|i| format!(r#""k{i}":"v""#)).collect();
     let too_much_meta = format!(
         r#"{{"project":"acme/a","state":"passed","metadata":{{{}}}}}"#,
         meta.join(",")
     );
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&a_token),
-        too_much_meta.as_bytes(),
-        400,
-        "invalid_field",
-    )
-    .await;
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&a_token),
-        br#"{"project":"acme/a","state":"exploded"}"#,
-        400,
-        "invalid_body",
-    )
-    .await;
-    let mismatch = format!(
-        r#"{{"project":"acme/a","build":"{}","state":"passed"}}"#,
-        b.id
-    );
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_build_token),
-        mismatch.as_bytes(),
-        400,
-        "project_mismatch",
-    )
-    .await;
-
-    // 401: missing or unknown tokens.
-    refused(
-        api,
-        Method::PUT,
-        put,
-        None,
-        br#"{"name":"x"}"#,
-        401,
-        "unauthorized",
-    )
-    .await;
-    refused(
-        api,
-        Method::PUT,
-        put,
-        Some("cjo_wrong"),
-        br#"{"name":"x"}"#,
-        401,
-        "unauthorized",
-    )
-    .await;
-    refused(
-        api,
-        Method::GET,
-        "/v1/roots",
-        Some(&a_token),
-        b"",
-        401,
-        "unauthorized",
-    )
-    .await;
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        None,
-        br#"{"project":"acme/a","state":"passed"}"#,
-        401,
-        "unauthorized",
-    )
-    .await;
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some("cjr_unknown"),
-        br#"{"project":"acme/a","state":"passed"}"#,
-        401,
-        "unauthorized",
-    )
-    .await;
-
-    // 403: a token for another project or another build.
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_token),
-        br#"{"project":"acme/a","state":"passed"}"#,
-        403,
-        "forbidden",
-    )
-    .await;
-    let other_build = format!(
-        r#"{{"project":"acme/c","build":"{}","state":"passed"}}"#,
-        c.id
-    );
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_build_token),
-        other_build.as_bytes(),
-        403,
-        "forbidden",
-    )
-    .await;
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_build_token),
-        br#"{"project":"acme/b","state":"passed"}"#,
-        403,
-        "forbidden",
-    )
-    .await;
-    let wrong_attempt = format!(
-        r#"{{"project":"acme/b","build":"{}","attempt":2,"state":"passed"}}"#,
-        b.id
-    );
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_build_token),
-        wrong_attempt.as_bytes(),
-        403,
-        "forbidden",
-    )
-    .await;
-
-    // 404: unknown project, build, root, endpoint.
-    refused(
-        api,
-        Method::GET,
-        "/v1/projects/acme%2Fnope",
-        op,
-        b"",
-        404,
-        "unknown_project",
-    )
-    .await;
-    refused(
-        api,
-        Method::DELETE,
-        "/v1/projects/acme%2Fnope",
-        op,
-        b"",
-        404,
-        "unknown_project",
-    )
-    .await;
-    let ghost = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
-    refused(
-        api,
-        Method::GET,
-        &format!("/v1/builds/{ghost}"),
-        op,
-        b"",
-        404,
-        "unknown_build",
-    )
-    .await;
-    refused(
-        api,
-        Method::POST,
-        &format!("/v1/builds/{ghost}/rebuild"),
-        op,
-        b"",
-        404,
-        "unknown_build",
-    )
-    .await;
-    refused(
-        api,
-        Method::GET,
-        &format!("/v1/roots/{ghost}"),
-        op,
-        b"",
-        404,
-        "unknown_root",
-    )
-    .await;
-    let ghost_report = format!(r#"{{"project":"acme/b","build":"{ghost}","state":"passed"}}"#);
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_token),
-        ghost_report.as_bytes(),
-        404,
-        "unknown_build",
-    )
-    .await;
-    refused(
-        api,
-        Method::GET,
-        "/v1/projects/acme/a",
-        op,
-        b"",
-        404,
-        "no_such_endpoint",
-    )
-    .await;
-
-    // 413: a body over 1 MiB.
+    let report_on = |project: &str, build: &str, extra: &str| {
+        format!(r#"{{"project":"{project}","build":"{build}"{extra},"state":"passed"}}"#)
+    };
     let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(1024 * 1024 + 10));
-    refused(
-        api,
-        Method::PUT,
-        put,
-        op,
-        huge.as_bytes(),
-        413,
-        "body_too_large",
-    )
-    .await;
+    let (b_id, c_id) = (b.id.to_string(), c.id.to_string());
 
-    // 409: a rebuild of a build in progress, a report for a node never triggered.
-    refused(
-        api,
-        Method::POST,
-        &format!("/v1/builds/{}/rebuild", b.id),
-        op,
-        b"",
-        409,
-        "in_progress",
-    )
-    .await;
+    use Method as M;
+    #[rustfmt::skip]
+    let cases: Vec<(M, String, Option<&str>, String, u16, &str)> = vec![
+        // 400: malformed JSON, unknown fields, bad values, bounds.
+        (M::PUT, put.into(), op, r#"{"name":"#.into(), 400, "invalid_json"),
+        (M::PUT, put.into(), op, r#"{"name":"x","colour":"red"}"#.into(), 400, "invalid_body"),
+        (M::PUT, put.into(), op, r#"{"name":"x","trigger":{"kind":"fax","url":"https://x"}}"#.into(), 400, "invalid_body"),
+        (M::PUT, put.into(), op, long_name, 400, "invalid_field"),
+        (M::PUT, put.into(), op, r#"{"name":"x","depends_on":[{"project":"acme/a","range":"not a range"}]}"#.into(), 400, "invalid_field"),
+        (M::PUT, "/v1/projects/Acme%2FNew".into(), op, r#"{"name":"x"}"#.into(), 400, "invalid_field"),
+        (M::POST, "/v1/reports".into(), a, too_much_meta, 400, "invalid_field"),
+        (M::POST, "/v1/reports".into(), a, r#"{"project":"acme/a","state":"exploded"}"#.into(), 400, "invalid_body"),
+        (M::POST, "/v1/reports".into(), b_build, report_on("acme/a", &b_id, ""), 400, "project_mismatch"),
+        (M::GET, "/v1/roots?limit=many".into(), op, String::new(), 400, "invalid_query"),
+        // 401: missing or unknown tokens.
+        (M::PUT, put.into(), None, r#"{"name":"x"}"#.into(), 401, "unauthorized"),
+        (M::PUT, put.into(), Some("cjo_wrong"), r#"{"name":"x"}"#.into(), 401, "unauthorized"),
+        (M::GET, "/v1/roots".into(), a, String::new(), 401, "unauthorized"),
+        (M::POST, "/v1/reports".into(), None, r#"{"project":"acme/a","state":"passed"}"#.into(), 401, "unauthorized"),
+        (M::POST, "/v1/reports".into(), Some("cjr_unknown"), r#"{"project":"acme/a","state":"passed"}"#.into(), 401, "unauthorized"),
+        // 403: a token for another project, build or attempt.
+        (M::POST, "/v1/reports".into(), b_project, r#"{"project":"acme/a","state":"passed"}"#.into(), 403, "forbidden"),
+        (M::POST, "/v1/reports".into(), b_build, report_on("acme/c", &c_id, ""), 403, "forbidden"),
+        (M::POST, "/v1/reports".into(), b_build, r#"{"project":"acme/b","state":"passed"}"#.into(), 403, "forbidden"),
+        (M::POST, "/v1/reports".into(), b_build, report_on("acme/b", &b_id, r#","attempt":2"#), 403, "forbidden"),
+        // 404: unknown project, build, root, endpoint.
+        (M::GET, "/v1/projects/acme%2Fnope".into(), op, String::new(), 404, "unknown_project"),
+        (M::DELETE, "/v1/projects/acme%2Fnope".into(), op, String::new(), 404, "unknown_project"),
+        (M::GET, format!("/v1/builds/{ghost}"), op, String::new(), 404, "unknown_build"),
+        (M::POST, format!("/v1/builds/{ghost}/rebuild"), op, String::new(), 404, "unknown_build"),
+        (M::GET, format!("/v1/roots/{ghost}"), op, String::new(), 404, "unknown_root"),
+        (M::POST, "/v1/reports".into(), b_project, report_on("acme/b", ghost, ""), 404, "unknown_build"),
+        (M::GET, "/v1/projects/acme/a".into(), op, String::new(), 404, "no_such_endpoint"),
+        (M::PATCH, "/v1/projects/acme%2Fa".into(), op, String::new(), 405, "method_not_allowed"),
+        // 413: a body over 1 MiB.
+        (M::PUT, put.into(), op, huge, 413, "body_too_large"),
+        // 409: a rebuild of a build in progress.
+        (M::POST, format!("/v1/builds/{b_id}/rebuild"), op, String::new(), 409, "in_progress"),
+    ];
+    for (method, path, token, body, status, code) in cases {
+        refused(api, method, &path, token, body.as_bytes(), status, code).await;
+    }
 
     assert_eq!(picture(api).await, before, "refusals changed nothing");
 
