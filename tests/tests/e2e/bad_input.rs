@@ -8,6 +8,9 @@ use reqwest::Method;
 
 use crate::*;
 
+/// A request and the refusal it must get: method, path, token, body, status, code.
+type Case<'a> = (Method, String, Option<&'a str>, String, u16, &'static str);
+
 /// Sends a raw request and checks the status and the error code of the JSON answer.
 async fn refused(
     api: &Client,
@@ -75,7 +78,7 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
 
     use Method as M;
     #[rustfmt::skip]
-    let cases: Vec<(M, String, Option<&str>, String, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         // 400: malformed JSON, unknown fields, bad values, bounds.
         (M::PUT, put.into(), op, r#"{"name":"#.into(), 400, "invalid_json"),
         (M::PUT, put.into(), op, r#"{"name":"x","colour":"red"}"#.into(), 400, "invalid_body"),
