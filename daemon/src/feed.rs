@@ -68,6 +68,7 @@ type Ended = String;
 async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(), Ended> {
     let (mut sink, mut stream) = socket.split();
     let timeout = state.feed.send_timeout;
+    let (max_replay, snapshot_roots) = (state.feed.max_replay, state.feed.snapshot_roots);
     // Subscribe before reading the store: an event committed in between is then both
     // in what we read and in the channel, and the sequence check drops the copy.
     let mut events = state.hub.subscribe();
@@ -93,7 +94,8 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
     let backlog = match since {
         Some(s) => state
             .store
-            .events_after(s, state.feed.max_replay)
+            .read(move |store| store.events_after(s, max_replay))
+            .await
             .map_err(|e| e.to_string())?,
         None => None,
     };
@@ -109,7 +111,8 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
         _ => {
             let (seq, projects, roots) = state
                 .store
-                .snapshot(state.feed.snapshot_roots)
+                .read(move |store| store.snapshot(snapshot_roots))
+                .await
                 .map_err(|e| e.to_string())?;
             send!(to_json(&ServerMessage::Snapshot {
                 seq,

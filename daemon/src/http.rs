@@ -258,7 +258,7 @@ async fn list_roots(
     let Query(q) =
         query.map_err(|e| ApiError::bad_request("invalid_query", format!("{e}; use ?limit=N")))?;
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
-    Ok(Json(s.store.roots(limit)?).into_response())
+    Ok(Json(s.store.read(move |store| store.roots(limit)).await?).into_response())
 }
 
 async fn get_root(
@@ -267,7 +267,7 @@ async fn get_root(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = build_id(&id)?;
-    match s.store.root(id)? {
+    match s.store.read(move |store| store.root(id)).await? {
         Some(r) => Ok(Json(r).into_response()),
         None => Err(ApiError::not_found(
             "unknown_root",

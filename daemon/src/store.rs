@@ -38,8 +38,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("a stored record could not be read: {0}")]
     Corrupt(#[from] serde_json::Error),
-    #[error("the database writer has stopped")]
-    WriterGone,
+    #[error("a database read was cancelled during shutdown")]
+    ReadCancelled,
 }
 
 macro_rules! from_redb {
@@ -219,6 +219,19 @@ impl Store {
         }
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs a larger query on the blocking pool, so reading many nodes never holds up
+    /// the async workers that serve requests.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || query(&store))
+            .await
+            .map_err(|_| StoreError::ReadCancelled)?
     }
 
     pub(crate) fn database(&self) -> &Database {
