@@ -109,15 +109,9 @@ pub fn binaries() -> &'static Path {
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "conjunction-daemon",
-            "-p",
-            "conjunction-tui",
-            "--bins",
-        ]);
+        // The same package set and features as `cargo test --workspace`, so after a
+        // workspace test build this is only a freshness check.
+        cmd.args(["build", "--quiet", "--workspace", "--bins"]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
