@@ -45,6 +45,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("the database writer stopped unexpectedly; see the log above")]
+    WriterFailed,
 }
 
 /// Resolves once the shutdown flag is raised (or its sender is gone).
@@ -83,7 +85,7 @@ pub async fn serve(
 
     let hub = hub::Hub::new(config.feed.buffer);
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
-    let (writer, writer_thread) = writer::spawn(
+    let (writer, writer_thread, mut writer_gone) = writer::spawn(
         store.clone(),
         graph,
         shared_graph.clone(),
@@ -125,8 +127,10 @@ pub async fn serve(
     let stopping = stop_tx.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
+            tokio::select! {
+                () = shutdown => tracing::info!("shutting down"),
+                _ = &mut writer_gone => tracing::error!("the database writer stopped unexpectedly; shutting down"),
+            }
             let _ = stopping.send(true);
         })
         .await;
@@ -135,7 +139,14 @@ pub async fn serve(
         tracing::error!(error = %e, "the dispatcher ended abnormally");
     }
     // Every writer handle is gone now, so the writer finishes its batch and stops.
-    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    let writer_ok = tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .unwrap_or(false);
     tracing::info!("stopped");
-    served.map_err(ServeError::Io)
+    served?;
+    if writer_ok {
+        Ok(())
+    } else {
+        Err(ServeError::WriterFailed)
+    }
 }

@@ -150,8 +150,30 @@ impl WriterHandle {
     }
 }
 
+/// The running writer thread.
+pub struct WriterThread(std::thread::JoinHandle<()>);
+
+impl WriterThread {
+    /// Waits for the thread; `false` when it panicked.
+    pub fn join(self) -> bool {
+        self.0.join().is_ok()
+    }
+}
+
+/// Signals the end of the writer thread when dropped, also while unwinding.
+struct EndSignal(Option<oneshot::Sender<()>>);
+
+impl Drop for EndSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// Starts the writer thread. It runs until every [`WriterHandle`] is dropped, then
-/// finishes its last batch and returns.
+/// finishes its last batch and returns. The receiver resolves when the thread ends,
+/// however it ends (a panic included).
 pub fn spawn(
     store: Store,
     graph: Graph,
@@ -159,8 +181,9 @@ pub fn spawn(
     hub: Hub,
     dispatch: mpsc::UnboundedSender<OutboxEntry>,
     report_url: String,
-) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(WriterHandle, WriterThread, oneshot::Receiver<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let (end_tx, gone) = oneshot::channel();
     let writer = Writer {
         store,
         graph,
@@ -172,8 +195,11 @@ pub fn spawn(
     };
     let thread = std::thread::Builder::new()
         .name("conjunction-writer".into())
-        .spawn(move || writer.run(rx))?;
-    Ok((WriterHandle { tx }, thread))
+        .spawn(move || {
+            let _end = EndSignal(Some(end_tx));
+            writer.run(rx);
+        })?;
+    Ok((WriterHandle { tx }, WriterThread(thread), gone))
 }
 
 struct Writer {
