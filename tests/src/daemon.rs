@@ -178,6 +178,20 @@ impl DaemonProcess {
         Self { addr, api, child }
     }
 
+    /// Sends SIGTERM and waits (up to 20 s) for the process to exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the daemon is running");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was delivered");
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the daemon exits after SIGTERM")
+            .expect("child is reaped")
+    }
+
     /// Kills the process with SIGKILL: no shutdown, no flushing, nothing.
     pub async fn kill(mut self) {
         self.child.start_kill().expect("SIGKILL is sent");

@@ -88,3 +88,38 @@ async fn acknowledged_reports_survive_sigkill_and_queued_triggers_are_delivered_
     }
     daemon.kill().await;
 }
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly_with_a_feed_client_connected_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = DaemonProcess::start(dir.path(), CONFIG).await;
+    let token = register(&daemon.api, "acme/lib", &[], None).await;
+    let ack = report_root(&daemon.api, &token, "acme/lib", "1.0.0").await;
+    let mut feed = conjunction_tests::feed::Feed::connect(
+        &daemon.api.feed_url(None),
+        conjunction_tests::daemon::OPERATOR_TOKEN,
+    )
+    .await
+    .unwrap();
+    feed.next(Duration::from_secs(5)).await;
+
+    let status = daemon.terminate().await;
+    assert!(status.success(), "a clean exit after SIGTERM: {status}");
+    assert!(feed
+        .next_or_end(Duration::from_secs(5))
+        .await
+        .is_some_and(|m| matches!(m, conjunction_protocol::ws::ServerMessage::Snapshot { .. })));
+    assert!(
+        feed.next_or_end(Duration::from_secs(5)).await.is_none(),
+        "the feed was closed"
+    );
+
+    let daemon = DaemonProcess::start(dir.path(), CONFIG).await;
+    let root = daemon
+        .api
+        .root(ack.root)
+        .await
+        .expect("the root event is still there");
+    assert_eq!(root.nodes[0].state.kind(), StateKind::Passed);
+    daemon.kill().await;
+}
