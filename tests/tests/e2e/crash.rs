@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use conjunction_protocol::ws::ServerMessage;
 use conjunction_protocol::{BuildId, StateKind};
 use conjunction_tests::daemon::DaemonProcess;
 use conjunction_tests::eventually;
@@ -101,14 +102,16 @@ async fn sigterm_shuts_down_cleanly_with_a_feed_client_connected_and_keeps_every
     )
     .await
     .unwrap();
-    feed.next(Duration::from_secs(5)).await;
+    let hello = feed.next(Duration::from_secs(5)).await;
+    assert!(matches!(hello, ServerMessage::Hello { .. }), "{hello:?}");
+    let snapshot = feed.next(Duration::from_secs(5)).await;
+    assert!(
+        matches!(snapshot, ServerMessage::Snapshot { .. }),
+        "{snapshot:?}"
+    );
 
     let status = daemon.terminate().await;
     assert!(status.success(), "a clean exit after SIGTERM: {status}");
-    assert!(feed
-        .next_or_end(Duration::from_secs(5))
-        .await
-        .is_some_and(|m| matches!(m, conjunction_protocol::ws::ServerMessage::Snapshot { .. })));
     assert!(
         feed.next_or_end(Duration::from_secs(5)).await.is_none(),
         "the feed was closed"
