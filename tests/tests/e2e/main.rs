@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cascade;
+mod cli;
 mod crash;
 mod feed;
 mod triggers;

@@ -1,0 +1,241 @@
+//! The `conjunction` command line, run as a real process against a real daemon.
+
+use std::path::Path;
+
+use conjunction_tests::daemon::{binaries, TestDaemon, OPERATOR_TOKEN};
+use conjunction_tests::mock_ci::{Behaviour, MockCi};
+
+use crate::*;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn conjunction(daemon: &TestDaemon, token: &str, args: &[&str], dir: &Path) -> Output {
+    let out = tokio::process::Command::new(binaries().join("conjunction"))
+        .args(args)
+        .current_dir(dir)
+        .env("CONJUNCTION_URL", daemon.url())
+        .env("CONJUNCTION_TOKEN", token)
+        .env("APP_SECRET", SECRET)
+        .env("XDG_CONFIG_HOME", dir)
+        .output()
+        .await
+        .expect("conjunction runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_applies_reports_and_shows_a_cascade() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    ci.set(
+        "acme/app",
+        Behaviour::fail("2 tests failed: api::tests::login"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("projects.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[[project]]
+id = "acme/lib"
+name = "Acme Lib"
+report_token = "acme-lib-report-token-0001"
+
+[[project]]
+id = "acme/app"
+name = "Acme App"
+depends_on = [{{ project = "acme/lib", range = "^1.2" }}, {{ project = "acme/cli" }}]
+trigger = {{ kind = "webhook", url = "{url}", secret = "env:APP_SECRET" }}
+
+[[project]]
+id = "acme/cli"
+name = "Acme CLI"
+depends_on = [{{ project = "acme/app" }}]
+trigger = {{ kind = "webhook", url = "{url}" }}
+"#,
+            url = ci.url()
+        ),
+    )
+    .unwrap();
+
+    let applied = conjunction(
+        &d,
+        OPERATOR_TOKEN,
+        &["apply", "-f", "projects.toml"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(
+        applied.stdout.contains("created acme/lib\n"),
+        "{}",
+        applied.stdout
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("created acme/app (report token, shown once: cjr_"),
+        "{}",
+        applied.stdout
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("warning: dependency cycle: acme/cli -> acme/app -> acme/cli"),
+        "{}",
+        applied.stdout
+    );
+    let again = conjunction(
+        &d,
+        OPERATOR_TOKEN,
+        &["apply", "-f", "projects.toml"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(again.code, 0);
+    assert!(
+        again.stdout.contains("unchanged acme/lib"),
+        "{}",
+        again.stdout
+    );
+
+    let dependents = conjunction(&d, OPERATOR_TOKEN, &["dependents", "acme/lib"], dir.path()).await;
+    assert!(
+        dependents
+            .stdout
+            .starts_with("acme/app\tdepth 1\tvia acme/lib"),
+        "{}",
+        dependents.stdout
+    );
+
+    let reported = conjunction(
+        &d,
+        "acme-lib-report-token-0001",
+        &[
+            "report",
+            "--project",
+            "acme/lib",
+            "--state",
+            "passed",
+            "--version",
+            "1.4.0",
+            "--meta",
+            "pipeline=release",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(reported.code, 0, "{}", reported.stderr);
+    let root = conjunction_protocol::BuildId::parse(reported.stdout.trim())
+        .expect("report prints the build id");
+    let event = settled(&d.api, root).await;
+    assert_eq!(
+        state_of(&event, "acme/app"),
+        conjunction_protocol::StateKind::Skipped
+    );
+
+    let tree = conjunction(&d, OPERATOR_TOKEN, &["tree", &root.to_string()], dir.path()).await;
+    assert_eq!(tree.code, 0, "{}", tree.stderr);
+    let lines: Vec<&str> = tree.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("acme/lib@1.4.0 (root {root}")),
+        "{}",
+        tree.stdout
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("acme/lib passed")),
+        "{}",
+        tree.stdout
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("  acme/app skipped")
+            && l.contains("dependency cycle acme/app -> acme/cli -> acme/app")),
+        "{}",
+        tree.stdout
+    );
+
+    let refused = conjunction(
+        &d,
+        "cjr_not-a-token",
+        &["report", "--project", "acme/lib", "--state", "passed"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("this report token is not known"),
+        "{}",
+        refused.stderr
+    );
+    let refused = conjunction(
+        &d,
+        OPERATOR_TOKEN,
+        &["rebuild", &root.to_string()],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .contains("acme/lib has no trigger configured"),
+        "{}",
+        refused.stderr
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_command_line_rebuilds_a_failed_build() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    ci.set("acme/app", Behaviour::FailFirstAttempt);
+    let token = register(&d.api, "acme/lib", &[], None).await;
+    register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
+    let ack = report_root(&d.api, &token, "acme/lib", "1.4.0").await;
+    let event = settled(&d.api, ack.root).await;
+    let app = node_of(&event, "acme/app").id;
+    let dir = tempfile::tempdir().unwrap();
+
+    let tree = conjunction(
+        &d,
+        OPERATOR_TOKEN,
+        &["tree", &ack.root.to_string()],
+        dir.path(),
+    )
+    .await;
+    assert!(
+        tree.stdout.contains("  acme/app failed")
+            && tree.stdout.contains("3 tests failed: parser::tests::utf8"),
+        "{}",
+        tree.stdout
+    );
+    let rebuilt = conjunction(
+        &d,
+        OPERATOR_TOKEN,
+        &["rebuild", &app.to_string()],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    assert!(
+        rebuilt.stdout.starts_with(&format!("{app} attempt 2 ")),
+        "{}",
+        rebuilt.stdout
+    );
+    let event = settled(&d.api, ack.root).await;
+    assert_eq!(
+        state_of(&event, "acme/app"),
+        conjunction_protocol::StateKind::Passed
+    );
+    d.stop().await;
+}
