@@ -42,10 +42,6 @@ impl OperatorTokens {
         Self(tokens.into_iter().map(|t| hash_token(&t)).collect())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Compares against every configured token without stopping early, so the time
     /// taken says nothing about which one (if any) was close.
     pub fn verify(&self, token: &str) -> bool {

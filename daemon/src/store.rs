@@ -238,12 +238,6 @@ impl Store {
         &self.db
     }
 
-    /// The sequence number of the last committed event (0 before the first).
-    pub fn seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value()))
-    }
-
     pub(crate) fn stored_project(
         &self,
         id: &ProjectId,

@@ -35,7 +35,6 @@ pub struct TestDaemon {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
-    data_dir: PathBuf,
 }
 
 impl TestDaemon {
@@ -62,7 +61,6 @@ impl TestDaemon {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
-        let data_dir = config.data_dir.clone();
         config.operator_tokens = vec![OPERATOR_TOKEN.into()];
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -78,12 +76,7 @@ impl TestDaemon {
             stop: Some(stop),
             task: Some(task),
             _dir: None,
-            data_dir,
         }
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     pub fn url(&self) -> String {
