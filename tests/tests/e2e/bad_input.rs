@@ -167,38 +167,36 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
     )
     .await;
 
+    assert_eq!(
+        picture(api).await,
+        mid,
+        "the duplicate and the conflicting report changed nothing"
+    );
+
     // After a rebuild, the first attempt's token reports on an older attempt: 409.
     let rebuilt = api.rebuild(b.id).await.unwrap();
     assert_eq!(rebuilt.attempt, 2);
-    let late = format!(
-        r#"{{"project":"acme/b","build":"{}","state":"failed"}}"#,
-        b.id
-    );
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_build_token),
-        late.as_bytes(),
-        409,
-        "stale_attempt",
-    )
-    .await;
+    let after_rebuild = picture(api).await;
+    assert_ne!(after_rebuild, mid, "the rebuild itself was recorded");
     let late_with_project_token = format!(
         r#"{{"project":"acme/b","build":"{}","attempt":1,"state":"failed"}}"#,
         b.id
     );
-    refused(
-        api,
-        Method::POST,
-        "/v1/reports",
-        Some(&b_token),
-        late_with_project_token.as_bytes(),
-        409,
-        "stale_attempt",
-    )
-    .await;
-    assert_ne!(picture(api).await, mid, "the rebuild itself was recorded");
+    for (token, body) in [
+        (&b_build_token, &failed),
+        (&b_token, &late_with_project_token),
+    ] {
+        refused(
+            api,
+            Method::POST,
+            "/v1/reports",
+            Some(token),
+            body.as_bytes(),
+            409,
+            "stale_attempt",
+        )
+        .await;
+    }
     let now = api.build(b.id).await.unwrap();
     assert_eq!(now.attempt, 2);
     assert!(matches!(
