@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use conjunction_protocol::ValidationError;
+use conjunction_protocol::{BuildId, ProjectId, ValidationError};
 
 use crate::store::StoreError;
 
@@ -45,6 +45,23 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    pub fn unknown_project(id: &ProjectId) -> Self {
+        Self::not_found(
+            "unknown_project",
+            format!(
+                "no project {id} is registered; create it with PUT {}",
+                project_path(id)
+            ),
+        )
+    }
+
+    pub fn unknown_build(id: BuildId) -> Self {
+        Self::not_found(
+            "unknown_build",
+            format!("no build {id} exists; check the id from the trigger payload"),
+        )
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
     }
@@ -78,4 +95,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body())).into_response()
     }
+}
+
+/// The API path of a project, for messages: its id percent-encoded as one segment.
+pub(crate) fn project_path(id: &ProjectId) -> String {
+    // Ids hold only [a-z0-9._-] and '/', so '/' is the one character to encode.
+    format!("/v1/projects/{}", id.as_str().replace('/', "%2F"))
 }

@@ -160,7 +160,7 @@ async fn get_project(
     let id = project_id(&id)?;
     match s.store.project(&id)? {
         Some(p) => Ok(Json(p).into_response()),
-        None => Err(unknown_project(&id)),
+        None => Err(ApiError::unknown_project(&id)),
     }
 }
 
@@ -199,7 +199,7 @@ async fn dependents(
     let graph = s.graph.read().map(|g| g.clone()).unwrap_or_default();
     let dependents = graph.transitive_dependents(&id);
     if dependents.is_empty() && s.store.project(&id)?.is_none() {
-        return Err(unknown_project(&id));
+        return Err(ApiError::unknown_project(&id));
     }
     Ok(Json(serde_json::json!({"project": id, "dependents": dependents})).into_response())
 }
@@ -228,10 +228,7 @@ async fn get_build(
     let id = build_id(&id)?;
     match s.store.node(id)? {
         Some(n) => Ok(Json(n).into_response()),
-        None => Err(ApiError::not_found(
-            "unknown_build",
-            format!("no build {id} exists"),
-        )),
+        None => Err(ApiError::unknown_build(id)),
     }
 }
 
@@ -289,8 +286,4 @@ async fn wrong_method() -> ApiError {
         "method_not_allowed",
         "this endpoint does not take that method; see the API section of the README",
     )
-}
-
-fn unknown_project(id: &ProjectId) -> ApiError {
-    ApiError::not_found("unknown_project", format!("no project {id} is registered"))
 }

@@ -38,6 +38,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("a stored record could not be read: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("the database contradicts itself: {0}")]
+    Inconsistent(String),
     #[error("a database read was cancelled during shutdown")]
     ReadCancelled,
 }

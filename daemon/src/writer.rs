@@ -24,7 +24,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{generate_token, hash_token};
-use crate::error::ApiError;
+use crate::error::{project_path, ApiError};
 use crate::hub::{Hub, Published};
 use crate::planner::{
     accept_report, may_rebuild, next_steps, plan_cascade, EventNode, Graph, RebuildRefusal,
@@ -437,7 +437,7 @@ impl Writer {
         graph_before: &mut Option<Graph>,
     ) -> Result<Result<(), ApiError>, StoreError> {
         let Some(existing) = tx.project(id)? else {
-            return Ok(Err(unknown_project(id)));
+            return Ok(Err(ApiError::unknown_project(id)));
         };
         tx.projects.remove(id.as_str())?;
         tx.tokens
@@ -483,7 +483,7 @@ impl Writer {
             }
         }
         if !tx.has_project(&report.project)? {
-            return Ok(Err(unknown_project(&report.project)));
+            return Ok(Err(ApiError::unknown_project(&report.project)));
         }
         let now = tx.now;
         let id = BuildId(self.next_ulid());
@@ -542,7 +542,7 @@ impl Writer {
         principal: Principal,
     ) -> Result<Result<ReportAck, ApiError>, StoreError> {
         let Some(node) = tx.node(build)? else {
-            return Ok(Err(unknown_build(build)));
+            return Ok(Err(ApiError::unknown_build(build)));
         };
         let attempt = match &principal {
             Principal::Project { project } if *project != node.project => {
@@ -601,18 +601,7 @@ impl Writer {
         if updated == node {
             return Ok(Ok(ack(&node)));
         }
-        let Some(mut work) = EventWork::load(tx, node.root)? else {
-            return Err(StoreError::Corrupt(serde::de::Error::custom(format!(
-                "node {build} names root {} which does not exist",
-                node.root
-            ))));
-        };
-        let Some(i) = work.root.index_of(build) else {
-            return Err(StoreError::Corrupt(serde::de::Error::custom(format!(
-                "root {} does not list its node {build}",
-                node.root
-            ))));
-        };
+        let (mut work, i) = EventWork::containing(tx, &node)?;
         if i == 0
             && (work.root.version != updated.version
                 || work.root.commit != updated.commit
@@ -641,7 +630,7 @@ impl Writer {
         build: BuildId,
     ) -> Result<Result<Node, ApiError>, StoreError> {
         let Some(node) = tx.node(build)? else {
-            return Ok(Err(unknown_build(build)));
+            return Ok(Err(ApiError::unknown_build(build)));
         };
         if let Err(refusal) = may_rebuild(node.state.kind()) {
             let code = match refusal {
@@ -665,20 +654,15 @@ impl Writer {
                 return Ok(Err(ApiError::conflict(
                     "no_trigger",
                     format!(
-                        "{} has no trigger configured; add one with PUT /v1/projects/{}",
+                        "{} has no trigger configured; add one with PUT {}",
                         node.project,
-                        urlencode(node.project.as_str())
+                        project_path(&node.project)
                     ),
                 )))
             }
             Some(_) => {}
         }
-        let Some(mut work) = EventWork::load(tx, node.root)? else {
-            return Ok(Err(unknown_build(node.root)));
-        };
-        let Some(i) = work.root.index_of(build) else {
-            return Ok(Err(unknown_build(build)));
-        };
+        let (mut work, i) = EventWork::containing(tx, &node)?;
         let mut next = node;
         next.attempt += 1;
         next.state = NodeState::Pending;
@@ -731,12 +715,7 @@ impl Writer {
         if node.attempt != attempt {
             return Ok(());
         }
-        let Some(mut work) = EventWork::load(tx, node.root)? else {
-            return Ok(());
-        };
-        let Some(i) = work.root.index_of(build) else {
-            return Ok(());
-        };
+        let (mut work, i) = EventWork::containing(tx, &node)?;
         let mut updated = node.clone();
         match new_state {
             None => {
@@ -942,15 +921,28 @@ impl EventWork {
         }
     }
 
-    fn load(tx: &Tx<'_>, root: BuildId) -> Result<Option<Self>, StoreError> {
-        if let Some(cached) = tx.root_cache.get(&root) {
-            return Ok(Some(Self::new(cached.clone())));
-        }
-        let found = tx.roots.get(root.0 .0)?;
-        Ok(found
-            .map(|g| decode::<StoredRoot>(g.value()))
-            .transpose()?
-            .map(Self::new))
+    /// The event `node` belongs to, and the node's index in it.
+    fn containing(tx: &Tx<'_>, node: &Node) -> Result<(Self, usize), StoreError> {
+        let root = match tx.root_cache.get(&node.root) {
+            Some(cached) => cached.clone(),
+            None => {
+                let found = tx.roots.get(node.root.0 .0)?;
+                let Some(root) = found.map(|g| decode::<StoredRoot>(g.value())).transpose()? else {
+                    return Err(StoreError::Inconsistent(format!(
+                        "build {} names root {}, which does not exist",
+                        node.id, node.root
+                    )));
+                };
+                root
+            }
+        };
+        let Some(i) = root.index_of(node.id) else {
+            return Err(StoreError::Inconsistent(format!(
+                "root {} does not list its build {}",
+                node.root, node.id
+            )));
+        };
+        Ok((Self::new(root), i))
     }
 
     /// Replaces node `i` with `node`, keeping the event's index in step.
@@ -981,10 +973,7 @@ impl EventWork {
         if !self.nodes.contains_key(&i) {
             let id = self.root.members[i].id;
             let node = tx.node(id)?.ok_or_else(|| {
-                StoreError::Corrupt(serde::de::Error::custom(format!(
-                    "root {} lists missing node {id}",
-                    self.root.id
-                )))
+                StoreError::Inconsistent(format!("root {} lists missing build {id}", self.root.id))
             })?;
             self.nodes.insert(i, node);
         }
@@ -1019,9 +1008,7 @@ impl EventWork {
         match found {
             Some(n) => Ok(n),
             None => tx.node(wanted)?.ok_or_else(|| {
-                StoreError::Corrupt(serde::de::Error::custom(format!(
-                    "node {wanted} vanished while it was written"
-                )))
+                StoreError::Inconsistent(format!("build {wanted} vanished while it was written"))
             }),
         }
     }
@@ -1139,23 +1126,6 @@ fn decode_hash(hex_hash: &str) -> [u8; 32] {
     out
 }
 
-fn unknown_project(id: &ProjectId) -> ApiError {
-    ApiError::not_found(
-        "unknown_project",
-        format!(
-            "no project {id} is registered; create it with PUT /v1/projects/{}",
-            urlencode(id.as_str())
-        ),
-    )
-}
-
-fn unknown_build(id: BuildId) -> ApiError {
-    ApiError::not_found(
-        "unknown_build",
-        format!("no build {id} exists; check the id from the trigger payload"),
-    )
-}
-
 fn report_refusal(refusal: ReportRefusal) -> ApiError {
     let code = match refusal {
         ReportRefusal::StaleAttempt { .. } => "stale_attempt",
@@ -1164,8 +1134,4 @@ fn report_refusal(refusal: ReportRefusal) -> ApiError {
         ReportRefusal::AlreadyFinal { .. } => "already_final",
     };
     ApiError::new(StatusCode::CONFLICT, code, refusal.to_string())
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    s.replace('/', "%2F")
 }
