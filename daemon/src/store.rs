@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use conjunction_protocol::node::count_states;
 use conjunction_protocol::project::redact_url;
 use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{
@@ -384,14 +383,16 @@ fn read_root_event(
 ) -> Result<RootEvent, StoreError> {
     let mut out = Vec::with_capacity(stored.members.len());
     for m in &stored.members {
-        if let Some(g) = nodes.get(m.id.0 .0)? {
-            out.push(decode::<Node>(g.value())?);
-        }
+        let Some(g) = nodes.get(m.id.0 .0)? else {
+            return Err(StoreError::Inconsistent(format!(
+                "root {} lists missing build {}",
+                stored.id, m.id
+            )));
+        };
+        out.push(decode::<Node>(g.value())?);
     }
-    let mut summary = stored.summary();
-    summary.counts = count_states(&out);
     Ok(RootEvent {
-        summary,
+        summary: stored.summary(),
         nodes: out,
     })
 }

@@ -72,21 +72,6 @@ pub enum StateKind {
 }
 
 impl StateKind {
-    pub const ALL: [StateKind; 12] = [
-        StateKind::Pending,
-        StateKind::Queued,
-        StateKind::Triggered,
-        StateKind::Running,
-        StateKind::Passed,
-        StateKind::Failed,
-        StateKind::Errored,
-        StateKind::Cancelled,
-        StateKind::Blocked,
-        StateKind::Skipped,
-        StateKind::TriggerFailed,
-        StateKind::NeedsBump,
-    ];
-
     /// A final state never changes again within an attempt.
     pub fn is_final(self) -> bool {
         !matches!(
@@ -264,21 +249,6 @@ pub struct RootEvent {
     #[serde(flatten)]
     pub summary: RootSummary,
     pub nodes: Vec<Node>,
-}
-
-impl RootEvent {
-    /// Recounts the nodes by state into the summary.
-    pub fn recount(&mut self) {
-        self.summary.counts = count_states(&self.nodes);
-    }
-}
-
-pub fn count_states(nodes: &[Node]) -> BTreeMap<StateKind, u32> {
-    let mut counts = BTreeMap::new();
-    for n in nodes {
-        *counts.entry(n.state.kind()).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[cfg(test)]
