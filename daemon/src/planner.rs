@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use conjunction_protocol::project::Dependent;
 use conjunction_protocol::{ProjectId, ReportState, StateKind};
 
+// The rebuild rule is shared with clients, which explain a refusal before asking.
+pub use conjunction_protocol::node::{may_rebuild, RebuildRefusal};
+
 /// The dependency graph of all registered projects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Graph {
@@ -476,36 +479,6 @@ pub fn accept_report(
                 })
             }
         }
-    }
-}
-
-/// Why a rebuild is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RebuildRefusal {
-    #[error("the build is still {0}; wait until it ends before rebuilding it")]
-    InProgress(StateKind),
-    #[error("the build is blocked by another build; rebuild that one and this one follows")]
-    Blocked,
-    #[error(
-        "the build is skipped because its project is on a dependency cycle; break the cycle first"
-    )]
-    Skipped,
-}
-
-/// Says whether a node in state `current` may start its next attempt.
-pub fn may_rebuild(current: StateKind) -> Result<(), RebuildRefusal> {
-    match current {
-        StateKind::Pending | StateKind::Queued | StateKind::Triggered | StateKind::Running => {
-            Err(RebuildRefusal::InProgress(current))
-        }
-        StateKind::Blocked => Err(RebuildRefusal::Blocked),
-        StateKind::Skipped => Err(RebuildRefusal::Skipped),
-        StateKind::Passed
-        | StateKind::Failed
-        | StateKind::Errored
-        | StateKind::Cancelled
-        | StateKind::TriggerFailed
-        | StateKind::NeedsBump => Ok(()),
     }
 }
 

@@ -151,6 +151,37 @@ impl NodeState {
     }
 }
 
+/// Why a rebuild is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RebuildRefusal {
+    #[error("the build is still {0}; wait until it ends before rebuilding it")]
+    InProgress(StateKind),
+    #[error("the build is blocked by another build; rebuild that one and this one follows")]
+    Blocked,
+    #[error(
+        "the build is skipped because its project is on a dependency cycle; break the cycle first"
+    )]
+    Skipped,
+}
+
+/// Says whether a node in state `current` may start its next attempt. The daemon
+/// enforces this; clients use it to explain a refusal before asking.
+pub fn may_rebuild(current: StateKind) -> Result<(), RebuildRefusal> {
+    match current {
+        StateKind::Pending | StateKind::Queued | StateKind::Triggered | StateKind::Running => {
+            Err(RebuildRefusal::InProgress(current))
+        }
+        StateKind::Blocked => Err(RebuildRefusal::Blocked),
+        StateKind::Skipped => Err(RebuildRefusal::Skipped),
+        StateKind::Passed
+        | StateKind::Failed
+        | StateKind::Errored
+        | StateKind::Cancelled
+        | StateKind::TriggerFailed
+        | StateKind::NeedsBump => Ok(()),
+    }
+}
+
 /// One build of one project within a root event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {

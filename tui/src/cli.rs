@@ -11,7 +11,7 @@ use conjunction_protocol::{BuildId, ProjectId, Report, ReportState};
 use crate::client::Client;
 
 /// Links CI pipelines across projects: report builds, register projects and watch
-/// cascades.
+/// cascades. Without a subcommand it opens the terminal UI.
 #[derive(Parser, Debug)]
 #[command(name = "conjunction", version)]
 pub struct Cli {
@@ -23,7 +23,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub token: Option<String>,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,6 +44,16 @@ pub enum Command {
     Tree { root: BuildId },
     /// Start the next attempt of a build
     Rebuild { build: BuildId },
+    /// Run a daemon, a simulated CI and about 30 projects in this process, and open
+    /// the terminal UI on them
+    Demo {
+        /// Seconds between two new upstream versions
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// Print the daemon's address and token instead of opening the UI
+        #[arg(long)]
+        headless: bool,
+    },
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -120,6 +130,13 @@ fn tail(text: &str, max: usize) -> String {
 
 pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
     match command {
+        Command::Demo { interval, headless } => {
+            crate::demo::run(crate::demo::DemoOptions {
+                interval: std::time::Duration::from_secs(interval),
+                headless,
+            })
+            .await
+        }
         Command::Report(args) => report(*args, client).await,
         Command::Apply { file } => apply(&file, client).await,
         Command::Projects => {

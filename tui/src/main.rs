@@ -1,11 +1,11 @@
-//! `conjunction`: the command line for the conjunction daemon.
+//! `conjunction`: the terminal UI and command line for the conjunction daemon.
 
 use clap::Parser;
 use conjunction_tui::cli::{self, Cli};
 use conjunction_tui::client::Client;
 use conjunction_tui::config;
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     let args = Cli::parse();
     let connection = match config::resolve(
@@ -21,7 +21,13 @@ async fn main() {
         }
     };
     let client = Client::new(&connection.url, connection.token);
-    if let Err(e) = cli::run(args.command, &client).await {
+    let result = match args.command {
+        Some(command) => cli::run(command, &client).await,
+        None => conjunction_tui::terminal::run(client)
+            .await
+            .map_err(anyhow::Error::from),
+    };
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

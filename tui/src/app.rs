@@ -1,0 +1,735 @@
+//! The terminal UI's state and its update function: messages in (actions, feed
+//! events, clock ticks), effects out (messages for the daemon). Drawing reads this
+//! state and never changes it, so everything here is tested without a terminal.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+
+use conjunction_protocol::node::may_rebuild;
+use conjunction_protocol::tree::TreeLine;
+use conjunction_protocol::ws::{ClientMessage, ServerMessage};
+use conjunction_protocol::{BuildId, Node, NodeState, StateKind, Timestamp};
+
+use crate::keys::{Action, KeyMode};
+use crate::model::{Model, RootView};
+
+/// Rows a page key moves.
+const PAGE: usize = 10;
+/// How long a status message stays on the footer.
+const STATUS_MS: u64 = 15_000;
+
+/// The pane that takes the movement keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Roots,
+    Tree,
+    Details,
+}
+
+/// What the body of the screen shows, besides overlays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Browse,
+    /// The failure drill-down of one node.
+    Drill {
+        root: BuildId,
+        node: BuildId,
+    },
+    /// A y/n question before rebuilding.
+    Confirm(Confirm),
+    /// Typing a search query.
+    Search,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub builds: Vec<BuildId>,
+    pub question: String,
+    /// Where to go back to after answering.
+    pub from_drill: Option<(BuildId, BuildId)>,
+}
+
+/// The state of the connection to the daemon's feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    Down { reason: String, retry_at: Timestamp },
+}
+
+/// What the feed connection tells the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedEvent {
+    Connecting,
+    Connected,
+    Message(ServerMessage),
+    /// A message this version does not understand; it is skipped.
+    Unreadable(String),
+    Disconnected {
+        reason: String,
+        retry_at: Timestamp,
+    },
+}
+
+/// Everything that changes the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Action(Action),
+    Feed(FeedEvent),
+    Tick(Timestamp),
+}
+
+/// What the app asks the outside world to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Send(ClientMessage),
+}
+
+/// A line on the footer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+    pub at: Timestamp,
+}
+
+/// Identifies one occurrence of a node in the tree: a shared node appears once per
+/// parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LineKey {
+    pub node: BuildId,
+    pub via: Option<BuildId>,
+}
+
+/// One visible row of the tree.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub line: TreeLine,
+    pub key: LineKey,
+    /// No later sibling follows this row.
+    pub last: bool,
+    pub has_children: bool,
+    pub collapsed: bool,
+}
+
+pub struct App {
+    pub model: Model,
+    /// The daemon's address, for the header.
+    pub address: String,
+    pub link: Link,
+    pub now: Timestamp,
+    pub focus: Focus,
+    pub mode: Mode,
+    pub help: bool,
+    pub follow: bool,
+    pub failing_only: bool,
+    pub search: String,
+    pub selected_root: Option<BuildId>,
+    pub selected: Option<LineKey>,
+    collapsed: HashSet<LineKey>,
+    pub status: Option<Status>,
+    pub details_scroll: u16,
+    pub drill_scroll: u16,
+    pub quit: bool,
+    /// First visible row of the tree and of the roots list; drawing keeps the
+    /// selection in view, like ratatui's `ListState`.
+    pub tree_offset: Cell<usize>,
+    pub roots_offset: Cell<usize>,
+}
+
+impl App {
+    pub fn new(address: impl Into<String>, now: Timestamp) -> Self {
+        Self {
+            model: Model::default(),
+            address: address.into(),
+            link: Link::Connecting,
+            now,
+            focus: Focus::Tree,
+            mode: Mode::Browse,
+            help: false,
+            follow: true,
+            failing_only: false,
+            search: String::new(),
+            selected_root: None,
+            selected: None,
+            collapsed: HashSet::new(),
+            status: None,
+            details_scroll: 0,
+            drill_scroll: 0,
+            quit: false,
+            tree_offset: Cell::new(0),
+            roots_offset: Cell::new(0),
+        }
+    }
+
+    /// How keys are read right now.
+    pub fn key_mode(&self) -> KeyMode {
+        if self.help {
+            return KeyMode::Help;
+        }
+        match self.mode {
+            Mode::Confirm(_) => KeyMode::Confirm,
+            Mode::Search => KeyMode::Search,
+            Mode::Browse | Mode::Drill { .. } => KeyMode::Browse,
+        }
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Tick(now) => {
+                self.now = now;
+                if let Some(s) = &self.status {
+                    if now.since(s.at).as_millis() as u64 > STATUS_MS {
+                        self.status = None;
+                    }
+                }
+                Vec::new()
+            }
+            Msg::Feed(event) => {
+                self.on_feed(event);
+                Vec::new()
+            }
+            Msg::Action(action) => self.on_action(action),
+        }
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: false,
+            at: self.now,
+        });
+    }
+
+    fn complain(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: true,
+            at: self.now,
+        });
+    }
+
+    fn on_feed(&mut self, event: FeedEvent) {
+        match event {
+            FeedEvent::Connecting => {
+                if !matches!(self.link, Link::Down { .. }) {
+                    self.link = Link::Connecting;
+                }
+            }
+            FeedEvent::Connected => self.link = Link::Live,
+            FeedEvent::Disconnected { reason, retry_at } => {
+                self.link = Link::Down { reason, retry_at };
+            }
+            FeedEvent::Unreadable(why) => {
+                self.complain(format!("skipped a message from the daemon: {why}"));
+            }
+            FeedEvent::Message(ServerMessage::RebuildStarted { build, attempt, .. }) => {
+                let name = self.project_of(build).unwrap_or_else(|| build.to_string());
+                self.say(format!("rebuilding {name}: attempt {attempt}"));
+            }
+            FeedEvent::Message(ServerMessage::Error { message, .. }) => {
+                self.complain(format!("the daemon refused: {message}"));
+            }
+            FeedEvent::Message(message) => {
+                if self.model.apply(message) {
+                    self.reconcile();
+                }
+            }
+        }
+    }
+
+    fn project_of(&self, build: BuildId) -> Option<String> {
+        self.model
+            .roots
+            .iter()
+            .find_map(|r| r.node(build))
+            .map(|n| n.project.to_string())
+    }
+
+    // ---- what is visible ----
+
+    /// The roots the list shows, as indexes into `model.roots`, newest first.
+    pub fn visible_roots(&self) -> Vec<usize> {
+        let query = self.search.to_lowercase();
+        self.model
+            .roots
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !self.failing_only || r.has_failure())
+            .filter(|(_, r)| {
+                query.is_empty()
+                    || r.summary.project.as_str().contains(&query)
+                    || r.nodes.iter().any(|n| n.project.as_str().contains(&query))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    pub fn root(&self) -> Option<&RootView> {
+        self.selected_root.and_then(|id| self.model.root(id))
+    }
+
+    /// The tree rows of the selected root after collapsing and filtering.
+    pub fn rows(&self) -> Vec<Row> {
+        let Some(root) = self.root() else {
+            return Vec::new();
+        };
+        rows(root, &self.collapsed, self.row_filter(root).as_deref())
+    }
+
+    /// Which rows match the failing-only filter and the search, when either is on.
+    fn row_filter(&self, root: &RootView) -> Option<Vec<bool>> {
+        if !self.failing_only && self.search.is_empty() {
+            return None;
+        }
+        let query = self.search.to_lowercase();
+        Some(
+            root.lines()
+                .iter()
+                .map(|l| {
+                    let node = &root.nodes[l.node];
+                    (!self.failing_only || node.state.kind().is_failure())
+                        && (query.is_empty() || node.project.as_str().contains(&query))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn selected_node(&self) -> Option<&Node> {
+        let root = self.root()?;
+        root.node(self.selected?.node)
+    }
+
+    fn selected_index(&self, rows: &[Row]) -> Option<usize> {
+        let key = self.selected?;
+        rows.iter().position(|r| r.key == key)
+    }
+
+    /// Puts the selection back on something that exists after the model or a filter
+    /// changed: the same root and the same node when they are still shown.
+    fn reconcile(&mut self) {
+        let visible = self.visible_roots();
+        let newest = visible.first().map(|&i| self.model.roots[i].id());
+        let keep = self
+            .selected_root
+            .filter(|id| visible.iter().any(|&i| self.model.roots[i].id() == *id));
+        let root = if self.follow { newest } else { keep.or(newest) };
+        if root != self.selected_root {
+            self.selected_root = root;
+            self.selected = None;
+            self.details_scroll = 0;
+        }
+        let rows = self.rows();
+        if self.selected_index(&rows).is_some() {
+            return;
+        }
+        self.selected = self
+            .selected
+            .and_then(|key| rows.iter().find(|r| r.key.node == key.node))
+            .or_else(|| rows.first())
+            .map(|r| r.key);
+    }
+
+    // ---- actions ----
+
+    fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        if self.help {
+            match action {
+                Action::Help | Action::Back => self.help = false,
+                Action::Quit => self.quit = true,
+                _ => {}
+            }
+            return Vec::new();
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.help = true,
+            Action::Answer(yes) => return self.answer(yes),
+            Action::Search => {
+                self.mode = Mode::Search;
+            }
+            Action::SearchType(c) => {
+                self.search.push(c);
+                self.reconcile();
+            }
+            Action::SearchErase => {
+                self.search.pop();
+                self.reconcile();
+            }
+            Action::SearchDone => self.mode = Mode::Browse,
+            Action::Back => self.back(),
+            Action::ToggleFollow => {
+                self.follow = !self.follow;
+                self.reconcile();
+                self.say(if self.follow {
+                    "following the newest root event"
+                } else {
+                    "not following: the selection stays where it is"
+                });
+            }
+            Action::ToggleFailing => {
+                self.failing_only = !self.failing_only;
+                self.reconcile();
+            }
+            Action::FocusNext | Action::FocusPrevious => {
+                let order = [Focus::Roots, Focus::Tree, Focus::Details];
+                let at = order.iter().position(|f| *f == self.focus).unwrap_or(0);
+                let step = if action == Action::FocusNext { 1 } else { 2 };
+                self.focus = order[(at + step) % order.len()];
+            }
+            Action::Up => self.step(-1),
+            Action::Down => self.step(1),
+            Action::PageUp => self.step(-(PAGE as isize)),
+            Action::PageDown => self.step(PAGE as isize),
+            Action::Top => self.step(isize::MIN / 2),
+            Action::Bottom => self.step(isize::MAX / 2),
+            Action::Collapse => self.collapse(),
+            Action::Expand => self.expand(),
+            Action::NextFailure => self.next_failure(),
+            Action::DrillDown => self.drill_down(),
+            Action::Rebuild => self.ask_rebuild(),
+            Action::RebuildRoot => self.ask_rebuild_root(),
+        }
+        Vec::new()
+    }
+
+    fn back(&mut self) {
+        match self.mode {
+            Mode::Drill { .. } => {
+                self.mode = Mode::Browse;
+                self.drill_scroll = 0;
+            }
+            Mode::Search => {
+                self.mode = Mode::Browse;
+                self.search.clear();
+                self.reconcile();
+            }
+            Mode::Browse if !self.search.is_empty() => {
+                self.search.clear();
+                self.reconcile();
+            }
+            Mode::Browse if self.failing_only => {
+                self.failing_only = false;
+                self.reconcile();
+            }
+            Mode::Browse | Mode::Confirm(_) => {}
+        }
+    }
+
+    /// Moves the selection in the focused pane by `by` rows.
+    fn step(&mut self, by: isize) {
+        if let Mode::Drill { .. } = self.mode {
+            self.drill_scroll = scrolled(self.drill_scroll, by);
+            return;
+        }
+        match self.focus {
+            Focus::Details => self.details_scroll = scrolled(self.details_scroll, by),
+            Focus::Roots => {
+                let visible = self.visible_roots();
+                let ids: Vec<BuildId> = visible.iter().map(|&i| self.model.roots[i].id()).collect();
+                let at = self
+                    .selected_root
+                    .and_then(|id| ids.iter().position(|r| *r == id))
+                    .unwrap_or(0);
+                if let Some(&id) = ids.get(moved(at, by, ids.len())) {
+                    self.follow = false;
+                    if Some(id) != self.selected_root {
+                        self.selected_root = Some(id);
+                        self.selected = None;
+                        self.details_scroll = 0;
+                        self.reconcile();
+                    }
+                }
+            }
+            Focus::Tree => {
+                let rows = self.rows();
+                let at = self.selected_index(&rows).unwrap_or(0);
+                if let Some(row) = rows.get(moved(at, by, rows.len())) {
+                    self.select(row.key);
+                }
+            }
+        }
+    }
+
+    /// Selects a tree row by hand: that stops following the newest root.
+    fn select(&mut self, key: LineKey) {
+        if self.selected != Some(key) {
+            self.details_scroll = 0;
+        }
+        self.selected = Some(key);
+        self.follow = false;
+    }
+
+    fn collapse(&mut self) {
+        if self.focus == Focus::Roots {
+            return;
+        }
+        let rows = self.rows();
+        let Some(at) = self.selected_index(&rows) else {
+            return;
+        };
+        let row = rows[at];
+        if row.has_children && !row.collapsed {
+            self.collapsed.insert(row.key);
+        } else if let Some(parent) = rows[..at]
+            .iter()
+            .rev()
+            .find(|r| r.line.depth + 1 == row.line.depth)
+        {
+            self.select(parent.key);
+        }
+    }
+
+    fn expand(&mut self) {
+        if self.focus == Focus::Roots {
+            self.focus = Focus::Tree;
+            return;
+        }
+        let rows = self.rows();
+        let Some(at) = self.selected_index(&rows) else {
+            return;
+        };
+        let row = rows[at];
+        if row.collapsed {
+            self.collapsed.remove(&row.key);
+        } else if let Some(child) = rows.get(at + 1).filter(|r| r.line.depth > row.line.depth) {
+            self.select(child.key);
+        }
+    }
+
+    fn next_failure(&mut self) {
+        let Some(root) = self.root() else {
+            return;
+        };
+        let rows = self.rows();
+        let at = self.selected_index(&rows).map_or(0, |i| i + 1);
+        let failing = |r: &&Row| root.nodes[r.line.node].state.kind().is_failure();
+        let found = rows[at.min(rows.len())..]
+            .iter()
+            .find(failing)
+            .or_else(|| rows.iter().find(failing))
+            .map(|r| r.key);
+        match found {
+            Some(key) => {
+                self.focus = Focus::Tree;
+                self.select(key);
+            }
+            None => self.say("every build of this root event passed or is still going"),
+        }
+    }
+
+    fn drill_down(&mut self) {
+        if self.focus == Focus::Roots {
+            self.focus = Focus::Tree;
+            return;
+        }
+        if let (Some(root), Some(node)) = (self.selected_root, self.selected_node()) {
+            self.mode = Mode::Drill {
+                root,
+                node: node.id,
+            };
+            self.drill_scroll = 0;
+        }
+    }
+
+    /// The node a rebuild key applies to: the drilled-down one, else the selection.
+    fn target(&self) -> Option<(&RootView, &Node)> {
+        match self.mode {
+            Mode::Drill { root, node } => {
+                let root = self.model.root(root)?;
+                Some((root, root.node(node)?))
+            }
+            _ => Some((self.root()?, self.selected_node()?)),
+        }
+    }
+
+    fn ask_rebuild(&mut self) {
+        let Some((_, node)) = self.target() else {
+            return;
+        };
+        if let Err(refusal) = may_rebuild(node.state.kind()) {
+            let hint = match &node.state {
+                NodeState::Blocked { blocked_by } => {
+                    format!("; rebuild {} instead", blocked_by.project)
+                }
+                _ => String::new(),
+            };
+            let text = format!("cannot rebuild {}: {refusal}{hint}", node.project);
+            self.complain(text);
+            return;
+        }
+        let question = format!(
+            "Rebuild {} (attempt {} after {})?",
+            node.project,
+            node.attempt + 1,
+            node.state.kind()
+        );
+        let builds = vec![node.id];
+        self.confirm(builds, question);
+    }
+
+    fn ask_rebuild_root(&mut self) {
+        let Some((root, _)) = self.target().or_else(|| {
+            let root = self.root()?;
+            Some((root, root.root_node()?))
+        }) else {
+            return;
+        };
+        let rebuildable: Vec<&Node> = root
+            .nodes
+            .iter()
+            .filter(|n| n.state.kind().is_failure() && may_rebuild(n.state.kind()).is_ok())
+            .collect();
+        let blocked = root.counts().get(&StateKind::Blocked).copied().unwrap_or(0);
+        if rebuildable.is_empty() {
+            self.say("nothing to rebuild: no build of this root event failed");
+            return;
+        }
+        let names: Vec<&str> = rebuildable.iter().map(|n| n.project.as_str()).collect();
+        let shown = if names.len() > 4 {
+            format!("{} and {} more", names[..3].join(", "), names.len() - 3)
+        } else {
+            names.join(", ")
+        };
+        let mut question = format!(
+            "Rebuild {} failed build{} of {}: {shown}?",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            root_title(root),
+        );
+        if blocked > 0 {
+            let (noun, verb) = if blocked == 1 {
+                ("build", "follows")
+            } else {
+                ("builds", "follow")
+            };
+            question.push_str(&format!(" {blocked} blocked {noun} {verb} when they pass."));
+        }
+        let builds = rebuildable.iter().map(|n| n.id).collect();
+        self.confirm(builds, question);
+    }
+
+    fn confirm(&mut self, builds: Vec<BuildId>, question: String) {
+        let from_drill = match self.mode {
+            Mode::Drill { root, node } => Some((root, node)),
+            _ => None,
+        };
+        self.mode = Mode::Confirm(Confirm {
+            builds,
+            question,
+            from_drill,
+        });
+    }
+
+    fn answer(&mut self, yes: bool) -> Vec<Effect> {
+        let Mode::Confirm(confirm) = std::mem::replace(&mut self.mode, Mode::Browse) else {
+            return Vec::new();
+        };
+        if let Some((root, node)) = confirm.from_drill {
+            self.mode = Mode::Drill { root, node };
+        }
+        if !yes {
+            self.say("rebuild cancelled");
+            return Vec::new();
+        }
+        if self.link != Link::Live {
+            self.complain(
+                "not connected to the daemon: nothing was rebuilt; try again once it is back",
+            );
+            return Vec::new();
+        }
+        let n = confirm.builds.len();
+        self.say(format!(
+            "asked the daemon to rebuild {n} build{}",
+            if n == 1 { "" } else { "s" }
+        ));
+        confirm
+            .builds
+            .into_iter()
+            .map(|build| Effect::Send(ClientMessage::Rebuild { build }))
+            .collect()
+    }
+}
+
+/// `package@version` of a root event, or just the package.
+pub fn root_title(root: &RootView) -> String {
+    match &root.summary.version {
+        Some(v) => format!("{}@{v}", root.summary.project),
+        None => root.summary.project.to_string(),
+    }
+}
+
+fn scrolled(at: u16, by: isize) -> u16 {
+    (at as isize + by).clamp(0, u16::MAX as isize) as u16
+}
+
+fn moved(at: usize, by: isize, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    (at as isize).saturating_add(by).clamp(0, len as isize - 1) as usize
+}
+
+/// Lays out the visible rows of `root`'s tree: the rows under a collapsed row are
+/// left out, and with a `filter` only rows that match or lead to a match are kept.
+pub fn rows(root: &RootView, collapsed: &HashSet<LineKey>, filter: Option<&[bool]>) -> Vec<Row> {
+    let lines = root.lines();
+    // Whether a row or anything below it matches: a backward pass that carries, per
+    // depth, whether a match was seen under the current parent.
+    let keep: Option<Vec<bool>> = filter.map(|matches| {
+        let mut keep = vec![false; lines.len()];
+        let mut below: Vec<bool> = Vec::new();
+        for (i, line) in lines.iter().enumerate().rev() {
+            let d = line.depth;
+            let sub = below.iter().skip(d + 1).any(|b| *b);
+            below.truncate(d + 1);
+            below.resize(d + 1, false);
+            keep[i] = matches[i] || sub;
+            below[d] |= keep[i];
+        }
+        keep
+    });
+    let mut out = Vec::with_capacity(lines.len());
+    let mut parents: Vec<BuildId> = Vec::new();
+    let mut hidden_below: Option<usize> = None;
+    for (i, line) in lines.iter().enumerate() {
+        parents.truncate(line.depth);
+        let via = parents.last().copied();
+        let id = root.nodes[line.node].id;
+        parents.push(id);
+        if let Some(d) = hidden_below {
+            if line.depth > d {
+                continue;
+            }
+            hidden_below = None;
+        }
+        if keep.as_ref().is_some_and(|k| !k[i]) {
+            hidden_below = Some(line.depth);
+            continue;
+        }
+        let key = LineKey { node: id, via };
+        let has_children = lines.get(i + 1).is_some_and(|n| n.depth > line.depth);
+        let is_collapsed = has_children && collapsed.contains(&key);
+        if is_collapsed {
+            hidden_below = Some(line.depth);
+        }
+        out.push(Row {
+            line: *line,
+            key,
+            last: true,
+            has_children,
+            collapsed: is_collapsed,
+        });
+    }
+    // A row is the last of its siblings when no row of the same depth follows before
+    // a shallower one.
+    let mut seen: Vec<bool> = Vec::new();
+    for row in out.iter_mut().rev() {
+        let d = row.line.depth;
+        seen.truncate(d + 1);
+        seen.resize(d + 1, false);
+        row.last = !seen[d];
+        seen[d] = true;
+    }
+    out
+}

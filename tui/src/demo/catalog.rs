@@ -1,0 +1,395 @@
+//! The demo's projects: a small ecosystem of about thirty projects with chains, a
+//! diamond, a dependency cycle, several contacts each, and how each one's CI behaves.
+
+use conjunction_protocol::{Contact, Dependency, ProjectId, ProjectSpec, TriggerSpec};
+
+/// How a project's simulated CI answers triggers and how its builds end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Passes, except for a small chance of failing or of the runner erroring.
+    Steady,
+    /// Fails about half of its first attempts; a rebuild passes.
+    Flaky,
+    /// Fails whenever the runtime it is built against is 1.5 or later.
+    BreaksOnRuntime15,
+    /// The CI refuses the trigger: its pipeline triggers are switched off.
+    RefusesTriggers,
+}
+
+pub struct DemoProject {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub depends_on: &'static [&'static str],
+    pub contacts: &'static [(&'static str, &'static str, &'static str)],
+    pub behaviour: Behaviour,
+}
+
+use Behaviour::*;
+
+/// Every demo project. The ones published as new upstream versions are in
+/// [`UPSTREAMS`].
+pub const PROJECTS: &[DemoProject] = &[
+    p(
+        "core/runtime",
+        "Runtime",
+        &[],
+        &[
+            ("Ana Lima", "maintainer", "@ana"),
+            ("Jon Park", "release manager", "@jpark"),
+        ],
+        Steady,
+    ),
+    p(
+        "core/io",
+        "Async I/O",
+        &["core/runtime"],
+        &[("Mei Chen", "maintainer", "@mei")],
+        Steady,
+    ),
+    p(
+        "core/codec",
+        "Codecs",
+        &["core/runtime"],
+        &[
+            ("Omar Haddad", "maintainer", "@omar"),
+            ("Ana Lima", "reviewer", "@ana"),
+        ],
+        Steady,
+    ),
+    p(
+        "core/metrics",
+        "Metrics",
+        &["core/runtime"],
+        &[("Lena Vogel", "maintainer", "@lena")],
+        Steady,
+    ),
+    p(
+        "net/http",
+        "HTTP",
+        &["core/io", "core/codec"],
+        &[
+            ("Sam Okafor", "maintainer", "@sam"),
+            ("Mei Chen", "reviewer", "@mei"),
+        ],
+        Steady,
+    ),
+    p(
+        "net/tls",
+        "TLS",
+        &["core/io"],
+        &[("Ines Duarte", "security lead", "@ines")],
+        Steady,
+    ),
+    p(
+        "net/grpc",
+        "gRPC",
+        &["net/http", "net/tls"],
+        &[("Raj Patel", "maintainer", "@raj")],
+        Steady,
+    ),
+    p(
+        "net/websocket",
+        "WebSocket",
+        &["net/http"],
+        &[("Sam Okafor", "maintainer", "@sam")],
+        Flaky,
+    ),
+    p(
+        "data/sql",
+        "SQL driver",
+        &["core/io", "core/codec"],
+        &[
+            ("Tomas Novak", "maintainer", "@tomas"),
+            ("Aiko Sato", "on call", "@aiko"),
+        ],
+        Steady,
+    ),
+    p(
+        "data/cache",
+        "Cache",
+        &["core/io"],
+        &[("Aiko Sato", "maintainer", "@aiko")],
+        Steady,
+    ),
+    p(
+        "data/orm",
+        "ORM",
+        &["data/sql", "core/codec"],
+        &[("Tomas Novak", "maintainer", "@tomas")],
+        Steady,
+    ),
+    p(
+        "svc/gateway",
+        "API gateway",
+        &["net/grpc", "net/websocket", "core/metrics"],
+        &[
+            ("Priya Nair", "tech lead", "@priya"),
+            ("Leo Brandt", "on call", "@leo"),
+        ],
+        Steady,
+    ),
+    p(
+        "svc/auth",
+        "Auth service",
+        &["net/http", "data/sql", "net/tls"],
+        &[
+            ("Ines Duarte", "maintainer", "@ines"),
+            ("Leo Brandt", "on call", "@leo"),
+        ],
+        Steady,
+    ),
+    p(
+        "svc/billing",
+        "Billing",
+        &["data/orm", "svc/auth"],
+        &[
+            ("Noor Aziz", "maintainer", "@noor"),
+            ("Finance builds", "team channel", "#billing-ci"),
+        ],
+        Flaky,
+    ),
+    p(
+        "svc/search",
+        "Search",
+        &["net/http", "data/cache"],
+        &[("Kai Müller", "maintainer", "@kai")],
+        Steady,
+    ),
+    p(
+        "svc/notify",
+        "Notifications",
+        &["net/websocket", "data/cache"],
+        &[("Zoe Martin", "maintainer", "@zoe")],
+        Steady,
+    ),
+    p(
+        "apps/web",
+        "Web app",
+        &["svc/gateway", "svc/auth", "ui/design-system"],
+        &[
+            ("Hana Ito", "maintainer", "@hana"),
+            ("Web team", "team channel", "#web"),
+        ],
+        Steady,
+    ),
+    p(
+        "apps/mobile-api",
+        "Mobile API",
+        &["svc/gateway", "svc/billing"],
+        &[("Diego Ruiz", "maintainer", "@diego")],
+        Steady,
+    ),
+    p(
+        "apps/legacy-portal",
+        "Legacy portal",
+        &["net/http", "data/orm"],
+        &[
+            ("Greta Olsen", "maintainer", "@greta"),
+            ("Platform team", "escalation", "#platform"),
+        ],
+        BreaksOnRuntime15,
+    ),
+    p(
+        "apps/admin",
+        "Admin console",
+        &["apps/web", "svc/auth", "ui/design-system"],
+        &[("Hana Ito", "maintainer", "@hana")],
+        Steady,
+    ),
+    p(
+        "plugins/alpha",
+        "Plugin alpha",
+        &["net/http", "plugins/beta"],
+        &[("Ivo Petrov", "maintainer", "@ivo")],
+        Steady,
+    ),
+    p(
+        "plugins/beta",
+        "Plugin beta",
+        &["plugins/alpha", "core/codec"],
+        &[
+            ("Ivo Petrov", "maintainer", "@ivo"),
+            ("Ruth Klein", "co-maintainer", "@ruth"),
+        ],
+        Steady,
+    ),
+    p(
+        "plugins/gamma",
+        "Plugin gamma",
+        &["plugins/beta"],
+        &[("Ruth Klein", "maintainer", "@ruth")],
+        Steady,
+    ),
+    p(
+        "ops/deploy-bot",
+        "Deploy bot",
+        &["svc/gateway"],
+        &[("Leo Brandt", "maintainer", "@leo")],
+        RefusesTriggers,
+    ),
+    p(
+        "ops/dashboards",
+        "Dashboards",
+        &["core/metrics"],
+        &[("Lena Vogel", "maintainer", "@lena")],
+        Steady,
+    ),
+    p(
+        "tools/cli",
+        "CLI",
+        &["net/http", "core/codec"],
+        &[("Jon Park", "maintainer", "@jpark")],
+        Steady,
+    ),
+    p(
+        "tools/sdk-python",
+        "Python SDK",
+        &["net/grpc"],
+        &[
+            ("Raj Patel", "maintainer", "@raj"),
+            ("SDK team", "team channel", "#sdk"),
+        ],
+        Steady,
+    ),
+    p(
+        "tools/sdk-js",
+        "JavaScript SDK",
+        &["net/grpc"],
+        &[
+            ("Zoe Martin", "maintainer", "@zoe"),
+            ("SDK team", "team channel", "#sdk"),
+        ],
+        Flaky,
+    ),
+    p(
+        "docs/site",
+        "Documentation site",
+        &["tools/cli"],
+        &[("Kai Müller", "maintainer", "@kai")],
+        Steady,
+    ),
+    p(
+        "ui/design-system",
+        "Design system",
+        &[],
+        &[
+            ("Hana Ito", "maintainer", "@hana"),
+            ("Design team", "team channel", "#design"),
+        ],
+        Steady,
+    ),
+];
+
+/// The upstreams that publish new versions, how often each is picked (out of the
+/// sum), and its first version.
+pub const UPSTREAMS: &[(&str, u32, (u64, u64, u64))] = &[
+    ("core/runtime", 5, (1, 4, 0)),
+    ("ui/design-system", 2, (3, 2, 0)),
+    ("data/sql", 2, (0, 9, 0)),
+];
+
+const fn p(
+    id: &'static str,
+    name: &'static str,
+    depends_on: &'static [&'static str],
+    contacts: &'static [(&'static str, &'static str, &'static str)],
+    behaviour: Behaviour,
+) -> DemoProject {
+    DemoProject {
+        id,
+        name,
+        depends_on,
+        contacts,
+        behaviour,
+    }
+}
+
+pub fn behaviour(project: &ProjectId) -> Behaviour {
+    PROJECTS
+        .iter()
+        .find(|p| p.id == project.as_str())
+        .map_or(Steady, |p| p.behaviour)
+}
+
+impl DemoProject {
+    /// The project id; every id in [`PROJECTS`] is valid.
+    pub fn project_id(&self) -> Result<ProjectId, conjunction_protocol::ValidationError> {
+        ProjectId::parse(self.id)
+    }
+
+    /// The registration, with its trigger pointing at the simulated CI.
+    pub fn spec(
+        &self,
+        ci_base: &str,
+        secret: &str,
+    ) -> Result<ProjectSpec, conjunction_protocol::ValidationError> {
+        let depends_on = self
+            .depends_on
+            .iter()
+            .map(|d| {
+                Ok(Dependency {
+                    project: ProjectId::parse(d)?,
+                    range: None,
+                })
+            })
+            .collect::<Result<_, conjunction_protocol::ValidationError>>()?;
+        let contacts = self
+            .contacts
+            .iter()
+            .map(|(name, role, chat)| Contact {
+                name: (*name).into(),
+                email: email(name),
+                chat: Some((*chat).into()),
+                role: Some((*role).into()),
+            })
+            .collect();
+        Ok(ProjectSpec {
+            name: self.name.into(),
+            contacts,
+            depends_on,
+            trigger: Some(TriggerSpec::Webhook {
+                url: format!("{ci_base}/trigger/{}", self.id),
+                token: None,
+                secret: Some(secret.into()),
+            }),
+            report_token: None,
+            package: None,
+        })
+    }
+}
+
+/// `ana.lima@example.org` for a person; teams have a channel, not an address.
+fn email(name: &str) -> Option<String> {
+    if name.ends_with("team") || name.ends_with("builds") {
+        return None;
+    }
+    Some(format!(
+        "{}@example.org",
+        name.to_lowercase().replace(' ', ".").replace('ü', "u")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_demo_project_registers_and_depends_only_on_demo_projects() {
+        for p in PROJECTS {
+            let id = p.project_id().unwrap();
+            let spec = p.spec("http://127.0.0.1:1", "s3cret").unwrap();
+            spec.validate(&id).unwrap();
+            for d in p.depends_on {
+                assert!(
+                    PROJECTS.iter().any(|q| q.id == *d),
+                    "{} depends on unknown {d}",
+                    p.id
+                );
+            }
+        }
+        assert!((25..=35).contains(&PROJECTS.len()));
+        for (u, _, _) in UPSTREAMS {
+            assert!(PROJECTS.iter().any(|p| p.id == *u));
+        }
+    }
+}

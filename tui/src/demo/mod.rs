@@ -1,0 +1,165 @@
+//! `conjunction demo`: a daemon, a simulated CI and a publisher of new upstream
+//! versions, all in this process on loopback with a temporary database, and the
+//! terminal UI opened on them. Nothing else is needed.
+
+mod catalog;
+mod ci;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use conjunction_daemon::dispatch::DispatchConfig;
+use conjunction_protocol::{ProjectId, Report, ReportState};
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use catalog::{Behaviour, PROJECTS, UPSTREAMS};
+
+use crate::client::Client;
+
+/// What `conjunction demo` is asked to do.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Time between two new upstream versions.
+    pub interval: Duration,
+    /// Print the daemon's address and token and run without the terminal UI, to
+    /// point another `conjunction` at it.
+    pub headless: bool,
+}
+
+/// Runs the demo until the user quits the UI (or, headless, presses Ctrl-C).
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    let data = tempfile::Builder::new()
+        .prefix("conjunction-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo's database")?;
+    let token = random_hex(24);
+    let mut config = conjunction_daemon::Config::new(data.path());
+    config.operator_tokens = vec![token.clone()];
+    config.dispatch = DispatchConfig {
+        timeout_ms: 3_000,
+        max_attempts: 3,
+        backoff_base_ms: 250,
+        backoff_max_ms: 2_000,
+        concurrency: 32,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let daemon = tokio::spawn(conjunction_daemon::serve(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    let client = Client::new(&url, Some(token.clone()));
+
+    let ci_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let ci_base = format!("http://{}", ci_listener.local_addr()?);
+    let ci = tokio::spawn(ci::serve(ci_listener, client.clone()));
+
+    let report_tokens = register(&client, &ci_base).await?;
+    let publisher = tokio::spawn(publish(client.clone(), report_tokens, options.interval));
+
+    let ui = if options.headless {
+        println!("conjunction demo is running; press Ctrl-C to stop.");
+        println!("  daemon:  {url}");
+        println!("  token:   {token}");
+        println!("  connect: conjunction --url {url} --token {token}");
+        tokio::signal::ctrl_c().await.map_err(anyhow::Error::from)
+    } else {
+        crate::terminal::run(client)
+            .await
+            .context("the terminal UI failed")
+    };
+
+    publisher.abort();
+    ci.abort();
+    let _ = stop.send(());
+    match daemon.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e).context("the demo daemon failed"),
+        Err(e) => return Err(e).context("the demo daemon ended abnormally"),
+    }
+    ui
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// Registers every demo project; returns the report tokens of the upstreams, which
+/// their (simulated) release pipelines report with.
+async fn register(client: &Client, ci_base: &str) -> anyhow::Result<HashMap<&'static str, String>> {
+    let secret = random_hex(16);
+    let mut tokens = HashMap::new();
+    for project in PROJECTS {
+        let id = project.project_id()?;
+        let spec = project.spec(ci_base, &secret)?;
+        let (_, upserted) = client
+            .put_project(&id, &spec)
+            .await
+            .with_context(|| format!("cannot register demo project {id}"))?;
+        if let Some(token) = upserted.report_token {
+            tokens.insert(project.id, token);
+        }
+    }
+    Ok(tokens)
+}
+
+/// Publishes a new version of one of the upstreams every `interval`: the first one
+/// at once, then picked at random by weight. Every third runtime release is a minor
+/// one, which breaks the legacy portal.
+async fn publish(client: Client, tokens: HashMap<&'static str, String>, interval: Duration) {
+    let mut versions: HashMap<&str, (u64, u64, u64)> =
+        UPSTREAMS.iter().map(|(p, _, v)| (*p, *v)).collect();
+    let mut releases: HashMap<&str, u32> = HashMap::new();
+    let total: u32 = UPSTREAMS.iter().map(|(_, w, _)| w).sum();
+    let mut first = true;
+    loop {
+        let project = if first {
+            UPSTREAMS[0].0
+        } else {
+            let mut roll = rand::rng().random_range(0..total);
+            UPSTREAMS
+                .iter()
+                .find(|(_, w, _)| {
+                    let hit = roll < *w;
+                    roll = roll.saturating_sub(*w);
+                    hit
+                })
+                .map_or(UPSTREAMS[0].0, |(p, _, _)| *p)
+        };
+        first = false;
+        let n = releases.entry(project).or_default();
+        *n += 1;
+        let version = versions.entry(project).or_insert((0, 1, 0));
+        if n.is_multiple_of(3) {
+            *version = (version.0, version.1 + 1, 0);
+        } else {
+            version.2 += 1;
+        }
+        let (major, minor, patch) = *version;
+        if let Ok(id) = ProjectId::parse(project) {
+            let report = Report {
+                project: id,
+                build: None,
+                attempt: None,
+                state: ReportState::Passed,
+                version: Some(format!("{major}.{minor}.{patch}")),
+                commit: Some(random_hex(20)),
+                git_ref: Some("refs/heads/main".into()),
+                url: None,
+                summary: None,
+                metadata: Default::default(),
+            };
+            if let Some(token) = tokens.get(project) {
+                // A refused publish (the daemon shutting down) is simply skipped.
+                let _ = client.report(token, &report).await;
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,417 @@
+//! The terminal UI's state and update function, driven without a terminal: key
+//! actions, feed messages, selection across updates, and reconnection.
+
+use conjunction_protocol::ws::{Change, ClientMessage, ServerMessage};
+use conjunction_protocol::{NodeState, StateKind, Timestamp};
+use conjunction_tui::app::{App, Effect, FeedEvent, Focus, Link, Mode, Msg};
+use conjunction_tui::keys::Action;
+use conjunction_tui::model::Verdict;
+use conjunction_tui::sample::{self, build, ids, NOW};
+
+fn connected_app() -> App {
+    let mut app = App::new("http://127.0.0.1:7431", NOW);
+    app.update(Msg::Feed(FeedEvent::Connected));
+    app.update(Msg::Feed(FeedEvent::Message(sample::snapshot())));
+    app
+}
+
+fn act(app: &mut App, action: Action) -> Vec<Effect> {
+    app.update(Msg::Action(action))
+}
+
+fn selected_project(app: &App) -> String {
+    app.selected_node()
+        .expect("a node is selected")
+        .project
+        .to_string()
+}
+
+/// Moves the tree selection down until `project` is selected.
+fn select(app: &mut App, project: &str) {
+    app.focus = Focus::Tree;
+    act(app, Action::Top);
+    for _ in 0..50 {
+        if selected_project(app) == project {
+            return;
+        }
+        act(app, Action::Down);
+    }
+    panic!("{project} is not in the tree");
+}
+
+#[test]
+fn a_snapshot_selects_the_newest_root_and_its_root_build() {
+    let app = connected_app();
+    assert_eq!(app.selected_root, Some(ids().root));
+    assert_eq!(selected_project(&app), "core/runtime");
+    let roots: Vec<String> = app
+        .visible_roots()
+        .iter()
+        .map(|&i| app.model.roots[i].summary.version.clone().unwrap())
+        .collect();
+    assert_eq!(roots, ["1.5.0", "3.2.0", "1.4.2"]);
+}
+
+#[test]
+fn a_shared_node_is_listed_under_each_parent_and_expanded_once() {
+    let app = connected_app();
+    let rows = app.rows();
+    let root = app.root().unwrap();
+    let http: Vec<_> = rows
+        .iter()
+        .filter(|r| root.nodes[r.line.node].project.as_str() == "net/http")
+        .collect();
+    assert_eq!(http.len(), 2, "net/http has two parents");
+    assert!(http.iter().all(|r| r.line.shared));
+    assert_eq!(http.iter().filter(|r| !r.line.elsewhere).count(), 1);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| root.nodes[r.line.node].project.as_str() == "apps/legacy-portal")
+            .count(),
+        1,
+        "the shared node's child is shown once"
+    );
+}
+
+#[test]
+fn selection_stays_on_the_same_node_while_new_roots_and_builds_arrive() {
+    let mut app = connected_app();
+    select(&mut app, "data/sql");
+    assert!(!app.follow, "moving by hand stops following");
+    let before = app.selected;
+
+    let newer = build(5, 1);
+    let event = sample::root_event(newer, "core/runtime", "1.5.1", 5, Vec::new());
+    app.update(Msg::Feed(FeedEvent::Message(sample::event(
+        101,
+        Change::RootCreated {
+            root: event.summary,
+        },
+    ))));
+    let mut sql = app.root().unwrap().node(ids().sql).unwrap().clone();
+    sql.state = NodeState::Failed;
+    app.update(Msg::Feed(FeedEvent::Message(sample::event(
+        102,
+        Change::NodeChanged { node: sql },
+    ))));
+
+    assert_eq!(app.model.roots[0].id(), newer, "the new root is at the top");
+    assert_eq!(app.selected_root, Some(ids().root));
+    assert_eq!(app.selected, before);
+    assert_eq!(app.selected_node().unwrap().state.kind(), StateKind::Failed);
+}
+
+#[test]
+fn following_moves_to_each_new_root() {
+    let mut app = connected_app();
+    select(&mut app, "data/sql");
+    act(&mut app, Action::ToggleFollow);
+    assert!(app.follow);
+    let newer = build(5, 1);
+    let event = sample::root_event(newer, "ui/design-system", "3.3.0", 5, Vec::new());
+    app.update(Msg::Feed(FeedEvent::Message(sample::event(
+        101,
+        Change::RootCreated {
+            root: event.summary,
+        },
+    ))));
+    assert_eq!(app.selected_root, Some(newer));
+}
+
+#[test]
+fn an_event_already_applied_is_not_applied_again() {
+    let mut app = connected_app();
+    let mut http = app.root().unwrap().node(ids().http).unwrap().clone();
+    http.state = NodeState::Passed;
+    // seq 100 is the snapshot's: a replay that overlaps it changes nothing.
+    app.update(Msg::Feed(FeedEvent::Message(sample::event(
+        100,
+        Change::NodeChanged { node: http },
+    ))));
+    let now = app.root().unwrap().node(ids().http).unwrap();
+    assert_eq!(now.state.kind(), StateKind::Failed);
+}
+
+#[test]
+fn a_lost_connection_keeps_the_picture_and_resumes_with_the_missed_events() {
+    let mut app = connected_app();
+    let retry_at = Timestamp(NOW.0 + 3_000);
+    app.update(Msg::Feed(FeedEvent::Disconnected {
+        reason: "cannot reach http://127.0.0.1:7431: connection refused".into(),
+        retry_at,
+    }));
+    assert!(matches!(app.link, Link::Down { .. }));
+    assert_eq!(app.model.roots.len(), 3, "what was known stays on screen");
+    app.update(Msg::Feed(FeedEvent::Connecting));
+    assert!(
+        matches!(app.link, Link::Down { .. }),
+        "a retry in progress still shows the outage"
+    );
+
+    // The daemon replays what happened while we were away.
+    app.update(Msg::Feed(FeedEvent::Connected));
+    let mut auth = app.root().unwrap().node(ids().auth).unwrap().clone();
+    auth.state = NodeState::Passed;
+    auth.seq = 101;
+    app.update(Msg::Feed(FeedEvent::Message(sample::event(
+        101,
+        Change::NodeChanged { node: auth },
+    ))));
+    assert_eq!(app.link, Link::Live);
+    assert_eq!(app.model.seq, 101);
+    let auth = app.root().unwrap().node(ids().auth).unwrap();
+    assert_eq!(auth.state.kind(), StateKind::Passed);
+}
+
+#[test]
+fn a_message_that_cannot_be_read_is_reported_and_skipped() {
+    let mut app = connected_app();
+    app.update(Msg::Feed(FeedEvent::Unreadable(
+        "unknown variant `shiny_new_thing`".into(),
+    )));
+    let status = app.status.as_ref().expect("a status line");
+    assert!(status.error);
+    assert!(status.text.contains("shiny_new_thing"));
+    assert_eq!(app.model.roots.len(), 3);
+}
+
+#[test]
+fn rebuilding_a_failed_node_asks_first_and_sends_after_yes() {
+    let mut app = connected_app();
+    select(&mut app, "net/http");
+    assert!(act(&mut app, Action::Rebuild).is_empty());
+    let Mode::Confirm(confirm) = &app.mode else {
+        panic!("a question is asked first, not {:?}", app.mode);
+    };
+    assert!(confirm.question.contains("net/http"));
+    assert!(confirm.question.contains("attempt 2"));
+    let effects = act(&mut app, Action::Answer(true));
+    assert_eq!(
+        effects,
+        [Effect::Send(ClientMessage::Rebuild { build: ids().http })]
+    );
+    assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn answering_no_sends_nothing() {
+    let mut app = connected_app();
+    select(&mut app, "net/http");
+    act(&mut app, Action::Rebuild);
+    assert!(act(&mut app, Action::Answer(false)).is_empty());
+    assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn a_blocked_node_is_not_rebuilt_and_the_blocker_is_named() {
+    let mut app = connected_app();
+    select(&mut app, "apps/legacy-portal");
+    act(&mut app, Action::Rebuild);
+    assert_eq!(app.mode, Mode::Browse, "no question for a refused rebuild");
+    let status = app.status.as_ref().unwrap();
+    assert!(status.error);
+    assert!(
+        status.text.contains("rebuild net/http instead"),
+        "{}",
+        status.text
+    );
+}
+
+#[test]
+fn rebuild_all_takes_every_failed_build_of_the_root() {
+    let mut app = connected_app();
+    act(&mut app, Action::RebuildRoot);
+    let Mode::Confirm(confirm) = &app.mode else {
+        panic!("a question is asked first");
+    };
+    let mut builds = confirm.builds.clone();
+    builds.sort();
+    let mut want = vec![ids().http, ids().deploy];
+    want.sort();
+    assert_eq!(builds, want);
+    assert!(confirm.question.contains("net/http"));
+    assert!(confirm.question.contains("ops/deploy-bot"));
+    assert!(confirm.question.contains("1 blocked build follows"));
+    assert_eq!(act(&mut app, Action::Answer(true)).len(), 2);
+}
+
+#[test]
+fn nothing_is_sent_while_disconnected() {
+    let mut app = connected_app();
+    select(&mut app, "net/http");
+    app.update(Msg::Feed(FeedEvent::Disconnected {
+        reason: "gone".into(),
+        retry_at: NOW,
+    }));
+    act(&mut app, Action::Rebuild);
+    assert!(act(&mut app, Action::Answer(true)).is_empty());
+    assert!(app.status.as_ref().unwrap().text.contains("not connected"));
+}
+
+#[test]
+fn the_daemons_answer_to_a_rebuild_shows_on_the_status_line() {
+    let mut app = connected_app();
+    app.update(Msg::Feed(FeedEvent::Message(
+        ServerMessage::RebuildStarted {
+            build: ids().http,
+            attempt: 2,
+            seq: 101,
+        },
+    )));
+    assert_eq!(
+        app.status.as_ref().unwrap().text,
+        "rebuilding net/http: attempt 2"
+    );
+}
+
+#[test]
+fn failing_only_keeps_the_paths_to_failures() {
+    let mut app = connected_app();
+    act(&mut app, Action::ToggleFailing);
+    let root = app.root().unwrap();
+    let shown: Vec<&str> = app
+        .rows()
+        .iter()
+        .map(|r| root.nodes[r.line.node].project.as_str())
+        .collect();
+    assert!(
+        shown.contains(&"core/runtime"),
+        "ancestors of a failure stay"
+    );
+    assert!(shown.contains(&"net/http"));
+    assert!(shown.contains(&"ops/deploy-bot"));
+    assert!(
+        !shown.contains(&"svc/auth"),
+        "a running leaf is hidden: {shown:?}"
+    );
+    let roots: Vec<&str> = app
+        .visible_roots()
+        .iter()
+        .map(|&i| app.model.roots[i].summary.project.as_str())
+        .collect();
+    assert_eq!(
+        roots,
+        ["core/runtime", "core/runtime"],
+        "only roots with a failure"
+    );
+}
+
+#[test]
+fn search_narrows_roots_and_tree_and_esc_clears_it() {
+    let mut app = connected_app();
+    act(&mut app, Action::Search);
+    for c in "portal".chars() {
+        act(&mut app, Action::SearchType(c));
+    }
+    act(&mut app, Action::SearchDone);
+    assert_eq!(app.mode, Mode::Browse);
+    let root = app.root().unwrap();
+    let shown: Vec<&str> = app
+        .rows()
+        .iter()
+        .map(|r| root.nodes[r.line.node].project.as_str())
+        .collect();
+    assert!(shown.contains(&"apps/legacy-portal"));
+    assert!(!shown.contains(&"data/sql"));
+    assert_eq!(
+        app.visible_roots().len(),
+        2,
+        "the design-system root has no portal"
+    );
+    act(&mut app, Action::Back);
+    assert!(app.search.is_empty());
+    assert_eq!(app.visible_roots().len(), 3);
+}
+
+#[test]
+fn collapsing_hides_the_subtree_and_expanding_shows_it() {
+    let mut app = connected_app();
+    select(&mut app, "core/io");
+    let all = app.rows().len();
+    act(&mut app, Action::Collapse);
+    let collapsed = app.rows().len();
+    assert!(collapsed < all);
+    assert_eq!(selected_project(&app), "core/io");
+    act(&mut app, Action::Expand);
+    assert_eq!(app.rows().len(), all);
+    // Left on a leaf goes to its parent.
+    select(&mut app, "apps/legacy-portal");
+    act(&mut app, Action::Collapse);
+    assert_eq!(selected_project(&app), "net/http");
+}
+
+#[test]
+fn enter_drills_down_and_esc_comes_back() {
+    let mut app = connected_app();
+    select(&mut app, "net/http");
+    act(&mut app, Action::DrillDown);
+    assert_eq!(
+        app.mode,
+        Mode::Drill {
+            root: ids().root,
+            node: ids().http
+        }
+    );
+    act(&mut app, Action::Back);
+    assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn a_failure_after_a_pass_is_a_regression_and_one_after_a_failure_is_not() {
+    let app = connected_app();
+    let root = app.root().unwrap();
+    let http = root.node(ids().http).unwrap();
+    assert_eq!(app.model.verdict(root.id(), http), Verdict::Regression);
+    // ops/deploy-bot's trigger was refused in the older event too.
+    let deploy = root.node(ids().deploy).unwrap();
+    let history = app.model.history(root.id(), &deploy.project);
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].node.state.kind(), StateKind::TriggerFailed);
+}
+
+#[test]
+fn the_help_overlay_opens_and_closes_and_swallows_other_keys() {
+    let mut app = connected_app();
+    act(&mut app, Action::Help);
+    assert!(app.help);
+    act(&mut app, Action::Rebuild);
+    assert_eq!(app.mode, Mode::Browse, "keys under the overlay do nothing");
+    act(&mut app, Action::Back);
+    assert!(!app.help);
+}
+
+#[test]
+fn tab_cycles_focus_through_the_three_panes() {
+    let mut app = connected_app();
+    assert_eq!(app.focus, Focus::Tree);
+    act(&mut app, Action::FocusNext);
+    assert_eq!(app.focus, Focus::Details);
+    act(&mut app, Action::FocusNext);
+    assert_eq!(app.focus, Focus::Roots);
+    act(&mut app, Action::FocusPrevious);
+    assert_eq!(app.focus, Focus::Details);
+}
+
+#[test]
+fn moving_in_the_roots_list_changes_the_tree() {
+    let mut app = connected_app();
+    app.focus = Focus::Roots;
+    act(&mut app, Action::Down);
+    assert_eq!(
+        app.root().unwrap().summary.project.as_str(),
+        "ui/design-system"
+    );
+    assert_eq!(selected_project(&app), "ui/design-system");
+    assert!(!app.follow);
+}
+
+#[test]
+fn header_counts_running_waiting_and_projects_failing_now() {
+    let app = connected_app();
+    let counts = app.model.counts();
+    assert_eq!(counts.running, 1, "svc/auth");
+    assert_eq!(counts.waiting, 0);
+    // net/http failed and ops/deploy-bot was not triggered; the blocked portal
+    // is not counted as failing itself.
+    assert_eq!(counts.failing, 2);
+}
