@@ -85,6 +85,15 @@ impl StateKind {
         self.is_final() && self != StateKind::Passed
     }
 
+    /// The build itself did not pass: it failed, errored, or its CI refused the
+    /// trigger, as opposed to being held back by another build.
+    pub fn is_own_failure(self) -> bool {
+        matches!(
+            self,
+            StateKind::Failed | StateKind::Errored | StateKind::TriggerFailed
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StateKind::Pending => "pending",

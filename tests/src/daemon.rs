@@ -133,14 +133,20 @@ impl DaemonProcess {
     /// Starts `conjunctiond` on a free loopback port with `data_dir` and `config_toml`
     /// as its config file, and waits until it answers `/healthz`.
     pub async fn start(data_dir: &Path, config_toml: &str) -> Self {
-        let config_path = data_dir.join("test-conjunctiond.toml");
-        std::fs::create_dir_all(data_dir).expect("data directory");
-        std::fs::write(&config_path, config_toml).expect("config file");
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().expect("address").port()
         };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        Self::start_on(addr, data_dir, config_toml).await
+    }
+
+    /// Like [`DaemonProcess::start`], on a given address: to restart a daemon where
+    /// its clients expect it.
+    pub async fn start_on(addr: SocketAddr, data_dir: &Path, config_toml: &str) -> Self {
+        let config_path = data_dir.join("test-conjunctiond.toml");
+        std::fs::create_dir_all(data_dir).expect("data directory");
+        std::fs::write(&config_path, config_toml).expect("config file");
         let child = tokio::process::Command::new(binaries().join("conjunctiond"))
             .arg("--listen")
             .arg(addr.to_string())

@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod feed;
 pub mod mock_ci;
+pub mod tmux;
 
 use std::future::Future;
 use std::time::Duration;

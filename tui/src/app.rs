@@ -497,24 +497,51 @@ impl App {
         }
     }
 
+    /// Selects the next build that failed on its own: further down this root's
+    /// tree, then in the roots below it in the list, then round from the top.
     fn next_failure(&mut self) {
-        let Some(root) = self.root() else {
+        let visible = self.visible_roots();
+        if visible.is_empty() {
             return;
+        }
+        let current = self
+            .selected_root
+            .and_then(|id| visible.iter().position(|&i| self.model.roots[i].id() == id))
+            .unwrap_or(0);
+        // The failed rows of a root with their place in its tree.
+        let failures = |root: &RootView| -> Vec<(usize, LineKey)> {
+            rows(root, &self.collapsed, self.row_filter(root).as_deref())
+                .into_iter()
+                .enumerate()
+                // A shared build's second appearance is the same build.
+                .filter(|(_, r)| {
+                    !r.line.elsewhere && root.nodes[r.line.node].state.kind().is_own_failure()
+                })
+                .map(|(i, r)| (i, r.key))
+                .collect()
         };
-        let rows = self.rows();
-        let at = self.selected_index(&rows).map_or(0, |i| i + 1);
-        let failing = |r: &&Row| root.nodes[r.line.node].state.kind().is_failure();
-        let found = rows[at.min(rows.len())..]
-            .iter()
-            .find(failing)
-            .or_else(|| rows.iter().find(failing))
-            .map(|r| r.key);
+        let here = &self.model.roots[visible[current]];
+        let selected = self.selected_index(&self.rows());
+        let (after, before): (Vec<_>, Vec<_>) = failures(here)
+            .into_iter()
+            .partition(|(i, _)| selected.is_none_or(|s| *i > s));
+        let found = after
+            .first()
+            .map(|(_, key)| (here.id(), *key))
+            .or_else(|| {
+                (1..visible.len()).find_map(|step| {
+                    let root = &self.model.roots[visible[(current + step) % visible.len()]];
+                    failures(root).first().map(|(_, key)| (root.id(), *key))
+                })
+            })
+            .or_else(|| before.first().map(|(_, key)| (here.id(), *key)));
         match found {
-            Some(key) => {
+            Some((root, key)) => {
                 self.focus = Focus::Tree;
+                self.selected_root = Some(root);
                 self.select(key);
             }
-            None => self.say("every build of this root event passed or is still going"),
+            None => self.say("no build failed in the root events shown"),
         }
     }
 

@@ -114,7 +114,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Esc", "back: close a view, clear the search"),
     ("r", "rebuild the selected build (asks y/n)"),
     ("R", "rebuild every failed build of the root (asks y/n)"),
-    ("n", "jump to the next build that did not pass"),
+    ("n", "jump to the next failed build"),
     ("f", "show only failing paths"),
     ("/", "search projects; Enter keeps it, Esc clears"),
     ("F", "follow the newest root event on/off"),

@@ -325,15 +325,7 @@ impl Model {
                 }
             }
         }
-        counts.failing = latest
-            .values()
-            .filter(|k| {
-                matches!(
-                    k,
-                    StateKind::Failed | StateKind::Errored | StateKind::TriggerFailed
-                )
-            })
-            .count() as u32;
+        counts.failing = latest.values().filter(|k| k.is_own_failure()).count() as u32;
         counts
     }
 }

@@ -415,3 +415,19 @@ fn header_counts_running_waiting_and_projects_failing_now() {
     // is not counted as failing itself.
     assert_eq!(counts.failing, 2);
 }
+
+#[test]
+fn n_jumps_to_the_next_build_that_failed_on_its_own_then_to_older_roots() {
+    let mut app = connected_app();
+    act(&mut app, Action::NextFailure);
+    assert_eq!(selected_project(&app), "net/http");
+    // The blocked portal between the two is skipped.
+    act(&mut app, Action::NextFailure);
+    assert_eq!(selected_project(&app), "ops/deploy-bot");
+    assert_eq!(app.selected_root, Some(ids().root));
+    // Nothing else failed in this root: the next failure is in the older one.
+    act(&mut app, Action::NextFailure);
+    assert_eq!(selected_project(&app), "ops/deploy-bot");
+    assert_ne!(app.selected_root, Some(ids().root));
+    assert!(!app.follow);
+}

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod feed;
 mod triggers;
+mod tui;
 
 use std::time::Duration;
 

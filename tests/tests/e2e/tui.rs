@@ -1,0 +1,176 @@
+//! The terminal UI as a person uses it: the real `conjunction` binary in a detached
+//! tmux session, driven with keys and read off the screen.
+
+use std::time::Duration;
+
+use conjunction_protocol::{Report, ReportState};
+use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
+use conjunction_tests::eventually;
+use conjunction_tests::mock_ci::{Behaviour, MockCi};
+use conjunction_tests::tmux::Tmux;
+
+use crate::*;
+
+/// Whether the roots list counts a failed build in some root event: its summary
+/// line reads like `✓12 ✗1 ⊘3` (the header's count has a space: `✗ 1 failing`).
+fn lists_a_failed_build(screen: &str) -> bool {
+    screen
+        .split('✗')
+        .skip(1)
+        .any(|after| after.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The project named in the open rebuild question, and whether it failed.
+fn question(screen: &str) -> Option<(String, bool)> {
+    let line = screen.lines().find(|l| l.contains("Rebuild "))?;
+    let rest = &line[line.find("Rebuild ")? + "Rebuild ".len()..];
+    let project = rest.split(" (attempt").next()?.trim().to_owned();
+    Some((project, line.contains("after failed)")))
+}
+
+#[tokio::test]
+async fn demo_a_failed_build_is_rebuilt_from_the_keyboard_and_its_attempt_rises() {
+    let ui = Tmux::start(
+        &binaries().join("conjunction"),
+        &["demo", "--interval", "2"],
+        120,
+        40,
+    );
+    ui.wait_for("the demo's UI to connect", Duration::from_secs(30), |s| {
+        s.contains("● live").then_some(())
+    })
+    .await;
+    ui.wait_for(
+        "a root event with a failed build",
+        Duration::from_secs(120),
+        |s| lists_a_failed_build(s).then_some(()),
+    )
+    .await;
+
+    // `n` jumps to the next failed build, across root events (a refused trigger
+    // counts too); `r` asks about the selected one. Go on until the question is
+    // about a build that failed, cancelling the others.
+    let mut project = None;
+    for _ in 0..30 {
+        ui.keys(&["n", "r"]);
+        let (name, failed) = ui
+            .wait_for("the rebuild question", Duration::from_secs(5), question)
+            .await;
+        ui.keys(&["n"]);
+        if failed {
+            project = Some(name);
+            break;
+        }
+    }
+    let project = project.expect("one of the failures is a failed build");
+    let title = format!("╭ {project} ");
+    ui.wait_for(
+        &format!("{project} selected at attempt 1"),
+        Duration::from_secs(5),
+        |s| (s.contains(&title) && s.contains("attempt 1")).then_some(()),
+    )
+    .await;
+
+    // New roots keep arriving; the selection stays on this build.
+    ui.keys(&["r"]);
+    let (asked, _) = ui
+        .wait_for("the rebuild question", Duration::from_secs(5), question)
+        .await;
+    assert_eq!(asked, project, "the selection stayed on the failed build");
+    ui.keys(&["y"]);
+    ui.wait_for(
+        &format!("{project} at attempt 2"),
+        Duration::from_secs(30),
+        |s| (s.contains(&title) && s.contains("attempt 2") && s.contains(" #2")).then_some(()),
+    )
+    .await;
+}
+
+/// The reconnect countdown on the header, in seconds.
+fn retry_in(screen: &str) -> Option<u64> {
+    let at = screen.find("retry in ")? + "retry in ".len();
+    let digits: String = screen[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[tokio::test]
+async fn the_ui_shows_an_outage_reconnects_and_catches_up_on_builds_reported_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let ci = MockCi::start(Some(SECRET)).await;
+    ci.set_default(Behaviour::Silent);
+    let daemon = DaemonProcess::start(dir.path(), "").await;
+    let addr = daemon.addr;
+    let lib = register(&daemon.api, "acme/lib", &[], None).await;
+    register(&daemon.api, "acme/app", &["acme/lib"], Some(&ci)).await;
+    report_root(&daemon.api, &lib, "acme/lib", "1.0.0").await;
+
+    let url = format!("http://{addr}");
+    let ui = Tmux::start(
+        &binaries().join("conjunction"),
+        &["--url", &url, "--token", OPERATOR_TOKEN],
+        120,
+        40,
+    );
+    ui.wait_for("the first root event", Duration::from_secs(30), |s| {
+        (s.contains("● live") && s.contains("acme/lib@1.0.0") && s.contains("◔ acme/app"))
+            .then_some(())
+    })
+    .await;
+    let trigger = eventually("the trigger of acme/app", WAIT, || async {
+        ci.triggers_of("acme/app").first().cloned()
+    })
+    .await;
+
+    daemon.kill().await;
+    // Wait until the UI has failed a few times and waits 8 s before its next try,
+    // so what follows happens while it is away.
+    ui.wait_for("the UI to back off", Duration::from_secs(30), |s| {
+        retry_in(s).filter(|n| *n >= 5)
+    })
+    .await;
+
+    let daemon = DaemonProcess::start_on(addr, dir.path(), "").await;
+    let payload = &trigger.payload;
+    daemon
+        .api
+        .report(
+            &payload.report.token,
+            &Report {
+                project: pid("acme/app"),
+                build: Some(payload.build),
+                attempt: Some(payload.attempt),
+                state: ReportState::Passed,
+                version: None,
+                commit: None,
+                git_ref: None,
+                url: None,
+                summary: None,
+                metadata: Default::default(),
+            },
+        )
+        .await
+        .expect("the downstream build's report is taken");
+    report_root(&daemon.api, &lib, "acme/lib", "1.1.0").await;
+    let during = ui.screen();
+    assert!(
+        during.contains("disconnected") && !during.contains("acme/lib@1.1.0"),
+        "the UI was still away when the builds were reported:\n{during}"
+    );
+
+    ui.wait_for(
+        "the UI to reconnect and show what it missed",
+        Duration::from_secs(30),
+        |s| {
+            let lines: Vec<&str> = s.lines().collect();
+            let old = lines.iter().position(|l| l.contains("acme/lib@1.0.0"))?;
+            // The old root's summary line: both of its builds passed now.
+            let both_passed = lines.get(old + 1)?.contains("✓2");
+            (s.contains("● live") && s.contains("acme/lib@1.1.0") && both_passed).then_some(())
+        },
+    )
+    .await;
+    daemon.kill().await;
+}
