@@ -47,6 +47,8 @@ async fn event_loop(
             msg = rx.recv() => msg,
             key = keys_in.next() => match key {
                 Some(Ok(Event::Key(key))) => keys::action(app.key_mode(), key).map(Msg::Action),
+                // Redraw at once at the new size.
+                Some(Ok(Event::Resize(..))) => Some(Msg::Tick(now())),
                 Some(Ok(_)) => None,
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),

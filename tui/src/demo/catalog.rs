@@ -8,7 +8,7 @@ use conjunction_protocol::{Contact, Dependency, ProjectId, ProjectSpec, TriggerS
 pub enum Behaviour {
     /// Passes, except for a small chance of failing or of the runner erroring.
     Steady,
-    /// Fails about half of its first attempts; a rebuild passes.
+    /// Fails two in five of its first attempts; a rebuild passes.
     Flaky,
     /// Fails whenever the runtime it is built against is 1.5 or later.
     BreaksOnRuntime15,

@@ -72,7 +72,7 @@ fn outcome(payload: &TriggerPayload) -> (ReportState, Option<String>) {
                     .into(),
             ),
         ),
-        Behaviour::Flaky if payload.attempt == 1 && roll < 50 => (
+        Behaviour::Flaky if payload.attempt == 1 && roll < 40 => (
             ReportState::Failed,
             Some(
                 "test sessions::reconnect_after_idle ... FAILED\n\
@@ -82,7 +82,7 @@ fn outcome(payload: &TriggerPayload) -> (ReportState, Option<String>) {
                     .into(),
             ),
         ),
-        _ if roll < 4 => (
+        _ if roll < 2 => (
             ReportState::Failed,
             Some(
                 "test integration::roundtrip_large_payload ... FAILED\n\
@@ -91,7 +91,7 @@ fn outcome(payload: &TriggerPayload) -> (ReportState, Option<String>) {
                     .into(),
             ),
         ),
-        _ if roll < 6 => (
+        _ if roll < 3 => (
             ReportState::Errored,
             Some("runner lost: the machine running the job stopped responding".into()),
         ),
