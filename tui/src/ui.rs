@@ -244,7 +244,9 @@ fn draw_roots(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if visible.is_empty() {
-        let text = if app.model.roots.is_empty() {
+        let text = if app.model.roots.is_empty() && app.model.daemon.is_none() {
+            "Waiting for the daemon…"
+        } else if app.model.roots.is_empty() {
             "No root events yet. They appear when an upstream reports a build."
         } else {
             "No root event matches the filter."
