@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use conjunction_protocol::node::may_rebuild;
-use conjunction_protocol::{Contact, Node, NodeState, ProjectId, StateKind, Timestamp};
+use conjunction_protocol::{BuildId, Contact, Node, NodeState, ProjectId, StateKind, Timestamp};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::app::{root_title, App, Focus, Link, Mode, Row};
+use crate::app::{root_title, App, Confirm, Focus, Link, Mode, Row};
 use crate::keys::HELP;
 use crate::model::{RootView, Verdict};
 
@@ -80,12 +80,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_header(frame, header, app);
     draw_footer(frame, footer, app);
     match &app.mode {
-        Mode::Drill { root, node } => draw_drill(frame, body, app, *root, *node),
-        Mode::Confirm(c) if c.from_drill.is_some() => {
-            if let Some((root, node)) = c.from_drill {
-                draw_drill(frame, body, app, root, node);
-            }
-        }
+        Mode::Drill { root, node }
+        | Mode::Confirm(Confirm {
+            from_drill: Some((root, node)),
+            ..
+        }) => draw_drill(frame, body, app, *root, *node),
         _ => draw_browse(frame, body, app),
     }
     if let Mode::Confirm(confirm) = &app.mode {
@@ -599,13 +598,7 @@ fn heading(text: String) -> Line<'static> {
     Line::styled(text, Style::new().fg(Color::Cyan).bold())
 }
 
-fn draw_drill(
-    frame: &mut Frame,
-    area: Rect,
-    app: &App,
-    root_id: conjunction_protocol::BuildId,
-    node_id: conjunction_protocol::BuildId,
-) {
+fn draw_drill(frame: &mut Frame, area: Rect, app: &App, root_id: BuildId, node_id: BuildId) {
     let Some((root, node)) = app
         .model
         .root(root_id)
