@@ -309,17 +309,17 @@ fn draw_roots(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// One state that sums up a root event: failing if anything failed, running while
-/// anything runs, passed when all passed.
+/// One state that sums up a root event: failed if a build failed on its own,
+/// running while anything runs, then whatever else kept a build from passing
+/// (blocked, skipped on a cycle, ...), and passed when everything passed.
 fn root_outcome(root: &RootView) -> StateKind {
     let counts = root.counts();
-    if root.has_failure() {
-        StateKind::Failed
-    } else if counts.keys().any(|k| !k.is_final()) {
-        StateKind::Running
-    } else {
-        StateKind::Passed
-    }
+    let present = |test: fn(StateKind) -> bool| counts.keys().copied().find(|k| test(*k));
+    present(StateKind::is_own_failure)
+        .map(|_| StateKind::Failed)
+        .or_else(|| present(|k| !k.is_final()).map(|_| StateKind::Running))
+        .or_else(|| present(StateKind::is_failure))
+        .unwrap_or(StateKind::Passed)
 }
 
 fn clip(text: &str, width: usize) -> String {
@@ -814,4 +814,43 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(pane(" keys · ? or Esc closes ", true)),
         box_area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{build, node, root_event};
+
+    fn outcome(states: Vec<NodeState>) -> StateKind {
+        let root = build(60, 1);
+        let mut nodes = vec![node(root, "acme/lib", root, &[], NodeState::Passed, 60, 1)];
+        for (i, state) in states.into_iter().enumerate() {
+            let id = build(60, i as u128 + 2);
+            nodes.push(node(id, &format!("acme/p{i}"), root, &[root], state, 50, 1));
+        }
+        let event = root_event(root, "acme/lib", "1.0.0", 60, nodes);
+        root_outcome(&RootView::new(event.summary, event.nodes))
+    }
+
+    #[test]
+    fn a_root_is_marked_failed_only_for_a_build_that_failed_on_its_own() {
+        let cycle = || NodeState::Skipped { cycle: Vec::new() };
+        assert_eq!(outcome(vec![NodeState::Passed]), StateKind::Passed);
+        assert_eq!(outcome(vec![cycle()]), StateKind::Skipped);
+        assert_eq!(
+            outcome(vec![cycle(), NodeState::Running]),
+            StateKind::Running
+        );
+        assert_eq!(
+            outcome(vec![cycle(), NodeState::Running, NodeState::Failed]),
+            StateKind::Failed
+        );
+    }
+
+    #[test]
+    fn durations_are_short_and_exact_enough() {
+        assert_eq!(short_duration(Duration::from_secs(45)), "45s");
+        assert_eq!(short_duration(Duration::from_secs(185)), "3m05s");
+        assert_eq!(short_duration(Duration::from_secs(7_800)), "2h10m");
+    }
 }
