@@ -550,18 +550,9 @@ fn cause_line(root: &RootView, node: &Node) -> Line<'static> {
     Line::from(vec![label("cause"), Span::raw(chain.join(" → "))])
 }
 
-fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
-    let (Some(root), Some(node)) = (app.root(), app.selected_node()) else {
-        let block = pane(" details ", app.focus == Focus::Details);
-        frame.render_widget(block, area);
-        return;
-    };
-    let block = pane(format!(" {} ", node.project), app.focus == Focus::Details);
-    let mut lines = vec![state_words(node)];
-    if let Some(reason) = node.state.reason() {
-        lines.push(Line::from(vec![label("why"), Span::raw(reason)]));
-    }
-    lines.push(timing(node, app.now));
+/// State and attempt, timings, CI link and the chain of causes of `node`.
+fn facts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
+    let mut lines = vec![state_words(node), timing(node, app.now)];
     if let Some(url) = &node.url {
         lines.push(Line::from(vec![
             label("ci"),
@@ -569,6 +560,31 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
         ]));
     }
     lines.push(cause_line(root, node));
+    lines
+}
+
+/// Who to contact about `node`: its project's people and those of the upstreams
+/// that triggered it.
+fn contacts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
+    let mut lines = contact_lines(app, format!("Contacts of {}", node.project), &node.project);
+    for up in upstreams(root, node) {
+        lines.extend(contact_lines(app, format!("Upstream {up}"), up));
+    }
+    lines
+}
+
+fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
+    let (Some(root), Some(node)) = (app.root(), app.selected_node()) else {
+        let block = pane(" details ", app.focus == Focus::Details);
+        frame.render_widget(block, area);
+        return;
+    };
+    let block = pane(format!(" {} ", node.project), app.focus == Focus::Details);
+    let mut lines = facts(app, root, node);
+    // The reason in one line; the drill-down has the whole story.
+    if let Some(reason) = node.state.reason() {
+        lines.insert(1, Line::from(vec![label("why"), Span::raw(reason)]));
+    }
     if node.state.kind().is_failure() {
         let hint = if may_rebuild(node.state.kind()).is_ok() {
             "Enter: drill down · r: rebuild"
@@ -577,14 +593,7 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
         };
         lines.push(Line::styled(hint, Style::new().fg(Color::DarkGray)));
     }
-    lines.extend(contact_lines(
-        app,
-        format!("contacts of {}", node.project),
-        &node.project,
-    ));
-    for up in upstreams(root, node) {
-        lines.extend(contact_lines(app, format!("upstream {up}"), up));
-    }
+    lines.extend(contacts(app, root, node));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
@@ -612,14 +621,7 @@ fn draw_drill(frame: &mut Frame, area: Rect, app: &App, root_id: BuildId, node_i
         return;
     };
     let title = format!(" {} in {} · Esc back ", node.project, root_title(root));
-    let mut lines = vec![state_words(node), timing(node, app.now)];
-    if let Some(url) = &node.url {
-        lines.push(Line::from(vec![
-            label("ci"),
-            Span::styled(url.clone(), Style::new().underlined()),
-        ]));
-    }
-    lines.push(cause_line(root, node));
+    let mut lines = facts(app, root, node);
     lines.push(Line::raw(""));
 
     lines.push(heading("Why".into()));
@@ -693,14 +695,7 @@ fn draw_drill(frame: &mut Frame, area: Rect, app: &App, root_id: BuildId, node_i
         ]));
     }
     lines.push(Line::raw(""));
-    lines.extend(contact_lines(
-        app,
-        format!("Contacts of {}", node.project),
-        &node.project,
-    ));
-    for up in upstreams(root, node) {
-        lines.extend(contact_lines(app, format!("Upstream {up}"), up));
-    }
+    lines.extend(contacts(app, root, node));
     frame.render_widget(
         Paragraph::new(Text::from(lines))
             .block(pane(title, true))

@@ -8,12 +8,8 @@ use conjunction_tui::keys::Action;
 use conjunction_tui::model::Verdict;
 use conjunction_tui::sample::{self, build, ids, NOW};
 
-fn connected_app() -> App {
-    let mut app = App::new("http://127.0.0.1:7431", NOW);
-    app.update(Msg::Feed(FeedEvent::Connected));
-    app.update(Msg::Feed(FeedEvent::Message(sample::snapshot())));
-    app
-}
+mod common;
+use common::{connected_app, select};
 
 fn act(app: &mut App, action: Action) -> Vec<Effect> {
     app.update(Msg::Action(action))
@@ -24,19 +20,6 @@ fn selected_project(app: &App) -> String {
         .expect("a node is selected")
         .project
         .to_string()
-}
-
-/// Moves the tree selection down until `project` is selected.
-fn select(app: &mut App, project: &str) {
-    app.focus = Focus::Tree;
-    act(app, Action::Top);
-    for _ in 0..50 {
-        if selected_project(app) == project {
-            return;
-        }
-        act(app, Action::Down);
-    }
-    panic!("{project} is not in the tree");
 }
 
 #[test]
