@@ -55,7 +55,7 @@ impl RootView {
         self.index.get(&id).map(|&i| &self.nodes[i])
     }
 
-    pub fn position(&self, id: BuildId) -> Option<usize> {
+    fn position(&self, id: BuildId) -> Option<usize> {
         self.index.get(&id).copied()
     }
 

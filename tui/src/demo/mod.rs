@@ -15,7 +15,7 @@ use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use catalog::{Behaviour, PROJECTS, UPSTREAMS};
+use catalog::{PROJECTS, UPSTREAMS};
 
 use crate::client::Client;
 
