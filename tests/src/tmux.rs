@@ -50,7 +50,7 @@ impl Tmux {
 
     /// Sends keys by tmux name (`Enter`, `Tab`, `j`, ...), one at a time with a
     /// pause, so none is read as part of an escape sequence.
-    pub fn keys(&self, keys: &[&str]) {
+    pub async fn keys(&self, keys: &[&str]) {
         for key in keys {
             let status = self
                 .tmux()
@@ -58,7 +58,7 @@ impl Tmux {
                 .status()
                 .expect("tmux send-keys runs");
             assert!(status.success(), "sending {key}");
-            std::thread::sleep(Duration::from_millis(150));
+            tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
 

@@ -52,11 +52,11 @@ async fn demo_a_failed_build_is_rebuilt_from_the_keyboard_and_its_attempt_rises(
     // about a build that failed, cancelling the others.
     let mut project = None;
     for _ in 0..30 {
-        ui.keys(&["n", "r"]);
+        ui.keys(&["n", "r"]).await;
         let (name, failed) = ui
             .wait_for("the rebuild question", Duration::from_secs(5), question)
             .await;
-        ui.keys(&["n"]);
+        ui.keys(&["n"]).await;
         if failed {
             project = Some(name);
             break;
@@ -72,12 +72,12 @@ async fn demo_a_failed_build_is_rebuilt_from_the_keyboard_and_its_attempt_rises(
     .await;
 
     // New roots keep arriving; the selection stays on this build.
-    ui.keys(&["r"]);
+    ui.keys(&["r"]).await;
     let (asked, _) = ui
         .wait_for("the rebuild question", Duration::from_secs(5), question)
         .await;
     assert_eq!(asked, project, "the selection stayed on the failed build");
-    ui.keys(&["y"]);
+    ui.keys(&["y"]).await;
     ui.wait_for(
         &format!("{project} at attempt 2"),
         Duration::from_secs(30),
