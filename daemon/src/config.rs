@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::dispatch::DispatchConfig;
-use crate::feed::FeedConfig;
 
 /// The default address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7431";
@@ -42,6 +41,35 @@ impl Config {
             operator_tokens: Vec::new(),
             dispatch: DispatchConfig::default(),
             feed: FeedConfig::default(),
+        }
+    }
+}
+
+/// Limits of the live feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedConfig {
+    /// Root events in a snapshot.
+    pub snapshot_roots: usize,
+    /// Nodes in a snapshot: the nodes of the newest root events are included, whole
+    /// events only, until this many; the others are summaries.
+    pub snapshot_nodes: usize,
+    /// The most missed events a resuming client is sent one by one; further behind,
+    /// it gets a fresh snapshot.
+    pub max_replay: u64,
+    /// How long one send to a client may take before the client is dropped.
+    pub send_timeout: std::time::Duration,
+    /// Events kept for subscribers that are behind; one further behind is dropped.
+    pub buffer: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_roots: 50,
+            snapshot_nodes: 5_000,
+            max_replay: 10_000,
+            send_timeout: std::time::Duration::from_secs(10),
+            buffer: 4096,
         }
     }
 }

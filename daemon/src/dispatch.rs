@@ -19,7 +19,7 @@ use sha2::Sha256;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::store::{loggable_url, OutboxEntry, Store};
+use crate::store::{OutboxEntry, Store};
 use crate::writer::{Delivery, WriterHandle};
 
 /// How hard the dispatcher tries.
@@ -329,6 +329,13 @@ fn describe_send_error(target: &str, e: &reqwest::Error) -> String {
             Some(cause) => format!("request to {target} failed: {cause}"),
             None => format!("request to {target} failed"),
         }
+    }
+}
+
+/// Shown in logs instead of a trigger's URL, which may carry credentials.
+fn loggable_url(trigger: &TriggerSpec) -> String {
+    match trigger {
+        TriggerSpec::Webhook { url, .. } => conjunction_protocol::project::redact_url(url),
     }
 }
 

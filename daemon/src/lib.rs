@@ -1,17 +1,15 @@
 //! The conjunction daemon.
 //!
 //! [`serve`] runs the whole daemon on a listener until a shutdown future resolves:
-//! the HTTP API ([`http`]), the live feed ([`feed`], [`hub`]), the one database
-//! writer ([`writer`], over [`store`]), the cascade [`planner`] and the trigger
+//! the HTTP API and the live feed ([`api`], fed by the [`hub`]), the one database
+//! writer ([`writer`], over the [`store`]), the cascade [`planner`] and the trigger
 //! [`dispatch`]er. Tests start it on `127.0.0.1:0`; `conjunctiond` starts it from
 //! its configuration.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dispatch;
-pub mod error;
-pub mod feed;
-pub mod http;
 pub mod hub;
 pub mod planner;
 pub mod store;
@@ -73,7 +71,8 @@ pub async fn serve(
     let store = Store::open(&config.data_dir.join(config::DATABASE_FILE))?;
     let mut graph = Graph::new();
     for p in store.stored_projects()? {
-        graph.set_upstreams(&p.id, p.depends_on.iter().map(|d| d.project.clone()));
+        let upstreams: Vec<_> = p.depends_on.iter().map(|d| d.project.clone()).collect();
+        graph.set_project(&p.id, &upstreams, p.trigger.is_some());
     }
     let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
     let address = listener.local_addr()?;
@@ -113,7 +112,7 @@ pub async fn serve(
     let dispatch_task =
         tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone()));
 
-    let state = http::AppState {
+    let state = api::AppState {
         store,
         writer,
         hub,
@@ -123,7 +122,7 @@ pub async fn serve(
         feed: config.feed,
     };
     tracing::info!(%address, %public_url, "conjunctiond is serving");
-    let app = http::router(state);
+    let app = api::router(state);
     let stopping = stop_tx.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -26,4 +26,30 @@ impl ValidationError {
 pub struct ApiError {
     pub error: String,
     pub message: String,
+    /// For a request that carries a list (`PUT /v1/projects`): every entry that was
+    /// refused, each with its own code and sentence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<EntryError>,
+}
+
+impl ApiError {
+    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            message: message.into(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// One refused entry of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryError {
+    /// The entry's place in the list, from 0.
+    pub index: usize,
+    /// The entry's project id, when it had a readable one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    pub error: String,
+    pub message: String,
 }

@@ -16,10 +16,12 @@ pub mod tree;
 pub mod trigger;
 pub mod ws;
 
-pub use error::{ApiError, ValidationError};
+pub use error::{ApiError, EntryError, ValidationError};
 pub use id::{BuildId, ProjectId};
 pub use node::{BlockedBy, Node, NodeState, RootEvent, RootSummary, StateKind};
-pub use project::{Contact, Dependency, Package, Project, ProjectSpec, TriggerSpec, TriggerView};
+pub use project::{
+    Contact, Dependency, Package, Project, ProjectEntry, ProjectSpec, TriggerSpec, TriggerView,
+};
 pub use report::{Report, ReportAck, ReportState};
 pub use time::Timestamp;
 
@@ -27,4 +29,4 @@ pub use time::Timestamp;
 ///
 /// It goes up by one whenever a message changes in a way an older client would
 /// misread; clients compare it with the `hello` message they receive.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -25,3 +25,11 @@ pub const MAX_DEPENDENCIES: usize = 256;
 pub const MAX_SECRET: usize = 512;
 /// Shortest report token a client may choose itself.
 pub const MIN_CLIENT_TOKEN: usize = 16;
+/// Largest body of `PUT /v1/projects`, which registers many projects at once.
+pub const MAX_BULK_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Most projects in one `PUT /v1/projects`.
+pub const MAX_BULK_PROJECTS: usize = 100_000;
+/// Nodes in one page of `GET /v1/roots/{id}` when the request does not say.
+pub const ROOT_PAGE_DEFAULT: usize = 1_000;
+/// Most nodes in one page of `GET /v1/roots/{id}`.
+pub const ROOT_PAGE_MAX: usize = 10_000;

@@ -283,12 +283,19 @@ pub struct RootSummary {
     pub notes: Vec<String>,
 }
 
-/// A root event with all its nodes, in planning order (parents before children).
+/// A root event with its nodes in planning order (parents before children), or one
+/// page of them.
+///
+/// Within a root event, build ids increase in planning order: sorting an event's
+/// nodes by id puts them in the same order as the daemon lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootEvent {
     #[serde(flatten)]
     pub summary: RootSummary,
     pub nodes: Vec<Node>,
+    /// Set when more nodes follow this page: ask again with `?after=` this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<BuildId>,
 }
 
 #[cfg(test)]

@@ -216,6 +216,38 @@ pub struct Dependent {
     pub via: Vec<ProjectId>,
 }
 
+/// One project of a list, as `PUT /v1/projects` and `conjunction apply` take them: its
+/// id beside the fields of `PUT /v1/projects/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectEntry {
+    pub id: ProjectId,
+    #[serde(flatten)]
+    pub spec: ProjectSpec,
+}
+
+// Not derived: `#[serde(flatten)]` would let unknown fields through unnoticed, because
+// the flattened spec never sees them as unknown. The id is taken out and the rest must
+// be a spec, unknown fields refused.
+impl<'de> Deserialize<'de> for ProjectEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let id = fields
+            .remove("id")
+            .ok_or_else(|| D::Error::missing_field("id"))?;
+        let id = ProjectId::deserialize(id).map_err(D::Error::custom)?;
+        let spec = ProjectSpec::deserialize(serde_json::Value::Object(fields))
+            .map_err(D::Error::custom)?;
+        Ok(Self { id, spec })
+    }
+}
+
+/// The answer to `PUT /v1/projects`: one result per entry, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectsApplied {
+    pub projects: Vec<ProjectUpserted>,
+}
+
 /// The answer to `PUT /v1/projects/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectUpserted {
@@ -345,6 +377,20 @@ mod tests {
             .validate(&ProjectId::parse("acme/app").unwrap())
             .unwrap_err();
         assert_eq!(err.field, "depends_on[0].range");
+    }
+
+    #[test]
+    fn an_entry_takes_the_id_beside_the_spec_and_refuses_unknown_fields() {
+        let e: ProjectEntry = serde_json::from_str(
+            r#"{"id":"acme/app","name":"App","depends_on":[{"project":"acme/lib"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(e.id.as_str(), "acme/app");
+        assert_eq!(e.spec.depends_on.len(), 1);
+        assert!(serde_json::from_str::<ProjectEntry>(
+            r#"{"id":"acme/app","name":"App","colour":"red"}"#
+        )
+        .is_err());
     }
 
     #[test]

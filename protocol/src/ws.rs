@@ -30,8 +30,11 @@ pub enum Change {
     RootCreated {
         root: RootSummary,
     },
-    /// A root event's own fields changed: its version, commit or ref (reported by the
-    /// root build), or its notes (when the cascade was planned).
+    /// A root event's summary changed: its version, commit or ref (reported by the
+    /// root build), its notes (when the cascade was planned), or how many of its nodes
+    /// are in each state. Sent at most once per root event and commit, after the
+    /// `node_changed` events of that commit, so a client that does not hold an event's
+    /// nodes still keeps its counts current.
     RootChanged {
         root: RootSummary,
     },
@@ -54,7 +57,11 @@ pub enum ServerMessage {
         seq: u64,
         projects: Vec<Project>,
         /// Recent root events, newest first.
-        roots: Vec<RootEvent>,
+        roots: Vec<RootSummary>,
+        /// The nodes of the newest of those events, as many whole events as fit a
+        /// budget of nodes, newest first. The nodes of the others are read with
+        /// `GET /v1/roots/{id}`; their later changes arrive as events like any other.
+        events: Vec<RootEvent>,
     },
     Event(Box<Event>),
     /// A rebuild asked for on this connection was accepted.

@@ -31,10 +31,12 @@ fn main() {
         "machine: {} cores; {FRAMES} frames per case after 20 warm-up frames",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let event = sample::large_event(NODES);
     let large = app(ServerMessage::Snapshot {
         seq: 1,
         projects: Vec::new(),
-        roots: vec![sample::large_event(NODES)],
+        roots: vec![event.summary.clone()],
+        events: vec![event],
     });
     let small = app(sample::snapshot());
     let mut worst = Duration::ZERO;

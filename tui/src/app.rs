@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use conjunction_protocol::node::may_rebuild;
 use conjunction_protocol::tree::TreeLine;
 use conjunction_protocol::ws::{ClientMessage, ServerMessage};
-use conjunction_protocol::{BuildId, Node, NodeState, StateKind, Timestamp};
+use conjunction_protocol::{BuildId, Node, NodeState, RootEvent, StateKind, Timestamp};
 
 use crate::keys::{Action, KeyMode};
 use crate::model::{Model, RootView};
@@ -71,11 +71,23 @@ pub enum FeedEvent {
     },
 }
 
+/// What fetching a root event's nodes brought.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// One page of nodes; the last has no `next_after`.
+    Page(RootEvent),
+    Failed {
+        root: BuildId,
+        reason: String,
+    },
+}
+
 /// Everything that changes the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     Action(Action),
     Feed(FeedEvent),
+    Fetched(Fetched),
     Tick(Timestamp),
 }
 
@@ -83,6 +95,9 @@ pub enum Msg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Send(ClientMessage),
+    /// Read every node of this root event from the daemon, page by page, and hand
+    /// the pages back as [`Msg::Fetched`].
+    Fetch(BuildId),
 }
 
 /// A line on the footer.
@@ -135,6 +150,10 @@ pub struct App {
     /// selection in view, like ratatui's `ListState`.
     pub tree_offset: Cell<usize>,
     pub roots_offset: Cell<usize>,
+    /// The model changed since the trees were laid out and the selection checked.
+    stale: bool,
+    /// Effects decided while settling the selection, handed out by `update_all`.
+    effects: Vec<Effect>,
 }
 
 impl App {
@@ -159,6 +178,8 @@ impl App {
             quit: false,
             tree_offset: Cell::new(0),
             roots_offset: Cell::new(0),
+            stale: false,
+            effects: Vec::new(),
         }
     }
 
@@ -175,22 +196,61 @@ impl App {
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
-        match msg {
-            Msg::Tick(now) => {
-                self.now = now;
-                if let Some(s) = &self.status {
-                    if now.since(s.at).as_millis() as u64 > STATUS_MS {
-                        self.status = None;
+        self.update_all([msg])
+    }
+
+    /// Applies a burst of messages, then lays out what changed and settles the
+    /// selection once for the whole burst: a burst of ten thousand node changes
+    /// costs one layout, not ten thousand.
+    pub fn update_all(&mut self, msgs: impl IntoIterator<Item = Msg>) -> Vec<Effect> {
+        for msg in msgs {
+            match msg {
+                Msg::Tick(now) => {
+                    self.now = now;
+                    if let Some(s) = &self.status {
+                        if now.since(s.at).as_millis() as u64 > STATUS_MS {
+                            self.status = None;
+                        }
                     }
                 }
-                Vec::new()
+                Msg::Feed(event) => self.on_feed(event),
+                Msg::Fetched(fetched) => self.on_fetched(fetched),
+                Msg::Action(action) => {
+                    // Keys act on what is on screen: settle it first.
+                    self.settle();
+                    let effects = self.on_action(action);
+                    self.effects.extend(effects);
+                }
             }
-            Msg::Feed(event) => {
-                self.on_feed(event);
-                Vec::new()
-            }
-            Msg::Action(action) => self.on_action(action),
         }
+        self.settle();
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Lays out the trees the model changed, puts the selection back on something
+    /// that exists, asks for the nodes of a selected event the UI does not hold, and
+    /// lets go of the nodes of old events beyond the budget.
+    fn settle(&mut self) {
+        if !self.stale {
+            return;
+        }
+        self.stale = false;
+        self.model.refresh();
+        self.reconcile();
+        self.model.trim(self.selected_root);
+    }
+
+    fn on_fetched(&mut self, fetched: Fetched) {
+        match fetched {
+            Fetched::Page(page) => self.model.apply_page(page),
+            Fetched::Failed { root, reason } => {
+                self.model.fetch_failed(root);
+                self.complain(format!(
+                    "could not read the builds of that root event: {reason}"
+                ));
+            }
+        }
+        self.stale = true;
     }
 
     fn say(&mut self, text: impl Into<String>) {
@@ -231,9 +291,7 @@ impl App {
                 self.complain(format!("the daemon refused: {message}"));
             }
             FeedEvent::Message(message) => {
-                if self.model.apply(message) {
-                    self.reconcile();
-                }
+                self.stale |= self.model.apply(message);
             }
         }
     }
@@ -318,6 +376,11 @@ impl App {
             self.selected_root = root;
             self.selected = None;
             self.details_scroll = 0;
+        }
+        if let Some(id) = self.selected_root {
+            if self.model.begin_loading(id) {
+                self.effects.push(Effect::Fetch(id));
+            }
         }
         let rows = self.rows();
         if self.selected_index(&rows).is_some() {

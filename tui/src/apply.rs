@@ -3,9 +3,10 @@
 //! The file holds `[[project]]` tables with an `id` and the fields of
 //! `PUT /v1/projects/{id}`. Secret fields (`report_token`, `trigger.token`,
 //! `trigger.secret`) may be written `"env:NAME"` to take them from the environment,
-//! so the file itself can be committed.
+//! so the file itself can be committed. The whole file is sent as one list
+//! (`PUT /v1/projects`): every project is applied, or none.
 
-use conjunction_protocol::{ProjectId, ProjectSpec, TriggerSpec};
+use conjunction_protocol::{ProjectEntry, ProjectId, TriggerSpec};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -13,13 +14,6 @@ use serde::Deserialize;
 pub struct ProjectsFile {
     #[serde(default)]
     pub project: Vec<ProjectEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ProjectEntry {
-    pub id: ProjectId,
-    #[serde(flatten)]
-    pub spec: ProjectSpec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +26,8 @@ pub enum ApplyError {
         field: &'static str,
         var: String,
     },
-    #[error("{project}: {message}")]
-    Invalid { project: ProjectId, message: String },
+    #[error("{}", .0.iter().map(|(p, m)| format!("{p}: {m}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<(ProjectId, String)>),
 }
 
 /// Parses a projects file and resolves `env:` secrets with `env`.
@@ -43,6 +37,7 @@ pub fn parse(
 ) -> Result<Vec<ProjectEntry>, ApplyError> {
     let file: ProjectsFile = toml::from_str(text).map_err(|e| ApplyError::Parse(e.to_string()))?;
     let mut out = Vec::with_capacity(file.project.len());
+    let mut invalid = Vec::new();
     for mut entry in file.project {
         let id = entry.id.clone();
         let resolve = |field: &'static str, value: &mut Option<String>| -> Result<(), ApplyError> {
@@ -61,16 +56,16 @@ pub fn parse(
             resolve("trigger.token", token)?;
             resolve("trigger.secret", secret)?;
         }
-        entry
-            .spec
-            .validate(&entry.id)
-            .map_err(|e| ApplyError::Invalid {
-                project: entry.id.clone(),
-                message: e.message,
-            })?;
-        out.push(entry);
+        match entry.spec.validate(&entry.id) {
+            Ok(()) => out.push(entry),
+            Err(e) => invalid.push((entry.id, e.message)),
+        }
     }
-    Ok(out)
+    if invalid.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApplyError::Invalid(invalid))
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +105,31 @@ trigger = { kind = "webhook", url = "https://ci.example/hook", secret = "env:APP
             }
             other => panic!("unexpected trigger {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_invalid_project_is_named_and_unknown_fields_are_refused() {
+        let text = r#"
+[[project]]
+id = "acme/a"
+name = ""
+
+[[project]]
+id = "acme/b"
+name = "B"
+depends_on = [{ project = "acme/b" }]
+"#;
+        let err = parse(text, |_| None).unwrap_err().to_string();
+        assert!(err.contains("acme/a: name must not be empty"), "{err}");
+        assert!(
+            err.contains("acme/b: acme/b cannot depend on itself"),
+            "{err}"
+        );
+        let typo = "[[project]]\nid = \"acme/a\"\nname = \"A\"\ndepend_on = []\n";
+        assert!(
+            parse(typo, |_| None).is_err(),
+            "a misspelt field is refused"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use conjunction_protocol::limits::MAX_SUMMARY;
 use conjunction_protocol::{BuildId, ProjectId, Report, ReportState};
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 
 /// Links CI pipelines across projects: report builds, register projects and watch
 /// cascades. Without a subcommand it opens the terminal UI.
@@ -232,29 +232,31 @@ async fn apply(file: &std::path::Path, client: &Client) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let entries = crate::apply::parse(&text, |k| std::env::var(k).ok())?;
-    let mut failed = 0;
-    for entry in entries {
-        match client.put_project(&entry.id, &entry.spec).await {
-            Ok((_, answer)) => {
-                match &answer.report_token {
-                    Some(t) => println!(
-                        "{} {} (report token, shown once: {t})",
-                        answer.outcome, entry.id
-                    ),
-                    None => println!("{} {}", answer.outcome, entry.id),
-                }
-                for w in &answer.warnings {
-                    println!("  warning: {w}");
-                }
+    let applied = match client.apply_projects(&entries).await {
+        Ok(applied) => applied,
+        Err(ClientError::Refused { error, .. }) if !error.entries.is_empty() => {
+            for e in &error.entries {
+                let project = e.project.as_deref().unwrap_or("?");
+                eprintln!(
+                    "refused {project} (entry {}): {} ({})",
+                    e.index + 1,
+                    e.message,
+                    e.error
+                );
             }
-            Err(e) => {
-                failed += 1;
-                eprintln!("failed {}: {e}", entry.id);
-            }
+            bail!("{}", error.message);
         }
-    }
-    if failed > 0 {
-        bail!("{failed} project(s) were not applied");
+        Err(e) => return Err(e.into()),
+    };
+    for answer in &applied.projects {
+        let id = &answer.project.id;
+        match &answer.report_token {
+            Some(t) => println!("{} {id} (report token, shown once: {t})", answer.outcome),
+            None => println!("{} {id}", answer.outcome),
+        }
+        for w in &answer.warnings {
+            println!("  warning: {w}");
+        }
     }
     Ok(())
 }

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use conjunction_protocol::project::{Dependent, ProjectUpserted};
+use conjunction_protocol::limits::ROOT_PAGE_MAX;
+use conjunction_protocol::project::{Dependent, ProjectUpserted, ProjectsApplied};
 use conjunction_protocol::{
-    ApiError, BuildId, Node, Project, ProjectId, ProjectSpec, Report, ReportAck, RootEvent,
-    RootSummary,
+    ApiError, BuildId, Node, Project, ProjectEntry, ProjectId, ProjectSpec, Report, ReportAck,
+    RootEvent, RootSummary,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -160,6 +161,26 @@ impl Client {
             .1)
     }
 
+    /// Creates or updates every project of a list in one transaction, or none.
+    pub async fn apply_projects(
+        &self,
+        projects: &[ProjectEntry],
+    ) -> Result<ProjectsApplied, ClientError> {
+        #[derive(Serialize)]
+        struct List<'a> {
+            projects: &'a [ProjectEntry],
+        }
+        Ok(self
+            .call(
+                Method::PUT,
+                "/v1/projects",
+                self.operator(),
+                Some(&List { projects }),
+            )
+            .await?
+            .1)
+    }
+
     /// Creates or updates a project; the status says which (201 or 200).
     pub async fn put_project(
         &self,
@@ -247,14 +268,31 @@ impl Client {
             .1)
     }
 
+    /// A root event with every node, read a page at a time.
     pub async fn root(&self, id: BuildId) -> Result<RootEvent, ClientError> {
+        let mut event = self.root_page(id, None, ROOT_PAGE_MAX).await?;
+        while let Some(after) = event.next_after {
+            let mut page = self.root_page(id, Some(after), ROOT_PAGE_MAX).await?;
+            event.nodes.append(&mut page.nodes);
+            event.summary = page.summary;
+            event.next_after = page.next_after;
+        }
+        Ok(event)
+    }
+
+    /// A root event with up to `limit` of its nodes, after the build `after`.
+    pub async fn root_page(
+        &self,
+        id: BuildId,
+        after: Option<BuildId>,
+        limit: usize,
+    ) -> Result<RootEvent, ClientError> {
+        let path = match after {
+            Some(after) => format!("/v1/roots/{id}?after={after}&limit={limit}"),
+            None => format!("/v1/roots/{id}?limit={limit}"),
+        };
         Ok(self
-            .call(
-                Method::GET,
-                &format!("/v1/roots/{id}"),
-                self.operator(),
-                None::<&()>,
-            )
+            .call(Method::GET, &path, self.operator(), None::<&()>)
             .await?
             .1)
     }

@@ -1,5 +1,14 @@
 //! What the terminal UI knows about the daemon: projects and recent root events,
 //! kept current by applying feed messages in sequence order.
+//!
+//! A root event is held either with its nodes or as its summary alone: the daemon's
+//! snapshot carries the nodes of its newest events only, and the UI keeps nodes for a
+//! bounded number of builds. The nodes of a summary-only event are fetched page by
+//! page when someone selects it ([`Model::begin_loading`], [`Model::apply_page`]).
+//!
+//! A node change costs a lookup and a count, not a new tree: the tree is laid out
+//! again only when nodes are added or their parents change, and then once per burst
+//! of messages ([`Model::refresh`]), not once per message.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,44 +20,91 @@ use conjunction_protocol::{
 
 /// Root events kept in memory; older ones fall off the end of the list.
 pub const MAX_ROOTS: usize = 200;
+/// Nodes kept in memory across all root events; beyond it, the nodes of the oldest
+/// events not on screen are let go (their summaries stay).
+pub const MAX_NODES: usize = 200_000;
 
-/// One root event: its summary, its nodes in planning order and their tree.
+/// How much of a root event the UI holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Every node, kept current by the feed.
+    Nodes,
+    /// The summary only; the nodes are being fetched, and changes to them that arrive
+    /// meanwhile are kept.
+    Loading,
+    /// The summary only.
+    Summary,
+}
+
+/// One root event: its summary and, when held, its nodes in planning order (which is
+/// build id order) and their tree.
 #[derive(Debug, Clone)]
 pub struct RootView {
     pub summary: RootSummary,
     pub nodes: Vec<Node>,
+    held: Held,
     index: HashMap<BuildId, usize>,
-    /// The tree of `nodes`, rebuilt when a node is added or its parents change.
+    /// The tree of `nodes`; laid out again by `refresh` when `reshaped`.
     lines: Vec<TreeLine>,
     children: Vec<Vec<usize>>,
+    reshaped: bool,
     counts: BTreeMap<StateKind, u32>,
 }
 
 impl RootView {
+    /// An event with all its nodes.
     pub fn new(summary: RootSummary, nodes: Vec<Node>) -> Self {
-        let mut view = Self {
+        let mut view = Self::summary_only(summary);
+        view.held = Held::Nodes;
+        view.nodes = nodes;
+        view.nodes.sort_by_key(|n| n.id);
+        view.restructure();
+        view
+    }
+
+    /// An event whose nodes the UI does not hold.
+    pub fn summary_only(summary: RootSummary) -> Self {
+        Self {
             summary,
-            nodes,
+            nodes: Vec::new(),
+            held: Held::Summary,
             index: HashMap::new(),
             lines: Vec::new(),
             children: Vec::new(),
+            reshaped: false,
             counts: BTreeMap::new(),
-        };
-        view.restructure();
-        view
+        }
     }
 
     pub fn id(&self) -> BuildId {
         self.summary.id
     }
 
+    pub fn held(&self) -> Held {
+        self.held
+    }
+
     pub fn lines(&self) -> &[TreeLine] {
         &self.lines
     }
 
-    /// How many nodes are in each state, counted from the nodes themselves.
+    /// How many builds the event has.
+    pub fn size(&self) -> usize {
+        match self.held {
+            Held::Nodes => self.nodes.len(),
+            Held::Loading | Held::Summary => {
+                self.summary.counts.values().map(|&n| n as usize).sum()
+            }
+        }
+    }
+
+    /// How many nodes are in each state: counted from the nodes when the UI holds
+    /// them, as the daemon last said otherwise.
     pub fn counts(&self) -> &BTreeMap<StateKind, u32> {
-        &self.counts
+        match self.held {
+            Held::Nodes => &self.counts,
+            Held::Loading | Held::Summary => &self.summary.counts,
+        }
     }
 
     pub fn node(&self, id: BuildId) -> Option<&Node> {
@@ -66,34 +122,79 @@ impl RootView {
 
     /// Whether any node of this event did not pass.
     pub fn has_failure(&self) -> bool {
-        self.counts.iter().any(|(k, n)| k.is_failure() && *n > 0)
+        self.counts().iter().any(|(k, n)| k.is_failure() && *n > 0)
     }
 
+    /// Takes a node's newest version: a node it does not have is added, one it has
+    /// is replaced unless what it has is newer (a page read before an event arrived).
     fn upsert(&mut self, node: Node) {
         match self.index.get(&node.id) {
             Some(&i) => {
-                let reshaped = self.nodes[i].parents != node.parents;
-                self.nodes[i] = node;
-                if reshaped {
-                    self.restructure();
-                } else {
-                    self.recount();
+                let old = &self.nodes[i];
+                if old.seq > node.seq {
+                    return;
                 }
+                self.reshaped |= old.parents != node.parents;
+                count(&mut self.counts, Some(old.state.kind()), node.state.kind());
+                self.nodes[i] = node;
             }
             None => {
-                self.nodes.push(node);
-                self.restructure();
+                count(&mut self.counts, None, node.state.kind());
+                // Nodes mostly arrive in planning order, which is id order: at the end.
+                let at = self.nodes.partition_point(|n| n.id < node.id);
+                let id = node.id;
+                self.nodes.insert(at, node);
+                if at + 1 == self.nodes.len() {
+                    self.index.insert(id, at);
+                } else {
+                    self.reindex();
+                }
+                self.reshaped = true;
             }
         }
     }
 
-    fn restructure(&mut self) {
+    /// Merges a page of nodes (in id order) with those held, keeping the newer
+    /// version of a node that is in both.
+    fn merge(&mut self, page: Vec<Node>) {
+        let held = std::mem::take(&mut self.nodes);
+        let mut merged = Vec::with_capacity(held.len() + page.len());
+        let (mut a, mut b) = (held.into_iter().peekable(), page.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.id == y.id => {
+                    let (x, y) = (a.next(), b.next());
+                    x.zip(y).map(|(x, y)| if x.seq >= y.seq { x } else { y })
+                }
+                (Some(x), Some(y)) if x.id < y.id => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
+        }
+        self.nodes = merged;
+        self.reindex();
+        self.reshaped = true;
+    }
+
+    fn reindex(&mut self) {
         self.index = self
             .nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.id, i))
             .collect();
+    }
+
+    fn drop_nodes(&mut self) {
+        *self = Self::summary_only(self.summary.clone());
+    }
+
+    fn restructure(&mut self) {
+        if self.index.len() != self.nodes.len() {
+            self.reindex();
+        }
         self.children = vec![Vec::new(); self.nodes.len()];
         for (i, n) in self.nodes.iter().enumerate() {
             for p in &n.parents {
@@ -103,14 +204,11 @@ impl RootView {
             }
         }
         self.lines = assemble(&self.nodes);
-        self.recount();
-    }
-
-    fn recount(&mut self) {
         self.counts.clear();
         for n in &self.nodes {
             *self.counts.entry(n.state.kind()).or_default() += 1;
         }
+        self.reshaped = false;
     }
 
     /// Every node below `id` in this event, nearest first, each once.
@@ -123,7 +221,7 @@ impl RootView {
         let mut queue = std::collections::VecDeque::from([start]);
         let mut found = Vec::new();
         while let Some(i) = queue.pop_front() {
-            for &c in &self.children[i] {
+            for &c in self.children.get(i).into_iter().flatten() {
                 if !seen[c] {
                     seen[c] = true;
                     found.push(&self.nodes[c]);
@@ -153,6 +251,18 @@ impl RootView {
         chain.reverse();
         chain
     }
+}
+
+fn count(counts: &mut BTreeMap<StateKind, u32>, from: Option<StateKind>, to: StateKind) {
+    if let Some(from) = from {
+        if let Some(n) = counts.get_mut(&from) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&from);
+            }
+        }
+    }
+    *counts.entry(to).or_default() += 1;
 }
 
 /// What a project's earlier results say about its result now.
@@ -188,7 +298,8 @@ pub struct Model {
 
 impl Model {
     /// Applies one feed message. Returns whether anything changed; an event the
-    /// model has already applied (a replay overlap) changes nothing.
+    /// model has already applied (a replay overlap) changes nothing. Call
+    /// [`Model::refresh`] before reading trees again.
     pub fn apply(&mut self, message: ServerMessage) -> bool {
         match message {
             ServerMessage::Hello { daemon, .. } => {
@@ -199,12 +310,20 @@ impl Model {
                 seq,
                 projects,
                 roots,
+                events,
             } => {
                 self.seq = seq;
                 self.projects = projects.into_iter().map(|p| (p.id.clone(), p)).collect();
+                let mut with_nodes: HashMap<BuildId, Vec<Node>> = events
+                    .into_iter()
+                    .map(|e| (e.summary.id, e.nodes))
+                    .collect();
                 self.roots = roots
                     .into_iter()
-                    .map(|RootEvent { summary, nodes }| RootView::new(summary, nodes))
+                    .map(|summary| match with_nodes.remove(&summary.id) {
+                        Some(nodes) => RootView::new(summary, nodes),
+                        None => RootView::summary_only(summary),
+                    })
                     .collect();
                 self.roots.sort_by_key(|r| std::cmp::Reverse(r.id()));
                 self.roots.truncate(MAX_ROOTS);
@@ -234,7 +353,8 @@ impl Model {
                 match self.root_index(root.id) {
                     Some(i) => self.roots[i].summary = root,
                     None => {
-                        // Root ids are ULIDs: newer roots sort higher.
+                        // Root ids are ULIDs: newer roots sort higher. A new event's
+                        // nodes all follow as events, so it is held from the start.
                         let at = self.roots.partition_point(|r| r.id() > root.id);
                         self.roots.insert(at, RootView::new(root, Vec::new()));
                         self.roots.truncate(MAX_ROOTS);
@@ -244,8 +364,72 @@ impl Model {
             Change::NodeChanged { node } => {
                 // A node of a root older than what is kept has nowhere to go.
                 if let Some(i) = self.root_index(node.root) {
-                    self.roots[i].upsert(node);
+                    if self.roots[i].held != Held::Summary {
+                        self.roots[i].upsert(node);
+                    }
                 }
+            }
+        }
+    }
+
+    /// Lays out again the trees whose nodes were added or reshaped.
+    pub fn refresh(&mut self) {
+        for root in &mut self.roots {
+            if root.reshaped {
+                root.restructure();
+            }
+        }
+    }
+
+    /// Marks a summary-only event as being fetched; `true` if it was summary-only.
+    pub fn begin_loading(&mut self, id: BuildId) -> bool {
+        match self.root_index(id) {
+            Some(i) if self.roots[i].held == Held::Summary => {
+                self.roots[i].held = Held::Loading;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes one fetched page of an event's nodes; the last page makes the event
+    /// held. Nodes the feed changed meanwhile keep their newer version.
+    pub fn apply_page(&mut self, page: RootEvent) {
+        let Some(i) = self.root_index(page.summary.id) else {
+            return;
+        };
+        let root = &mut self.roots[i];
+        if root.held != Held::Loading {
+            return;
+        }
+        let mut nodes = page.nodes;
+        nodes.sort_by_key(|n| n.id);
+        root.merge(nodes);
+        if page.next_after.is_none() {
+            root.held = Held::Nodes;
+        }
+    }
+
+    /// Gives up fetching an event's nodes: it is summary-only again.
+    pub fn fetch_failed(&mut self, id: BuildId) {
+        if let Some(i) = self.root_index(id) {
+            if self.roots[i].held == Held::Loading {
+                self.roots[i].drop_nodes();
+            }
+        }
+    }
+
+    /// Lets go of the nodes of the oldest events, except `keep`, until at most
+    /// [`MAX_NODES`] are held.
+    pub fn trim(&mut self, keep: Option<BuildId>) {
+        let mut held: usize = self.roots.iter().map(|r| r.nodes.len()).sum();
+        for root in self.roots.iter_mut().rev() {
+            if held <= MAX_NODES {
+                break;
+            }
+            if Some(root.id()) != keep && root.held == Held::Nodes {
+                held -= root.nodes.len();
+                root.drop_nodes();
             }
         }
     }
@@ -259,7 +443,7 @@ impl Model {
     }
 
     /// The results of `project` in root events of the same upstream that are older
-    /// than `root`, newest first; only final results count.
+    /// than `root` and whose nodes the UI holds, newest first; only final results.
     pub fn history(&self, root: BuildId, project: &ProjectId) -> Vec<PastResult<'_>> {
         let Some(i) = self.root_index(root) else {
             return Vec::new();
@@ -302,8 +486,9 @@ impl Model {
     }
 
     /// Live counts for the header: builds running, waiting to run, and projects
-    /// whose latest final result is a failure of their own (failed, errored or not
-    /// triggered); projects merely blocked by an upstream are not counted.
+    /// whose latest final result (in the events whose nodes are held) is a failure
+    /// of their own (failed, errored or not triggered); projects merely blocked by
+    /// an upstream are not counted.
     pub fn counts(&self) -> HeaderCounts {
         let mut counts = HeaderCounts::default();
         let mut latest: HashMap<&ProjectId, StateKind> = HashMap::new();

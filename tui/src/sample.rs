@@ -121,6 +121,7 @@ pub fn root_event(
             notes: Vec::new(),
         },
         nodes,
+        next_after: None,
     }
 }
 
@@ -154,8 +155,8 @@ pub fn ids() -> Ids {
         io: build(118, 2),
         codec: build(118, 3),
         http: build(110, 4),
-        portal: build(110, 5),
-        sql: build(110, 6),
+        sql: build(110, 5),
+        portal: build(110, 6),
         auth: build(100, 7),
         deploy: build(100, 8),
         alpha: build(118, 9),
@@ -299,8 +300,8 @@ pub fn snapshot() -> ServerMessage {
         io: build(898, 2),
         codec: build(898, 3),
         http: build(890, 4),
-        portal: build(890, 5),
-        sql: build(890, 6),
+        sql: build(890, 5),
+        portal: build(890, 6),
         auth: build(880, 7),
         deploy: build(880, 8),
         alpha: build(898, 9),
@@ -340,10 +341,12 @@ pub fn snapshot() -> ServerMessage {
             ),
         ],
     );
+    let events = vec![newest, design_event, older];
     ServerMessage::Snapshot {
         seq: 100,
         projects: projects(),
-        roots: vec![newest, design_event, older],
+        roots: events.iter().map(|e| e.summary.clone()).collect(),
+        events,
     }
 }
 

@@ -63,9 +63,10 @@ async fn feed_sends_a_snapshot_then_every_change_in_order_and_resumes_exactly() 
             seq,
             projects,
             roots,
+            events,
         } => {
             assert_eq!(projects.len(), 3);
-            assert!(roots.is_empty());
+            assert!(roots.is_empty() && events.is_empty());
             assert!(projects
                 .iter()
                 .all(|p| p.trigger.as_ref().is_none_or(|t| t.has_secret)));
@@ -115,7 +116,7 @@ async fn feed_sends_a_snapshot_then_every_change_in_order_and_resumes_exactly() 
         .unwrap();
     expect_hello(&mut lost).await;
     assert!(
-        matches!(lost.next(MSG).await, ServerMessage::Snapshot { roots, .. } if roots.len() == 2)
+        matches!(lost.next(MSG).await, ServerMessage::Snapshot { roots, events, .. } if roots.len() == 2 && events.len() == 2)
     );
     d.stop().await;
 }

@@ -1,8 +1,6 @@
 //! The live feed: `GET /v1/ws`, a websocket that sends a snapshot and then every
 //! committed event in sequence order, and takes rebuild requests.
 
-use std::time::Duration;
-
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -12,33 +10,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::error::ApiError;
-use crate::http::{AppState, Operator};
-
-/// Limits of the feed.
-#[derive(Debug, Clone, Copy)]
-pub struct FeedConfig {
-    /// Root events in a snapshot.
-    pub snapshot_roots: usize,
-    /// The most missed events a resuming client is sent one by one; further behind,
-    /// it gets a fresh snapshot.
-    pub max_replay: u64,
-    /// How long one send to a client may take before the client is dropped.
-    pub send_timeout: Duration,
-    /// Events kept for subscribers that are behind; one further behind is dropped.
-    pub buffer: usize,
-}
-
-impl Default for FeedConfig {
-    fn default() -> Self {
-        Self {
-            snapshot_roots: 50,
-            max_replay: 10_000,
-            send_timeout: Duration::from_secs(10),
-            buffer: 4096,
-        }
-    }
-}
+use super::error::ApiError;
+use super::extract::Operator;
+use super::state::AppState;
+use crate::store::Snapshot;
 
 #[derive(Deserialize)]
 pub struct FeedQuery {
@@ -68,7 +43,7 @@ type Ended = String;
 async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(), Ended> {
     let (mut sink, mut stream) = socket.split();
     let timeout = state.feed.send_timeout;
-    let (max_replay, snapshot_roots) = (state.feed.max_replay, state.feed.snapshot_roots);
+    let config = state.feed;
     // Subscribe before reading the store: an event committed in between is then both
     // in what we read and in the channel, and the sequence check drops the copy.
     let mut events = state.hub.subscribe();
@@ -94,7 +69,7 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
     let backlog = match since {
         Some(s) => state
             .store
-            .read(move |store| store.events_after(s, max_replay))
+            .read(move |store| store.events_after(s, config.max_replay))
             .await
             .map_err(|e| e.to_string())?,
         None => None,
@@ -109,15 +84,21 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
             last
         }
         _ => {
-            let (seq, projects, roots) = state
+            let Snapshot {
+                seq,
+                projects,
+                roots,
+                events,
+            } = state
                 .store
-                .read(move |store| store.snapshot(snapshot_roots))
+                .read(move |store| store.snapshot(config.snapshot_roots, config.snapshot_nodes))
                 .await
                 .map_err(|e| e.to_string())?;
             send!(to_json(&ServerMessage::Snapshot {
                 seq,
                 projects,
-                roots
+                roots,
+                events,
             }));
             seq
         }
@@ -144,7 +125,10 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
                     let answer = match serde_json::from_str::<ClientMessage>(&text) {
                         Ok(ClientMessage::Rebuild { build }) => match state.writer.rebuild(build).await {
                             Ok(node) => ServerMessage::RebuildStarted { build, attempt: node.attempt, seq: node.seq },
-                            Err(e) => ServerMessage::Error { error: e.code.into(), message: e.message },
+                            Err(e) => {
+                                let e = ApiError::from(e);
+                                ServerMessage::Error { error: e.code.into(), message: e.message }
+                            }
                         },
                         Err(e) => ServerMessage::Error {
                             error: "invalid_message".into(),

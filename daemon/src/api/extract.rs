@@ -1,0 +1,88 @@
+//! Extractors: who is asking (an operator, or whom a report token speaks for) and a
+//! JSON body refused with a JSON error when it is too large, malformed or unknown.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::auth::bearer;
+use crate::planner::Principal;
+
+/// A request made with a valid operator token.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("this endpoint needs an operator token in an 'Authorization: Bearer <token>' header")
+        })?;
+        if state.operators.verify(token) {
+            Ok(Operator)
+        } else {
+            Err(ApiError::unauthorized("the operator token is not valid; check CONJUNCTION_TOKEN or the daemon's operator.token file"))
+        }
+    }
+}
+
+/// Whom the bearer token of a report speaks for.
+pub struct Reporter(pub Principal);
+
+impl FromRequestParts<AppState> for Reporter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized(
+                "reports need 'Authorization: Bearer <token>' with the project's report token or the build token from the trigger",
+            )
+        })?;
+        match state.store.principal(token)? {
+            Some(p) => Ok(Reporter(p)),
+            None => Err(ApiError::unauthorized(
+                "this report token is not known; use the project's report token or the build token from the trigger payload",
+            )),
+        }
+    }
+}
+
+/// A JSON body, refused with a JSON error when it is too large, malformed or has
+/// fields the protocol does not know.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than this endpoint takes (1 MiB; 64 MiB for PUT /v1/projects); send less",
+                    )
+                } else {
+                    ApiError::bad_request(
+                        "unreadable_body",
+                        format!("the request body could not be read: {e}"),
+                    )
+                }
+            })?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            let code = if e.is_data() {
+                "invalid_body"
+            } else {
+                "invalid_json"
+            };
+            ApiError::bad_request(code, format!("the request body is not valid: {e}"))
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP API: routes that parse, authenticate and hand over to the store (reads)
+//! or the writer (changes), and the live feed. No business logic lives here; this is
+//! where domain refusals become statuses and JSON errors ([`error`]).
+//!
+//! Imports run one way: the router (this file) uses the handlers ([`feed`] and one
+//! file per resource), which use the state, the extractors and the errors, which use
+//! nothing of the API.
+
+pub mod error;
+mod extract;
+pub mod feed;
+mod projects;
+mod reports;
+mod roots;
+mod state;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use conjunction_protocol::limits::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES};
+
+pub use error::ApiError;
+pub use extract::{ApiJson, Operator, Reporter};
+pub use state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/v1/projects",
+            get(projects::list)
+                .put(projects::apply)
+                .layer(DefaultBodyLimit::max(MAX_BULK_BODY_BYTES)),
+        )
+        .route(
+            "/v1/projects/{id}",
+            get(projects::get)
+                .put(projects::put)
+                .delete(projects::delete),
+        )
+        .route("/v1/projects/{id}/dependents", get(projects::dependents))
+        .route("/v1/reports", post(reports::post))
+        .route("/v1/builds/{id}", get(reports::build))
+        .route("/v1/builds/{id}/rebuild", post(reports::rebuild))
+        .route("/v1/roots", get(roots::list))
+        .route("/v1/roots/{id}", get(roots::get))
+        .route("/v1/ws", get(feed::upgrade))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn no_route() -> ApiError {
+    ApiError::not_found(
+        "no_such_endpoint",
+        "there is no such endpoint; project ids in paths are percent-encoded, as in /v1/projects/acme%2Fapp",
+    )
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see the API section of the README",
+    )
+}

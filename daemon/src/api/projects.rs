@@ -1,0 +1,134 @@
+//! Project routes: register one or a list, read, delete, and who depends on whom.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use conjunction_protocol::limits::MAX_BULK_PROJECTS;
+use conjunction_protocol::project::ProjectsApplied;
+use conjunction_protocol::{EntryError, ProjectEntry, ProjectId, ProjectSpec};
+use serde::Deserialize;
+
+use super::error::{refused_entries, ApiError};
+use super::extract::{ApiJson, Operator};
+use super::state::AppState;
+use crate::planner::Refusal;
+use crate::writer::WriteError;
+
+pub(super) fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
+    Ok(ProjectId::parse(raw)?)
+}
+
+pub(super) async fn list(_: Operator, State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(s.store.read(|store| store.projects()).await?).into_response())
+}
+
+pub(super) async fn get(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = project_id(&id)?;
+    match s.store.project(&id)? {
+        Some(p) => Ok(Json(p).into_response()),
+        None => Err(Refusal::UnknownProject(id).into()),
+    }
+}
+
+pub(super) async fn put(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<ProjectSpec>,
+) -> Result<Response, ApiError> {
+    let id = project_id(&id)?;
+    spec.validate(&id)?;
+    let (answer, created) = s.writer.upsert_project(id, spec).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+/// The body of `PUT /v1/projects`. Entries are read one by one, so that every bad
+/// one can be named.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProjectList {
+    projects: Vec<serde_json::Value>,
+}
+
+/// Creates or updates every project of the list in one transaction, or none.
+pub(super) async fn apply(
+    _: Operator,
+    State(s): State<AppState>,
+    ApiJson(list): ApiJson<ProjectList>,
+) -> Result<Response, ApiError> {
+    if list.projects.len() > MAX_BULK_PROJECTS {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "the list holds {} projects; send at most {MAX_BULK_PROJECTS} at a time",
+                list.projects.len()
+            ),
+        ));
+    }
+    let mut refused = Vec::new();
+    let mut entries = Vec::with_capacity(list.projects.len());
+    for (index, value) in list.projects.into_iter().enumerate() {
+        let named = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+        let checked = serde_json::from_value::<ProjectEntry>(value)
+            .map_err(|e| ("invalid_body", e.to_string()))
+            .and_then(|entry| match entry.spec.validate(&entry.id) {
+                Ok(()) => Ok(entry),
+                Err(e) => Err(("invalid_field", e.message)),
+            });
+        match checked {
+            Ok(entry) => entries.push((index, entry)),
+            Err((error, message)) => refused.push(EntryError {
+                index,
+                project: named,
+                error: error.to_owned(),
+                message,
+            }),
+        }
+    }
+    match s.writer.apply_projects(entries, refused.is_empty()).await {
+        Ok(applied) => Ok(Json(ProjectsApplied {
+            projects: applied.into_iter().map(|(answer, _)| answer).collect(),
+        })
+        .into_response()),
+        Err(WriteError::RefusedEntries(more)) => {
+            let ApiError { entries, .. } = WriteError::RefusedEntries(more).into();
+            refused.extend(entries);
+            Err(refused_entries(refused))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub(super) async fn delete(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.writer.delete_project(project_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn dependents(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = project_id(&id)?;
+    // Take the graph as committed and let go of the lock before walking it.
+    let graph = s.graph.read().map(|g| g.clone()).unwrap_or_default();
+    let dependents = graph.transitive_dependents(&id);
+    if dependents.is_empty() && !graph.is_registered(&id) {
+        return Err(Refusal::UnknownProject(id).into());
+    }
+    Ok(Json(serde_json::json!({"project": id, "dependents": dependents})).into_response())
+}

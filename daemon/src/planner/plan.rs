@@ -1,0 +1,223 @@
+//! Planning a new root event: which projects it reaches, in which order, who waits for
+//! whom, and which sit on a cycle.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use conjunction_protocol::ProjectId;
+
+use super::graph::{shortest_cycle_within, Graph, Ix};
+
+/// The nodes of one root event, parents before children (except around cycles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadePlan {
+    /// Position 0 is the root.
+    pub nodes: Vec<PlannedNode>,
+    /// What the planner noticed and ignored, such as edges back into the root.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedNode {
+    pub project: ProjectId,
+    /// Positions of this node's in-event parents, ascending.
+    pub parents: Vec<u32>,
+    /// Set when the node is on a dependency cycle among the dependents: the cycle's
+    /// path starting and ending with this project. Such a node is skipped.
+    pub cycle: Option<Vec<ProjectId>>,
+}
+
+/// Works out the nodes of a root event started by `root`: one per project reached from
+/// it through `depends_on` edges. Costs O((V + E) log V) in the projects and edges it
+/// reaches, nothing for the rest of the graph.
+pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
+    let Some(root_ix) = graph.ix(root) else {
+        return CascadePlan {
+            nodes: vec![PlannedNode {
+                project: root.clone(),
+                parents: Vec::new(),
+                cycle: None,
+            }],
+            notes: Vec::new(),
+        };
+    };
+
+    // Every project reached from the root, in breadth-first order; `local[p]` is its
+    // place in `reached`.
+    let mut reached: Vec<Ix> = Vec::new();
+    let mut local: HashMap<Ix, usize> = HashMap::new();
+    let mut next_to_visit = None;
+    loop {
+        let p = match next_to_visit {
+            None => root_ix,
+            Some(i) => match reached.get(i) {
+                Some(&p) => p,
+                None => break,
+            },
+        };
+        for d in graph.dependent_ixs(p) {
+            if d != root_ix && !local.contains_key(&d) {
+                local.insert(d, reached.len());
+                reached.push(d);
+            }
+        }
+        next_to_visit = Some(next_to_visit.map_or(0, |i| i + 1));
+    }
+
+    let mut notes: Vec<String> = graph
+        .upstream_ixs(root_ix)
+        .iter()
+        .filter(|u| local.contains_key(u))
+        .map(|&u| graph.id(u))
+        .map(|u| format!("{root} depends on {u}, which depends on {root}: that edge back into the root was ignored"))
+        .collect();
+    notes.sort();
+
+    // Strongly connected components among the dependents; one of more than one
+    // project is a cycle.
+    let next: Vec<Vec<usize>> = reached
+        .iter()
+        .map(|&p| {
+            graph
+                .dependent_ixs(p)
+                .filter_map(|d| local.get(&d).copied())
+                .collect()
+        })
+        .collect();
+    let components = strongly_connected(&next);
+    let mut component_of = vec![0; reached.len()];
+    for (c, members) in components.iter().enumerate() {
+        for &m in members {
+            component_of[m] = c;
+        }
+    }
+    // Each component's members by project id; the first names the component.
+    let sorted: Vec<Vec<usize>> = components
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.sort_by(|a, b| graph.id(reached[*a]).cmp(graph.id(reached[*b])));
+            c
+        })
+        .collect();
+
+    // Kahn's algorithm on the components, smallest project id first among the ready.
+    let mut waiting = vec![0usize; components.len()];
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); components.len()];
+    for (from, targets) in next.iter().enumerate() {
+        for &to in targets {
+            let (cf, ct) = (component_of[from], component_of[to]);
+            if cf != ct {
+                waiting[ct] += 1;
+                after[cf].push(ct);
+            }
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<(&ProjectId, usize)>> = waiting
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == 0)
+        .map(|(c, _)| Reverse((graph.id(reached[sorted[c][0]]), c)))
+        .collect();
+    let mut order: Vec<Ix> = Vec::with_capacity(reached.len() + 1);
+    order.push(root_ix);
+    while let Some(Reverse((_, c))) = ready.pop() {
+        order.extend(sorted[c].iter().map(|&m| reached[m]));
+        for &t in &after[c] {
+            waiting[t] -= 1;
+            if waiting[t] == 0 {
+                ready.push(Reverse((graph.id(reached[sorted[t][0]]), t)));
+            }
+        }
+    }
+
+    let position: HashMap<Ix, u32> = order
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as u32))
+        .collect();
+    let nodes = order
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let mut parents: Vec<u32> = if i == 0 {
+                Vec::new()
+            } else {
+                graph
+                    .upstream_ixs(p)
+                    .iter()
+                    .filter_map(|u| position.get(u).copied())
+                    .collect()
+            };
+            parents.sort_unstable();
+            let cycle = (i > 0)
+                .then(|| component_of[local[&p]])
+                .filter(|&c| components[c].len() > 1)
+                .and_then(|c| {
+                    shortest_cycle_within(graph, p, |q| {
+                        local.get(&q).is_some_and(|&l| component_of[l] == c)
+                    })
+                });
+            PlannedNode {
+                project: graph.id(p).clone(),
+                parents,
+                cycle,
+            }
+        })
+        .collect();
+    CascadePlan { nodes, notes }
+}
+
+/// Tarjan's algorithm, iterative, over nodes `0..next.len()`.
+fn strongly_connected(next: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = next.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut counter = 0;
+    let mut out = Vec::new();
+    for start in 0..n {
+        if index[start] != usize::MAX {
+            continue;
+        }
+        let mut call: Vec<(usize, usize)> = vec![(start, 0)];
+        index[start] = counter;
+        low[start] = counter;
+        counter += 1;
+        stack.push(start);
+        on_stack[start] = true;
+        while let Some(&mut (v, ref mut edge)) = call.last_mut() {
+            if let Some(&w) = next[v].get(*edge) {
+                *edge += 1;
+                if index[w] == usize::MAX {
+                    index[w] = counter;
+                    low[w] = counter;
+                    counter += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                call.pop();
+                if let Some(&(parent, _)) = call.last() {
+                    low[parent] = low[parent].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    let mut component = Vec::new();
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        component.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    out.push(component);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,247 @@
+//! Read-only queries: what the API and the feed show, each in one read transaction.
+
+use conjunction_protocol::{
+    BuildId, Node, Project, ProjectId, RootEvent, RootSummary, TriggerSpec,
+};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::records::{decode, OutboxEntry, RootRecord, StoredProject};
+use super::{
+    Store, StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, ROOTS, SEQ_KEY,
+    TOKENS,
+};
+use crate::auth::hash_token;
+use crate::planner::{Member, Principal};
+
+/// The picture a new feed client starts from, read in one transaction so that its
+/// sequence number matches what it shows.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub projects: Vec<Project>,
+    /// The newest root events' summaries, newest first.
+    pub roots: Vec<RootSummary>,
+    /// The newest of those events with their nodes, whole events within the budget.
+    pub events: Vec<RootEvent>,
+}
+
+/// One page of a root event's nodes, or why there is none.
+#[derive(Debug)]
+pub enum RootPage {
+    Found(Box<RootEvent>),
+    /// No root event has this id.
+    NoRoot,
+    /// The `after` build is not a node of this root event.
+    NoSuchAfter,
+}
+
+impl Store {
+    pub(crate) fn stored_project(
+        &self,
+        id: &ProjectId,
+    ) -> Result<Option<StoredProject>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(PROJECTS)?;
+        let found = table.get(id.as_str())?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        Ok(self.stored_project(id)?.map(|p| p.view()))
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        Ok(self
+            .stored_projects()?
+            .iter()
+            .map(StoredProject::view)
+            .collect())
+    }
+
+    pub(crate) fn stored_projects(&self) -> Result<Vec<StoredProject>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(PROJECTS)?;
+        let mut out = Vec::with_capacity(table.len()? as usize);
+        for row in table.iter()? {
+            let (_, v) = row?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The trigger of a project, secrets included, for the dispatcher.
+    pub fn trigger_of(&self, id: &ProjectId) -> Result<Option<TriggerSpec>, StoreError> {
+        Ok(self.stored_project(id)?.and_then(|p| p.trigger))
+    }
+
+    pub fn node(&self, id: BuildId) -> Result<Option<Node>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(NODES)?;
+        let found = table.get(id.0 .0)?;
+        found.map(|g| decode::<Node>(g.value())).transpose()
+    }
+
+    /// Recent root events, newest first.
+    pub fn roots(&self, limit: usize) -> Result<Vec<RootSummary>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(ROOTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()?.rev().take(limit) {
+            let (_, v) = row?;
+            out.push(decode::<RootRecord>(v.value())?.summary());
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` nodes of a root event in planning order, starting after the node
+    /// `after` (from the first when `None`).
+    pub fn root_page(
+        &self,
+        id: BuildId,
+        after: Option<BuildId>,
+        limit: usize,
+    ) -> Result<RootPage, StoreError> {
+        let txn = self.database().begin_read()?;
+        let roots = txn.open_table(ROOTS)?;
+        let Some(record) = roots
+            .get(id.0 .0)?
+            .map(|g| decode::<RootRecord>(g.value()))
+            .transpose()?
+        else {
+            return Ok(RootPage::NoRoot);
+        };
+        let members = txn.open_table(MEMBERS)?;
+        let start = match after {
+            None => 0,
+            Some(after) => {
+                let positions = txn.open_table(POSITIONS)?;
+                let Some(at) = positions.get(after.0 .0)?.map(|g| g.value()) else {
+                    return Ok(RootPage::NoSuchAfter);
+                };
+                let owner = members.get((id.0 .0, at))?;
+                if owner
+                    .map(|g| decode::<Member>(g.value()))
+                    .transpose()?
+                    .map(|m| m.id)
+                    != Some(after)
+                {
+                    return Ok(RootPage::NoSuchAfter);
+                }
+                at + 1
+            }
+        };
+        let nodes = txn.open_table(NODES)?;
+        let (page, more) = read_nodes(&record, &members, &nodes, start, limit)?;
+        let next_after = more.then(|| page.last().map(|n| n.id)).flatten();
+        Ok(RootPage::Found(Box::new(RootEvent {
+            summary: record.summary(),
+            nodes: page,
+            next_after,
+        })))
+    }
+
+    /// The current picture for a new websocket client: every project, the summaries
+    /// of the `roots_limit` newest root events, and the nodes of as many of those
+    /// (newest first, whole events only) as fit in `node_budget` nodes.
+    pub fn snapshot(&self, roots_limit: usize, node_budget: usize) -> Result<Snapshot, StoreError> {
+        let txn = self.database().begin_read()?;
+        let seq = txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value());
+        let projects_table = txn.open_table(PROJECTS)?;
+        let mut projects = Vec::new();
+        for row in projects_table.iter()? {
+            projects.push(decode::<StoredProject>(row?.1.value())?.view());
+        }
+        let roots_table = txn.open_table(ROOTS)?;
+        let members = txn.open_table(MEMBERS)?;
+        let nodes = txn.open_table(NODES)?;
+        let mut roots = Vec::new();
+        let mut events = Vec::new();
+        let mut budget = node_budget;
+        for row in roots_table.iter()?.rev().take(roots_limit) {
+            let record: RootRecord = decode(row?.1.value())?;
+            roots.push(record.summary());
+            let size = record.size as usize;
+            if size <= budget {
+                budget -= size;
+                let (all, _) = read_nodes(&record, &members, &nodes, 0, size)?;
+                events.push(RootEvent {
+                    summary: record.summary(),
+                    nodes: all,
+                    next_after: None,
+                });
+            }
+        }
+        Ok(Snapshot {
+            seq,
+            projects,
+            roots,
+            events,
+        })
+    }
+
+    /// The events after `after`, at most `max` of them, as their JSON messages; `None`
+    /// when more than `max` were missed (the client should take a snapshot instead) or
+    /// `after` is ahead of the log (the client knew another database).
+    pub fn events_after(
+        &self,
+        after: u64,
+        max: u64,
+    ) -> Result<Option<Vec<(u64, String)>>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let seq = txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value());
+        if after > seq || seq - after > max {
+            return Ok(None);
+        }
+        let events = txn.open_table(EVENTS)?;
+        let mut out = Vec::with_capacity((seq - after) as usize);
+        for row in events.range(after + 1..=seq)? {
+            let (k, v) = row?;
+            out.push((k.value(), v.value().to_owned()));
+        }
+        Ok(Some(out))
+    }
+
+    /// Whom a report token speaks for, if anyone.
+    pub fn principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(TOKENS)?;
+        let hash = hash_token(token);
+        let found = table.get(hash.as_slice())?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    /// Every trigger waiting for delivery, for the dispatcher at start-up.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            out.push(decode(row?.1.value())?);
+        }
+        Ok(out)
+    }
+}
+
+/// Up to `limit` nodes of an event from position `start` on, and whether more follow.
+fn read_nodes(
+    record: &RootRecord,
+    members: &impl ReadableTable<(u128, u32), &'static [u8]>,
+    nodes: &impl ReadableTable<u128, &'static [u8]>,
+    start: u32,
+    limit: usize,
+) -> Result<(Vec<Node>, bool), StoreError> {
+    let root = record.id.0 .0;
+    let mut out = Vec::with_capacity(limit.min(record.size as usize));
+    let mut rows = members.range((root, start)..=(root, u32::MAX))?;
+    for row in rows.by_ref().take(limit) {
+        let member: Member = decode(row?.1.value())?;
+        let Some(g) = nodes.get(member.id.0 .0)? else {
+            return Err(StoreError::Inconsistent(format!(
+                "root {} lists missing build {}",
+                record.id, member.id
+            )));
+        };
+        out.push(decode::<Node>(g.value())?);
+    }
+    Ok((out, rows.next().is_some()))
+}

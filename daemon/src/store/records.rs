@@ -1,0 +1,150 @@
+//! What the tables hold: the records, and how they are encoded.
+//!
+//! Records are JSON, so a newer daemon reads what an older one wrote and an operator
+//! can read them with any redb tool. Members (the planner's view of a node) are
+//! [`crate::planner::Member`] itself; whom a token speaks for is
+//! [`crate::planner::Principal`].
+
+use std::collections::BTreeMap;
+
+use conjunction_protocol::trigger::TriggerPayload;
+use conjunction_protocol::{
+    BuildId, Contact, Dependency, Package, Project, ProjectId, RootSummary, StateKind, Timestamp,
+    TriggerSpec,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value)
+        .expect("records serialize: they hold only strings, numbers and maps with string keys")
+}
+
+/// A project as stored: its public fields, its trigger with secrets, and the hash of
+/// its report token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredProject {
+    pub id: ProjectId,
+    pub name: String,
+    pub contacts: Vec<Contact>,
+    pub depends_on: Vec<Dependency>,
+    pub trigger: Option<TriggerSpec>,
+    pub package: Option<Package>,
+    pub report_token_sha256: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl StoredProject {
+    pub fn view(&self) -> Project {
+        Project {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            contacts: self.contacts.clone(),
+            depends_on: self.depends_on.clone(),
+            trigger: self.trigger.as_ref().map(TriggerSpec::view),
+            package: self.package.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Equal in everything a user sets: the timestamps aside.
+    pub fn same_settings(&self, other: &StoredProject) -> bool {
+        let strip = |p: &StoredProject| StoredProject {
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            ..p.clone()
+        };
+        strip(self) == strip(other)
+    }
+
+    /// The report token's hash, as bytes.
+    pub fn token_hash(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // Written from a 32-byte hash; anything else reads as no token.
+        let _ = hex::decode_to_slice(&self.report_token_sha256, &mut out);
+        out
+    }
+}
+
+/// A root event's own record: what started it and how many of its nodes are in each
+/// state. Its nodes are members of their own, keyed by root and position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RootRecord {
+    pub id: BuildId,
+    pub project: ProjectId,
+    pub version: Option<String>,
+    pub commit: Option<String>,
+    pub git_ref: Option<String>,
+    pub created_at: Timestamp,
+    pub notes: Vec<String>,
+    /// Set once the root passed and its dependents were planned.
+    pub cascade_started: bool,
+    /// Nodes in each state, kept as they change.
+    pub counts: BTreeMap<StateKind, u32>,
+    /// How many nodes the event has (positions `0..size`).
+    pub size: u32,
+}
+
+impl RootRecord {
+    pub fn summary(&self) -> RootSummary {
+        RootSummary {
+            id: self.id,
+            project: self.project.clone(),
+            version: self.version.clone(),
+            commit: self.commit.clone(),
+            git_ref: self.git_ref.clone(),
+            created_at: self.created_at,
+            counts: self.counts.clone(),
+            notes: self.notes.clone(),
+        }
+    }
+
+    /// Moves one node from state `from` (if it had one) to `to` in the counts.
+    pub fn count(&mut self, from: Option<StateKind>, to: StateKind) {
+        if let Some(from) = from {
+            if let Some(n) = self.counts.get_mut(&from) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.counts.remove(&from);
+                }
+            }
+        }
+        *self.counts.entry(to).or_insert(0) += 1;
+    }
+}
+
+/// A trigger waiting to be delivered.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub build: BuildId,
+    pub attempt: u32,
+    pub project: ProjectId,
+    /// The body to send; it holds the build-scoped token. Its report URL is set
+    /// from the daemon's public URL when it is sent, so a changed URL applies.
+    pub payload: TriggerPayload,
+    /// Delivery attempts made so far.
+    pub tries: u32,
+    pub due: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Debug for OutboxEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxEntry")
+            .field("build", &self.build)
+            .field("attempt", &self.attempt)
+            .field("project", &self.project)
+            .field("tries", &self.tries)
+            .field("due", &self.due)
+            .finish_non_exhaustive()
+    }
+}

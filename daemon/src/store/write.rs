@@ -1,0 +1,226 @@
+//! The write transaction: every change the writer makes goes through these methods,
+//! which speak in records and domain types. Nothing outside this room names a table,
+//! so another storage engine could stand behind the same methods.
+
+use std::sync::Arc;
+
+use conjunction_protocol::ws::{Change, Event, ServerMessage};
+use conjunction_protocol::{BuildId, Node, ProjectId, Timestamp};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::records::{decode, encode, OutboxEntry, RootRecord, StoredProject};
+use super::{
+    StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, ROOTS, SEQ_KEY, TOKENS,
+};
+use crate::auth::TokenHash;
+use crate::hub::Published;
+use crate::planner::{Member, Principal};
+
+/// The open tables of one write transaction, and the events it appended.
+pub struct WriteTx<'t> {
+    meta: Table<'t, &'static str, u64>,
+    projects: Table<'t, &'static str, &'static [u8]>,
+    nodes: Table<'t, u128, &'static [u8]>,
+    roots: Table<'t, u128, &'static [u8]>,
+    members: Table<'t, (u128, u32), &'static [u8]>,
+    positions: Table<'t, u128, u32>,
+    events: Table<'t, u64, &'static str>,
+    outbox: Table<'t, u128, &'static [u8]>,
+    tokens: Table<'t, &'static [u8], &'static [u8]>,
+    seq: u64,
+    published: Vec<Published>,
+}
+
+impl<'t> WriteTx<'t> {
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        let meta = txn.open_table(META)?;
+        let seq = meta.get(SEQ_KEY)?.map_or(0, |g| g.value());
+        Ok(Self {
+            meta,
+            projects: txn.open_table(PROJECTS)?,
+            nodes: txn.open_table(NODES)?,
+            roots: txn.open_table(ROOTS)?,
+            members: txn.open_table(MEMBERS)?,
+            positions: txn.open_table(POSITIONS)?,
+            events: txn.open_table(EVENTS)?,
+            outbox: txn.open_table(OUTBOX)?,
+            tokens: txn.open_table(TOKENS)?,
+            seq,
+            published: Vec::new(),
+        })
+    }
+
+    /// Records the last sequence number and hands back the events to publish once
+    /// the transaction has committed.
+    pub fn finish(mut self) -> Result<Vec<Published>, StoreError> {
+        self.meta.insert(SEQ_KEY, self.seq)?;
+        Ok(self.published)
+    }
+
+    // ---- projects and tokens ----
+
+    pub(crate) fn project(&self, id: &ProjectId) -> Result<Option<StoredProject>, StoreError> {
+        let found = self.projects.get(id.as_str())?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub(crate) fn put_project(&mut self, project: &StoredProject) -> Result<(), StoreError> {
+        self.projects
+            .insert(project.id.as_str(), encode(project).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_project(&mut self, id: &ProjectId) -> Result<(), StoreError> {
+        self.projects.remove(id.as_str())?;
+        Ok(())
+    }
+
+    pub fn token_owner(&self, hash: &TokenHash) -> Result<Option<Principal>, StoreError> {
+        let found = self.tokens.get(hash.as_slice())?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub fn put_token(&mut self, hash: &TokenHash, owner: &Principal) -> Result<(), StoreError> {
+        self.tokens
+            .insert(hash.as_slice(), encode(owner).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_token(&mut self, hash: &TokenHash) -> Result<(), StoreError> {
+        self.tokens.remove(hash.as_slice())?;
+        Ok(())
+    }
+
+    // ---- root events, their members and their nodes ----
+
+    pub(crate) fn root(&self, id: BuildId) -> Result<Option<RootRecord>, StoreError> {
+        let found = self.roots.get(id.0 .0)?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub(crate) fn put_root(&mut self, root: &RootRecord) -> Result<(), StoreError> {
+        self.roots.insert(root.id.0 .0, encode(root).as_slice())?;
+        Ok(())
+    }
+
+    pub fn member(&self, root: BuildId, position: u32) -> Result<Option<Member>, StoreError> {
+        let found = self.members.get((root.0 .0, position))?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    /// Writes a member; a new one also gets its build's position recorded.
+    pub fn put_member(
+        &mut self,
+        root: BuildId,
+        position: u32,
+        member: &Member,
+        new: bool,
+    ) -> Result<(), StoreError> {
+        self.members
+            .insert((root.0 .0, position), encode(member).as_slice())?;
+        if new {
+            self.positions.insert(member.id.0 .0, position)?;
+        }
+        Ok(())
+    }
+
+    /// Where a build sits in its root event.
+    pub fn position(&self, build: BuildId) -> Result<Option<u32>, StoreError> {
+        Ok(self.positions.get(build.0 .0)?.map(|g| g.value()))
+    }
+
+    pub fn node(&self, id: BuildId) -> Result<Option<Node>, StoreError> {
+        let found = self.nodes.get(id.0 .0)?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    /// Stores a changed node under the next sequence number and appends its
+    /// `node_changed` event, encoding the node once for both.
+    pub fn put_node(&mut self, at: Timestamp, node: &mut Node) -> Result<(), StoreError> {
+        node.seq = self.next_seq();
+        let json = serde_json::to_string(&*node)?;
+        self.nodes.insert(node.id.0 .0, json.as_bytes())?;
+        let message = node_changed_message(node.seq, at, &json)?;
+        self.append(node.seq, message.into())
+    }
+
+    // ---- the outbox ----
+
+    pub fn outbox_entry(&self, build: BuildId) -> Result<Option<OutboxEntry>, StoreError> {
+        let found = self.outbox.get(build.0 .0)?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub fn put_outbox(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        self.outbox
+            .insert(entry.build.0 .0, encode(entry).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_outbox(&mut self, build: BuildId) -> Result<(), StoreError> {
+        self.outbox.remove(build.0 .0)?;
+        Ok(())
+    }
+
+    // ---- the event log ----
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Appends a change to the event log under the next sequence number.
+    pub fn emit(&mut self, at: Timestamp, change: Change) -> Result<u64, StoreError> {
+        let seq = self.next_seq();
+        let message = ServerMessage::Event(Box::new(Event { seq, at, change }));
+        self.append(seq, serde_json::to_string(&message)?.into())?;
+        Ok(seq)
+    }
+
+    fn append(&mut self, seq: u64, json: Arc<str>) -> Result<(), StoreError> {
+        self.events.insert(seq, &*json)?;
+        self.published.push((seq, json));
+        Ok(())
+    }
+}
+
+/// The JSON of `ServerMessage::Event` for a `node_changed` change, around a node that
+/// is already encoded: what `serde_json` would write for the whole message.
+fn node_changed_message(seq: u64, at: Timestamp, node_json: &str) -> Result<String, StoreError> {
+    let at = serde_json::to_string(&at)?;
+    Ok(format!(
+        r#"{{"type":"event","seq":{seq},"at":{at},"change":{{"kind":"node_changed","node":{node_json}}}}}"#
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conjunction_protocol::NodeState;
+
+    #[test]
+    fn a_node_changed_message_is_what_serde_writes_for_the_whole_event() {
+        let id = BuildId(ulid::Ulid::from_parts(7, 7));
+        let mut node = Node::new(
+            id,
+            ProjectId::parse("acme/app").unwrap(),
+            id,
+            vec![],
+            NodeState::TriggerFailed {
+                reason: "ci said \"no\"".into(),
+            },
+            Timestamp(1_795_338_000_000),
+        );
+        node.seq = 42;
+        node.metadata.insert("k".into(), "v".into());
+        let at = Timestamp(1_795_338_000_123);
+        let expected = serde_json::to_string(&ServerMessage::Event(Box::new(Event {
+            seq: 42,
+            at,
+            change: Change::NodeChanged { node: node.clone() },
+        })))
+        .unwrap();
+        let built = node_changed_message(42, at, &serde_json::to_string(&node).unwrap()).unwrap();
+        assert_eq!(built, expected);
+    }
+}

@@ -1,0 +1,149 @@
+//! The cascade executor: carries out what the planner decides about a root event,
+//! turning its steps into node states, triggers in the outbox and build tokens.
+
+use conjunction_protocol::trigger::{ReportEndpoint, TriggerParent, TriggerPayload, TriggerRoot};
+use conjunction_protocol::{BlockedBy, Node, NodeState};
+
+use super::work::{Edit, Work};
+use crate::auth::{generate_token, hash_token};
+use crate::planner::{plan_cascade, start_event, Principal, Settled, Step};
+use crate::store::{OutboxEntry, StoreError};
+
+/// Plans the dependents of a root that just passed (its node and member already say
+/// so) and carries out the first steps.
+pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), StoreError> {
+    let root = edit.root;
+    let project = work.event(root)?.record.project.clone();
+    let plan = plan_cascade(work.graph, &project);
+    let mut ids = vec![root];
+    for _ in 1..plan.nodes.len() {
+        ids.push(work.next_id());
+    }
+    let graph = &*work.graph;
+    let started = start_event(&plan, &ids, &|p| graph.triggerable(p));
+    let record = work.record_mut(root)?;
+    record.notes = plan.notes;
+    record.cascade_started = true;
+    let now = work.now;
+    for ((position, member), planned) in started.members.into_iter().enumerate().zip(plan.nodes) {
+        if position > 0 {
+            let parents = member.parents.iter().map(|&p| ids[p as usize]).collect();
+            let state = match planned.cycle {
+                Some(cycle) => NodeState::Skipped { cycle },
+                None => NodeState::Pending,
+            };
+            let mut node = Node::new(member.id, planned.project, root, parents, state, now);
+            if node.state.kind().is_final() {
+                node.finished_at = Some(now);
+            }
+            edit.put(position as u32, node);
+        }
+        work.set_member(root, position as u32, member)?;
+    }
+    carry_out(work, edit, started.steps)
+}
+
+/// Settles the event after node `position` (as `edit` now has it) changed from
+/// outside: a report, a delivery outcome, a rebuild.
+pub(super) fn changed(
+    work: &mut Work<'_, '_>,
+    edit: &mut Edit,
+    position: u32,
+) -> Result<(), StoreError> {
+    let to = edit.node_mut(work, position)?.state.kind();
+    let Settled { members, steps } = work.settle(edit.root, &[(position, to)])?;
+    for (p, member) in members {
+        work.set_member(edit.root, p, member)?;
+    }
+    carry_out(work, edit, steps)
+}
+
+/// Turns the planner's steps into node changes and queued triggers.
+fn carry_out(
+    work: &mut Work<'_, '_>,
+    edit: &mut Edit,
+    steps: Vec<(u32, Step)>,
+) -> Result<(), StoreError> {
+    let now = work.now;
+    for (position, step) in steps {
+        match step {
+            Step::Queue => queue(work, edit, position)?,
+            Step::FailTrigger(why) => {
+                let node = edit.node_mut(work, position)?;
+                node.state = NodeState::TriggerFailed {
+                    reason: why.to_string(),
+                };
+                node.finished_at = Some(now);
+            }
+            Step::Block { by } => {
+                let parent = work.member(edit.root, by)?;
+                let blocked_by = BlockedBy {
+                    build: parent.id,
+                    project: parent.project.clone(),
+                    state: parent.state,
+                };
+                let node = edit.node_mut(work, position)?;
+                node.state = NodeState::Blocked { blocked_by };
+                node.finished_at = Some(now);
+            }
+            Step::Unblock => {
+                let node = edit.node_mut(work, position)?;
+                node.state = NodeState::Pending;
+                node.finished_at = None;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Queues node `position`'s trigger for its current attempt: a build token valid for
+/// that attempt only, and the payload in the outbox.
+pub(super) fn queue(
+    work: &mut Work<'_, '_>,
+    edit: &mut Edit,
+    position: u32,
+) -> Result<(), StoreError> {
+    let root = edit.root;
+    let parent_positions = work.member(root, position)?.parents.clone();
+    let mut parents = Vec::with_capacity(parent_positions.len());
+    for p in parent_positions {
+        let m = work.member(root, p)?;
+        parents.push(TriggerParent {
+            build: m.id,
+            project: m.project.clone(),
+        });
+    }
+    let record = &work.event(root)?.record;
+    let trigger_root = TriggerRoot {
+        build: record.id,
+        project: record.project.clone(),
+        version: record.version.clone(),
+        commit: record.commit.clone(),
+    };
+    let node = edit.node_mut(work, position)?;
+    node.state = NodeState::Queued;
+    let (build, attempt, project) = (node.id, node.attempt, node.project.clone());
+    let token = generate_token("cjb");
+    work.tx
+        .put_token(&hash_token(&token), &Principal::Build { build, attempt })?;
+    let entry = OutboxEntry {
+        build,
+        attempt,
+        project: project.clone(),
+        payload: TriggerPayload {
+            build,
+            attempt,
+            project,
+            root: trigger_root,
+            parents,
+            report: ReportEndpoint {
+                url: work.report_url.to_owned(),
+                token,
+            },
+        },
+        tries: 0,
+        due: work.now,
+        last_error: None,
+    };
+    work.queue(entry)
+}

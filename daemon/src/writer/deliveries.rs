@@ -1,0 +1,81 @@
+//! Delivery outcomes: what the dispatcher learned from one attempt to trigger a build.
+
+use conjunction_protocol::{BuildId, NodeState, Timestamp};
+
+use super::cascade;
+use super::work::{Edit, Work};
+use crate::store::StoreError;
+
+/// What the dispatcher learned from one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The CI accepted the trigger.
+    Delivered,
+    /// The CI refused it, or it stayed unreachable: give up.
+    Failed { reason: String },
+    /// Try again at `due`; `tries` attempts have been made.
+    RetryAt {
+        due: Timestamp,
+        tries: u32,
+        error: String,
+    },
+}
+
+/// Records a delivery outcome. An outcome for an attempt that is no longer queued (a
+/// rebuild started another, or the CI already reported) changes nothing.
+pub(super) fn record(
+    work: &mut Work<'_, '_>,
+    build: BuildId,
+    attempt: u32,
+    delivery: Delivery,
+) -> Result<(), StoreError> {
+    let Some(mut entry) = work.tx.outbox_entry(build)? else {
+        return Ok(());
+    };
+    if entry.attempt != attempt {
+        return Ok(());
+    }
+    let failure = match delivery {
+        Delivery::RetryAt { due, tries, error } => {
+            entry.due = due;
+            entry.tries = tries;
+            entry.last_error = Some(error);
+            return work.tx.put_outbox(&entry);
+        }
+        Delivery::Delivered => None,
+        Delivery::Failed { reason } => Some(reason),
+    };
+    work.tx.remove_outbox(build)?;
+    let Some(node) = work.tx.node(build)? else {
+        return Ok(());
+    };
+    if node.attempt != attempt {
+        return Ok(());
+    }
+    let mut updated = node.clone();
+    match failure {
+        None => {
+            if updated.state == NodeState::Queued {
+                updated.state = NodeState::Triggered;
+            }
+            updated.triggered_at.get_or_insert(work.now);
+        }
+        Some(reason) => {
+            if matches!(updated.state, NodeState::Queued | NodeState::Triggered) {
+                updated.state = NodeState::TriggerFailed { reason };
+                updated.finished_at = Some(work.now);
+            }
+        }
+    }
+    if updated == node {
+        return Ok(());
+    }
+    let position = work.tx.position(build)?.ok_or_else(|| {
+        StoreError::Inconsistent(format!("build {build} has no position in its root event"))
+    })?;
+    let mut edit = Edit::of(node.root);
+    edit.put(position, updated);
+    cascade::changed(work, &mut edit, position)?;
+    edit.flush(work, build)?;
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! The one writer: every change to the store happens here.
+//!
+//! Requests arrive as commands over a channel. The writer thread takes every command
+//! waiting, applies them all in one write transaction and commits once (group
+//! commit), so many concurrent reports share one fsync. Only after the commit does it
+//! answer the requests, publish the events to the hub and hand new triggers to the
+//! dispatcher: a 2xx answer always means the change is on disk.
+//!
+//! Each use case has its own file ([`projects`], [`reports`], [`rebuilds`],
+//! [`deliveries`]) and checks everything that could refuse it before its first write,
+//! so a refused command changes nothing even though it shares a transaction with
+//! others. [`cascade`] carries out what the planner decides; [`work`] is the unit of
+//! work of one batch. The writer speaks domain types only: a refusal is a
+//! [`Refusal`], and the API decides how to say it over HTTP.
+
+mod cascade;
+mod deliveries;
+mod projects;
+mod rebuilds;
+mod reports;
+mod work;
+
+use std::sync::{Arc, RwLock};
+
+use conjunction_protocol::project::ProjectUpserted;
+use conjunction_protocol::{
+    BuildId, Node, ProjectEntry, ProjectId, ProjectSpec, Report, ReportAck,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::Hub;
+use crate::planner::{Graph, Principal, Refusal};
+use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
+
+pub use deliveries::Delivery;
+use work::{Committed, Work};
+
+/// Most commands applied in one transaction.
+const MAX_BATCH: usize = 1024;
+/// Commands that may wait for the writer before senders have to wait too.
+const QUEUE_DEPTH: usize = 8192;
+
+/// The dependency graph as last committed, for readers. The writer changes it in
+/// place after each commit; a reader clones the `Arc` and lets go of the lock at once.
+pub type SharedGraph = Arc<RwLock<Arc<Graph>>>;
+
+/// Why a command did not take effect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Entries of a list were refused; nothing of the list was applied.
+    #[error("{} of the entries were refused", .0.len())]
+    RefusedEntries(Vec<EntryRefusal>),
+    #[error("the database could not be written")]
+    Storage,
+    #[error("the daemon is shutting down")]
+    Unavailable,
+}
+
+/// One refused entry of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRefusal {
+    /// The entry's place in the list as the client sent it.
+    pub index: usize,
+    pub project: ProjectId,
+    pub refusal: Refusal,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
+
+enum Command {
+    ApplyProjects {
+        entries: Vec<(usize, ProjectEntry)>,
+        commit: bool,
+        reply: Reply<Vec<(ProjectUpserted, bool)>>,
+    },
+    DeleteProject {
+        id: ProjectId,
+        reply: Reply<()>,
+    },
+    Report {
+        report: Report,
+        principal: Principal,
+        reply: Reply<ReportAck>,
+    },
+    Rebuild {
+        build: BuildId,
+        reply: Reply<Node>,
+    },
+    Delivery {
+        build: BuildId,
+        attempt: u32,
+        delivery: Delivery,
+        reply: Reply<()>,
+    },
+}
+
+/// A cheap handle for sending commands to the writer.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl WriterHandle {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| WriteError::Unavailable)?;
+        answer.await.map_err(|_| WriteError::Unavailable)?
+    }
+
+    /// Creates or updates a project; `true` when it was created.
+    pub async fn upsert_project(
+        &self,
+        id: ProjectId,
+        spec: ProjectSpec,
+    ) -> Result<(ProjectUpserted, bool), WriteError> {
+        let entries = vec![(0, ProjectEntry { id, spec })];
+        let mut applied = self
+            .call(|reply| Command::ApplyProjects {
+                entries,
+                commit: true,
+                reply,
+            })
+            .await
+            .map_err(|e| match e {
+                // One entry: its refusal is the answer.
+                WriteError::RefusedEntries(mut refused) if refused.len() == 1 => {
+                    WriteError::Refused(refused.remove(0).refusal)
+                }
+                other => other,
+            })?;
+        applied.pop().ok_or(WriteError::Storage)
+    }
+
+    /// Creates or updates every project of a list in one transaction, or none of
+    /// them: the refusal names every entry that was refused. With `commit` false the
+    /// list is only checked (the caller already found entries it must refuse) and
+    /// nothing is applied.
+    pub async fn apply_projects(
+        &self,
+        entries: Vec<(usize, ProjectEntry)>,
+        commit: bool,
+    ) -> Result<Vec<(ProjectUpserted, bool)>, WriteError> {
+        self.call(|reply| Command::ApplyProjects {
+            entries,
+            commit,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn delete_project(&self, id: ProjectId) -> Result<(), WriteError> {
+        self.call(|reply| Command::DeleteProject { id, reply })
+            .await
+    }
+
+    pub async fn report(
+        &self,
+        report: Report,
+        principal: Principal,
+    ) -> Result<ReportAck, WriteError> {
+        self.call(|reply| Command::Report {
+            report,
+            principal,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn rebuild(&self, build: BuildId) -> Result<Node, WriteError> {
+        self.call(|reply| Command::Rebuild { build, reply }).await
+    }
+
+    pub async fn delivery(
+        &self,
+        build: BuildId,
+        attempt: u32,
+        delivery: Delivery,
+    ) -> Result<(), WriteError> {
+        self.call(|reply| Command::Delivery {
+            build,
+            attempt,
+            delivery,
+            reply,
+        })
+        .await
+    }
+}
+
+/// The running writer thread.
+pub struct WriterThread(std::thread::JoinHandle<()>);
+
+impl WriterThread {
+    /// Waits for the thread; `false` when it panicked.
+    pub fn join(self) -> bool {
+        self.0.join().is_ok()
+    }
+}
+
+/// Signals the end of the writer thread when dropped, also while unwinding.
+struct EndSignal(Option<oneshot::Sender<()>>);
+
+impl Drop for EndSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the writer thread on `graph` (what the store holds; `shared` holds the
+/// same). It runs until every [`WriterHandle`] is dropped, then finishes its last
+/// batch and returns. The receiver resolves when the thread ends, however it ends (a
+/// panic included).
+pub fn spawn(
+    store: Store,
+    graph: Graph,
+    shared: SharedGraph,
+    hub: Hub,
+    dispatch: mpsc::UnboundedSender<OutboxEntry>,
+    report_url: String,
+) -> std::io::Result<(WriterHandle, WriterThread, oneshot::Receiver<()>)> {
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let (end_tx, gone) = oneshot::channel();
+    let writer = Writer {
+        store,
+        graph,
+        shared,
+        hub,
+        dispatch,
+        report_url,
+        ulids: ulid::Generator::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("conjunction-writer".into())
+        .spawn(move || {
+            let _end = EndSignal(Some(end_tx));
+            writer.run(rx);
+        })?;
+    Ok((WriterHandle { tx }, WriterThread(thread), gone))
+}
+
+struct Writer {
+    store: Store,
+    /// The graph with this batch's changes; `shared` has the committed one.
+    graph: Graph,
+    shared: SharedGraph,
+    hub: Hub,
+    dispatch: mpsc::UnboundedSender<OutboxEntry>,
+    report_url: String,
+    ulids: ulid::Generator,
+}
+
+/// Sends a command's answer once the batch's fate is known.
+type Answer = Box<dyn FnOnce(Option<&WriteError>) + Send>;
+
+fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, WriteError>) -> Answer {
+    Box::new(move |failure| {
+        let _ = reply.send(match failure {
+            Some(e) => Err(e.clone()),
+            None => result,
+        });
+    })
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(batch);
+        }
+        tracing::debug!("writer stopped: no more senders");
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Command>) {
+        let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+        let result = (|| -> Result<Committed, StoreError> {
+            let txn = self.store.database().begin_write()?;
+            let committed = {
+                let mut work = Work::new(
+                    WriteTx::open(&txn)?,
+                    &mut self.graph,
+                    &self.report_url,
+                    &mut self.ulids,
+                );
+                for command in batch {
+                    answers.push(execute(&mut work, command)?);
+                }
+                work.finish()?
+            };
+            txn.commit()?;
+            Ok(committed)
+        })();
+        match result {
+            Ok(done) => {
+                if !done.graph.is_empty() {
+                    let mut shared = self.shared.write().unwrap_or_else(|p| p.into_inner());
+                    let graph = Arc::make_mut(&mut shared);
+                    for change in done.graph {
+                        change.apply(graph);
+                    }
+                }
+                self.hub.publish(done.published);
+                for entry in done.queued {
+                    // The dispatcher is gone only during shutdown; the entry stays in the
+                    // outbox and is delivered after the next start.
+                    let _ = self.dispatch.send(entry);
+                }
+                for a in answers {
+                    a(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a batch of changes could not be committed; none of it took effect");
+                // Back to the graph as committed.
+                let committed = self.shared.read().unwrap_or_else(|p| p.into_inner());
+                self.graph = Graph::clone(&committed);
+                drop(committed);
+                for a in answers {
+                    a(Some(&WriteError::Storage));
+                }
+            }
+        }
+    }
+}
+
+/// Applies one command; the inner result is the answer the command gets if the batch
+/// commits.
+fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreError> {
+    Ok(match command {
+        Command::ApplyProjects {
+            entries,
+            commit,
+            reply,
+        } => answer(reply, projects::apply(work, entries, commit)?),
+        Command::DeleteProject { id, reply } => {
+            answer(reply, projects::delete(work, &id)?.map_err(Into::into))
+        }
+        Command::Report {
+            report,
+            principal,
+            reply,
+        } => answer(
+            reply,
+            reports::report(work, report, principal)?.map_err(Into::into),
+        ),
+        Command::Rebuild { build, reply } => {
+            answer(reply, rebuilds::rebuild(work, build)?.map_err(Into::into))
+        }
+        Command::Delivery {
+            build,
+            attempt,
+            delivery,
+            reply,
+        } => {
+            deliveries::record(work, build, attempt, delivery)?;
+            answer(reply, Ok(()))
+        }
+    })
+}

@@ -1,0 +1,184 @@
+//! Projects: creating and updating them, one or a whole list at once, and deleting
+//! them. Each costs what the project's own record and edges cost, whatever the number
+//! of projects registered.
+
+use std::collections::{HashMap, HashSet};
+
+use conjunction_protocol::project::ProjectUpserted;
+use conjunction_protocol::ws::Change;
+use conjunction_protocol::{ProjectEntry, ProjectId};
+
+use super::work::{GraphChange, Work};
+use super::{EntryRefusal, WriteError};
+use crate::auth::{generate_token, hash_token, TokenHash};
+use crate::planner::{Graph, Principal, Refusal};
+use crate::store::{StoreError, StoredProject};
+
+/// Creates or updates every entry, or, if any is refused or `commit` is false, none:
+/// every entry is checked before the first is written.
+pub(super) fn apply(
+    work: &mut Work<'_, '_>,
+    entries: Vec<(usize, ProjectEntry)>,
+    commit: bool,
+) -> Result<Result<Vec<(ProjectUpserted, bool)>, WriteError>, StoreError> {
+    let mut refused = Vec::new();
+    let mut existing = Vec::with_capacity(entries.len());
+    {
+        let mut listed: HashSet<&ProjectId> = HashSet::new();
+        let mut claimed: HashMap<TokenHash, &ProjectId> = HashMap::new();
+        for (index, entry) in &entries {
+            existing.push(work.tx.project(&entry.id)?);
+            let refuse = |refusal| EntryRefusal {
+                index: *index,
+                project: entry.id.clone(),
+                refusal,
+            };
+            if !listed.insert(&entry.id) {
+                refused.push(refuse(Refusal::ListedTwice(entry.id.clone())));
+                continue;
+            }
+            if let Some(token) = &entry.spec.report_token {
+                let hash = hash_token(token);
+                let own = Principal::Project {
+                    project: entry.id.clone(),
+                };
+                let held_elsewhere = work.tx.token_owner(&hash)?.is_some_and(|o| o != own);
+                let claimed_in_list = claimed.insert(hash, &entry.id).is_some();
+                if held_elsewhere || claimed_in_list {
+                    refused.push(refuse(Refusal::TokenInUse));
+                }
+            }
+        }
+    }
+    if !refused.is_empty() || !commit {
+        return Ok(Err(WriteError::RefusedEntries(refused)));
+    }
+    let mut applied = Vec::with_capacity(entries.len());
+    for ((_, entry), old) in entries.into_iter().zip(existing) {
+        applied.push(upsert(work, entry, old)?);
+    }
+    // Warnings once the whole list is in: depending on a project further down the
+    // list is nothing to warn about.
+    for (answer, _) in &mut applied {
+        answer.warnings = warnings(work.graph, &answer.project);
+    }
+    Ok(Ok(applied))
+}
+
+/// Writes one checked entry; `true` when the project is new.
+fn upsert(
+    work: &mut Work<'_, '_>,
+    entry: ProjectEntry,
+    old: Option<StoredProject>,
+) -> Result<(ProjectUpserted, bool), StoreError> {
+    let ProjectEntry { id, spec } = entry;
+    let mut generated = None;
+    let token_hash = match (&spec.report_token, &old) {
+        (Some(t), _) => hash_token(t),
+        (None, Some(p)) => p.token_hash(),
+        (None, None) => {
+            let t = generate_token("cjr");
+            let h = hash_token(&t);
+            generated = Some(t);
+            h
+        }
+    };
+    let now = work.now;
+    let stored = StoredProject {
+        id: id.clone(),
+        name: spec.name,
+        contacts: spec.contacts,
+        depends_on: spec.depends_on,
+        trigger: spec.trigger,
+        package: spec.package,
+        report_token_sha256: hex::encode(token_hash),
+        created_at: old.as_ref().map_or(now, |p| p.created_at),
+        updated_at: now,
+    };
+    let outcome = match &old {
+        None => "created",
+        Some(p) if p.same_settings(&stored) => "unchanged",
+        Some(_) => "updated",
+    };
+    let project = match old {
+        Some(old) if outcome == "unchanged" => old.view(),
+        old => {
+            if let Some(old) = old.filter(|o| o.report_token_sha256 != stored.report_token_sha256) {
+                work.tx.remove_token(&old.token_hash())?;
+            }
+            work.tx.put_token(
+                &token_hash,
+                &Principal::Project {
+                    project: id.clone(),
+                },
+            )?;
+            work.tx.put_project(&stored)?;
+            work.change_graph(GraphChange::Set {
+                project: id.clone(),
+                upstreams: stored
+                    .depends_on
+                    .iter()
+                    .map(|d| d.project.clone())
+                    .collect(),
+                has_trigger: stored.trigger.is_some(),
+            });
+            let view = stored.view();
+            work.tx.emit(
+                now,
+                Change::ProjectUpserted {
+                    project: view.clone(),
+                },
+            )?;
+            view
+        }
+    };
+    Ok((
+        ProjectUpserted {
+            project,
+            outcome: outcome.to_owned(),
+            report_token: generated,
+            warnings: Vec::new(),
+        },
+        outcome == "created",
+    ))
+}
+
+/// What is worth knowing about a project as registered: a cycle through it, and
+/// upstreams nobody registered.
+fn warnings(graph: &Graph, project: &conjunction_protocol::Project) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(cycle) = graph.cycle_through(&project.id) {
+        let path: Vec<&str> = cycle.iter().map(ProjectId::as_str).collect();
+        out.push(format!("dependency cycle: {}", path.join(" -> ")));
+    }
+    for d in &project.depends_on {
+        if !graph.is_registered(&d.project) {
+            out.push(format!(
+                "{} is not registered yet; {} will be triggered by it once it is registered and reports",
+                d.project, project.id
+            ));
+        }
+    }
+    out
+}
+
+pub(super) fn delete(
+    work: &mut Work<'_, '_>,
+    id: &ProjectId,
+) -> Result<Result<(), Refusal>, StoreError> {
+    let Some(existing) = work.tx.project(id)? else {
+        return Ok(Err(Refusal::UnknownProject(id.clone())));
+    };
+    work.tx.remove_project(id)?;
+    work.tx.remove_token(&existing.token_hash())?;
+    work.change_graph(GraphChange::Remove {
+        project: id.clone(),
+    });
+    work.tx.emit(
+        work.now,
+        Change::ProjectDeleted {
+            project: id.clone(),
+        },
+    )?;
+    Ok(Ok(()))
+}

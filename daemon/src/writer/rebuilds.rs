@@ -1,0 +1,30 @@
+//! Rebuilds: a final, unblocked build of a triggerable project starts its next
+//! attempt, and the builds it held back wait for it again.
+
+use conjunction_protocol::{BuildId, Node};
+
+use super::cascade;
+use super::work::{Edit, Work};
+use crate::planner::reports::{judge_rebuild, next_attempt};
+use crate::planner::Refusal;
+use crate::store::StoreError;
+
+pub(super) fn rebuild(
+    work: &mut Work<'_, '_>,
+    build: BuildId,
+) -> Result<Result<Node, Refusal>, StoreError> {
+    let Some(node) = work.tx.node(build)? else {
+        return Ok(Err(Refusal::UnknownBuild(build)));
+    };
+    if let Err(refusal) = judge_rebuild(node.state.kind(), work.graph.triggerable(&node.project)) {
+        return Ok(Err(refusal));
+    }
+    let position = work.tx.position(build)?.ok_or_else(|| {
+        StoreError::Inconsistent(format!("build {build} has no position in its root event"))
+    })?;
+    let mut edit = Edit::of(node.root);
+    edit.put(position, next_attempt(&node));
+    cascade::queue(work, &mut edit, position)?;
+    cascade::changed(work, &mut edit, position)?;
+    Ok(Ok(edit.flush(work, build)?))
+}

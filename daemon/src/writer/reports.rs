@@ -1,0 +1,151 @@
+//! Reports: a root report starts a root event (and, when it passed, its cascade); a
+//! report on a build moves that build on and settles its event.
+
+use conjunction_protocol::{BuildId, Node, Report, ReportAck, StateKind};
+
+use super::cascade;
+use super::work::{Edit, Work};
+use crate::planner::reports::{
+    accept_report, authorize_node_report, authorize_root_report, reported,
+};
+use crate::planner::{Member, Principal, Refusal, ReportVerdict};
+use crate::store::{RootRecord, StoreError};
+
+pub(super) fn report(
+    work: &mut Work<'_, '_>,
+    report: Report,
+    principal: Principal,
+) -> Result<Result<ReportAck, Refusal>, StoreError> {
+    match report.build {
+        None => root_report(work, report, principal),
+        Some(build) => node_report(work, build, report, principal),
+    }
+}
+
+fn root_report(
+    work: &mut Work<'_, '_>,
+    report: Report,
+    principal: Principal,
+) -> Result<Result<ReportAck, Refusal>, StoreError> {
+    if let Err(refusal) = authorize_root_report(&principal, &report) {
+        return Ok(Err(refusal));
+    }
+    if !work.graph.is_registered(&report.project) {
+        return Ok(Err(Refusal::UnknownProject(report.project)));
+    }
+    let now = work.now;
+    let id = work.next_id();
+    let state = report.state.to_node_state();
+    let kind = state.kind();
+    let node = Node {
+        id,
+        project: report.project.clone(),
+        root: id,
+        parents: Vec::new(),
+        attempt: 1,
+        state,
+        version: report.version.clone(),
+        commit: report.commit.clone(),
+        git_ref: report.git_ref.clone(),
+        url: report.url,
+        summary: report.summary,
+        metadata: report.metadata,
+        created_at: now,
+        triggered_at: None,
+        started_at: (!kind.is_final()).then_some(now),
+        finished_at: kind.is_final().then_some(now),
+        seq: 0,
+    };
+    work.create_event(RootRecord {
+        id,
+        project: report.project.clone(),
+        version: report.version,
+        commit: report.commit,
+        git_ref: report.git_ref,
+        created_at: now,
+        notes: Vec::new(),
+        cascade_started: false,
+        counts: Default::default(),
+        size: 0,
+    });
+    work.set_member(
+        id,
+        0,
+        Member {
+            id,
+            project: report.project,
+            state: kind,
+            blocked_by: None,
+            parents: Vec::new(),
+            children: Vec::new(),
+            waiting: 0,
+        },
+    )?;
+    let mut edit = Edit::creating(id);
+    edit.put(0, node);
+    if kind == StateKind::Passed {
+        cascade::start(work, &mut edit)?;
+    }
+    let node = edit.flush(work, id)?;
+    Ok(Ok(ack(&node)))
+}
+
+fn node_report(
+    work: &mut Work<'_, '_>,
+    build: BuildId,
+    report: Report,
+    principal: Principal,
+) -> Result<Result<ReportAck, Refusal>, StoreError> {
+    let Some(node) = work.tx.node(build)? else {
+        return Ok(Err(Refusal::UnknownBuild(build)));
+    };
+    let attempt = match authorize_node_report(&principal, &node, &report) {
+        Ok(attempt) => attempt,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    match accept_report(node.state.kind(), node.attempt, attempt, report.state) {
+        Err(refusal) => return Ok(Err(refusal.into())),
+        Ok(ReportVerdict::Duplicate) => return Ok(Ok(ack(&node))),
+        Ok(ReportVerdict::Apply) => {}
+    }
+    let updated = reported(&node, report, work.now);
+    if updated == node {
+        return Ok(Ok(ack(&node)));
+    }
+    let position = work.tx.position(build)?.ok_or_else(|| {
+        StoreError::Inconsistent(format!("build {build} has no position in its root event"))
+    })?;
+    let root = node.root;
+    let mut edit = Edit::of(root);
+    let mut starts_cascade = false;
+    if position == 0 {
+        let record = &work.event(root)?.record;
+        starts_cascade = updated.state.kind() == StateKind::Passed && !record.cascade_started;
+        if (&record.version, &record.commit, &record.git_ref)
+            != (&updated.version, &updated.commit, &updated.git_ref)
+        {
+            let record = work.record_mut(root)?;
+            record.version.clone_from(&updated.version);
+            record.commit.clone_from(&updated.commit);
+            record.git_ref.clone_from(&updated.git_ref);
+        }
+    }
+    edit.put(position, updated);
+    if starts_cascade {
+        cascade::start(work, &mut edit)?;
+    } else {
+        cascade::changed(work, &mut edit, position)?;
+    }
+    let node = edit.flush(work, build)?;
+    Ok(Ok(ack(&node)))
+}
+
+fn ack(node: &Node) -> ReportAck {
+    ReportAck {
+        build: node.id,
+        root: node.root,
+        attempt: node.attempt,
+        state: node.state.kind(),
+        seq: node.seq,
+    }
+}
