@@ -38,6 +38,8 @@ fn systemd_dir(var: &str) -> Option<PathBuf> {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        // Colours only for a person at a terminal, never into a file or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),

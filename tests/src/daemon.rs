@@ -122,6 +122,26 @@ pub fn binaries() -> &'static Path {
     })
 }
 
+/// Where a daemon's output goes: appended to `log`, or to the test's own output.
+fn output(log: Option<&Path>) -> Stdio {
+    match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("log file"),
+        ),
+        None => Stdio::inherit(),
+    }
+}
+
+/// A loopback address with a port nobody listens on right now.
+pub fn free_address() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("address")
+}
+
 /// The real `conjunctiond` binary running in a child process.
 pub struct DaemonProcess {
     pub addr: SocketAddr,
@@ -133,17 +153,27 @@ impl DaemonProcess {
     /// Starts `conjunctiond` on a free loopback port with `data_dir` and `config_toml`
     /// as its config file, and waits until it answers `/healthz`.
     pub async fn start(data_dir: &Path, config_toml: &str) -> Self {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("address").port()
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        Self::start_on(addr, data_dir, config_toml).await
+        Self::start_on(free_address(), data_dir, config_toml).await
+    }
+
+    /// Like [`DaemonProcess::start`], with its log at `info` written to `log`.
+    pub async fn start_logging(data_dir: &Path, config_toml: &str, log: &Path) -> Self {
+        let addr = free_address();
+        Self::spawn(addr, data_dir, config_toml, Some(log)).await
     }
 
     /// Like [`DaemonProcess::start`], on a given address: to restart a daemon where
     /// its clients expect it.
     pub async fn start_on(addr: SocketAddr, data_dir: &Path, config_toml: &str) -> Self {
+        Self::spawn(addr, data_dir, config_toml, None).await
+    }
+
+    async fn spawn(
+        addr: SocketAddr,
+        data_dir: &Path,
+        config_toml: &str,
+        log: Option<&Path>,
+    ) -> Self {
         let config_path = data_dir.join("test-conjunctiond.toml");
         std::fs::create_dir_all(data_dir).expect("data directory");
         std::fs::write(&config_path, config_toml).expect("config file");
@@ -158,7 +188,9 @@ impl DaemonProcess {
             .env_remove("STATE_DIRECTORY")
             .env_remove("CONFIGURATION_DIRECTORY")
             .env_remove("CREDENTIALS_DIRECTORY")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
+            .stdout(output(log))
+            .stderr(output(log))
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
