@@ -5,7 +5,6 @@
 //! continues where it stopped.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use conjunction_protocol::ws::ServerMessage;
 use conjunction_protocol::{BuildId, NodeState, ProjectSpec, StateKind, TriggerSpec};
