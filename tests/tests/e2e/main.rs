@@ -7,6 +7,7 @@ mod cascade;
 mod cli;
 mod crash;
 mod feed;
+mod lists;
 mod migration;
 mod triggers;
 mod tui;
