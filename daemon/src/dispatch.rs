@@ -113,6 +113,16 @@ impl Dispatcher {
         }
         let mut in_flight = JoinSet::new();
         loop {
+            // What is due goes out now: a timer, even one of zero length, would wait
+            // for the timer wheel's next tick (a millisecond), and each step of a
+            // chain of dependents would pay it.
+            let now = Timestamp::from_system_time(SystemTime::now());
+            for entry in schedule.take_due(now) {
+                let this = this.clone();
+                let permits = permits.clone();
+                let retry = retry.clone();
+                in_flight.spawn(async move { this.deliver(entry, permits, retry).await });
+            }
             let next = schedule.next_due();
             let sleep = async {
                 match next {
@@ -131,15 +141,7 @@ impl Dispatcher {
                     Some(e) => schedule.insert(e),
                     None => break,
                 },
-                () = sleep => {
-                    let now = Timestamp::from_system_time(SystemTime::now());
-                    for entry in schedule.take_due(now) {
-                        let this = this.clone();
-                        let permits = permits.clone();
-                        let retry = retry.clone();
-                        in_flight.spawn(async move { this.deliver(entry, permits, retry).await });
-                    }
-                }
+                () = sleep => {}
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 () = crate::stopped(&mut stop) => break,
             }

@@ -80,6 +80,13 @@ pub enum Record {
         build: BuildId,
         attempt: u32,
     },
+    /// A report the mock is about to send. Whatever the daemon does because of it
+    /// comes after this in the log; the answer may come after that.
+    Reporting {
+        project: String,
+        build: BuildId,
+        state: ReportState,
+    },
     /// A report the mock sent and the daemon accepted.
     Reported {
         project: String,
@@ -188,6 +195,11 @@ impl MockCi {
             "state": state,
             "url": format!("https://ci.example/{}/{}", payload.project, payload.build),
             "summary": summary,
+        });
+        self.lock().log.push(Record::Reporting {
+            project: payload.project.to_string(),
+            build: payload.build,
+            state,
         });
         let result = self
             .http

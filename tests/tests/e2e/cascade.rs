@@ -45,7 +45,7 @@ async fn chain_triggers_each_project_in_turn_with_a_signed_payload() {
     let log = ci.log();
     let b_passed = log
         .iter()
-        .position(|r| matches!(r, Record::Reported { project, state: conjunction_protocol::ReportState::Passed, .. } if project == "acme/b"))
+        .position(|r| matches!(r, Record::Reporting { project, state: conjunction_protocol::ReportState::Passed, .. } if project == "acme/b"))
         .expect("b passed");
     let c_triggered = log
         .iter()
@@ -87,7 +87,7 @@ async fn diamond_join_is_triggered_once_after_both_parents_pass() {
     let log = ci.log();
     let passed = |p: &str| {
         log.iter()
-            .position(|r| matches!(r, Record::Reported { project, state: conjunction_protocol::ReportState::Passed, .. } if project == p))
+            .position(|r| matches!(r, Record::Reporting { project, state: conjunction_protocol::ReportState::Passed, .. } if project == p))
             .unwrap_or_else(|| panic!("{p} passed"))
     };
     let d_triggered = log
