@@ -223,6 +223,11 @@ impl DaemonProcess {
             .expect("child is reaped")
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the daemon is running")
+    }
+
     /// Kills the process with SIGKILL: no shutdown, no flushing, nothing.
     pub async fn kill(mut self) {
         self.child.start_kill().expect("SIGKILL is sent");

@@ -1,0 +1,341 @@
+//! Scale benchmark (a bench binary; run with `cargo bench -p conjunction-tests --bench
+//! scale`, optionally followed by `-- <shape> <nodes>` to run one case).
+//!
+//! Each case starts the release `conjunctiond` in its own process on a fresh data
+//! directory and drives it through its public HTTP API only:
+//!
+//! 1. registers the projects with the real `conjunction apply -f` (one list),
+//! 2. sends one `passed` root report and times its acknowledgement,
+//! 3. times the whole cascade until every node has passed, with a loopback CI in
+//!    this process that accepts every trigger and reports `passed` 1 ms later with
+//!    the build token, as a pipeline would,
+//! 4. reads the daemon's peak resident memory during the cascade (`VmHWM`, reset
+//!    just before the root report).
+//!
+//! Shapes: `wide` (every project depends on the root), `dag` (project i depends on
+//! i/2 and i-1) and `chain` (i depends on i-1). Last, the cost of one
+//! `PUT /v1/projects/{id}` is measured beside 10 projects and beside 100,000.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use conjunction_protocol::trigger::TriggerPayload;
+use conjunction_protocol::{ProjectId, ProjectSpec, Report, ReportState, StateKind};
+use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
+use tokio::net::TcpListener;
+
+const ROOT_TOKEN: &str = "scale-root-report-token";
+const CASES: &[(&str, usize)] = &[
+    ("wide", 1_000),
+    ("wide", 10_000),
+    ("dag", 1_000),
+    ("dag", 10_000),
+    ("chain", 1_000),
+    ("chain", 10_000),
+    ("wide", 100_000),
+];
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with no arguments; `cargo bench`
+    // passes `--bench`. Only the latter measures.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("scale: run with `cargo bench -p conjunction-tests --bench scale` to measure");
+        return;
+    }
+    let picked: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let cases: Vec<(String, usize)> = match picked.as_slice() {
+        [shape, nodes] => vec![(shape.to_string(), nodes.parse().expect("a node count"))],
+        _ => CASES.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        println!(
+            "machine: {} cores; daemon: release conjunctiond in its own process; CI: loopback, reports passed 1 ms after each trigger",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        println!(
+            "{:<6} {:>7} {:>11} {:>10} {:>10} {:>9} {:>9}",
+            "shape", "nodes", "register", "root ack", "cascade", "per node", "peak RSS"
+        );
+        let mut results = Vec::new();
+        for (shape, nodes) in &cases {
+            let r = run(shape, *nodes).await;
+            println!(
+                "{shape:<6} {nodes:>7} {:>9.2} s {:>7.1} ms {:>8.2} s {:>6.3} ms {:>6} MB",
+                r.register.as_secs_f64(),
+                r.ack.as_secs_f64() * 1e3,
+                r.cascade.as_secs_f64(),
+                r.cascade.as_secs_f64() * 1e3 / *nodes as f64,
+                r.peak_rss_kb / 1024,
+            );
+            results.push((shape.clone(), *nodes, r));
+        }
+        for shape in ["wide", "dag", "chain"] {
+            let per_node = |n: usize| {
+                results
+                    .iter()
+                    .find(|(s, k, _)| s == shape && *k == n)
+                    .map(|(_, k, r)| r.cascade.as_secs_f64() / *k as f64)
+            };
+            if let (Some(small), Some(large)) = (per_node(1_000), per_node(10_000)) {
+                println!("{shape}: per-node cost at 10,000 / at 1,000 = {:.2}", large / small);
+            }
+        }
+        if cases.len() > 1 {
+            single_puts().await;
+        }
+    });
+}
+
+struct Measured {
+    register: Duration,
+    ack: Duration,
+    cascade: Duration,
+    peak_rss_kb: u64,
+}
+
+fn name(i: usize) -> String {
+    format!("scale/p{i:06}")
+}
+
+/// Project i's upstreams in a shape (the root is project 0).
+fn upstreams(shape: &str, i: usize) -> Vec<usize> {
+    let mut ups = match shape {
+        "wide" => vec![0],
+        "dag" => vec![i / 2, i - 1],
+        "chain" => vec![i - 1],
+        other => panic!("unknown shape {other}; use wide, dag or chain"),
+    };
+    ups.dedup();
+    ups
+}
+
+/// The projects file `conjunction apply` reads.
+fn projects_file(shape: &str, nodes: usize, hook: &str) -> String {
+    let mut out = format!(
+        "[[project]]\nid = \"{}\"\nname = \"root\"\nreport_token = \"{ROOT_TOKEN}\"\n\n",
+        name(0)
+    );
+    for i in 1..=nodes {
+        let deps: Vec<String> = upstreams(shape, i)
+            .iter()
+            .map(|&u| format!("{{ project = \"{}\" }}", name(u)))
+            .collect();
+        out.push_str(&format!(
+            "[[project]]\nid = \"{}\"\nname = \"p{i}\"\ndepends_on = [{}]\ntrigger = {{ kind = \"webhook\", url = \"{hook}\" }}\n\n",
+            name(i),
+            deps.join(", ")
+        ));
+    }
+    out
+}
+
+async fn run(shape: &str, nodes: usize) -> Measured {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
+    let (hook, reported) = start_ci().await;
+    let daemon = DaemonProcess::start(dir.path(), "").await;
+    let file = dir.path().join("projects.toml");
+    std::fs::write(&file, projects_file(shape, nodes, &hook)).expect("projects file");
+
+    let start = Instant::now();
+    let status = tokio::process::Command::new(binaries().join("conjunction"))
+        .args(["apply", "-f"])
+        .arg(&file)
+        .env("CONJUNCTION_URL", format!("http://{}", daemon.addr))
+        .env("CONJUNCTION_TOKEN", OPERATOR_TOKEN)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .expect("conjunction apply runs");
+    let register = start.elapsed();
+    assert!(status.success(), "conjunction apply succeeded");
+
+    let pid = daemon.pid();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak RSS");
+    reported.store(0, Ordering::SeqCst);
+    let report = Report {
+        project: ProjectId::parse(&name(0)).expect("valid id"),
+        build: None,
+        attempt: None,
+        state: ReportState::Passed,
+        version: Some("1.0.0".into()),
+        commit: None,
+        git_ref: None,
+        url: None,
+        summary: None,
+        metadata: Default::default(),
+    };
+    let start = Instant::now();
+    let ack = daemon
+        .api
+        .report(ROOT_TOKEN, &report)
+        .await
+        .expect("the root report is taken");
+    let acked = start.elapsed();
+    loop {
+        let roots = daemon.api.roots(1).await.expect("roots");
+        let summary = roots
+            .first()
+            .filter(|r| r.id == ack.root)
+            .expect("our root");
+        let passed = summary.counts.get(&StateKind::Passed).copied().unwrap_or(0) as usize;
+        if passed == nodes + 1 {
+            break;
+        }
+        let not_passing = summary
+            .counts
+            .iter()
+            .any(|(k, n)| k.is_failure() && *k != StateKind::Passed && *n > 0);
+        assert!(!not_passing, "a build did not pass: {:?}", summary.counts);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cascade = start.elapsed();
+    let peak_rss_kb = vm_hwm_kb(pid);
+    assert_eq!(reported.load(Ordering::SeqCst) as usize, nodes);
+    daemon.kill().await;
+    Measured {
+        register,
+        ack: acked,
+        cascade,
+        peak_rss_kb,
+    }
+}
+
+/// The peak resident set size of a process since it started or since its peak was
+/// last reset, in KiB.
+fn vm_hwm_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in proc status")
+}
+
+/// How long the loopback CI takes to build.
+const BUILD_TIME: Duration = Duration::from_millis(1);
+
+#[derive(Clone)]
+struct Ci {
+    http: reqwest::Client,
+    reported: Arc<AtomicU64>,
+    /// Builds waiting out their build time, in the order they started.
+    building: std::sync::mpsc::Sender<(Instant, TriggerPayload)>,
+}
+
+/// A loopback CI: accepts every trigger at once and reports `passed` 1 ms later with
+/// the build token from the payload. Returns its hook URL and a count of reports.
+///
+/// The millisecond is kept by a thread of its own: a tokio timer rounds up to the
+/// next tick of its wheel, which made a 1 ms build take over 2 ms.
+async fn start_ci() -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (building, finished) = std::sync::mpsc::channel::<(Instant, TriggerPayload)>();
+    let ci = Ci {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("client"),
+        reported: Arc::new(AtomicU64::new(0)),
+        building,
+    };
+    let (runtime, reporter) = (tokio::runtime::Handle::current(), ci.clone());
+    std::thread::spawn(move || {
+        // Every build takes as long, so they finish in the order they started.
+        while let Ok((done, payload)) = finished.recv() {
+            std::thread::sleep(done.saturating_duration_since(Instant::now()));
+            runtime.spawn(reporter.clone().report(payload));
+        }
+    });
+    let reported = ci.reported.clone();
+    let app = Router::new().route("/hook", post(hook)).with_state(ci);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), reported)
+}
+
+async fn hook(State(ci): State<Ci>, body: Bytes) -> StatusCode {
+    let Ok(payload) = serde_json::from_slice::<TriggerPayload>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    ci.building
+        .send((Instant::now() + BUILD_TIME, payload))
+        .expect("the build thread runs");
+    StatusCode::ACCEPTED
+}
+
+impl Ci {
+    async fn report(self, payload: TriggerPayload) {
+        let body = serde_json::json!({
+            "project": payload.project,
+            "build": payload.build,
+            "attempt": payload.attempt,
+            "state": "passed",
+        });
+        let answer = self
+            .http
+            .post(&payload.report.url)
+            .bearer_auth(&payload.report.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("the report reaches the daemon");
+        assert!(
+            answer.status().is_success(),
+            "report answered {}",
+            answer.status()
+        );
+        self.reported.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The time of one `PUT /v1/projects/{id}` beside 10 registered projects and beside
+/// 100,000: 300 new projects put one at a time (each depending on the root), median.
+async fn single_puts() {
+    for registered in [10, 100_000] {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
+        let daemon = DaemonProcess::start(dir.path(), "").await;
+        let file = dir.path().join("projects.toml");
+        std::fs::write(
+            &file,
+            projects_file("wide", registered, "http://127.0.0.1:9/hook"),
+        )
+        .expect("projects file");
+        let list = conjunction_tui::apply::parse(
+            &std::fs::read_to_string(&file).expect("read back"),
+            |_| None,
+        )
+        .expect("valid file");
+        daemon.api.apply_projects(&list).await.expect("registered");
+        let mut times = Vec::new();
+        for i in 0..300 {
+            let id = ProjectId::parse(&format!("single/p{i:04}")).expect("valid id");
+            let spec: ProjectSpec = serde_json::from_value(serde_json::json!({
+                "name": format!("single {i}"),
+                "depends_on": [{"project": name(0)}],
+                "trigger": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"},
+            }))
+            .expect("valid spec");
+            let start = Instant::now();
+            daemon.api.put_project(&id, &spec).await.expect("put");
+            times.push(start.elapsed());
+        }
+        times.sort();
+        println!(
+            "one PUT /v1/projects/{{id}} beside {registered:>6} projects: median {:.2} ms, p90 {:.2} ms",
+            times[times.len() / 2].as_secs_f64() * 1e3,
+            times[times.len() * 9 / 10].as_secs_f64() * 1e3
+        );
+        daemon.kill().await;
+    }
+}
