@@ -8,7 +8,7 @@
 //! A project that is named as an upstream but not registered (yet, or any more) has a
 //! number too: edges to it count as soon as it registers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use conjunction_protocol::project::Dependent;
 use conjunction_protocol::ProjectId;
@@ -189,13 +189,58 @@ impl Graph {
         out
     }
 
+    /// The shortest cycle through `project` if one of the upstream edges `added` to it
+    /// closed one. An added edge to `u` closes a cycle exactly when `u` already
+    /// depends, directly or not, on `project`; that is all this looks at, from both
+    /// ends at once, so a project registered after its upstreams costs nothing
+    /// however large the graph.
+    pub fn cycle_closed_by(
+        &self,
+        project: &ProjectId,
+        added: &[ProjectId],
+    ) -> Option<Vec<ProjectId>> {
+        let p = self.ix(project)?;
+        let closes = added
+            .iter()
+            .filter_map(|u| self.ix(u))
+            .any(|u| self.reaches(u, p));
+        closes.then(|| self.cycle_through(project)).flatten()
+    }
+
+    /// Whether `to` is reached from `from` by following `depends_on` edges, searching
+    /// from both ends and always widening the smaller side.
+    fn reaches(&self, from: Ix, to: Ix) -> bool {
+        let mut seen = [HashSet::from([from]), HashSet::from([to])];
+        let mut frontier = [vec![from], vec![to]];
+        while !frontier[0].is_empty() && !frontier[1].is_empty() {
+            let side = usize::from(frontier[1].len() < frontier[0].len());
+            let mut next = Vec::new();
+            for v in std::mem::take(&mut frontier[side]) {
+                let neighbours: Vec<Ix> = if side == 0 {
+                    self.upstream_ixs(v).to_vec()
+                } else {
+                    self.dependent_ixs(v).collect()
+                };
+                for w in neighbours {
+                    if seen[1 - side].contains(&w) {
+                        return true;
+                    }
+                    if seen[side].insert(w) {
+                        next.push(w);
+                    }
+                }
+            }
+            frontier[side] = next;
+        }
+        false
+    }
+
     /// The shortest dependency cycle through `project`, following `depends_on` edges:
     /// `[a, b, a]` means a depends on b and b on a.
     ///
     /// Searches from both ends at once, upstream from the project and downstream to
-    /// it, always widening the smaller side; so it only looks at what the project's
-    /// own edges can reach, and stops at once for a project with no upstreams or no
-    /// dependents (a new leaf, a root), however large the graph.
+    /// it, always widening the smaller side, and stops at once for a project with no
+    /// upstreams or no dependents.
     pub fn cycle_through(&self, project: &ProjectId) -> Option<Vec<ProjectId>> {
         let start = self.ix(project)?;
         let by_id = |ixs: &mut Vec<Ix>| ixs.sort_by(|a, b| self.id(*a).cmp(self.id(*b)));

@@ -125,6 +125,21 @@ mod tests {
     }
 
     #[test]
+    fn only_an_added_edge_that_closes_a_cycle_is_reported() {
+        let mut g = graph(&[("b", &["a"]), ("c", &["b"])]);
+        assert!(g.cycle_closed_by(&id("c"), &[id("b")]).is_none());
+        g.set_project(&id("a"), &[id("c")], true);
+        assert_eq!(
+            path(g.cycle_closed_by(&id("a"), &[id("c")])),
+            ["a", "c", "b", "a"]
+        );
+        // The cycle is there, but an edge that did not close it says nothing.
+        g.set_project(&id("d"), &[], true);
+        g.set_project(&id("a"), &[id("c"), id("d")], true);
+        assert!(g.cycle_closed_by(&id("a"), &[id("d")]).is_none());
+    }
+
+    #[test]
     fn removing_a_project_keeps_the_edges_its_dependents_declare() {
         let mut g = graph(&[("b", &["a"]), ("a", &[])]);
         g.remove_project(&id("a"));
@@ -213,6 +228,38 @@ mod tests {
                 reversed.set_project(&p(i), &ups, true);
             }
             prop_assert_eq!(plan_cascade(&build(&edges), &p(root)), plan_cascade(&reversed, &p(root)));
+        }
+
+        #[test]
+        fn an_added_edge_closes_a_cycle_exactly_when_the_graph_then_has_one_through_it(
+            (start, edges) in arb_graph(),
+            extra in 0usize..14,
+        ) {
+            let mut g = build(&edges);
+            let n = edges.len();
+            let (p_ix, u_ix) = (start, extra % n);
+            prop_assume!(p_ix != u_ix && !edges[p_ix].contains(&u_ix));
+            let mut ups: Vec<ProjectId> = edges[p_ix].iter().map(|&u| p(u)).collect();
+            ups.push(p(u_ix));
+            g.set_project(&p(p_ix), &ups, true);
+            let mut after = edges.clone();
+            after[p_ix].push(u_ix);
+            // The new edge p -> u closes a cycle iff u reaches p.
+            let u_reaches_p = {
+                let mut seen = BTreeSet::from([u_ix]);
+                let mut queue = VecDeque::from([u_ix]);
+                while let Some(v) = queue.pop_front() {
+                    for &w in &after[v] {
+                        if seen.insert(w) { queue.push_back(w); }
+                    }
+                }
+                seen.contains(&p_ix)
+            };
+            let found = g.cycle_closed_by(&p(p_ix), &[p(u_ix)]);
+            prop_assert_eq!(found.is_some(), u_reaches_p);
+            if let Some(cycle) = found {
+                prop_assert_eq!(Some(cycle.len() - 1), shortest_cycle_len(&after, p_ix));
+            }
         }
 
         #[test]

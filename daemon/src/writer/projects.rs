@@ -54,23 +54,60 @@ pub(super) fn apply(
         return Ok(Err(WriteError::RefusedEntries(refused)));
     }
     let mut applied = Vec::with_capacity(entries.len());
+    let mut cycles = Vec::new();
     for ((_, entry), old) in entries.into_iter().zip(existing) {
-        applied.push(upsert(work, entry, old)?);
+        let (answer, created, added) = upsert(work, entry, old)?;
+        cycles.extend(work.graph.cycle_closed_by(&answer.project.id, &added));
+        applied.push((answer, created));
     }
     // Warnings once the whole list is in: depending on a project further down the
-    // list is nothing to warn about.
+    // list is nothing to warn about, and a cycle the list closed is named on every
+    // project of the list on it.
+    let listed: HashMap<ProjectId, usize> = applied
+        .iter()
+        .enumerate()
+        .map(|(i, (a, _))| (a.project.id.clone(), i))
+        .collect();
+    for cycle in &cycles {
+        for (at, member) in cycle.iter().enumerate().skip(1) {
+            if let Some(&i) = listed.get(member) {
+                let warning = cycle_warning(cycle, at);
+                let warnings = &mut applied[i].0.warnings;
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
+        }
+    }
     for (answer, _) in &mut applied {
-        answer.warnings = warnings(work.graph, &answer.project);
+        answer
+            .warnings
+            .extend(unregistered_upstreams(work.graph, &answer.project));
     }
     Ok(Ok(applied))
 }
 
-/// Writes one checked entry; `true` when the project is new.
+/// `dependency cycle: x -> ... -> x` for the cycle `path` read from its node `at`.
+fn cycle_warning(path: &[ProjectId], at: usize) -> String {
+    // A cycle's path starts and ends with the same project; drop the repeat, then
+    // start from `at` and come back to it.
+    let ring = &path[..path.len() - 1];
+    let at = at % ring.len();
+    let rotated: Vec<&str> = ring[at..]
+        .iter()
+        .chain(&ring[..=at])
+        .map(ProjectId::as_str)
+        .collect();
+    format!("dependency cycle: {}", rotated.join(" -> "))
+}
+
+/// Writes one checked entry. Returns the answer, whether the project is new, and the
+/// upstreams it did not depend on before.
 fn upsert(
     work: &mut Work<'_, '_>,
     entry: ProjectEntry,
     old: Option<StoredProject>,
-) -> Result<(ProjectUpserted, bool), StoreError> {
+) -> Result<(ProjectUpserted, bool, Vec<ProjectId>), StoreError> {
     let ProjectEntry { id, spec } = entry;
     let mut generated = None;
     let token_hash = match (&spec.report_token, &old) {
@@ -100,6 +137,15 @@ fn upsert(
         Some(p) if p.same_settings(&stored) => "unchanged",
         Some(_) => "updated",
     };
+    let added: Vec<ProjectId> = stored
+        .depends_on
+        .iter()
+        .map(|d| d.project.clone())
+        .filter(|u| {
+            old.as_ref()
+                .is_none_or(|o| !o.depends_on.iter().any(|d| &d.project == u))
+        })
+        .collect();
     let project = match old {
         Some(old) if outcome == "unchanged" => old.view(),
         old => {
@@ -140,26 +186,23 @@ fn upsert(
             warnings: Vec::new(),
         },
         outcome == "created",
+        added,
     ))
 }
 
-/// What is worth knowing about a project as registered: a cycle through it, and
-/// upstreams nobody registered.
-fn warnings(graph: &Graph, project: &conjunction_protocol::Project) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(cycle) = graph.cycle_through(&project.id) {
-        let path: Vec<&str> = cycle.iter().map(ProjectId::as_str).collect();
-        out.push(format!("dependency cycle: {}", path.join(" -> ")));
-    }
-    for d in &project.depends_on {
-        if !graph.is_registered(&d.project) {
-            out.push(format!(
+/// A warning for each upstream of `project` that nobody registered.
+fn unregistered_upstreams(graph: &Graph, project: &conjunction_protocol::Project) -> Vec<String> {
+    project
+        .depends_on
+        .iter()
+        .filter(|d| !graph.is_registered(&d.project))
+        .map(|d| {
+            format!(
                 "{} is not registered yet; {} will be triggered by it once it is registered and reports",
                 d.project, project.id
-            ));
-        }
-    }
-    out
+            )
+        })
+        .collect()
 }
 
 pub(super) fn delete(
