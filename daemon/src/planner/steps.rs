@@ -75,26 +75,36 @@ pub enum Step {
     Unblock,
 }
 
-/// What [`settle`] decided: the members it changed, with their new values, and the
-/// steps to carry out, in position order.
+/// What [`settle`] decided: the members it changed, with their new values, the
+/// steps to carry out, in position order, and the nodes it had no budget left to
+/// decide.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Settled {
     pub members: BTreeMap<u32, Member>,
     pub steps: Vec<(u32, Step)>,
+    /// Nodes still to decide, by position: hand them back as `ready` to a later call.
+    /// Until then they stay as they are; deciding later is deciding from their
+    /// parents as they are then, so nothing is lost by waiting.
+    pub deferred: Vec<u32>,
 }
 
-/// Applies outside changes to an event (node `position` is now in `state`) and works
-/// out what follows. `triggerable` says whether a project can be triggered.
+/// Applies outside changes to an event (node `position` is now in `state`), decides
+/// the nodes in `ready` (deferred by an earlier call), and works out what follows,
+/// taking at most `max_steps` steps. `triggerable` says whether a project can be
+/// triggered.
 pub fn settle<M: EventMembers>(
     members: &mut M,
     changes: &[(u32, StateKind)],
+    ready: &[u32],
+    max_steps: usize,
     triggerable: &dyn Fn(&ProjectId) -> Result<(), Untriggerable>,
 ) -> Result<Settled, M::Error> {
     let mut run = Run {
         members,
         overlay: BTreeMap::new(),
-        work: BTreeMap::new(),
+        work: ready.iter().map(|&p| (p, true)).collect(),
         steps: Vec::new(),
+        max_steps,
         triggerable,
     };
     for &(position, state) in changes {
@@ -102,24 +112,28 @@ pub fn settle<M: EventMembers>(
     }
     run.drain()?;
     Ok(Settled {
+        deferred: run.work.into_keys().collect(),
         members: run.overlay,
         steps: run.steps,
     })
 }
 
-/// A new event: its members and the first steps (the root's ready dependents queued,
-/// the descendants of cycles blocked).
+/// A new event: its members, the first steps (the root's ready dependents queued,
+/// the descendants of cycles blocked) and the nodes left to decide later.
 #[derive(Debug, PartialEq, Eq)]
 pub struct StartedEvent {
     pub members: Vec<Member>,
     pub steps: Vec<(u32, Step)>,
+    pub deferred: Vec<u32>,
 }
 
 /// Lays out the members of a planned event whose root passed, with `ids` for its
-/// nodes by position, and decides every node from scratch: O(V + E).
+/// nodes by position, and decides its nodes from scratch, at most `max_steps` of
+/// them: O(V + E).
 pub fn start_event(
     plan: &CascadePlan,
     ids: &[BuildId],
+    max_steps: usize,
     triggerable: &dyn Fn(&ProjectId) -> Result<(), Untriggerable>,
 ) -> StartedEvent {
     let mut members: Vec<Member> = plan
@@ -158,14 +172,20 @@ pub fn start_event(
         // Every waiting node is decided, its parents read: that is the O(E) part.
         work: (1..plan.nodes.len() as u32).map(|p| (p, true)).collect(),
         steps: Vec::new(),
+        max_steps,
         triggerable,
     };
     let Ok(()) = run.drain();
     let (overlay, steps) = (run.overlay, run.steps);
+    let deferred = run.work.into_keys().collect();
     for (p, m) in overlay {
         members[p as usize] = m;
     }
-    StartedEvent { members, steps }
+    StartedEvent {
+        members,
+        steps,
+        deferred,
+    }
 }
 
 struct Run<'a, M: EventMembers> {
@@ -176,6 +196,8 @@ struct Run<'a, M: EventMembers> {
     /// so the node's parents must be read.
     work: BTreeMap<u32, bool>,
     steps: Vec<(u32, Step)>,
+    /// The most steps this run may take; what is left on `work` is deferred.
+    max_steps: usize,
     triggerable: &'a dyn Fn(&ProjectId) -> Result<(), Untriggerable>,
 }
 
@@ -228,7 +250,10 @@ impl<M: EventMembers> Run<'_, M> {
     }
 
     fn drain(&mut self) -> Result<(), M::Error> {
-        while let Some((p, read_parents)) = self.work.pop_first() {
+        while self.steps.len() < self.max_steps {
+            let Some((p, read_parents)) = self.work.pop_first() else {
+                break;
+            };
             self.decide(p, read_parents)?;
         }
         Ok(())
@@ -316,12 +341,12 @@ mod tests {
 
     fn start(g: &Graph, root: &str) -> StartedEvent {
         let plan = plan_cascade(g, &id(root));
-        start_event(&plan, &ids(plan.nodes.len()), &always)
+        start_event(&plan, &ids(plan.nodes.len()), usize::MAX, &always)
     }
 
     /// Applies a change and what follows to the members, as the writer does.
     fn change(members: &mut Vec<Member>, p: u32, to: StateKind) -> Vec<(u32, Step)> {
-        let Ok(settled) = settle(members, &[(p, to)], &always);
+        let Ok(settled) = settle(members, &[(p, to)], &[], usize::MAX, &always);
         for (q, m) in settled.members {
             members[q as usize] = m;
         }
@@ -392,6 +417,22 @@ mod tests {
     }
 
     #[test]
+    fn steps_beyond_the_budget_are_deferred_and_taken_up_later() {
+        let names: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
+        let a: &[&str] = &["a"];
+        let edges: Vec<(&str, &[&str])> = names.iter().map(|n| (n.as_str(), a)).collect();
+        let g = graph(&edges);
+        let plan = plan_cascade(&g, &id("a"));
+        let mut e = start_event(&plan, &ids(plan.nodes.len()), 4, &always);
+        assert_eq!(e.steps.len(), 4);
+        assert_eq!(e.deferred, (5..=10).collect::<Vec<u32>>());
+        assert!(e.members[5..].iter().all(|m| m.state == Pending));
+        let Ok(next) = settle(&mut e.members, &[], &e.deferred, 4, &always);
+        assert_eq!(next.steps.len(), 4);
+        assert_eq!(next.deferred, [9, 10]);
+    }
+
+    #[test]
     fn cycles_are_skipped_and_their_descendants_blocked_at_the_start() {
         // a -> b, b <-> c, c -> d
         let e = start(
@@ -407,7 +448,7 @@ mod tests {
         let mut g = graph(&[("c", &["b"])]);
         g.set_project(&id("b"), &[id("a")], false);
         let plan = plan_cascade(&g, &id("a"));
-        let e = start_event(&plan, &ids(3), &|p| g.triggerable(p));
+        let e = start_event(&plan, &ids(3), usize::MAX, &|p| g.triggerable(p));
         assert_eq!(
             e.steps,
             [
@@ -442,7 +483,7 @@ mod tests {
         }
         for p in 1..z {
             let mut view = Counting(&mut e.members, 0);
-            let Ok(settled) = settle(&mut view, &[(p, Passed)], &always);
+            let Ok(settled) = settle(&mut view, &[(p, Passed)], &[], usize::MAX, &always);
             assert!(view.1 <= 3, "passing one parent read {} members", view.1);
             for (q, m) in settled.members {
                 e.members[q as usize] = m;
@@ -586,12 +627,29 @@ mod tests {
         fn incremental_planning_gives_the_states_of_planning_from_scratch(
             (root, edges, can) in arb_graph(),
             ops in proptest::collection::vec((0usize..64, 0u8..60), 0..40),
+            budget in prop_oneof![Just(usize::MAX), 1usize..6],
         ) {
             let g = build(&edges, &can);
             let plan = plan_cascade(&g, &name(root));
             let triggerable = |p: &ProjectId| g.triggerable(p);
             let can_at: Vec<bool> = plan.nodes.iter().map(|n| triggerable(&n.project).is_ok()).collect();
-            let mut e = start_event(&plan, &ids(plan.nodes.len()), &triggerable);
+            // Takes up deferred decisions, a budget at a time, until none are left.
+            let finish = |members: &mut Vec<Member>, mut deferred: Vec<u32>| {
+                for _ in 0..=members.len() * 2 + 2 {
+                    if deferred.is_empty() {
+                        return Ok(());
+                    }
+                    let Ok(settled) = settle(members, &[], &deferred, budget, &triggerable);
+                    for (q, m) in settled.members {
+                        members[q as usize] = m;
+                    }
+                    deferred = settled.deferred;
+                }
+                Err(TestCaseError::fail("deferred decisions never ran out"))
+            };
+            let mut e = start_event(&plan, &ids(plan.nodes.len()), budget, &triggerable);
+            prop_assert!(e.steps.len() <= budget);
+            finish(&mut e.members, e.deferred.clone())?;
 
             // The start matches the from-scratch rules applied to the new event.
             let mut reference: Vec<Plain> = e.members.iter().zip(&can_at).map(|(m, &can)| Plain {
@@ -612,7 +670,8 @@ mod tests {
                 reference[p as usize].blocked_by = None;
                 from_scratch(&mut reference);
 
-                let Ok(settled) = settle(&mut e.members, &[(p, to)], &triggerable);
+                let Ok(settled) = settle(&mut e.members, &[(p, to)], &[], budget, &triggerable);
+                prop_assert!(settled.steps.len() <= budget);
                 let mut decided = std::collections::BTreeSet::new();
                 for (q, _) in &settled.steps {
                     prop_assert!(decided.insert(*q), "node {} was decided twice", q);
@@ -620,6 +679,7 @@ mod tests {
                 for (q, m) in settled.members {
                     e.members[q as usize] = m;
                 }
+                finish(&mut e.members, settled.deferred)?;
                 prop_assert_eq!(plain(&e.members, &can_at), reference);
                 for m in &e.members {
                     let waiting = m.parents.iter().filter(|&&q| e.members[q as usize].state != Passed).count();

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::records::{decode, encode, RootRecord};
 use super::{
     StoreError, EVENTS, LAYOUT, LAYOUT_KEY, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS,
-    ROOTS, TOKENS,
+    READY, ROOTS, TOKENS,
 };
 use crate::planner::Member;
 
@@ -68,6 +68,7 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(TOKENS)?;
         txn.open_table(MEMBERS)?;
         txn.open_table(POSITIONS)?;
+        txn.open_table(READY)?;
         match layout {
             Some(LAYOUT) => return Ok(None),
             Some(newer) if newer > LAYOUT => return Err(StoreError::NewerLayout(newer)),

@@ -33,6 +33,9 @@ pub(crate) const ROOTS: TableDefinition<u128, &[u8]> = TableDefinition::new("roo
 pub(crate) const MEMBERS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("members");
 /// Build id -> its position in its root event.
 pub(crate) const POSITIONS: TableDefinition<u128, u32> = TableDefinition::new("positions");
+/// (root id, position) of a node the planner has yet to decide: the cascade executor
+/// decides a bounded number per transaction and carries on with these in the next.
+pub(crate) const READY: TableDefinition<(u128, u32), ()> = TableDefinition::new("ready");
 /// Sequence number -> the `ServerMessage::Event` JSON sent to websocket clients.
 pub(crate) const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("events");
 pub(crate) const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");

@@ -7,8 +7,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::records::{decode, OutboxEntry, RootRecord, StoredProject};
 use super::{
-    Store, StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, ROOTS, SEQ_KEY,
-    TOKENS,
+    Store, StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS,
+    SEQ_KEY, TOKENS,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -208,6 +208,12 @@ impl Store {
         let hash = hash_token(token);
         let found = table.get(hash.as_slice())?;
         found.map(|g| decode(g.value())).transpose()
+    }
+
+    /// Whether the planner left nodes to decide (before a restart, say).
+    pub fn has_ready(&self) -> Result<bool, StoreError> {
+        let txn = self.database().begin_read()?;
+        Ok(txn.open_table(READY)?.first()?.is_some())
     }
 
     /// Every trigger waiting for delivery, for the dispatcher at start-up.

@@ -10,7 +10,8 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{decode, encode, OutboxEntry, RootRecord, StoredProject};
 use super::{
-    StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, ROOTS, SEQ_KEY, TOKENS,
+    StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY,
+    TOKENS,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -24,6 +25,7 @@ pub struct WriteTx<'t> {
     roots: Table<'t, u128, &'static [u8]>,
     members: Table<'t, (u128, u32), &'static [u8]>,
     positions: Table<'t, u128, u32>,
+    ready: Table<'t, (u128, u32), ()>,
     events: Table<'t, u64, &'static str>,
     outbox: Table<'t, u128, &'static [u8]>,
     tokens: Table<'t, &'static [u8], &'static [u8]>,
@@ -42,6 +44,7 @@ impl<'t> WriteTx<'t> {
             roots: txn.open_table(ROOTS)?,
             members: txn.open_table(MEMBERS)?,
             positions: txn.open_table(POSITIONS)?,
+            ready: txn.open_table(READY)?,
             events: txn.open_table(EVENTS)?,
             outbox: txn.open_table(OUTBOX)?,
             tokens: txn.open_table(TOKENS)?,
@@ -142,6 +145,32 @@ impl<'t> WriteTx<'t> {
         self.nodes.insert(node.id.0 .0, json.as_bytes())?;
         let message = node_changed_message(node.seq, at, &json)?;
         self.append(node.seq, message.into())
+    }
+
+    // ---- nodes the planner has yet to decide ----
+
+    pub fn put_ready(&mut self, root: BuildId, position: u32) -> Result<(), StoreError> {
+        self.ready.insert((root.0 .0, position), ())?;
+        Ok(())
+    }
+
+    /// Takes up to `max` of the nodes left to decide, oldest root event first and in
+    /// position order within one.
+    pub fn take_ready(&mut self, max: usize) -> Result<Vec<(BuildId, u32)>, StoreError> {
+        let mut taken = Vec::new();
+        for row in self.ready.iter()?.take(max) {
+            let (key, _) = row?;
+            let (root, position) = key.value();
+            taken.push((BuildId(ulid::Ulid(root)), position));
+        }
+        for (root, position) in &taken {
+            self.ready.remove((root.0 .0, *position))?;
+        }
+        Ok(taken)
+    }
+
+    pub fn has_ready(&self) -> Result<bool, StoreError> {
+        Ok(self.ready.first()?.is_some())
     }
 
     // ---- the outbox ----

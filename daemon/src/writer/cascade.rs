@@ -4,7 +4,11 @@
 use conjunction_protocol::trigger::{ReportEndpoint, TriggerParent, TriggerPayload, TriggerRoot};
 use conjunction_protocol::{BlockedBy, Node, NodeState};
 
-use super::work::{Edit, Work};
+use std::collections::BTreeMap;
+
+use conjunction_protocol::BuildId;
+
+use super::work::{Edit, Work, STEP_BUDGET};
 use crate::auth::{generate_token, hash_token};
 use crate::planner::{plan_cascade, start_event, Principal, Settled, Step};
 use crate::store::{OutboxEntry, StoreError};
@@ -20,7 +24,7 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
         ids.push(work.next_id());
     }
     let graph = &*work.graph;
-    let started = start_event(&plan, &ids, &|p| graph.triggerable(p));
+    let started = start_event(&plan, &ids, STEP_BUDGET, &|p| graph.triggerable(p));
     let record = work.record_mut(root)?;
     record.notes = plan.notes;
     record.cascade_started = true;
@@ -40,6 +44,7 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
         }
         work.set_member(root, position as u32, member)?;
     }
+    defer(work, root, &started.deferred)?;
     carry_out(work, edit, started.steps)
 }
 
@@ -51,11 +56,46 @@ pub(super) fn changed(
     position: u32,
 ) -> Result<(), StoreError> {
     let to = edit.node_mut(work, position)?.state.kind();
-    let Settled { members, steps } = work.settle(edit.root, &[(position, to)])?;
+    let settled = work.settle(edit.root, &[(position, to)], &[])?;
+    apply(work, edit, settled)
+}
+
+/// Decides up to a budget of the nodes earlier commands left undecided, oldest
+/// event first.
+pub(super) fn continue_ready(work: &mut Work<'_, '_>) -> Result<(), StoreError> {
+    let mut by_root: BTreeMap<BuildId, Vec<u32>> = BTreeMap::new();
+    for (root, position) in work.tx.take_ready(STEP_BUDGET)? {
+        by_root.entry(root).or_default().push(position);
+    }
+    for (root, ready) in by_root {
+        let mut edit = Edit::of(root);
+        let settled = work.settle(root, &[], &ready)?;
+        apply(work, &mut edit, settled)?;
+        edit.flush_all(work)?;
+    }
+    Ok(())
+}
+
+/// Records what the planner decided: members, node changes, triggers, and the nodes
+/// it left for later.
+fn apply(work: &mut Work<'_, '_>, edit: &mut Edit, settled: Settled) -> Result<(), StoreError> {
+    let Settled {
+        members,
+        steps,
+        deferred,
+    } = settled;
     for (p, member) in members {
         work.set_member(edit.root, p, member)?;
     }
+    defer(work, edit.root, &deferred)?;
     carry_out(work, edit, steps)
+}
+
+fn defer(work: &mut Work<'_, '_>, root: BuildId, positions: &[u32]) -> Result<(), StoreError> {
+    for &p in positions {
+        work.tx.put_ready(root, p)?;
+    }
+    Ok(())
 }
 
 /// Turns the planner's steps into node changes and queued triggers.

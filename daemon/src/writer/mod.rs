@@ -226,7 +226,9 @@ pub fn spawn(
 ) -> std::io::Result<(WriterHandle, WriterThread, oneshot::Receiver<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let (end_tx, gone) = oneshot::channel();
+    let backlog = store.has_ready().unwrap_or(true);
     let writer = Writer {
+        backlog,
         store,
         graph,
         shared,
@@ -246,6 +248,8 @@ pub fn spawn(
 
 struct Writer {
     store: Store,
+    /// The planner left nodes to decide: carry on with them in the next batch.
+    backlog: bool,
     /// The graph with this batch's changes; `shared` has the committed one.
     graph: Graph,
     shared: SharedGraph,
@@ -269,12 +273,25 @@ fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, WriteError>) -> 
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
+        loop {
+            let mut batch = Vec::new();
+            if !self.backlog {
+                match rx.blocking_recv() {
+                    Some(first) => batch.push(first),
+                    None => break,
+                }
+            }
+            // With work left over, take what is waiting but do not wait for more.
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(c) => batch.push(c),
-                    Err(_) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) if batch.is_empty() => {
+                        // Shutting down: what is left stays in the store for the next start.
+                        tracing::debug!("writer stopped: no more senders");
+                        return;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
                 }
             }
             self.commit_batch(batch);
@@ -296,6 +313,9 @@ impl Writer {
                 for command in batch {
                     answers.push(execute(&mut work, command)?);
                 }
+                if self.backlog {
+                    cascade::continue_ready(&mut work)?;
+                }
                 work.finish()?
             };
             txn.commit()?;
@@ -303,6 +323,7 @@ impl Writer {
         })();
         match result {
             Ok(done) => {
+                self.backlog = done.ready_left;
                 if !done.graph.is_empty() {
                     let mut shared = self.shared.write().unwrap_or_else(|p| p.into_inner());
                     let graph = Arc::make_mut(&mut shared);
@@ -322,6 +343,9 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "a batch of changes could not be committed; none of it took effect");
+                // Nodes left to decide are still in the store; the next command's batch
+                // finds them, rather than this loop retrying a failing store at once.
+                self.backlog = false;
                 // Back to the graph as committed.
                 let committed = self.shared.read().unwrap_or_else(|p| p.into_inner());
                 self.graph = Graph::clone(&committed);

@@ -14,6 +14,12 @@ use crate::hub::Published;
 use crate::planner::{self, EventMembers, Graph, Member, Settled};
 use crate::store::{OutboxEntry, RootRecord, StoreError, WriteTx};
 
+/// The most steps (nodes queued, blocked, unblocked or failed) the planner takes for
+/// one command, or for one batch's share of what earlier ones left: a root report
+/// that reaches a hundred thousand projects is acknowledged, and other reports are
+/// committed, without waiting for all of them to be queued.
+pub(crate) const STEP_BUDGET: usize = 500;
+
 /// A change to the dependency graph, replayed on the readers' copy after the commit.
 #[derive(Debug, Clone)]
 pub(crate) enum GraphChange {
@@ -45,6 +51,8 @@ pub(crate) struct Committed {
     pub published: Vec<Published>,
     pub queued: Vec<OutboxEntry>,
     pub graph: Vec<GraphChange>,
+    /// Nodes are left for the planner to decide in a later batch.
+    pub ready_left: bool,
 }
 
 /// One root event as this batch knows it.
@@ -148,11 +156,13 @@ impl<'t, 'w> Work<'t, 'w> {
         Ok(&mut event.record)
     }
 
-    /// What the planner says follows from outside changes to an event's nodes.
+    /// What the planner says follows from outside changes to an event's nodes and
+    /// from deciding the `ready` ones, within the executor's budget of steps.
     pub fn settle(
         &mut self,
         root: BuildId,
         changes: &[(u32, StateKind)],
+        ready: &[u32],
     ) -> Result<Settled, StoreError> {
         self.event(root)?;
         let graph: &Graph = self.graph;
@@ -161,7 +171,9 @@ impl<'t, 'w> Work<'t, 'w> {
             event: self.events.get_mut(&root).expect("loaded above"),
             root,
         };
-        planner::settle(&mut members, changes, &|p| graph.triggerable(p))
+        planner::settle(&mut members, changes, ready, STEP_BUDGET, &|p| {
+            graph.triggerable(p)
+        })
     }
 
     pub fn member(&mut self, root: BuildId, position: u32) -> Result<&Member, StoreError> {
@@ -222,7 +234,9 @@ impl<'t, 'w> Work<'t, 'w> {
                 }
             }
         }
+        let ready_left = self.tx.has_ready()?;
         Ok(Committed {
+            ready_left,
             published: self.tx.finish()?,
             queued: self.queued,
             graph: self.graph_changes,
@@ -303,6 +317,12 @@ impl Edit {
             self.nodes.insert(position, node);
         }
         Ok(self.nodes.get_mut(&position).expect("inserted above"))
+    }
+
+    /// Writes every changed node.
+    pub fn flush_all(self, work: &mut Work<'_, '_>) -> Result<(), StoreError> {
+        let root = self.root;
+        self.flush(work, root).map(|_| ())
     }
 
     /// Writes every changed node, and returns the node at `wanted` as it now stands.

@@ -126,3 +126,71 @@ async fn sigterm_shuts_down_cleanly_with_a_feed_client_connected_and_keeps_every
     assert_eq!(root.nodes[0].state.kind(), StateKind::Passed);
     daemon.kill().await;
 }
+
+#[tokio::test]
+async fn a_cascade_still_being_queued_when_killed_carries_on_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The CI takes every trigger and never reports: what is checked is that every
+    // dependent is queued and delivered, once, whatever the kill interrupted.
+    let ci = MockCi::start(Some(SECRET)).await;
+    ci.set_default(Behaviour::Silent);
+    let daemon = DaemonProcess::start(dir.path(), CONFIG).await;
+    let token = register(&daemon.api, "acme/lib", &[], None).await;
+    const DEPENDENTS: usize = 5_000;
+    let entries: Vec<conjunction_protocol::ProjectEntry> = (0..DEPENDENTS)
+        .map(|i| {
+            let id = format!("wide/p{i:04}");
+            conjunction_protocol::ProjectEntry {
+                id: pid(&id),
+                spec: spec(&id, &["acme/lib"], Some(&ci)),
+            }
+        })
+        .collect();
+    daemon.api.apply_projects(&entries).await.unwrap();
+
+    // The root report is acknowledged once the event is planned and its first
+    // triggers queued; the rest are queued in the batches after it. Killed now, the
+    // daemon has recorded which builds it had still to queue.
+    let ack = report_root(&daemon.api, &token, "acme/lib", "2.0.0").await;
+    let planned = daemon.api.root(ack.root).await.unwrap();
+    assert_eq!(
+        planned.nodes.len(),
+        DEPENDENTS + 1,
+        "every node exists at once"
+    );
+    daemon.kill().await;
+
+    let daemon = DaemonProcess::start(dir.path(), CONFIG).await;
+    let api = daemon.api.clone();
+    eventually(
+        "every dependent to be triggered after the restart",
+        Duration::from_secs(120),
+        || {
+            let api = api.clone();
+            async move {
+                let roots = api.roots(1).await.ok()?;
+                let triggered = roots[0].counts.get(&StateKind::Triggered).copied();
+                (triggered == Some(DEPENDENTS as u32)).then_some(())
+            }
+        },
+    )
+    .await;
+    // Each dependent was queued once: every delivery it got (one in flight at the
+    // kill is sent again) is of the same build and attempt.
+    let mut builds: std::collections::BTreeMap<String, BTreeSet<(BuildId, u32)>> =
+        Default::default();
+    for d in ci.deliveries() {
+        builds
+            .entry(d.payload.project.to_string())
+            .or_default()
+            .insert((d.payload.build, d.payload.attempt));
+    }
+    assert_eq!(builds.len(), DEPENDENTS);
+    assert!(
+        builds
+            .values()
+            .all(|b| b.len() == 1 && b.iter().all(|(_, a)| *a == 1)),
+        "a dependent was queued twice"
+    );
+    daemon.kill().await;
+}
