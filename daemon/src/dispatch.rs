@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use reqwest::StatusCode;
 use sha2::Sha256;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::store::{OutboxEntry, Store};
@@ -113,17 +113,23 @@ impl Dispatcher {
         }
         let mut in_flight = JoinSet::new();
         loop {
-            // What is due goes out now: a timer, even one of zero length, would wait
-            // for the timer wheel's next tick (a millisecond), and each step of a
-            // chain of dependents would pay it.
+            // What is due goes out now, as far as there are permits: a timer, even
+            // one of zero length, would wait for the timer wheel's next tick (a
+            // millisecond), and each step of a chain of dependents would pay it. What
+            // has no permit yet waits in the schedule, not as a task of its own.
             let now = Timestamp::from_system_time(SystemTime::now());
-            for entry in schedule.take_due(now) {
-                let this = this.clone();
-                let permits = permits.clone();
-                let retry = retry.clone();
-                in_flight.spawn(async move { this.deliver(entry, permits, retry).await });
+            while schedule.next_due().is_some_and(|due| due <= now) {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                let Some(entry) = schedule.pop_first() else {
+                    break;
+                };
+                let (this, retry) = (this.clone(), retry.clone());
+                in_flight.spawn(async move { this.deliver(entry, permit, retry).await });
             }
-            let next = schedule.next_due();
+            let waiting_for_permit = schedule.next_due().is_some_and(|due| due <= now);
+            let next = schedule.next_due().filter(|_| !waiting_for_permit);
             let sleep = async {
                 match next {
                     Some(due) => {
@@ -142,6 +148,13 @@ impl Dispatcher {
                     None => break,
                 },
                 () = sleep => {}
+                // A permit came back: the next due entry goes out with it.
+                permit = permits.clone().acquire_owned(), if waiting_for_permit => {
+                    if let (Ok(permit), Some(entry)) = (permit, schedule.pop_first()) {
+                        let (this, retry) = (this.clone(), retry.clone());
+                        in_flight.spawn(async move { this.deliver(entry, permit, retry).await });
+                    }
+                }
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 () = crate::stopped(&mut stop) => break,
             }
@@ -160,12 +173,12 @@ impl Dispatcher {
         }
     }
 
-    /// Makes one delivery attempt, holding a permit only while the request is out,
+    /// Makes one delivery attempt, holding `permit` only until the request is done,
     /// and records its outcome through the writer.
     async fn deliver(
         &self,
         mut entry: OutboxEntry,
-        permits: Arc<Semaphore>,
+        permit: OwnedSemaphorePermit,
         retry: mpsc::UnboundedSender<OutboxEntry>,
     ) {
         let trigger = match self.store.trigger_of(&entry.project) {
@@ -179,13 +192,9 @@ impl Dispatcher {
         };
         let result = match &trigger {
             None => AttemptResult::Refused(format!("{} has no trigger configured", entry.project)),
-            Some(t) => {
-                let Ok(_permit) = permits.acquire().await else {
-                    return;
-                };
-                self.attempt(t, &entry).await
-            }
+            Some(t) => self.attempt(t, &entry).await,
         };
+        drop(permit);
         let tries = entry.tries + 1;
         let delivery = match result {
             AttemptResult::Accepted => {
@@ -365,16 +374,10 @@ impl Schedule {
         self.by_due.first().map(|(due, _)| *due)
     }
 
-    fn take_due(&mut self, now: Timestamp) -> Vec<OutboxEntry> {
-        let mut out = Vec::new();
-        while let Some(&(due, build)) = self.by_due.first() {
-            if due > now {
-                break;
-            }
-            self.by_due.pop_first();
-            out.extend(self.entries.remove(&build));
-        }
-        out
+    /// Takes the entry due first.
+    fn pop_first(&mut self) -> Option<OutboxEntry> {
+        let (_, build) = self.by_due.pop_first()?;
+        self.entries.remove(&build)
     }
 }
 
