@@ -28,7 +28,7 @@ pub const MIN_CLIENT_TOKEN: usize = 16;
 /// Largest body of `PUT /v1/projects`, which registers many projects at once.
 pub const MAX_BULK_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Most projects in one `PUT /v1/projects`.
-pub const MAX_BULK_PROJECTS: usize = 100_000;
+pub const MAX_BULK_PROJECTS: usize = 200_000;
 /// Nodes in one page of `GET /v1/roots/{id}` when the request does not say.
 pub const ROOT_PAGE_DEFAULT: usize = 1_000;
 /// Most nodes in one page of `GET /v1/roots/{id}`.

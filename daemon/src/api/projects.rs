@@ -8,6 +8,7 @@ use conjunction_protocol::limits::MAX_BULK_PROJECTS;
 use conjunction_protocol::project::ProjectsApplied;
 use conjunction_protocol::{EntryError, ProjectEntry, ProjectId, ProjectSpec};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::error::{refused_entries, ApiError};
 use super::extract::{ApiJson, Operator};
@@ -52,12 +53,18 @@ pub(super) async fn put(
     Ok((status, Json(answer)).into_response())
 }
 
-/// The body of `PUT /v1/projects`. Entries are read one by one, so that every bad
-/// one can be named.
+/// The body of `PUT /v1/projects`. Entries are kept as their JSON text and read one
+/// by one, so that every bad one can be named without holding the list twice.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProjectList {
-    projects: Vec<serde_json::Value>,
+    projects: Vec<Box<RawValue>>,
+}
+
+/// Just the id of an entry, to name it when the rest of it is bad.
+#[derive(Deserialize)]
+struct Named {
+    id: Option<String>,
 }
 
 /// Creates or updates every project of the list in one transaction, or none.
@@ -77,9 +84,8 @@ pub(super) async fn apply(
     }
     let mut refused = Vec::new();
     let mut entries = Vec::with_capacity(list.projects.len());
-    for (index, value) in list.projects.into_iter().enumerate() {
-        let named = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-        let checked = serde_json::from_value::<ProjectEntry>(value)
+    for (index, raw) in list.projects.into_iter().enumerate() {
+        let checked = serde_json::from_str::<ProjectEntry>(raw.get())
             .map_err(|e| ("invalid_body", e.to_string()))
             .and_then(|entry| match entry.spec.validate(&entry.id) {
                 Ok(()) => Ok(entry),
@@ -89,7 +95,9 @@ pub(super) async fn apply(
             Ok(entry) => entries.push((index, entry)),
             Err((error, message)) => refused.push(EntryError {
                 index,
-                project: named,
+                project: serde_json::from_str::<Named>(raw.get())
+                    .ok()
+                    .and_then(|n| n.id),
                 error: error.to_owned(),
                 message,
             }),

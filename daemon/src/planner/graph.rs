@@ -203,17 +203,18 @@ impl Graph {
         let closes = added
             .iter()
             .filter_map(|u| self.ix(u))
-            .any(|u| self.reaches(u, p));
+            .any(|u| self.reaches(u, p).0);
         closes.then(|| self.cycle_through(project)).flatten()
     }
 
     /// Whether `to` is reached from `from` by following `depends_on` edges, searching
-    /// from both ends and always widening the smaller side.
-    fn reaches(&self, from: Ix, to: Ix) -> bool {
+    /// from both ends and always widening the smaller side; and how many projects
+    /// the search saw.
+    pub(crate) fn reaches(&self, from: Ix, to: Ix) -> (bool, usize) {
         let mut seen = [HashSet::from([from]), HashSet::from([to])];
         let mut frontier = [vec![from], vec![to]];
         while !frontier[0].is_empty() && !frontier[1].is_empty() {
-            let side = usize::from(frontier[1].len() < frontier[0].len());
+            let side = smaller(&frontier, [seen[0].len(), seen[1].len()]);
             let mut next = Vec::new();
             for v in std::mem::take(&mut frontier[side]) {
                 let neighbours: Vec<Ix> = if side == 0 {
@@ -223,7 +224,7 @@ impl Graph {
                 };
                 for w in neighbours {
                     if seen[1 - side].contains(&w) {
-                        return true;
+                        return (true, seen[0].len() + seen[1].len());
                     }
                     if seen[side].insert(w) {
                         next.push(w);
@@ -232,7 +233,7 @@ impl Graph {
             }
             frontier[side] = next;
         }
-        false
+        (false, seen[0].len() + seen[1].len())
     }
 
     /// The shortest dependency cycle through `project`, following `depends_on` edges:
@@ -253,7 +254,7 @@ impl Graph {
             if frontier[0].is_empty() || frontier[1].is_empty() {
                 return None;
             }
-            let side = usize::from(frontier[1].len() < frontier[0].len());
+            let side = smaller(&frontier, [came_from[0].len(), came_from[1].len()]);
             let other = 1 - side;
             let mut level = std::mem::take(&mut frontier[side]);
             by_id(&mut level);
@@ -314,6 +315,13 @@ impl Graph {
             frontier[side] = next;
         }
     }
+}
+
+/// Which side of a two-ended search to widen next: the one with the smaller
+/// frontier, and on a tie the one that has seen less. (Always the first on a tie
+/// walks a whole chain of upstreams while the other end, with nothing to see, waits.)
+fn smaller(frontier: &[Vec<Ix>; 2], seen: [usize; 2]) -> usize {
+    usize::from((frontier[1].len(), seen[1]) < (frontier[0].len(), seen[0]))
 }
 
 /// The nodes from `start` to `to` inclusive, following `came_from` back from `to`.

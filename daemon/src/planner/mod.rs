@@ -140,6 +140,22 @@ mod tests {
     }
 
     #[test]
+    fn checking_a_new_link_of_a_long_chain_does_not_walk_the_chain() {
+        // p0 <- p1 <- ... <- p5000, each registered after its upstream.
+        let mut g = Graph::new();
+        g.set_project(&p(0), &[], true);
+        for i in 1..=5000 {
+            g.set_project(&p(i), &[p(i - 1)], true);
+        }
+        // The newest link has no dependents: nothing can close a cycle through it,
+        // and the search must find that out at once rather than walk 5,000 upstreams.
+        assert!(g.cycle_closed_by(&p(5000), &[p(4999)]).is_none());
+        let (found, seen) = g.reaches(g.ix(&p(4999)).unwrap(), g.ix(&p(5000)).unwrap());
+        assert!(!found);
+        assert!(seen <= 4, "the search saw {seen} projects");
+    }
+
+    #[test]
     fn removing_a_project_keeps_the_edges_its_dependents_declare() {
         let mut g = graph(&[("b", &["a"]), ("a", &[])]);
         g.remove_project(&id("a"));
