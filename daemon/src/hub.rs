@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// A committed event: its sequence number and its `ServerMessage` JSON.
-pub type Published = (u64, Arc<str>);
+pub type Published = (u64, Arc<String>);
 
 #[derive(Clone)]
 pub struct Hub {

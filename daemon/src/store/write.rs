@@ -31,6 +31,9 @@ pub struct WriteTx<'t> {
     tokens: Table<'t, &'static [u8], &'static [u8]>,
     seq: u64,
     published: Vec<Published>,
+    /// The JSON of the last timestamp an event was written at: a batch writes many
+    /// events at the same moment.
+    at_json: Option<(Timestamp, String)>,
 }
 
 impl<'t> WriteTx<'t> {
@@ -50,6 +53,7 @@ impl<'t> WriteTx<'t> {
             tokens: txn.open_table(TOKENS)?,
             seq,
             published: Vec::new(),
+            at_json: None,
         })
     }
 
@@ -138,13 +142,25 @@ impl<'t> WriteTx<'t> {
     }
 
     /// Stores a changed node under the next sequence number and appends its
-    /// `node_changed` event, encoding the node once for both.
+    /// `node_changed` event, encoding the node once: the row is that part of the
+    /// event's text.
     pub fn put_node(&mut self, at: Timestamp, node: &mut Node) -> Result<(), StoreError> {
         node.seq = self.next_seq();
-        let json = serde_json::to_string(&*node)?;
-        self.nodes.insert(node.id.0 .0, json.as_bytes())?;
-        let message = node_changed_message(node.seq, at, &json)?;
-        self.append(node.seq, message.into())
+        let at = self.at_json(at)?;
+        let (message, range) = node_changed_message(node.seq, &at, node)?;
+        self.nodes.insert(node.id.0 .0, message[range].as_bytes())?;
+        self.append(node.seq, message)
+    }
+
+    fn at_json(&mut self, at: Timestamp) -> Result<String, StoreError> {
+        match &self.at_json {
+            Some((t, json)) if *t == at => Ok(json.clone()),
+            _ => {
+                let json = serde_json::to_string(&at)?;
+                self.at_json = Some((at, json.clone()));
+                Ok(json)
+            }
+        }
     }
 
     // ---- nodes the planner has yet to decide ----
@@ -202,24 +218,36 @@ impl<'t> WriteTx<'t> {
     pub fn emit(&mut self, at: Timestamp, change: Change) -> Result<u64, StoreError> {
         let seq = self.next_seq();
         let message = ServerMessage::Event(Box::new(Event { seq, at, change }));
-        self.append(seq, serde_json::to_string(&message)?.into())?;
+        self.append(seq, serde_json::to_string(&message)?)?;
         Ok(seq)
     }
 
-    fn append(&mut self, seq: u64, json: Arc<str>) -> Result<(), StoreError> {
-        self.events.insert(seq, &*json)?;
-        self.published.push((seq, json));
+    fn append(&mut self, seq: u64, json: String) -> Result<(), StoreError> {
+        self.events.insert(seq, json.as_str())?;
+        self.published.push((seq, Arc::new(json)));
         Ok(())
     }
 }
 
-/// The JSON of `ServerMessage::Event` for a `node_changed` change, around a node that
-/// is already encoded: what `serde_json` would write for the whole message.
-fn node_changed_message(seq: u64, at: Timestamp, node_json: &str) -> Result<String, StoreError> {
-    let at = serde_json::to_string(&at)?;
-    Ok(format!(
-        r#"{{"type":"event","seq":{seq},"at":{at},"change":{{"kind":"node_changed","node":{node_json}}}}}"#
-    ))
+/// The JSON of `ServerMessage::Event` for a `node_changed` change of `node`, as
+/// `serde_json` would write the whole message, and where in it the node's own JSON is.
+fn node_changed_message(
+    seq: u64,
+    at_json: &str,
+    node: &Node,
+) -> Result<(String, std::ops::Range<usize>), StoreError> {
+    let mut out = format!(
+        r#"{{"type":"event","seq":{seq},"at":{at_json},"change":{{"kind":"node_changed","node":"#
+    );
+    let start = out.len();
+    let mut buffer = std::mem::take(&mut out).into_bytes();
+    serde_json::to_writer(&mut buffer, node)?;
+    let end = buffer.len();
+    buffer.extend_from_slice(b"}}");
+    // serde_json writes UTF-8, and the rest is ASCII.
+    let out = String::from_utf8(buffer)
+        .map_err(|e| StoreError::Inconsistent(format!("an encoded node was not UTF-8: {e}")))?;
+    Ok((out, start..end))
 }
 
 #[cfg(test)]
@@ -249,7 +277,9 @@ mod tests {
             change: Change::NodeChanged { node: node.clone() },
         })))
         .unwrap();
-        let built = node_changed_message(42, at, &serde_json::to_string(&node).unwrap()).unwrap();
+        let at_json = serde_json::to_string(&at).unwrap();
+        let (built, range) = node_changed_message(42, &at_json, &node).unwrap();
         assert_eq!(built, expected);
+        assert_eq!(&built[range], serde_json::to_string(&node).unwrap());
     }
 }
