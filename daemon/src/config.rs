@@ -58,7 +58,8 @@ pub struct FeedConfig {
     pub max_replay: u64,
     /// How long one send to a client may take before the client is dropped.
     pub send_timeout: std::time::Duration,
-    /// Events kept for subscribers that are behind; one further behind is dropped.
+    /// Events kept for subscribers that are behind; one further behind catches up
+    /// from the event log.
     pub buffer: usize,
 }
 

@@ -4,10 +4,28 @@ use std::time::Duration;
 
 use conjunction_protocol::ws::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The upgrade request for `ws_url` with an operator token.
+fn request(
+    ws_url: &str,
+    token: &str,
+) -> Result<
+    tokio_tungstenite::tungstenite::handshake::client::Request,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let mut request = ws_url.into_client_request()?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .expect("token is a valid header value"),
+    );
+    Ok(request)
+}
 
 pub struct Feed {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -19,14 +37,35 @@ impl Feed {
         ws_url: &str,
         token: &str,
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
-        let mut request = ws_url.into_client_request()?;
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}")
-                .parse()
-                .expect("token is a valid header value"),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let (socket, _) = tokio_tungstenite::connect_async(request(ws_url, token)?).await?;
+        Ok(Self { socket })
+    }
+
+    /// Connects like [`Feed::connect`] over a socket whose receive buffer is as
+    /// small as the kernel allows, so that a client that stops reading stops the
+    /// daemon's sends after a little data rather than after what loopback's
+    /// buffers hold (tens of megabytes on some machines).
+    pub async fn connect_narrow(
+        ws_url: &str,
+        token: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let request = request(ws_url, token)?;
+        let uri = request.uri();
+        let host = uri.host().unwrap_or("127.0.0.1").to_owned();
+        let port = uri.port_u16().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))?;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_recv_buffer_size(4096)?;
+        let stream = socket.connect(addr).await?;
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
         Ok(Self { socket })
     }
 

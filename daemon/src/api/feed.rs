@@ -15,6 +15,9 @@ use super::extract::Operator;
 use super::state::AppState;
 use crate::store::Snapshot;
 
+/// Events read from the log at a time when a client catches up.
+const CATCH_UP_CHUNK: usize = 1_000;
+
 #[derive(Deserialize)]
 pub struct FeedQuery {
     since: Option<u64>,
@@ -114,9 +117,26 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
-                    let reason = format!("too far behind; reconnect with ?since={last}");
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: Utf8Bytes::from(reason.clone()) }))).await;
-                    return Err(reason);
+                    // The live ring moved on without this client: a single commit can
+                    // hold more events than the ring. What it missed is in the event
+                    // log; send it from there, a chunk at a time, then go back to the
+                    // ring (whose older events the sequence check skips). A client
+                    // that cannot take them is dropped by the send timeout.
+                    loop {
+                        let chunk = state
+                            .store
+                            .read(move |store| store.events_chunk(last, CATCH_UP_CHUNK))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let complete = chunk.len() < CATCH_UP_CHUNK;
+                        for (seq, json) in chunk {
+                            send!(json);
+                            last = seq;
+                        }
+                        if complete {
+                            break;
+                        }
+                    }
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },

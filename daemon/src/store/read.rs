@@ -201,6 +201,18 @@ impl Store {
         Ok(Some(out))
     }
 
+    /// Up to `limit` events after `after`, as their JSON messages, oldest first.
+    pub fn events_chunk(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let events = txn.open_table(EVENTS)?;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for row in events.range(after + 1..)?.take(limit) {
+            let (k, v) = row?;
+            out.push((k.value(), v.value().to_owned()));
+        }
+        Ok(out)
+    }
+
     /// Whom a report token speaks for, if anyone.
     pub fn principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let txn = self.database().begin_read()?;

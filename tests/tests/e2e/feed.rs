@@ -179,7 +179,7 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_reports_and_can_
     })
     .await;
     let token = register(&d.api, "acme/a", &[], None).await;
-    let mut slow = Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+    let mut slow = Feed::connect_narrow(&d.api.feed_url(None), OPERATOR_TOKEN)
         .await
         .unwrap();
     expect_hello(&mut slow).await;
@@ -189,7 +189,8 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_reports_and_can_
     };
 
     // The slow client reads nothing while 400 reports with 16 KiB summaries (about
-    // 13 MiB of events) are acknowledged: far more than socket buffers hold.
+    // 13 MiB of events) are acknowledged: far more than its narrow receive buffer
+    // and the daemon's send buffer (at most 4 MiB on Linux by default) hold.
     let summary = "x".repeat(16 * 1024 - 1);
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..400 {
@@ -232,5 +233,46 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_reports_and_can_
         assert_eq!(e.seq, seen + 1);
         seen = e.seq;
     }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_reads_along_is_not_dropped_when_one_commit_outruns_the_live_buffer() {
+    // One root report plans 300 builds in one commit: over 300 events, far more
+    // than the 8 the live buffer holds. A client reading along misses them in the
+    // buffer and must get them from the event log, in order, on the same connection.
+    let d = TestDaemon::start_adjusted(|c| c.feed.buffer = 8).await;
+    let token = register(&d.api, "acme/lib", &[], None).await;
+    let dependents: Vec<conjunction_protocol::ProjectEntry> = (0..300)
+        .map(|i| {
+            let id = format!("acme/dep-{i:03}");
+            conjunction_protocol::ProjectEntry {
+                id: pid(&id),
+                spec: spec(&id, &["acme/lib"], None),
+            }
+        })
+        .collect();
+    d.api.apply_projects(&dependents).await.unwrap();
+    let mut reader = Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    expect_hello(&mut reader).await;
+    let mut seen = match reader.next(MSG).await {
+        ServerMessage::Snapshot { seq, .. } => seq,
+        other => panic!("expected a snapshot, got {other:?}"),
+    };
+
+    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    let events = events_until_settled(&mut reader, &d.api, first.root).await;
+    assert!(events.len() > 300, "every build's events came through");
+    for e in &events {
+        assert_eq!(e.seq, seen + 1, "no gap and no repeat");
+        seen = e.seq;
+    }
+
+    // Still the same connection: the next report arrives on it too.
+    let second = report_root(&d.api, &token, "acme/lib", "1.0.1").await;
+    let more = events_until_settled(&mut reader, &d.api, second.root).await;
+    assert_eq!(more[0].seq, seen + 1);
     d.stop().await;
 }
