@@ -2,8 +2,9 @@
 //! events, clock ticks), effects out (messages for the daemon). Drawing reads this
 //! state and never changes it, so everything here is tested without a terminal.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use conjunction_protocol::node::may_rebuild;
 use conjunction_protocol::tree::TreeLine;
@@ -127,6 +128,17 @@ pub struct Row {
     pub collapsed: bool,
 }
 
+/// What a root's rows were laid out from.
+#[derive(Debug, PartialEq, Eq)]
+struct RowsKey {
+    root: BuildId,
+    layout: u64,
+    nodes: Option<u64>,
+    collapsed: u64,
+    failing_only: bool,
+    search: String,
+}
+
 pub struct App {
     pub model: Model,
     /// The daemon's address, for the header.
@@ -142,6 +154,12 @@ pub struct App {
     pub selected_root: Option<BuildId>,
     pub selected: Option<LineKey>,
     collapsed: HashSet<LineKey>,
+    /// The rows last laid out and what they were laid out from: a frame draws a
+    /// screenful of them, and a node changing state does not move any (unless a
+    /// filter is on), so they are laid out again only when their inputs change.
+    rows_cache: RefCell<Option<(RowsKey, Arc<[Row]>)>>,
+    /// Changes whenever a row is collapsed or expanded.
+    collapsed_stamp: u64,
     pub status: Option<Status>,
     pub details_scroll: u16,
     pub drill_scroll: u16,
@@ -172,6 +190,8 @@ impl App {
             selected_root: None,
             selected: None,
             collapsed: HashSet::new(),
+            rows_cache: RefCell::new(None),
+            collapsed_stamp: 0,
             status: None,
             details_scroll: 0,
             drill_scroll: 0,
@@ -328,11 +348,30 @@ impl App {
     }
 
     /// The tree rows of the selected root after collapsing and filtering.
-    pub fn rows(&self) -> Vec<Row> {
+    pub fn rows(&self) -> Arc<[Row]> {
         let Some(root) = self.root() else {
-            return Vec::new();
+            return Arc::from([]);
         };
-        rows(root, &self.collapsed, self.row_filter(root).as_deref())
+        let filtered = self.failing_only || !self.search.is_empty();
+        let key = RowsKey {
+            root: root.id(),
+            layout: root.layout_stamp(),
+            // Which rows a filter keeps depends on the nodes' states and names.
+            nodes: filtered.then(|| root.nodes_stamp()),
+            collapsed: self.collapsed_stamp,
+            failing_only: self.failing_only,
+            search: self.search.clone(),
+        };
+        let mut cache = self.rows_cache.borrow_mut();
+        if let Some((cached, rows)) = cache.as_ref() {
+            if *cached == key {
+                return rows.clone();
+            }
+        }
+        let laid_out: Arc<[Row]> =
+            rows(root, &self.collapsed, self.row_filter(root).as_deref()).into();
+        *cache = Some((key, laid_out.clone()));
+        laid_out
     }
 
     /// Which rows match the failing-only filter and the search, when either is on.
@@ -534,6 +573,7 @@ impl App {
         let row = rows[at];
         if row.has_children && !row.collapsed {
             self.collapsed.insert(row.key);
+            self.collapsed_stamp += 1;
         } else if let Some(parent) = rows[..at]
             .iter()
             .rev()
@@ -555,6 +595,7 @@ impl App {
         let row = rows[at];
         if row.collapsed {
             self.collapsed.remove(&row.key);
+            self.collapsed_stamp += 1;
         } else if let Some(child) = rows.get(at + 1).filter(|r| r.line.depth > row.line.depth) {
             self.select(child.key);
         }

@@ -10,7 +10,8 @@
 //! again only when nodes are added or their parents change, and then once per burst
 //! of messages ([`Model::refresh`]), not once per message.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use conjunction_protocol::tree::{assemble, TreeLine};
 use conjunction_protocol::ws::{Change, ServerMessage};
@@ -23,6 +24,14 @@ pub const MAX_ROOTS: usize = 200;
 /// Nodes kept in memory across all root events; beyond it, the nodes of the oldest
 /// events not on screen are let go (their summaries stay).
 pub const MAX_NODES: usize = 200_000;
+
+/// A mark that differs from every mark handed out before, so that what is drawn
+/// from a root event can be kept until the event changes, even across a view
+/// replaced by a new one.
+fn fresh_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// How much of a root event the UI holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +53,20 @@ pub struct RootView {
     pub nodes: Vec<Node>,
     held: Held,
     index: HashMap<BuildId, usize>,
+    /// Each project's build in this event (a project is built once per event).
+    by_project: HashMap<ProjectId, BuildId>,
+    /// The builds that failed on their own, for the header's count of failing
+    /// projects.
+    own_failures: BTreeSet<BuildId>,
     /// The tree of `nodes`; laid out again by `refresh` when `reshaped`.
     lines: Vec<TreeLine>,
     children: Vec<Vec<usize>>,
     reshaped: bool,
     counts: BTreeMap<StateKind, u32>,
+    /// Changes whenever the tree is laid out again.
+    layout_stamp: u64,
+    /// Changes whenever a node changes.
+    nodes_stamp: u64,
 }
 
 impl RootView {
@@ -69,10 +87,14 @@ impl RootView {
             nodes: Vec::new(),
             held: Held::Summary,
             index: HashMap::new(),
+            by_project: HashMap::new(),
+            own_failures: BTreeSet::new(),
             lines: Vec::new(),
             children: Vec::new(),
             reshaped: false,
             counts: BTreeMap::new(),
+            layout_stamp: fresh_stamp(),
+            nodes_stamp: fresh_stamp(),
         }
     }
 
@@ -82,6 +104,16 @@ impl RootView {
 
     pub fn held(&self) -> Held {
         self.held
+    }
+
+    /// Differs from any value it had before once the tree has been laid out again.
+    pub fn layout_stamp(&self) -> u64 {
+        self.layout_stamp
+    }
+
+    /// Differs from any value it had before once a node has changed.
+    pub fn nodes_stamp(&self) -> u64 {
+        self.nodes_stamp
     }
 
     pub fn lines(&self) -> &[TreeLine] {
@@ -128,6 +160,7 @@ impl RootView {
     /// Takes a node's newest version: a node it does not have is added, one it has
     /// is replaced unless what it has is newer (a page read before an event arrived).
     fn upsert(&mut self, node: Node) {
+        self.nodes_stamp = fresh_stamp();
         match self.index.get(&node.id) {
             Some(&i) => {
                 let old = &self.nodes[i];
@@ -136,16 +169,19 @@ impl RootView {
                 }
                 self.reshaped |= old.parents != node.parents;
                 count(&mut self.counts, Some(old.state.kind()), node.state.kind());
+                self.note_failure(&node);
                 self.nodes[i] = node;
             }
             None => {
                 count(&mut self.counts, None, node.state.kind());
+                self.note_failure(&node);
                 // Nodes mostly arrive in planning order, which is id order: at the end.
                 let at = self.nodes.partition_point(|n| n.id < node.id);
                 let id = node.id;
                 self.nodes.insert(at, node);
                 if at + 1 == self.nodes.len() {
                     self.index.insert(id, at);
+                    self.by_project.insert(self.nodes[at].project.clone(), id);
                 } else {
                     self.reindex();
                 }
@@ -174,8 +210,24 @@ impl RootView {
             merged.extend(next);
         }
         self.nodes = merged;
+        self.nodes_stamp = fresh_stamp();
         self.reindex();
+        self.own_failures = self
+            .nodes
+            .iter()
+            .filter(|n| n.state.kind().is_own_failure())
+            .map(|n| n.id)
+            .collect();
         self.reshaped = true;
+    }
+
+    /// Keeps `own_failures` true to `node`'s new state.
+    fn note_failure(&mut self, node: &Node) {
+        if node.state.kind().is_own_failure() {
+            self.own_failures.insert(node.id);
+        } else {
+            self.own_failures.remove(&node.id);
+        }
     }
 
     fn reindex(&mut self) {
@@ -185,6 +237,19 @@ impl RootView {
             .enumerate()
             .map(|(i, n)| (n.id, i))
             .collect();
+        self.by_project = self
+            .nodes
+            .iter()
+            .map(|n| (n.project.clone(), n.id))
+            .collect();
+    }
+
+    /// Whether `project` has a finished build in this event.
+    fn has_finished(&self, project: &ProjectId) -> bool {
+        self.by_project
+            .get(project)
+            .and_then(|id| self.node(*id))
+            .is_some_and(|n| n.state.kind().is_final())
     }
 
     fn drop_nodes(&mut self) {
@@ -205,10 +270,15 @@ impl RootView {
         }
         self.lines = assemble(&self.nodes);
         self.counts.clear();
+        self.own_failures.clear();
         for n in &self.nodes {
             *self.counts.entry(n.state.kind()).or_default() += 1;
+            if n.state.kind().is_own_failure() {
+                self.own_failures.insert(n.id);
+            }
         }
         self.reshaped = false;
+        self.layout_stamp = fresh_stamp();
     }
 
     /// Every node below `id` in this event, nearest first, each once.
@@ -489,10 +559,12 @@ impl Model {
     /// whose latest final result (in the events whose nodes are held) is a failure
     /// of their own (failed, errored or not triggered); projects merely blocked by
     /// an upstream are not counted.
+    ///
+    /// It costs the failures held, not the nodes: a frame asks for it while a large
+    /// cascade is coming in.
     pub fn counts(&self) -> HeaderCounts {
         let mut counts = HeaderCounts::default();
-        let mut latest: HashMap<&ProjectId, StateKind> = HashMap::new();
-        for root in &self.roots {
+        for (i, root) in self.roots.iter().enumerate() {
             for (kind, n) in root.counts() {
                 match kind {
                     StateKind::Triggered | StateKind::Running => counts.running += n,
@@ -500,17 +572,16 @@ impl Model {
                     _ => {}
                 }
             }
-            if root.counts().keys().any(|k| k.is_final()) {
-                for node in &root.nodes {
-                    let kind = node.state.kind();
-                    if kind.is_final() {
-                        // Roots are newest first: the first final result seen is the latest.
-                        latest.entry(&node.project).or_insert(kind);
-                    }
+            // Roots are newest first: a failure is the project's latest final result
+            // unless a newer event has a finished build of the project.
+            for id in &root.own_failures {
+                let Some(node) = root.node(*id) else { continue };
+                let newer = &self.roots[..i];
+                if !newer.iter().any(|r| r.has_finished(&node.project)) {
+                    counts.failing += 1;
                 }
             }
         }
-        counts.failing = latest.values().filter(|k| k.is_own_failure()).count() as u32;
         counts
     }
 }

@@ -400,6 +400,54 @@ fn header_counts_running_waiting_and_projects_failing_now() {
 }
 
 #[test]
+fn the_failing_count_follows_each_projects_latest_result_across_events() {
+    // From scratch: each project's first finished build, newest event first.
+    fn failing_from_scratch(app: &App) -> u32 {
+        let mut latest = std::collections::HashMap::new();
+        for root in &app.model.roots {
+            for node in root.nodes.iter().filter(|n| n.state.kind().is_final()) {
+                latest
+                    .entry(node.project.clone())
+                    .or_insert(node.state.kind());
+            }
+        }
+        latest.values().filter(|k| k.is_own_failure()).count() as u32
+    }
+    let mut app = connected_app();
+    let nodes: Vec<_> = app
+        .model
+        .roots
+        .iter()
+        .flat_map(|r| r.nodes.iter().cloned())
+        .collect();
+    let states = [
+        NodeState::Passed,
+        NodeState::Failed,
+        NodeState::Errored,
+        NodeState::Queued,
+        NodeState::Running,
+    ];
+    // The same project fails, passes and is rebuilt in the newer and the older
+    // events in turn; the header never recounts, so compare after every change.
+    let mut draw = 0x9e37_79b9_u64;
+    for seq in 101..400 {
+        draw = draw.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let mut node = nodes[(draw >> 33) as usize % nodes.len()].clone();
+        node.state = states[(draw >> 17) as usize % states.len()].clone();
+        node.seq = seq;
+        app.update(Msg::Feed(FeedEvent::Message(sample::event(
+            seq,
+            Change::NodeChanged { node },
+        ))));
+        assert_eq!(
+            app.model.counts().failing,
+            failing_from_scratch(&app),
+            "after seq {seq}"
+        );
+    }
+}
+
+#[test]
 fn n_jumps_to_the_next_build_that_failed_on_its_own_then_to_older_roots() {
     let mut app = connected_app();
     act(&mut app, Action::NextFailure);
