@@ -16,19 +16,11 @@
 //! i/2 and i-1) and `chain` (i depends on i-1). Last, the cost of one
 //! `PUT /v1/projects/{id}` is measured beside 10 projects and beside 100,000.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
-use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{ProjectId, ProjectSpec, Report, ReportState, StateKind};
 use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
-use tokio::net::TcpListener;
+use conjunction_tests::loopback_ci::LoopbackCi;
 
 const ROOT_TOKEN: &str = "scale-root-report-token";
 const CASES: &[(&str, usize)] = &[
@@ -142,10 +134,10 @@ fn projects_file(shape: &str, nodes: usize, hook: &str) -> String {
 
 async fn run(shape: &str, nodes: usize) -> Measured {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
-    let (hook, reported) = start_ci().await;
+    let ci = LoopbackCi::start().await;
     let daemon = DaemonProcess::start(dir.path(), "").await;
     let file = dir.path().join("projects.toml");
-    std::fs::write(&file, projects_file(shape, nodes, &hook)).expect("projects file");
+    std::fs::write(&file, projects_file(shape, nodes, &ci.hook_url())).expect("projects file");
 
     let start = Instant::now();
     let status = tokio::process::Command::new(binaries().join("conjunction"))
@@ -162,7 +154,6 @@ async fn run(shape: &str, nodes: usize) -> Measured {
 
     let pid = daemon.pid();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak RSS");
-    reported.store(0, Ordering::SeqCst);
     let report = Report {
         project: ProjectId::parse(&name(0)).expect("valid id"),
         build: None,
@@ -201,7 +192,7 @@ async fn run(shape: &str, nodes: usize) -> Measured {
     }
     let cascade = start.elapsed();
     let peak_rss_kb = vm_hwm_kb(pid);
-    assert_eq!(reported.load(Ordering::SeqCst) as usize, nodes);
+    assert_eq!(ci.reported(), nodes as u64);
     daemon.kill().await;
     Measured {
         register,
@@ -220,83 +211,6 @@ fn vm_hwm_kb(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in proc status")
-}
-
-/// How long the loopback CI takes to build.
-const BUILD_TIME: Duration = Duration::from_millis(1);
-
-#[derive(Clone)]
-struct Ci {
-    http: reqwest::Client,
-    reported: Arc<AtomicU64>,
-    /// Builds waiting out their build time, in the order they started.
-    building: std::sync::mpsc::Sender<(Instant, TriggerPayload)>,
-}
-
-/// A loopback CI: accepts every trigger at once and reports `passed` 1 ms later with
-/// the build token from the payload. Returns its hook URL and a count of reports.
-///
-/// The millisecond is kept by a thread of its own: a tokio timer rounds up to the
-/// next tick of its wheel, which made a 1 ms build take over 2 ms.
-async fn start_ci() -> (String, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (building, finished) = std::sync::mpsc::channel::<(Instant, TriggerPayload)>();
-    let ci = Ci {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("client"),
-        reported: Arc::new(AtomicU64::new(0)),
-        building,
-    };
-    let (runtime, reporter) = (tokio::runtime::Handle::current(), ci.clone());
-    std::thread::spawn(move || {
-        // Every build takes as long, so they finish in the order they started.
-        while let Ok((done, payload)) = finished.recv() {
-            std::thread::sleep(done.saturating_duration_since(Instant::now()));
-            runtime.spawn(reporter.clone().report(payload));
-        }
-    });
-    let reported = ci.reported.clone();
-    let app = Router::new().route("/hook", post(hook)).with_state(ci);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/hook"), reported)
-}
-
-async fn hook(State(ci): State<Ci>, body: Bytes) -> StatusCode {
-    let Ok(payload) = serde_json::from_slice::<TriggerPayload>(&body) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    ci.building
-        .send((Instant::now() + BUILD_TIME, payload))
-        .expect("the build thread runs");
-    StatusCode::ACCEPTED
-}
-
-impl Ci {
-    async fn report(self, payload: TriggerPayload) {
-        let body = serde_json::json!({
-            "project": payload.project,
-            "build": payload.build,
-            "attempt": payload.attempt,
-            "state": "passed",
-        });
-        let answer = self
-            .http
-            .post(&payload.report.url)
-            .bearer_auth(&payload.report.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("the report reaches the daemon");
-        assert!(
-            answer.status().is_success(),
-            "report answered {}",
-            answer.status()
-        );
-        self.reported.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 /// The time of one `PUT /v1/projects/{id}` beside 10 registered projects and beside

@@ -1,9 +1,10 @@
 //! Helpers for conjunction's end-to-end tests and benchmarks: a real daemon on
 //! loopback (in-process or as the `conjunctiond` binary), a mock CI server that takes
-//! triggers and reports back, and small clients.
+//! triggers and reports back, a lean loopback CI for benchmarks, and small clients.
 
 pub mod daemon;
 pub mod feed;
+pub mod loopback_ci;
 pub mod mock_ci;
 pub mod tmux;
 

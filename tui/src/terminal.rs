@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use conjunction_protocol::{BuildId, Timestamp};
 use crossterm::event::{Event, EventStream};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use crate::app::{App, Effect, Fetched, Msg};
@@ -31,19 +33,23 @@ pub async fn run(client: Client) -> std::io::Result<()> {
     // `try_init` installs a panic hook that restores the terminal before the panic
     // message is printed.
     let mut terminal = ratatui::try_init()?;
-    let result = event_loop(&mut terminal, client).await;
+    let result = event_loop(&mut terminal, client, EventStream::new(), |_, _| true).await;
     ratatui::restore();
     result
 }
 
-async fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
+/// The loop itself, on any terminal backend and stream of terminal events, so it can
+/// run without a terminal too. `after_frame` sees the app and how long the frame took
+/// to draw after every frame; the loop ends when it answers `false`, or on quit.
+pub async fn event_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
     client: Client,
+    mut keys_in: impl Stream<Item = std::io::Result<Event>> + Unpin,
+    mut after_frame: impl FnMut(&App, Duration) -> bool,
 ) -> std::io::Result<()> {
     let mut app = App::new(client.base(), now());
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let outgoing = connection::spawn(client.clone(), Backoff::default(), tx.clone(), Msg::Feed);
-    let mut keys_in = EventStream::new();
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // What the daemon sends is drawn at most once a frame; a key is drawn at once.
@@ -51,9 +57,15 @@ async fn event_loop(
     let mut dirty = true;
     loop {
         if dirty && drawn_at.elapsed() >= FRAME {
-            terminal.draw(|frame| crate::ui::draw(frame, &app))?;
+            let started = Instant::now();
+            terminal
+                .draw(|frame| crate::ui::draw(frame, &app))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             drawn_at = Instant::now();
             dirty = false;
+            if !after_frame(&app, drawn_at - started) {
+                return Ok(());
+            }
         }
         let next_frame = drawn_at + FRAME;
         let first = tokio::select! {
