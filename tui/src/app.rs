@@ -160,6 +160,10 @@ pub struct App {
     rows_cache: RefCell<Option<(RowsKey, Arc<[Row]>)>>,
     /// Changes whenever a row is collapsed or expanded.
     collapsed_stamp: u64,
+    /// The selected root event whose nodes could not be read: not asked for again
+    /// until it is selected anew or the feed reconnects, so a daemon that is away is
+    /// not asked in a loop.
+    pub unreadable: Option<BuildId>,
     pub status: Option<Status>,
     pub details_scroll: u16,
     pub drill_scroll: u16,
@@ -192,6 +196,7 @@ impl App {
             collapsed: HashSet::new(),
             rows_cache: RefCell::new(None),
             collapsed_stamp: 0,
+            unreadable: None,
             status: None,
             details_scroll: 0,
             drill_scroll: 0,
@@ -265,6 +270,7 @@ impl App {
             Fetched::Page(page) => self.model.apply_page(page),
             Fetched::Failed { root, reason } => {
                 self.model.fetch_failed(root);
+                self.unreadable = Some(root);
                 self.complain(format!(
                     "could not read the builds of that root event: {reason}"
                 ));
@@ -296,7 +302,11 @@ impl App {
                     self.link = Link::Connecting;
                 }
             }
-            FeedEvent::Connected => self.link = Link::Live,
+            FeedEvent::Connected => {
+                self.link = Link::Live;
+                self.unreadable = None;
+                self.stale = true;
+            }
             FeedEvent::Disconnected { reason, retry_at } => {
                 self.link = Link::Down { reason, retry_at };
             }
@@ -416,8 +426,11 @@ impl App {
             self.selected = None;
             self.details_scroll = 0;
         }
+        // Moving off a root event whose nodes could not be read forgets that, so
+        // coming back to it asks again.
+        self.unreadable = self.unreadable.filter(|u| Some(*u) == self.selected_root);
         if let Some(id) = self.selected_root {
-            if self.model.begin_loading(id) {
+            if self.unreadable != Some(id) && self.model.begin_loading(id) {
                 self.effects.push(Effect::Fetch(id));
             }
         }

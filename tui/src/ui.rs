@@ -13,7 +13,7 @@ use ratatui::Frame;
 
 use crate::app::{root_title, App, Confirm, Focus, Link, Mode, Row};
 use crate::keys::HELP;
-use crate::model::{RootView, Verdict};
+use crate::model::{Held, RootView, Verdict};
 
 /// Wider than this, the details pane gets its own column.
 const WIDE: u16 = 140;
@@ -343,7 +343,7 @@ fn draw_tree(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let rows = app.rows();
-    let title = format!(" {} · {} builds ", root_title(root), root.nodes.len());
+    let title = format!(" {} · {} builds ", root_title(root), root.size());
     let block = pane(title, app.focus == Focus::Tree);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -379,14 +379,18 @@ fn draw_tree(frame: &mut Frame, area: Rect, app: &App) {
         last_at_depth.push(row.last);
     }
     if rows.is_empty() {
-        lines.push(Line::styled(
-            if root.nodes.is_empty() {
-                "Waiting for the cascade to be planned…"
-            } else {
-                "No build matches the filter."
-            },
-            Style::new().fg(Color::DarkGray),
-        ));
+        let text = match root.held() {
+            Held::Loading => format!("Reading its {} builds from the daemon…", root.size()),
+            Held::Summary if app.unreadable == Some(root.id()) => {
+                "Its builds could not be read; select it again to retry.".to_owned()
+            }
+            Held::Summary => "Its builds are not loaded yet.".to_owned(),
+            Held::Nodes if root.nodes.is_empty() => {
+                "Waiting for the cascade to be planned…".to_owned()
+            }
+            Held::Nodes => "No build matches the filter.".to_owned(),
+        };
+        lines.push(Line::styled(text, Style::new().fg(Color::DarkGray)));
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }

@@ -3,9 +3,9 @@
 
 use conjunction_protocol::ws::{Change, ClientMessage, ServerMessage};
 use conjunction_protocol::{NodeState, StateKind, Timestamp};
-use conjunction_tui::app::{App, Effect, FeedEvent, Focus, Link, Mode, Msg};
+use conjunction_tui::app::{App, Effect, FeedEvent, Fetched, Focus, Link, Mode, Msg};
 use conjunction_tui::keys::Action;
-use conjunction_tui::model::Verdict;
+use conjunction_tui::model::{Held, Verdict};
 use conjunction_tui::sample::{self, build, ids, NOW};
 
 mod common;
@@ -461,4 +461,133 @@ fn n_jumps_to_the_next_build_that_failed_on_its_own_then_to_older_roots() {
     assert_eq!(selected_project(&app), "ops/deploy-bot");
     assert_ne!(app.selected_root, Some(ids().root));
     assert!(!app.follow);
+}
+
+/// An app whose snapshot held the nodes of the newest root event only, as the
+/// daemon's does when the events are large; the other events are summaries.
+fn app_with_summaries_only() -> App {
+    let ServerMessage::Snapshot {
+        seq,
+        projects,
+        roots,
+        mut events,
+    } = sample::snapshot()
+    else {
+        unreachable!("the sample is a snapshot")
+    };
+    events.truncate(1);
+    let mut app = App::new("http://127.0.0.1:7431", NOW);
+    app.update(Msg::Feed(FeedEvent::Connected));
+    app.update(Msg::Feed(FeedEvent::Message(ServerMessage::Snapshot {
+        seq,
+        projects,
+        roots,
+        events,
+    })));
+    app
+}
+
+/// The sample's design-system event, as `GET /v1/roots/{id}` pages it.
+fn design_pages() -> (
+    conjunction_protocol::RootEvent,
+    conjunction_protocol::RootEvent,
+) {
+    let ServerMessage::Snapshot { events, .. } = sample::snapshot() else {
+        unreachable!("the sample is a snapshot")
+    };
+    let whole = events
+        .into_iter()
+        .find(|e| e.summary.project.as_str() == "ui/design-system")
+        .expect("the sample has a design-system event");
+    let mut first = whole.clone();
+    first.nodes.truncate(1);
+    first.next_after = Some(first.nodes[0].id);
+    let mut second = whole;
+    second.nodes.remove(0);
+    (first, second)
+}
+
+#[test]
+fn selecting_a_root_held_as_a_summary_fetches_its_nodes_page_by_page() {
+    let mut app = app_with_summaries_only();
+    let (first, second) = design_pages();
+    let design = first.summary.id;
+    assert_eq!(app.model.root(design).unwrap().held(), Held::Summary);
+    assert!(app.model.root(design).unwrap().nodes.is_empty());
+
+    app.focus = Focus::Roots;
+    let effects = act(&mut app, Action::Down);
+    assert_eq!(app.selected_root, Some(design));
+    assert_eq!(effects, vec![Effect::Fetch(design)]);
+    assert_eq!(app.model.root(design).unwrap().held(), Held::Loading);
+
+    // While the pages are on their way, the feed says apps/web failed on a rebuild.
+    let mut web = second.nodes[0].clone();
+    web.state = NodeState::Failed;
+    web.attempt = 2;
+    web.seq = 101;
+    app.update(Msg::Feed(FeedEvent::Message(sample::event(
+        101,
+        Change::NodeChanged { node: web.clone() },
+    ))));
+
+    let effects = app.update(Msg::Fetched(Fetched::Page(first)));
+    assert!(effects.is_empty(), "the client reads the next pages itself");
+    assert_eq!(app.model.root(design).unwrap().held(), Held::Loading);
+    app.update(Msg::Fetched(Fetched::Page(second)));
+    let root = app.model.root(design).unwrap();
+    assert_eq!(root.held(), Held::Nodes);
+    assert_eq!(root.nodes.len(), 2);
+    assert_eq!(
+        root.node(web.id).unwrap().state,
+        NodeState::Failed,
+        "the page's older copy did not undo the feed's newer one"
+    );
+    assert_eq!(root.counts().get(&StateKind::Failed), Some(&1));
+    assert_eq!(app.rows().len(), 2, "both builds are in the tree");
+    // Selecting it again reads nothing more.
+    let effects = act(&mut app, Action::Up);
+    assert!(effects.is_empty());
+    assert!(act(&mut app, Action::Down).is_empty());
+}
+
+#[test]
+fn a_root_whose_nodes_cannot_be_read_is_asked_for_again_only_when_selected_again() {
+    let mut app = app_with_summaries_only();
+    let design = design_pages().0.summary.id;
+    app.focus = Focus::Roots;
+    assert_eq!(act(&mut app, Action::Down), vec![Effect::Fetch(design)]);
+
+    let effects = app.update(Msg::Fetched(Fetched::Failed {
+        root: design,
+        reason: "connection refused".into(),
+    }));
+    assert!(effects.is_empty(), "no second request straight away");
+    let status = app.status.clone().expect("the failure is on the footer");
+    assert!(status.error && status.text.contains("connection refused"));
+    assert_eq!(app.model.root(design).unwrap().held(), Held::Summary);
+    // Feed traffic goes on; the root is not asked for in a loop.
+    for seq in 101..104 {
+        let effects = app.update(Msg::Feed(FeedEvent::Message(sample::event(
+            seq,
+            Change::RootChanged {
+                root: app.model.root(design).unwrap().summary.clone(),
+            },
+        ))));
+        assert!(effects.is_empty());
+    }
+    assert!(app.update(Msg::Tick(NOW)).is_empty());
+
+    // Away and back: asked again.
+    assert!(act(&mut app, Action::Up).is_empty());
+    assert_eq!(act(&mut app, Action::Down), vec![Effect::Fetch(design)]);
+    // So does a reconnect while it is selected.
+    app.update(Msg::Fetched(Fetched::Failed {
+        root: design,
+        reason: "connection refused".into(),
+    }));
+    assert_eq!(
+        app.update(Msg::Feed(FeedEvent::Connected)),
+        vec![Effect::Fetch(design)]
+    );
 }

@@ -174,3 +174,62 @@ async fn the_ui_shows_an_outage_reconnects_and_catches_up_on_builds_reported_mea
     .await;
     daemon.kill().await;
 }
+
+#[tokio::test]
+async fn a_root_event_left_out_of_the_snapshot_is_read_when_selected() {
+    // A snapshot budget of 3 nodes holds the newest event (3 builds) only.
+    let d =
+        conjunction_tests::daemon::TestDaemon::start_adjusted(|c| c.feed.snapshot_nodes = 3).await;
+    let lib = register(&d.api, "acme/lib", &[], None).await;
+    register(&d.api, "acme/app", &["acme/lib"], None).await;
+    register(&d.api, "acme/cli", &["acme/lib"], None).await;
+    for version in ["1.0.0", "1.1.0"] {
+        let ack = report_root(&d.api, &lib, "acme/lib", version).await;
+        settled(&d.api, ack.root).await;
+    }
+    let mut feed = conjunction_tests::feed::Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    feed.next(WAIT).await;
+    match feed.next(WAIT).await {
+        conjunction_protocol::ws::ServerMessage::Snapshot { roots, events, .. } => {
+            assert_eq!(roots.len(), 2);
+            assert_eq!(events.len(), 1, "the older event is a summary only");
+            assert_eq!(events[0].summary.version.as_deref(), Some("1.1.0"));
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+
+    let ui = Tmux::start(
+        &binaries().join("conjunction"),
+        &["--url", &d.url(), "--token", OPERATOR_TOKEN],
+        120,
+        40,
+    );
+    ui.wait_for(
+        "the newest root event's tree",
+        Duration::from_secs(30),
+        |s| {
+            (s.contains("● live")
+                && s.contains("acme/lib@1.1.0 · 3 builds")
+                && s.contains("acme/cli"))
+            .then_some(())
+        },
+    )
+    .await;
+    // Tree -> details -> roots, then down to the older event.
+    ui.keys(&["Tab", "Tab", "j"]).await;
+    ui.wait_for("the older event's builds", Duration::from_secs(30), |s| {
+        let tree: Vec<&str> = s
+            .lines()
+            .skip_while(|l| !l.contains("acme/lib@1.0.0 · 3 builds"))
+            .take(5)
+            .collect();
+        (tree.iter().any(|l| l.contains("⚠ acme/app"))
+            && tree.iter().any(|l| l.contains("⚠ acme/cli"))
+            && !s.contains("Reading its"))
+        .then_some(())
+    })
+    .await;
+    d.stop().await;
+}
