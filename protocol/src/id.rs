@@ -72,18 +72,37 @@ impl<'de> Deserialize<'de> for ProjectId {
 
 /// A build (node) id. Every node of a cascade and every root event has one; a root
 /// event's id is the id of its root node. ULIDs sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct BuildId(pub ulid::Ulid);
 
 impl BuildId {
+    /// Reads a ULID as this daemon writes it (either case). Text that the ulid crate
+    /// would read as some other id is refused: a first character above `7` (over 128
+    /// bits, which it wraps around) and Crockford's look-alike letters (`I`, `L`,
+    /// `O`), so one id has one spelling.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        ulid::Ulid::from_string(s).map(Self).map_err(|_| {
+        let refuse = || {
             ValidationError::new(
                 "build",
-                format!("build id {s:?} is not valid: it should be a 26-character ULID"),
+                format!(
+                    "build id {s:?} is not valid: it should be a 26-character ULID such as \
+                     01JD3Q8Z5K2V7WQ4M6N8P0R2S4"
+                ),
             )
-        })
+        };
+        let id = ulid::Ulid::from_string(s).map_err(|_| refuse())?;
+        if !id.to_string().eq_ignore_ascii_case(s) {
+            return Err(refuse());
+        }
+        Ok(Self(id))
+    }
+}
+
+impl<'de> Deserialize<'de> for BuildId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
     }
 }
 
@@ -133,5 +152,33 @@ mod tests {
         let id = BuildId(ulid::Ulid::from_parts(1, 2));
         assert_eq!(BuildId::parse(&id.to_string()).unwrap(), id);
         assert!(BuildId::parse("nope").is_err());
+        let lower = id.to_string().to_lowercase();
+        assert_eq!(BuildId::parse(&lower).unwrap(), id);
+    }
+
+    #[test]
+    fn build_ids_over_128_bits_or_with_look_alike_letters_are_refused() {
+        let id = "01M83ZQ1ZJ7H9X3C5V8W2R4T6Y";
+        assert!(BuildId::parse(id).is_ok());
+        // The ulid crate reads this as the id above, wrapped past 128 bits.
+        let wrapped = "81M83ZQ1ZJ7H9X3C5V8W2R4T6Y";
+        assert_eq!(
+            ulid::Ulid::from_string(wrapped).map(|u| u.to_string()).ok(),
+            Some(id.to_owned())
+        );
+        for bad in [
+            wrapped,
+            "ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "0IM83ZQ1ZJ7H9X3C5V8W2R4T6Y",
+        ] {
+            assert!(BuildId::parse(bad).is_err(), "{bad}");
+            let json = format!("\"{bad}\"");
+            assert!(
+                serde_json::from_str::<BuildId>(&json).is_err(),
+                "{bad} as JSON"
+            );
+        }
+        let parsed: BuildId = serde_json::from_str(&format!("\"{id}\"")).unwrap();
+        assert_eq!(parsed.to_string(), id);
     }
 }

@@ -75,6 +75,8 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
     };
     let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(1024 * 1024 + 10));
     let (b_id, c_id) = (b.id.to_string(), c.id.to_string());
+    // The same build id with its top bits set: the ulid crate wraps it to b's id.
+    let wrapped_b = format!("{}{}", (b_id.as_bytes()[0] + 8) as char, &b_id[1..]);
 
     use Method as M;
     #[rustfmt::skip]
@@ -90,6 +92,9 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
         (M::POST, "/v1/reports".into(), a, r#"{"project":"acme/a","state":"exploded"}"#.into(), 400, "invalid_body"),
         (M::POST, "/v1/reports".into(), b_build, report_on("acme/a", &b_id, ""), 400, "project_mismatch"),
         (M::GET, "/v1/roots?limit=many".into(), op, String::new(), 400, "invalid_query"),
+        // A ULID over 128 bits is not read as the build it wraps around to.
+        (M::GET, format!("/v1/builds/{wrapped_b}"), op, String::new(), 400, "invalid_field"),
+        (M::POST, format!("/v1/builds/{wrapped_b}/rebuild"), op, String::new(), 400, "invalid_field"),
         // 401: missing or unknown tokens.
         (M::PUT, put.into(), None, r#"{"name":"x"}"#.into(), 401, "unauthorized"),
         (M::PUT, put.into(), Some("cjo_wrong"), r#"{"name":"x"}"#.into(), 401, "unauthorized"),
