@@ -90,14 +90,15 @@ pub struct FileConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    // The sources are not repeated in the messages: `anyhow` prints them as causes.
+    #[error("cannot read config file {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("cannot keep the operator token at {path}: {source}")]
+    #[error("cannot keep the operator token at {}", path.display())]
     Token {
         path: PathBuf,
         source: std::io::Error,

@@ -30,18 +30,19 @@ use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot use data directory {path}: {source}")]
+    // The sources are not repeated in the messages: `anyhow` prints them as causes.
+    #[error("cannot use data directory {}", path.display())]
     DataDir {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("cannot open the database: {0}")]
+    #[error("cannot open the database")]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("cannot build the HTTP client: {0}")]
+    #[error("cannot build the HTTP client")]
     Client(#[from] reqwest::Error),
     #[error("the database writer stopped unexpectedly; see the log above")]
     WriterFailed,

@@ -168,6 +168,31 @@ impl DaemonProcess {
         Self::spawn(addr, data_dir, config_toml, None).await
     }
 
+    /// Runs `conjunctiond` on `data_dir` expecting it to refuse to start: waits (up to
+    /// 20 s) for it to exit and returns how it exited and what it wrote to stderr.
+    pub async fn refused_start(data_dir: &Path) -> (std::process::ExitStatus, String) {
+        let run = tokio::process::Command::new(binaries().join("conjunctiond"))
+            .arg("--listen")
+            .arg(free_address().to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("CONJUNCTIOND_OPERATOR_TOKEN", OPERATOR_TOKEN)
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("CONFIGURATION_DIRECTORY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("conjunctiond exits instead of serving")
+            .expect("conjunctiond runs");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     async fn spawn(
         addr: SocketAddr,
         data_dir: &Path,

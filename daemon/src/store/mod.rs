@@ -59,6 +59,13 @@ pub enum StoreError {
     NewerLayout(u64),
     #[error("a database read was cancelled during shutdown")]
     ReadCancelled,
+    #[error(
+        "the database file {} is empty (0 bytes): it was truncated or never written, and \
+         serving it would look like a new daemon that knows no project or token. Restore \
+         it from a backup, or remove it to start with a new, empty database",
+        .0.display()
+    )]
+    Empty(std::path::PathBuf),
 }
 
 macro_rules! from_redb {
@@ -88,6 +95,11 @@ impl Store {
     /// Opens (or creates) the database at `path`, makes sure every table exists, and
     /// brings a database of an older layout up to this one.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // redb would make a zero-length file into a new database; an emptied file is a
+        // lost one, and starting silently on it hides that.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::Empty(path.to_owned()));
+        }
         let db = Database::create(path)?;
         if let Some(done) = migrate::to_current(&db)? {
             tracing::info!(

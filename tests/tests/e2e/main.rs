@@ -9,6 +9,7 @@ mod crash;
 mod feed;
 mod lists;
 mod migration;
+mod startup;
 mod triggers;
 mod tui;
 
