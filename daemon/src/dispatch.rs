@@ -148,13 +148,9 @@ impl Dispatcher {
                     None => break,
                 },
                 () = sleep => {}
-                // A permit came back: the next due entry goes out with it.
-                permit = permits.clone().acquire_owned(), if waiting_for_permit => {
-                    if let (Ok(permit), Some(entry)) = (permit, schedule.pop_first()) {
-                        let (this, retry) = (this.clone(), retry.clone());
-                        in_flight.spawn(async move { this.deliver(entry, permit, retry).await });
-                    }
-                }
+                // A permit came back: the loop's top sends what is due with it (only
+                // this loop takes permits, so it is still free there).
+                _ = permits.acquire(), if waiting_for_permit => {}
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 () = crate::stopped(&mut stop) => break,
             }
