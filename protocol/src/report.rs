@@ -71,6 +71,23 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `state` for `project`'s own pipeline (a root report), with every
+    /// optional field left out.
+    pub fn new(project: ProjectId, state: ReportState) -> Self {
+        Self {
+            project,
+            build: None,
+            attempt: None,
+            state,
+            version: None,
+            commit: None,
+            git_ref: None,
+            url: None,
+            summary: None,
+            metadata: Default::default(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.attempt.is_some() && self.build.is_none() {
             return Err(ValidationError::new(

@@ -31,15 +31,7 @@ const NODES: usize = 10_000;
 const ROOT_TOKEN: &str = "follow-root-report-token";
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("follow: run with `cargo bench -p conjunction-tests --bench follow` to measure");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    conjunction_tests::bench::main("follow", |_| run());
 }
 
 /// CPU time this thread has run, to the nanosecond (`CLOCK_THREAD_CPUTIME_ID`; the
@@ -221,16 +213,11 @@ async fn run() {
         .recv_timeout(Duration::from_secs(30))
         .expect("the UI connects");
     let report = Report {
-        project: ProjectId::parse("follow/root").expect("valid"),
-        build: None,
-        attempt: None,
-        state: ReportState::Passed,
         version: Some("1.0.0".into()),
-        commit: None,
-        git_ref: None,
-        url: None,
-        summary: None,
-        metadata: Default::default(),
+        ..Report::new(
+            ProjectId::parse("follow/root").expect("valid"),
+            ReportState::Passed,
+        )
     };
     let _ = start_tx.send(Instant::now());
     daemon

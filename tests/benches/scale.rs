@@ -34,23 +34,11 @@ const CASES: &[(&str, usize)] = &[
 ];
 
 fn main() {
-    // `cargo test --benches` runs bench binaries with no arguments; `cargo bench`
-    // passes `--bench`. Only the latter measures.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!("scale: run with `cargo bench -p conjunction-tests --bench scale` to measure");
-        return;
-    }
-    let picked: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let cases: Vec<(String, usize)> = match picked.as_slice() {
-        [shape, nodes] => vec![(shape.to_string(), nodes.parse().expect("a node count"))],
-        _ => CASES.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    conjunction_tests::bench::main("scale", |picked| async move {
+        let cases: Vec<(String, usize)> = match picked.as_slice() {
+            [shape, nodes] => vec![(shape.clone(), nodes.parse().expect("a node count"))],
+            _ => CASES.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        };
         println!(
             "machine: {} cores; daemon: release conjunctiond in its own process; CI: loopback, reports passed 1 ms after each trigger",
             std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -80,7 +68,10 @@ fn main() {
                     .map(|(_, k, r)| r.cascade.as_secs_f64() / *k as f64)
             };
             if let (Some(small), Some(large)) = (per_node(1_000), per_node(10_000)) {
-                println!("{shape}: per-node cost at 10,000 / at 1,000 = {:.2}", large / small);
+                println!(
+                    "{shape}: per-node cost at 10,000 / at 1,000 = {:.2}",
+                    large / small
+                );
             }
         }
         if cases.len() > 1 {
@@ -155,16 +146,11 @@ async fn run(shape: &str, nodes: usize) -> Measured {
     let pid = daemon.pid();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak RSS");
     let report = Report {
-        project: ProjectId::parse(&name(0)).expect("valid id"),
-        build: None,
-        attempt: None,
-        state: ReportState::Passed,
         version: Some("1.0.0".into()),
-        commit: None,
-        git_ref: None,
-        url: None,
-        summary: None,
-        metadata: Default::default(),
+        ..Report::new(
+            ProjectId::parse(&name(0)).expect("valid id"),
+            ReportState::Passed,
+        )
     };
     let start = Instant::now();
     let ack = daemon

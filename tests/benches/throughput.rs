@@ -29,17 +29,7 @@ const FANOUT: usize = 1000;
 const FANOUT_RUNS: usize = 5;
 
 fn main() {
-    // `cargo test --benches` runs bench binaries with no arguments; `cargo bench` passes
-    // `--bench`. Only the latter measures.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("throughput: run with `cargo bench -p conjunction-tests` to measure");
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    conjunction_tests::bench::main("throughput", |_| run());
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

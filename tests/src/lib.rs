@@ -2,6 +2,7 @@
 //! loopback (in-process or as the `conjunctiond` binary), a mock CI server that takes
 //! triggers and reports back, a lean loopback CI for benchmarks, and small clients.
 
+pub mod bench;
 pub mod daemon;
 pub mod feed;
 pub mod loopback_ci;
