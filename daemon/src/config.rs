@@ -31,6 +31,7 @@ pub struct Config {
     pub operator_tokens: Vec<String>,
     pub dispatch: DispatchConfig,
     pub feed: FeedConfig,
+    pub store: StoreConfig,
 }
 
 impl Config {
@@ -41,8 +42,38 @@ impl Config {
             operator_tokens: Vec::new(),
             dispatch: DispatchConfig::default(),
             feed: FeedConfig::default(),
+            store: StoreConfig::default(),
         }
     }
+}
+
+/// The database's settings (`[store]` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Memory for redb's page cache, in bytes (`cache_mib` in the file). The cache
+    /// grows to this size as pages are read and then stays; the daemon's resident
+    /// memory is about this much plus what it serves. redb's own default is 1 GiB.
+    #[serde(rename = "cache_mib", deserialize_with = "mebibytes")]
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 << 20,
+        }
+    }
+}
+
+fn mebibytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let mib = u32::deserialize(d)?;
+    if mib == 0 {
+        return Err(serde::de::Error::custom("cache_mib must be at least 1"));
+    }
+    Ok(usize::try_from(mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20))
 }
 
 /// Limits of the live feed.
@@ -86,6 +117,8 @@ pub struct FileConfig {
     pub operator_tokens: Vec<String>,
     #[serde(default)]
     pub dispatch: DispatchConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +219,16 @@ mod tests {
             toml::from_str(include_str!("../../packaging/conjunctiond.toml")).unwrap();
         assert_eq!(c.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
         assert_eq!(c.dispatch, DispatchConfig::default());
+        assert_eq!(c.store, StoreConfig::default());
+    }
+
+    #[test]
+    fn the_cache_size_is_given_in_mebibytes_and_not_zero() {
+        let c: FileConfig = toml::from_str("[store]\ncache_mib = 256").unwrap();
+        assert_eq!(c.store.cache_bytes, 256 << 20);
+        let refused = toml::from_str::<FileConfig>("[store]\ncache_mib = 0").unwrap_err();
+        assert!(refused.to_string().contains("at least 1"), "{refused}");
+        assert!(toml::from_str::<FileConfig>("[store]\ncache_mib = -3").is_err());
     }
 
     #[test]

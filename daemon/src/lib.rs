@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dispatch;
+pub mod health;
 pub mod hub;
 pub mod planner;
 pub mod store;
@@ -44,8 +45,17 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot build the HTTP client")]
     Client(#[from] reqwest::Error),
-    #[error("the database writer stopped unexpectedly; see the log above")]
-    WriterFailed,
+    #[error(transparent)]
+    WriterFailed(#[from] writer::Fault),
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 /// Resolves once the shutdown flag is raised (or its sender is gone).
@@ -69,9 +79,12 @@ pub async fn serve(
     if let Some(path) = token_file {
         tracing::info!(path = %path.display(), "operator token is in this file");
     }
-    let store = Store::open(&config.data_dir.join(config::DATABASE_FILE))?;
+    let (store, startup) = Store::open(
+        &config.data_dir.join(config::DATABASE_FILE),
+        config.store.cache_bytes,
+    )?;
     let mut graph = Graph::new();
-    for p in store.stored_projects()? {
+    for p in &startup.projects {
         let upstreams: Vec<_> = p.depends_on.iter().map(|d| d.project.clone()).collect();
         graph.set_project(&p.id, &upstreams, p.trigger.is_some());
     }
@@ -84,15 +97,18 @@ pub async fn serve(
     let report_url = format!("{}/v1/reports", public_url.trim_end_matches('/'));
 
     let hub = hub::Hub::new(config.feed.buffer);
+    let health = health::Health::default();
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
-    let (writer, writer_thread, mut writer_gone) = writer::spawn(
-        store.clone(),
+    let (writer, writer_thread, mut writer_gone) = writer::spawn(writer::Wiring {
+        store: store.clone(),
         graph,
-        shared_graph.clone(),
-        hub.clone(),
-        dispatch_tx.clone(),
-        report_url.clone(),
-    )?;
+        shared: shared_graph.clone(),
+        hub: hub.clone(),
+        dispatch: dispatch_tx.clone(),
+        report_url: report_url.clone(),
+        health: health.clone(),
+        backlog: startup.has_ready,
+    })?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let client = reqwest::Client::builder()
@@ -106,7 +122,7 @@ pub async fn serve(
         config: config.dispatch.clone(),
         report_url,
     };
-    let pending = store.outbox()?;
+    let pending = startup.outbox;
     if !pending.is_empty() {
         tracing::info!(count = pending.len(), "resuming queued triggers");
     }
@@ -120,6 +136,7 @@ pub async fn serve(
         graph: shared_graph,
         operators: OperatorTokens::new(tokens),
         shutdown: stop_rx,
+        health,
         feed: config.feed,
     };
     tracing::info!(%address, %public_url, "conjunctiond is serving");
@@ -129,7 +146,7 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             tokio::select! {
                 () = shutdown => tracing::info!("shutting down"),
-                _ = &mut writer_gone => tracing::error!("the database writer stopped unexpectedly; shutting down"),
+                _ = &mut writer_gone => tracing::error!("the database writer stopped; shutting down"),
             }
             let _ = stopping.send(true);
         })
@@ -139,14 +156,10 @@ pub async fn serve(
         tracing::error!(error = %e, "the dispatcher ended abnormally");
     }
     // Every writer handle is gone now, so the writer finishes its batch and stops.
-    let writer_ok = tokio::task::spawn_blocking(move || writer_thread.join())
+    let written = tokio::task::spawn_blocking(move || writer_thread.join())
         .await
-        .unwrap_or(false);
+        .unwrap_or_else(|e| Err(writer::Fault::Panicked(e.to_string())));
     tracing::info!("stopped");
     served?;
-    if writer_ok {
-        Ok(())
-    } else {
-        Err(ServeError::WriterFailed)
-    }
+    Ok(written?)
 }

@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     config.public_url = args.public_url.or(file.public_url);
     config.operator_tokens = operator_tokens;
     config.dispatch = file.dispatch;
+    config.store = file.store;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -199,6 +199,19 @@ impl DaemonProcess {
         config_toml: &str,
         log: Option<&Path>,
     ) -> Self {
+        let mut daemon = Self::spawn_only(addr, data_dir, config_toml, log);
+        if let Some(status) = daemon.answering().await {
+            panic!("conjunctiond exited at start ({status}); its output is above or in its log");
+        }
+        daemon
+    }
+
+    fn spawn_only(
+        addr: SocketAddr,
+        data_dir: &Path,
+        config_toml: &str,
+        log: Option<&Path>,
+    ) -> Self {
         let config_path = data_dir.join("test-conjunctiond.toml");
         std::fs::create_dir_all(data_dir).expect("data directory");
         std::fs::write(&config_path, config_toml).expect("config file");
@@ -221,17 +234,36 @@ impl DaemonProcess {
             .spawn()
             .expect("conjunctiond starts");
         let api = Api::new(&format!("http://{addr}"), Some(OPERATOR_TOKEN.into()));
-        let probe = api.clone();
-        crate::eventually(
-            "conjunctiond to answer /healthz",
-            Duration::from_secs(20),
-            || {
-                let probe = probe.clone();
-                async move { probe.health().await.ok() }
-            },
-        )
-        .await;
         Self { addr, api, child }
+    }
+
+    /// Starts `conjunctiond` on `data_dir` with its log in `log`, as a start that may
+    /// be refused: the running daemon once it answers `/healthz`, or how it exited.
+    pub async fn try_start(data_dir: &Path, log: &Path) -> Result<Self, std::process::ExitStatus> {
+        let mut daemon = Self::spawn_only(free_address(), data_dir, "", Some(log));
+        match daemon.answering().await {
+            None => Ok(daemon),
+            Some(status) => Err(status),
+        }
+    }
+
+    /// Waits (up to 20 s) until the daemon answers `/healthz`; `Some` when it exited
+    /// first.
+    async fn answering(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if self.api.health().await.is_ok() {
+                return None;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after 20 s waiting for conjunctiond to answer /healthz"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Sends SIGTERM and waits (up to 20 s) for the process to exit.
@@ -246,6 +278,11 @@ impl DaemonProcess {
             .await
             .expect("the daemon exits after SIGTERM")
             .expect("child is reaped")
+    }
+
+    /// How the process exited, if it has.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
     }
 
     /// The process id.

@@ -14,7 +14,7 @@ mod reports;
 mod roots;
 mod state;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -50,11 +50,48 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// 200 while the daemon takes changes; 503 once its writer has stopped on a fault or
+/// it is shutting down, so a load balancer or monitor stops sending it work.
+async fn healthz(State(s): State<AppState>) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let version = env!("CARGO_PKG_VERSION");
+    let (status, body) = if s.health.fault().is_some() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "status": "failing",
+                "writer": "stopped",
+                "message": "the database writer stopped on a fault and the daemon is exiting; its log says why",
+                "version": version,
+            }),
+        )
+    } else if *s.shutdown.borrow() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "stopping", "writer": "ok", "version": version}),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "writer": "ok", "version": version}),
+        )
+    };
+    (status, axum::Json(body))
+}
+
+/// A panic while answering (redb panics on some damaged pages) becomes a 500 with a
+/// JSON error, and the connection stays usable.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let reason = crate::panic_message(&*payload);
+    tracing::error!(%reason, "a request panicked; the database file may be damaged");
+    axum::response::IntoResponse::into_response(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the daemon failed while answering this request (its log says why); if the database is damaged, restore it from a backup",
+    ))
 }
 
 async fn no_route() -> ApiError {

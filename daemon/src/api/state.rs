@@ -4,6 +4,7 @@ use tokio::sync::watch;
 
 use crate::auth::OperatorTokens;
 use crate::config::FeedConfig;
+use crate::health::Health;
 use crate::hub::Hub;
 use crate::store::Store;
 use crate::writer::{SharedGraph, WriterHandle};
@@ -17,4 +18,5 @@ pub struct AppState {
     pub operators: OperatorTokens,
     pub shutdown: watch::Receiver<bool>,
     pub feed: FeedConfig,
+    pub health: Health,
 }

@@ -13,7 +13,9 @@ mod read;
 mod records;
 mod write;
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redb::{Database, TableDefinition};
@@ -49,8 +51,9 @@ pub(crate) const LAYOUT: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    // Not a `source`: the message already says it, and `anyhow` would say it twice.
     #[error("database error: {0}")]
-    Db(#[from] redb::Error),
+    Db(redb::Error),
     #[error("a stored record could not be read: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("the database contradicts itself: {0}")]
@@ -59,6 +62,17 @@ pub enum StoreError {
     NewerLayout(u64),
     #[error("a database read was cancelled during shutdown")]
     ReadCancelled,
+    #[error("a database read failed: {0}")]
+    ReadPanicked(String),
+    #[error(
+        "the database file {} is damaged ({reason}). Restore it from a backup, or move it \
+         aside to start with a new, empty database",
+        path.display()
+    )]
+    Damaged {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error(
         "the database file {} is empty (0 bytes): it was truncated or never written, and \
          serving it would look like a new daemon that knows no project or token. Restore \
@@ -66,6 +80,12 @@ pub enum StoreError {
         .0.display()
     )]
     Empty(std::path::PathBuf),
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Db(e)
+    }
 }
 
 macro_rules! from_redb {
@@ -91,17 +111,72 @@ pub struct Store {
     db: Arc<Database>,
 }
 
+/// What the daemon reads from the store before it serves, read while the file is
+/// opened so that a damaged page met here is reported as a damaged file.
+pub struct Startup {
+    pub(crate) projects: Vec<StoredProject>,
+    /// Triggers queued and not yet delivered.
+    pub outbox: Vec<OutboxEntry>,
+    /// The planner left nodes to decide before the daemon stopped.
+    pub has_ready: bool,
+}
+
 impl Store {
-    /// Opens (or creates) the database at `path`, makes sure every table exists, and
-    /// brings a database of an older layout up to this one.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`,
+    /// makes sure every table exists, brings a database of an older layout up to this
+    /// one, and reads what the daemon needs to start.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<(Self, Startup), StoreError> {
         // redb would make a zero-length file into a new database; an emptied file is a
         // lost one, and starting silently on it hides that.
         if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
             return Err(StoreError::Empty(path.to_owned()));
         }
-        let db = Database::create(path)?;
-        if let Some(done) = migrate::to_current(&db)? {
+        let repairing = Arc::new(AtomicBool::new(false));
+        let started = std::time::Instant::now();
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(cache_bytes);
+        let flag = repairing.clone();
+        builder.set_repair_callback(move |_| {
+            if !flag.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "the database was not closed cleanly; verifying and repairing it before \
+                     serving (this reads the whole file)"
+                );
+            }
+        });
+        // redb panics on some damaged pages instead of returning an error; either way
+        // the operator is told which file it is and what to do.
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<_, StoreError> {
+            let db = builder.create(path)?;
+            let migrated = migrate::to_current(&db)?;
+            let store = Self { db: Arc::new(db) };
+            let startup = Startup {
+                projects: store.stored_projects()?,
+                outbox: store.outbox()?,
+                has_ready: store.has_ready()?,
+            };
+            Ok((store, startup, migrated))
+        }));
+        let damaged = |reason: String| StoreError::Damaged {
+            path: path.to_owned(),
+            reason,
+        };
+        let (store, startup, migrated) = match opened {
+            Ok(Err(StoreError::Db(redb::Error::Corrupted(reason)))) => return Err(damaged(reason)),
+            Ok(Err(StoreError::Corrupt(e))) => return Err(damaged(e.to_string())),
+            // redb's word for a file it cannot make sense of, such as a bad header.
+            Ok(Err(StoreError::Db(redb::Error::Io(e))))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                return Err(damaged(e.to_string()))
+            }
+            Ok(result) => result?,
+            Err(panic) => return Err(damaged(crate::panic_message(&*panic))),
+        };
+        if repairing.load(Ordering::Relaxed) {
+            tracing::info!(took = ?started.elapsed(), "the database is repaired");
+        }
+        if let Some(done) = migrated {
             tracing::info!(
                 from = done.from,
                 to = LAYOUT,
@@ -110,7 +185,7 @@ impl Store {
                 "migrated the database to the current layout"
             );
         }
-        Ok(Self { db: Arc::new(db) })
+        Ok((store, startup))
     }
 
     /// Runs a larger query on the blocking pool, so reading many nodes never holds up
@@ -123,7 +198,10 @@ impl Store {
         let store = self.clone();
         tokio::task::spawn_blocking(move || query(&store))
             .await
-            .map_err(|_| StoreError::ReadCancelled)?
+            .map_err(|e| match e.try_into_panic() {
+                Ok(panic) => StoreError::ReadPanicked(crate::panic_message(&*panic)),
+                Err(_) => StoreError::ReadCancelled,
+            })?
     }
 
     pub(crate) fn database(&self) -> &Database {

@@ -28,6 +28,7 @@ use conjunction_protocol::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::health::Health;
 use crate::hub::Hub;
 use crate::planner::{Graph, Principal, Refusal};
 use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
@@ -192,56 +193,84 @@ impl WriterHandle {
 }
 
 /// The running writer thread.
-pub struct WriterThread(std::thread::JoinHandle<()>);
+pub struct WriterThread(std::thread::JoinHandle<Result<(), Fault>>);
 
 impl WriterThread {
-    /// Waits for the thread; `false` when it panicked.
-    pub fn join(self) -> bool {
-        self.0.join().is_ok()
+    /// Waits for the thread: `Err` when it stopped on a fault rather than because
+    /// every handle was dropped.
+    pub fn join(self) -> Result<(), Fault> {
+        self.0
+            .join()
+            .unwrap_or_else(|panic| Err(Fault::Panicked(crate::panic_message(&*panic))))
     }
 }
 
-/// Signals the end of the writer thread when dropped, also while unwinding.
-struct EndSignal(Option<oneshot::Sender<()>>);
-
-impl Drop for EndSignal {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
+/// Why the writer stopped before it was asked to. After a fault the writer changes
+/// nothing more: redb refuses every later write after a failed commit until the file
+/// is opened again, and a panic may have left the graph half-changed. So the daemon
+/// stops, and its supervisor starts it again on the file as last committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    #[error("the database could not be written: {0}")]
+    Storage(String),
+    #[error(
+        "the database writer panicked ({0}); the database file may be damaged: if this \
+         repeats after a restart, restore the file from a backup"
+    )]
+    Panicked(String),
 }
 
-/// Starts the writer thread on `graph` (what the store holds; `shared` holds the
-/// same). It runs until every [`WriterHandle`] is dropped, then finishes its last
-/// batch and returns. The receiver resolves when the thread ends, however it ends (a
-/// panic included).
+/// What the writer works with.
+pub struct Wiring {
+    pub store: Store,
+    /// The graph the store holds; `shared` holds the same.
+    pub graph: Graph,
+    pub shared: SharedGraph,
+    pub hub: Hub,
+    pub dispatch: mpsc::UnboundedSender<OutboxEntry>,
+    pub report_url: String,
+    pub health: Health,
+    /// The planner left nodes to decide before the last stop.
+    pub backlog: bool,
+}
+
+/// Starts the writer thread. It runs until every [`WriterHandle`] is dropped, then
+/// finishes its last batch and returns; or until a [`Fault`], which it records in
+/// `health` before it answers the batch that met it, so `/healthz` never reports a
+/// writer that has stopped. The receiver resolves when the thread ends, however it
+/// ends.
 pub fn spawn(
-    store: Store,
-    graph: Graph,
-    shared: SharedGraph,
-    hub: Hub,
-    dispatch: mpsc::UnboundedSender<OutboxEntry>,
-    report_url: String,
+    wiring: Wiring,
 ) -> std::io::Result<(WriterHandle, WriterThread, oneshot::Receiver<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let (end_tx, gone) = oneshot::channel();
-    let backlog = store.has_ready().unwrap_or(true);
-    let writer = Writer {
-        backlog,
+    let (end_tx, gone) = oneshot::channel::<()>();
+    let Wiring {
         store,
         graph,
         shared,
         hub,
         dispatch,
         report_url,
+        health,
+        backlog,
+    } = wiring;
+    let writer = Writer {
+        store,
+        backlog,
+        graph,
+        shared,
+        hub,
+        dispatch,
+        report_url,
+        health,
         ulids: ulid::Generator::new(),
     };
     let thread = std::thread::Builder::new()
         .name("conjunction-writer".into())
         .spawn(move || {
-            let _end = EndSignal(Some(end_tx));
-            writer.run(rx);
+            // Dropped when the thread ends, which resolves `gone`.
+            let _end = end_tx;
+            writer.run(rx)
         })?;
     Ok((WriterHandle { tx }, WriterThread(thread), gone))
 }
@@ -256,6 +285,7 @@ struct Writer {
     hub: Hub,
     dispatch: mpsc::UnboundedSender<OutboxEntry>,
     report_url: String,
+    health: Health,
     ulids: ulid::Generator,
 }
 
@@ -272,7 +302,7 @@ fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, WriteError>) -> 
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) -> Result<(), Fault> {
         loop {
             let mut batch = Vec::new();
             if !self.backlog {
@@ -289,18 +319,39 @@ impl Writer {
                     Err(mpsc::error::TryRecvError::Disconnected) if batch.is_empty() => {
                         // Shutting down: what is left stays in the store for the next start.
                         tracing::debug!("writer stopped: no more senders");
-                        return;
+                        return Ok(());
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                 }
             }
-            self.commit_batch(batch);
+            let mut answers = Vec::with_capacity(batch.len());
+            // A damaged page can make redb panic. The batch then gets a storage error,
+            // not a dropped connection, and the writer stops with the reason.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.commit_batch(batch, &mut answers)
+            }))
+            .unwrap_or_else(|panic| Err(Fault::Panicked(crate::panic_message(&*panic))));
+            if let Err(fault) = outcome {
+                tracing::error!(%fault, "the database writer stopped");
+                self.health.fail(&fault);
+                for a in answers {
+                    a(Some(&WriteError::Storage));
+                }
+                return Err(fault);
+            }
         }
         tracing::debug!("writer stopped: no more senders");
+        Ok(())
     }
 
-    fn commit_batch(&mut self, batch: Vec<Command>) {
-        let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
+    /// Applies and commits one batch and answers it. An error of the store itself
+    /// (redb's) is a [`Fault`], returned with the answers still to send; a record that
+    /// cannot be read fails only this batch.
+    fn commit_batch(
+        &mut self,
+        batch: Vec<Command>,
+        answers: &mut Vec<Answer>,
+    ) -> Result<(), Fault> {
         let result = (|| -> Result<Committed, StoreError> {
             let txn = self.store.database().begin_write()?;
             let committed = {
@@ -337,10 +388,12 @@ impl Writer {
                     // outbox and is delivered after the next start.
                     let _ = self.dispatch.send(entry);
                 }
-                for a in answers {
+                for a in answers.drain(..) {
                     a(None);
                 }
+                Ok(())
             }
+            Err(StoreError::Db(e)) => Err(Fault::Storage(e.to_string())),
             Err(e) => {
                 tracing::error!(error = %e, "a batch of changes could not be committed; none of it took effect");
                 // Nodes left to decide are still in the store; the next command's batch
@@ -350,9 +403,10 @@ impl Writer {
                 let committed = self.shared.read().unwrap_or_else(|p| p.into_inner());
                 self.graph = Graph::clone(&committed);
                 drop(committed);
-                for a in answers {
+                for a in answers.drain(..) {
                     a(Some(&WriteError::Storage));
                 }
+                Ok(())
             }
         }
     }

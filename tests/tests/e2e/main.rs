@@ -6,10 +6,12 @@ mod bad_input;
 mod cascade;
 mod cli;
 mod crash;
+mod damage;
 mod feed;
 mod lists;
 mod migration;
 mod startup;
+mod storage;
 mod triggers;
 mod tui;
 
