@@ -265,11 +265,29 @@ impl Dispatcher {
                 if let Some(secret) = secret {
                     request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
                 }
-                if let Some(token) = token {
-                    request = request.bearer_auth(token);
-                }
                 let target = loggable_url(trigger);
-                match request.send().await {
+                let mut request = match request.build() {
+                    Ok(request) => request,
+                    Err(e) => {
+                        return AttemptResult::Transient {
+                            error: describe_send_error(&target, &e),
+                            retry_after: None,
+                        }
+                    }
+                };
+                if let Some(token) = token {
+                    // Replaces the Basic header reqwest makes from user info in the URL
+                    // (registration refuses both, but a project stored before may have
+                    // them): a request carries one Authorization header.
+                    let mut value =
+                        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                            .expect("tokens are printable ASCII");
+                    value.set_sensitive(true);
+                    request
+                        .headers_mut()
+                        .insert(reqwest::header::AUTHORIZATION, value);
+                }
+                match self.client.execute(request).await {
                     Ok(response) => classify(&target, response).await,
                     Err(e) => AttemptResult::Transient {
                         error: describe_send_error(&target, &e),

@@ -6,11 +6,14 @@
 //! nothing async; it only names things and checks that they are well formed.
 
 pub mod error;
+pub mod http_url;
 pub mod id;
+mod json;
 pub mod limits;
 pub mod node;
 pub mod project;
 pub mod report;
+pub mod text;
 pub mod time;
 pub mod tree;
 pub mod trigger;

@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::http_url;
 use crate::id::ProjectId;
 use crate::limits::*;
+use crate::text::{check_text, Layout};
 use crate::time::Timestamp;
 
 /// A person to contact about a project.
@@ -82,7 +84,14 @@ impl TriggerSpec {
     fn validate(&self) -> Result<(), ValidationError> {
         match self {
             TriggerSpec::Webhook { url, token, secret } => {
-                check_url("trigger.url", url)?;
+                let parsed = check_url("trigger.url", url)?;
+                if token.is_some() && http_url::has_credentials(&parsed) {
+                    return Err(ValidationError::new(
+                        "trigger.url",
+                        "trigger.url carries credentials and trigger.token is set, but a \
+                         request has one Authorization header: keep one of them",
+                    ));
+                }
                 check_secret("trigger.token", token.as_deref())?;
                 check_secret("trigger.secret", secret.as_deref())
             }
@@ -112,7 +121,7 @@ pub struct ProjectSpec {
 impl ProjectSpec {
     /// Checks every field against the protocol's bounds and shapes.
     pub fn validate(&self, id: &ProjectId) -> Result<(), ValidationError> {
-        check_text("name", &self.name, MAX_SHORT_TEXT, true)?;
+        check_text("name", &self.name, MAX_SHORT_TEXT, true, Layout::Line)?;
         if self.contacts.len() > MAX_CONTACTS {
             return Err(ValidationError::new(
                 "contacts",
@@ -125,9 +134,16 @@ impl ProjectSpec {
                 &c.name,
                 MAX_SHORT_TEXT,
                 true,
+                Layout::Line,
             )?;
             if let Some(email) = &c.email {
-                check_text(&format!("contacts[{i}].email"), email, MAX_SHORT_TEXT, true)?;
+                check_text(
+                    &format!("contacts[{i}].email"),
+                    email,
+                    MAX_SHORT_TEXT,
+                    true,
+                    Layout::Line,
+                )?;
                 if !email.contains('@') {
                     return Err(ValidationError::new(
                         format!("contacts[{i}].email"),
@@ -137,7 +153,13 @@ impl ProjectSpec {
             }
             for (field, value) in [("chat", &c.chat), ("role", &c.role)] {
                 if let Some(v) = value {
-                    check_text(&format!("contacts[{i}].{field}"), v, MAX_SHORT_TEXT, true)?;
+                    check_text(
+                        &format!("contacts[{i}].{field}"),
+                        v,
+                        MAX_SHORT_TEXT,
+                        true,
+                        Layout::Line,
+                    )?;
                 }
             }
         }
@@ -183,8 +205,14 @@ impl ProjectSpec {
             }
         }
         if let Some(p) = &self.package {
-            check_text("package.ecosystem", &p.ecosystem, MAX_SHORT_TEXT, true)?;
-            check_text("package.name", &p.name, MAX_SHORT_TEXT, true)?;
+            check_text(
+                "package.ecosystem",
+                &p.ecosystem,
+                MAX_SHORT_TEXT,
+                true,
+                Layout::Line,
+            )?;
+            check_text("package.name", &p.name, MAX_SHORT_TEXT, true, Layout::Line)?;
         }
         Ok(())
     }
@@ -231,7 +259,8 @@ pub struct ProjectEntry {
 impl<'de> Deserialize<'de> for ProjectEntry {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let entries = crate::json::UniqueEntries::<serde_json::Value>::deserialize(d)?.0;
+        let mut fields: serde_json::Map<String, serde_json::Value> = entries.into_iter().collect();
         let id = fields
             .remove("id")
             .ok_or_else(|| D::Error::missing_field("id"))?;
@@ -261,80 +290,30 @@ pub struct ProjectUpserted {
     pub warnings: Vec<String>,
 }
 
-pub(crate) fn check_text(
-    field: &str,
-    value: &str,
-    max: usize,
-    required: bool,
-) -> Result<(), ValidationError> {
-    if required && value.trim().is_empty() {
-        return Err(ValidationError::new(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    if value.len() > max {
-        return Err(ValidationError::new(
-            field,
-            format!("{field} is {} bytes long; the limit is {max}", value.len()),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(ValidationError::new(
-            field,
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_url(field: &str, url: &str) -> Result<(), ValidationError> {
-    check_text(field, url, MAX_URL, true)?;
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| {
-            ValidationError::new(field, format!("{field} must be an http:// or https:// URL"))
-        })?;
-    if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace) {
-        return Err(ValidationError::new(
-            field,
-            format!("{field} {url:?} has no host"),
-        ));
-    }
-    Ok(())
+/// An http(s) URL that reads the same to everyone (see [`http_url`]).
+pub(crate) fn check_url(field: &str, url: &str) -> Result<url::Url, ValidationError> {
+    http_url::parse(field, url, MAX_URL)
 }
 
 fn check_secret(field: &str, value: Option<&str>) -> Result<(), ValidationError> {
     match value {
         Some(v)
-            if v.is_empty()
-                || v.len() > MAX_SECRET
-                || v.chars().any(|c| c.is_control() || c == ' ') =>
+            if v.is_empty() || v.len() > MAX_SECRET || !v.chars().all(|c| c.is_ascii_graphic()) =>
         {
             Err(ValidationError::new(
                 field,
-                format!("{field} must be 1 to {MAX_SECRET} printable characters without spaces"),
+                format!(
+                    "{field} must be 1 to {MAX_SECRET} printable ASCII characters without spaces"
+                ),
             ))
         }
         _ => Ok(()),
     }
 }
 
-/// Removes user info and the query string from a URL, where credentials hide.
+/// The URL without user info, query or fragment, where credentials hide.
 pub fn redact_url(url: &str) -> String {
-    let without_query = url.split(['?', '#']).next().unwrap_or(url);
-    match without_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            format!("{scheme}://{host}{path}")
-        }
-        None => without_query.to_owned(),
-    }
+    http_url::redact_str(url)
 }
 
 #[cfg(test)]

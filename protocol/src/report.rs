@@ -8,7 +8,8 @@ use crate::error::ValidationError;
 use crate::id::{BuildId, ProjectId};
 use crate::limits::*;
 use crate::node::{NodeState, StateKind};
-use crate::project::{check_text, check_url};
+use crate::project::check_url;
+use crate::text::{check_text, Layout};
 
 /// The states a CI may report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +67,11 @@ pub struct Report {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "crate::json::unique_map"
+    )]
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -107,7 +112,7 @@ impl Report {
             ("ref", &self.git_ref),
         ] {
             if let Some(v) = value {
-                check_text(field, v, MAX_SHORT_TEXT, true)?;
+                check_text(field, v, MAX_SHORT_TEXT, true, Layout::Line)?;
             }
         }
         if let Some(version) = &self.version {
@@ -119,10 +124,15 @@ impl Report {
             }
         }
         if let Some(url) = &self.url {
-            check_url("url", url)?;
+            if crate::http_url::has_credentials(&check_url("url", url)?) {
+                return Err(ValidationError::new(
+                    "url",
+                    "url must not carry credentials: it is shown to everyone who follows the build",
+                ));
+            }
         }
         if let Some(summary) = &self.summary {
-            check_text("summary", summary, MAX_SUMMARY, false)?;
+            check_text("summary", summary, MAX_SUMMARY, false, Layout::Lines)?;
         }
         if self.metadata.len() > MAX_METADATA_ENTRIES {
             return Err(ValidationError::new(
@@ -131,8 +141,20 @@ impl Report {
             ));
         }
         for (k, v) in &self.metadata {
-            check_text(&format!("metadata key {k:?}"), k, MAX_METADATA_KEY, true)?;
-            check_text(&format!("metadata[{k:?}]"), v, MAX_METADATA_VALUE, false)?;
+            check_text(
+                &format!("metadata key {k:?}"),
+                k,
+                MAX_METADATA_KEY,
+                true,
+                Layout::Line,
+            )?;
+            check_text(
+                &format!("metadata[{k:?}]"),
+                v,
+                MAX_METADATA_VALUE,
+                false,
+                Layout::Line,
+            )?;
         }
         Ok(())
     }

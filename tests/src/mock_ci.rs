@@ -68,6 +68,8 @@ pub struct Delivery {
     /// The signature header was present and matched the shared secret.
     pub signature_ok: bool,
     pub bearer: Option<String>,
+    /// Every `Authorization` header of the request, in order.
+    pub authorization: Vec<String>,
     /// What the mock answered.
     pub answered: u16,
 }
@@ -234,9 +236,14 @@ async fn hook(State(mock): State<MockCi>, headers: HeaderMap, body: Bytes) -> (S
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let authorization: Vec<String> = headers
+        .get_all("authorization")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    let bearer = authorization
+        .first()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
     let project = payload.project.to_string();
@@ -282,6 +289,7 @@ async fn hook(State(mock): State<MockCi>, headers: HeaderMap, body: Bytes) -> (S
             payload: payload.clone(),
             signature_ok,
             bearer,
+            authorization,
             answered,
         });
         if (200..300).contains(&answered) {

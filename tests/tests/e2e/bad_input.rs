@@ -92,6 +92,16 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
         (M::POST, "/v1/reports".into(), a, r#"{"project":"acme/a","state":"exploded"}"#.into(), 400, "invalid_body"),
         (M::POST, "/v1/reports".into(), b_build, report_on("acme/a", &b_id, ""), 400, "project_mismatch"),
         (M::GET, "/v1/roots?limit=many".into(), op, String::new(), 400, "invalid_query"),
+        // Text that prints as something else: a fake line, a reversed name.
+        (M::PUT, put.into(), op, r#"{"name":"acme\nacme/evil  maintainer: someone else"}"#.into(), 400, "invalid_field"),
+        (M::PUT, put.into(), op, r#"{"name":"x","contacts":[{"name":"Ana\tOrtiz"}]}"#.into(), 400, "invalid_field"),
+        (M::PUT, put.into(), op, "{\"name\":\"x\",\"contacts\":[{\"name\":\"Ana \u{202E}zitrO\"}]}".into(), 400, "invalid_field"),
+        (M::POST, "/v1/reports".into(), a, r#"{"project":"acme/a","state":"passed","commit":"9f1c\r\nfake"}"#.into(), 400, "invalid_field"),
+        (M::POST, "/v1/reports".into(), a, r#"{"project":"acme/a","state":"passed","ref":"main\u202e"}"#.into(), 400, "invalid_field"),
+        // A key given twice, which would otherwise keep the last silently.
+        (M::PUT, put.into(), op, r#"{"name":"x","name":"y"}"#.into(), 400, "invalid_body"),
+        (M::POST, "/v1/reports".into(), a, r#"{"project":"acme/a","state":"passed","metadata":{"k":"a","k":"b"}}"#.into(), 400, "invalid_body"),
+        (M::PUT, "/v1/projects".into(), op, r#"{"projects":[{"id":"acme/x","id":"acme/y","name":"x"}]}"#.into(), 400, "entries_refused"),
         // A ULID over 128 bits is not read as the build it wraps around to.
         (M::GET, format!("/v1/builds/{wrapped_b}"), op, String::new(), 400, "invalid_field"),
         (M::POST, format!("/v1/builds/{wrapped_b}/rebuild"), op, String::new(), 400, "invalid_field"),
@@ -223,6 +233,106 @@ async fn settled_or_triggered(
             .then_some(e)
     })
     .await
+}
+
+#[tokio::test]
+async fn urls_that_read_two_ways_are_refused_and_credentials_are_never_echoed() {
+    let d = TestDaemon::start().await;
+    let put = |url: &str, token: Option<&str>| {
+        let trigger = match token {
+            Some(t) => serde_json::json!({"kind": "webhook", "url": url, "token": t}),
+            None => serde_json::json!({"kind": "webhook", "url": url}),
+        };
+        serde_json::to_vec(&serde_json::json!({"name": "x", "trigger": trigger})).unwrap()
+    };
+    let path = "/v1/projects/acme%2Fx";
+    for (url, token) in [
+        // Shown as ci.good.example by one reader, sent to 127.0.0.2 by another.
+        ("http://127.0.0.2:18986\\@ci.good.example/hook", None),
+        ("http://u:SECRET/slashpw@h/ok", None),
+        ("http://u:SECRET?qpw@h/", None),
+        ("http://0x7f.1/hook", None),
+        // User info and a token would be two Authorization headers.
+        ("https://bot:SECRET@ci.example/hook", Some(TRIGGER_TOKEN)),
+    ] {
+        let raw = d
+            .api
+            .raw(
+                Method::PUT,
+                path,
+                Some(OPERATOR_TOKEN),
+                Some(put(url, token)),
+            )
+            .await
+            .unwrap();
+        let json = raw.json();
+        assert_eq!(
+            (raw.status, json["error"].as_str()),
+            (400, Some("invalid_field")),
+            "{url}: {json}"
+        );
+        assert_eq!(
+            json["message"].as_str().unwrap().split(' ').next(),
+            Some("trigger.url")
+        );
+        let body = String::from_utf8(raw.body).unwrap();
+        for secret in ["SECRET", "18986", "ci.good"] {
+            assert!(
+                !body.contains(secret),
+                "{url}: the refusal echoes it: {body}"
+            );
+        }
+    }
+    // A token sent where serde expects a number is not quoted back either.
+    let raw = d
+        .api
+        .raw(
+            Method::POST,
+            "/v1/reports",
+            Some("cjr_whatever"),
+            Some(br#"{"project":"acme/a","state":"passed","attempt":"cjr_SECRET"}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert!(!String::from_utf8(raw.body).unwrap().contains("SECRET"));
+    assert!(
+        d.api.projects().await.unwrap().is_empty(),
+        "nothing was registered"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_trigger_url_with_credentials_is_shown_without_them_and_sent_with_one_authorization() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(None).await;
+    let a_token = register(&d.api, "acme/a", &[], None).await;
+    let hook = ci.url().replace("http://", "http://bot:p%40ss@");
+    let mut b = spec("acme/b", &["acme/a"], None);
+    b.trigger = Some(conjunction_protocol::TriggerSpec::Webhook {
+        url: hook,
+        token: None,
+        secret: None,
+    });
+    d.api.put_project(&pid("acme/b"), &b).await.unwrap();
+    let shown = d.api.project(&pid("acme/b")).await.unwrap();
+    assert_eq!(
+        shown.trigger.unwrap().url,
+        ci.url(),
+        "shown where it is sent, without credentials"
+    );
+
+    report_root(&d.api, &a_token, "acme/a", "1.0.0").await;
+    let delivery = eventually("b triggered", WAIT, || async {
+        ci.triggers_of("acme/b").into_iter().next()
+    })
+    .await;
+    // Basic base64("bot:p@ss"): the user info, decoded, as the one Authorization header.
+    assert_eq!(
+        delivery.authorization,
+        vec!["Basic Ym90OnBAc3M=".to_owned()]
+    );
+    d.stop().await;
 }
 
 #[tokio::test]
