@@ -1,6 +1,8 @@
 //! Tokens: generating them, hashing them for storage, and checking them in constant time.
 
 use axum::http::HeaderMap;
+use conjunction_protocol::BuildId;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -18,6 +20,34 @@ pub fn generate_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}_{}", hex::encode(bytes))
+}
+
+/// The key build tokens are derived from. A build token is the HMAC of its build and
+/// attempt under this key, so the database holds none of them, not even for triggers
+/// still queued: the dispatcher derives each one as it sends, and the store keeps only
+/// its hash, to know whom a report speaks for.
+#[derive(Clone)]
+pub struct BuildTokens {
+    key: [u8; 32],
+}
+
+impl BuildTokens {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// The token of `attempt` of `build`.
+    pub fn token(&self, build: BuildId, attempt: u32) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(format!("conjunction build token {build} {attempt}").as_bytes());
+        format!("cjb_{}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl std::fmt::Debug for BuildTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BuildTokens(<key>)")
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::BuildTokens;
 use crate::dispatch::DispatchConfig;
 
 /// The default address: loopback only.
@@ -18,6 +19,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7431";
 pub const DATABASE_FILE: &str = "conjunction.redb";
 /// The generated operator token inside the data directory.
 pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+/// The key build tokens are derived from, inside the data directory.
+pub const BUILD_TOKEN_KEY_FILE: &str = "build-token.key";
 
 /// Everything `serve` needs besides its listener.
 #[derive(Debug, Clone)]
@@ -136,6 +139,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot keep the build token key at {}", path.display())]
+    BuildTokenKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl FileConfig {
@@ -172,14 +180,49 @@ pub fn operator_tokens(config: &Config) -> Result<(Vec<String>, Option<PathBuf>)
         Err(e) => return Err(fail(e)),
     }
     let token = crate::auth::generate_token("cjo");
+    write_private(&path, &token).map_err(fail)?;
+    Ok((vec![token], Some(path)))
+}
+
+/// The key build tokens are derived from: read from `<data_dir>/build-token.key`, or
+/// generated there (mode 0600) on first start. `true` when it was generated now.
+pub fn build_token_key(config: &Config) -> Result<(BuildTokens, bool), ConfigError> {
+    let path = config.data_dir.join(BUILD_TOKEN_KEY_FILE);
+    let fail = |source| ConfigError::BuildTokenKey {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+                fail(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "it should hold 64 hexadecimal digits; remove it to have a new key made \
+                     (triggers still queued are then sent with new tokens)",
+                ))
+            })?;
+            Ok((BuildTokens::new(key), false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+            write_private(&path, &hex::encode(key)).map_err(fail)?;
+            Ok((BuildTokens::new(key), true))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Writes `text` and a newline to a new file only its owner can read, and syncs it.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(fail)?;
-    writeln!(file, "{token}").map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    Ok((vec![token], Some(path)))
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
 #[cfg(test)]

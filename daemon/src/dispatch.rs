@@ -19,6 +19,7 @@ use sha2::Sha256;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::auth::BuildTokens;
 use crate::store::{OutboxEntry, Store};
 use crate::writer::{Delivery, WriterHandle};
 
@@ -93,6 +94,8 @@ pub struct Dispatcher {
     pub config: DispatchConfig,
     /// The report URL put into every payload.
     pub report_url: String,
+    /// Derives the build token put into every payload.
+    pub build_tokens: BuildTokens,
 }
 
 impl Dispatcher {
@@ -251,6 +254,7 @@ impl Dispatcher {
             TriggerSpec::Webhook { url, token, secret } => {
                 let mut payload = entry.payload.clone();
                 payload.report.url.clone_from(&self.report_url);
+                payload.report.token = self.build_tokens.token(entry.build, entry.attempt);
                 let body = serde_json::to_string(&payload).expect("trigger payloads serialize");
                 let mut request = self
                     .client

@@ -79,10 +79,18 @@ pub async fn serve(
     if let Some(path) = token_file {
         tracing::info!(path = %path.display(), "operator token is in this file");
     }
-    let (store, startup) = Store::open(
+    let (build_tokens, new_key) = config::build_token_key(&config)?;
+    let (store, mut startup) = Store::open(
         &config.data_dir.join(config::DATABASE_FILE),
         config.store.cache_bytes,
     )?;
+    let rekeyed = writer::prepare_outbox(&store, &mut startup.outbox, &build_tokens, new_key)?;
+    if rekeyed > 0 {
+        tracing::info!(
+            count = rekeyed,
+            "queued triggers get build tokens derived from the current key"
+        );
+    }
     let mut graph = Graph::new();
     for p in &startup.projects {
         let upstreams: Vec<_> = p.depends_on.iter().map(|d| d.project.clone()).collect();
@@ -106,6 +114,7 @@ pub async fn serve(
         hub: hub.clone(),
         dispatch: dispatch_tx.clone(),
         report_url: report_url.clone(),
+        build_tokens: build_tokens.clone(),
         health: health.clone(),
         backlog: startup.has_ready,
     })?;
@@ -121,6 +130,7 @@ pub async fn serve(
         client,
         config: config.dispatch.clone(),
         report_url,
+        build_tokens,
     };
     let pending = startup.outbox;
     if !pending.is_empty() {

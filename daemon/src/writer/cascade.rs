@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use conjunction_protocol::BuildId;
 
 use super::work::{Edit, Work, STEP_BUDGET};
-use crate::auth::{generate_token, hash_token};
+use crate::auth::hash_token;
 use crate::planner::{plan_cascade, start_event, Principal, Settled, Step};
 use crate::store::{OutboxEntry, StoreError};
 
@@ -163,7 +163,7 @@ pub(super) fn queue(
     let node = edit.node_mut(work, position)?;
     node.state = NodeState::Queued;
     let (build, attempt, project) = (node.id, node.attempt, node.project.clone());
-    let token = generate_token("cjb");
+    let token = work.build_tokens.token(build, attempt);
     work.tx
         .put_token(&hash_token(&token), &Principal::Build { build, attempt })?;
     let entry = OutboxEntry {
@@ -178,7 +178,8 @@ pub(super) fn queue(
             parents,
             report: ReportEndpoint {
                 url: work.report_url.to_owned(),
-                token,
+                // Derived again as it is sent: the outbox holds no usable token.
+                token: String::new(),
             },
         },
         tries: 0,

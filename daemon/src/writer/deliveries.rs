@@ -4,7 +4,9 @@ use conjunction_protocol::{BuildId, NodeState, Timestamp};
 
 use super::cascade;
 use super::work::{Edit, Work};
-use crate::store::StoreError;
+use crate::auth::{hash_token, BuildTokens};
+use crate::planner::Principal;
+use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
 
 /// What the dispatcher learned from one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,4 +80,38 @@ pub(super) fn record(
     cascade::changed(work, &mut edit, position)?;
     edit.flush(work, build)?;
     Ok(())
+}
+
+/// Before the writer starts: makes the build token of every queued trigger one the
+/// dispatcher can derive with `tokens`, in one transaction. Needed when the key is new
+/// (`rekey`: it was lost or removed) and for entries an older daemon queued with the
+/// token itself in the payload, which this takes out. Returns how many it changed.
+pub fn prepare_outbox(
+    store: &Store,
+    outbox: &mut [OutboxEntry],
+    tokens: &BuildTokens,
+    rekey: bool,
+) -> Result<usize, StoreError> {
+    let stale = |e: &OutboxEntry| rekey || !e.payload.report.token.is_empty();
+    if !outbox.iter().any(stale) {
+        return Ok(0);
+    }
+    let txn = store.database().begin_write()?;
+    let mut changed = 0;
+    {
+        let mut tx = WriteTx::open(&txn)?;
+        for entry in outbox.iter_mut().filter(|e| stale(e)) {
+            let (build, attempt) = (entry.build, entry.attempt);
+            let token = tokens.token(build, attempt);
+            tx.put_token(&hash_token(&token), &Principal::Build { build, attempt })?;
+            if !entry.payload.report.token.is_empty() {
+                tx.remove_token(&hash_token(&entry.payload.report.token))?;
+                entry.payload.report.token.clear();
+            }
+            tx.put_outbox(entry)?;
+            changed += 1;
+        }
+    }
+    txn.commit()?;
+    Ok(changed)
 }

@@ -28,12 +28,13 @@ use conjunction_protocol::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::BuildTokens;
 use crate::health::Health;
 use crate::hub::Hub;
 use crate::planner::{Graph, Principal, Refusal};
 use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
 
-pub use deliveries::Delivery;
+pub use deliveries::{prepare_outbox, Delivery};
 use work::{Committed, Work};
 
 /// Most commands applied in one transaction.
@@ -229,6 +230,7 @@ pub struct Wiring {
     pub hub: Hub,
     pub dispatch: mpsc::UnboundedSender<OutboxEntry>,
     pub report_url: String,
+    pub build_tokens: BuildTokens,
     pub health: Health,
     /// The planner left nodes to decide before the last stop.
     pub backlog: bool,
@@ -251,6 +253,7 @@ pub fn spawn(
         hub,
         dispatch,
         report_url,
+        build_tokens,
         health,
         backlog,
     } = wiring;
@@ -262,6 +265,7 @@ pub fn spawn(
         hub,
         dispatch,
         report_url,
+        build_tokens,
         health,
         ulids: ulid::Generator::new(),
     };
@@ -285,6 +289,7 @@ struct Writer {
     hub: Hub,
     dispatch: mpsc::UnboundedSender<OutboxEntry>,
     report_url: String,
+    build_tokens: BuildTokens,
     health: Health,
     ulids: ulid::Generator,
 }
@@ -359,6 +364,7 @@ impl Writer {
                     WriteTx::open(&txn)?,
                     &mut self.graph,
                     &self.report_url,
+                    &self.build_tokens,
                     &mut self.ulids,
                 );
                 for command in batch {

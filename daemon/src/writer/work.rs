@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use conjunction_protocol::ws::Change;
 use conjunction_protocol::{BuildId, Node, ProjectId, RootSummary, StateKind, Timestamp};
 
+use crate::auth::BuildTokens;
 use crate::hub::Published;
 use crate::planner::{self, EventMembers, Graph, Member, Settled};
 use crate::store::{OutboxEntry, RootRecord, StoreError, WriteTx};
@@ -71,6 +72,7 @@ pub(crate) struct Work<'t, 'w> {
     pub now: Timestamp,
     pub graph: &'w mut Graph,
     pub report_url: &'w str,
+    pub build_tokens: &'w BuildTokens,
     ulids: &'w mut ulid::Generator,
     graph_changes: Vec<GraphChange>,
     events: HashMap<BuildId, EventState>,
@@ -82,6 +84,7 @@ impl<'t, 'w> Work<'t, 'w> {
         tx: WriteTx<'t>,
         graph: &'w mut Graph,
         report_url: &'w str,
+        build_tokens: &'w BuildTokens,
         ulids: &'w mut ulid::Generator,
     ) -> Self {
         Self {
@@ -89,6 +92,7 @@ impl<'t, 'w> Work<'t, 'w> {
             now: Timestamp::from_system_time(std::time::SystemTime::now()),
             graph,
             report_url,
+            build_tokens,
             ulids,
             graph_changes: Vec::new(),
             events: HashMap::new(),

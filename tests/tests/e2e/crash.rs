@@ -194,3 +194,54 @@ async fn a_cascade_still_being_queued_when_killed_carries_on_after_restart() {
     );
     daemon.kill().await;
 }
+
+#[tokio::test]
+async fn the_database_holds_no_build_token_and_a_lost_key_still_lets_queued_builds_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let ci = MockCi::start(Some(SECRET)).await;
+    // The first delivery meets a CI that is down; the retry is due 1-2 s later.
+    ci.set("acme/app", Behaviour::UnavailableTimes { times: 1 });
+    let slow_retry = "[dispatch]\nbackoff_base_ms = 2000\nbackoff_max_ms = 2000\n";
+    let daemon = DaemonProcess::start(dir.path(), slow_retry).await;
+    let token = register(&daemon.api, "acme/lib", &[], None).await;
+    register(&daemon.api, "acme/app", &["acme/lib"], Some(&ci)).await;
+    let ack = report_root(&daemon.api, &token, "acme/lib", "1.0.0").await;
+    let first = eventually("the first delivery", WAIT, || async {
+        ci.deliveries().into_iter().next()
+    })
+    .await;
+    assert_eq!(first.answered, 503);
+    // Restarted where the CI reports to.
+    let addr = daemon.addr;
+    assert!(daemon.terminate().await.success());
+
+    // The trigger is still queued, and the file does not hold its token.
+    let token_sent = first.payload.report.token;
+    assert!(token_sent.starts_with("cjb_"));
+    let db = std::fs::read(dir.path().join("conjunction.redb")).unwrap();
+    assert!(
+        !db.windows(token_sent.len())
+            .any(|w| w == token_sent.as_bytes()),
+        "the database holds the queued build token"
+    );
+    let key = dir.path().join("build-token.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only the daemon's user reads the key");
+    }
+
+    // Without its key the daemon makes a new one; the queued trigger goes out with a
+    // token from it, and the build's report with that token is taken.
+    std::fs::remove_file(&key).unwrap();
+    let daemon = DaemonProcess::start_on(addr, dir.path(), slow_retry).await;
+    let event = settled(&daemon.api, ack.root).await;
+    assert_eq!(state_of(&event, "acme/app"), StateKind::Passed);
+    let second = ci.triggers_of("acme/app").pop().unwrap();
+    assert_ne!(
+        second.payload.report.token, token_sent,
+        "a token of the new key"
+    );
+    assert!(daemon.terminate().await.success());
+}
