@@ -35,6 +35,7 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub feed: FeedConfig,
     pub store: StoreConfig,
+    pub limits: LimitsConfig,
 }
 
 impl Config {
@@ -46,6 +47,34 @@ impl Config {
             dispatch: DispatchConfig::default(),
             feed: FeedConfig::default(),
             store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// What one client may take (`[limits]` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections served at once; a few more are kept for `/healthz` and operators.
+    /// Lowered at start when the open file limit has no room for them.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may stay idle, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, in milliseconds.
+    pub body_timeout_ms: u64,
+    /// Live feed (websocket) clients at once.
+    pub feed_clients: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            feed_clients: 256,
         }
     }
 }
@@ -122,6 +151,8 @@ pub struct FileConfig {
     pub dispatch: DispatchConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +294,7 @@ mod tests {
         assert_eq!(c.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
         assert_eq!(c.dispatch, DispatchConfig::default());
         assert_eq!(c.store, StoreConfig::default());
+        assert_eq!(c.limits, LimitsConfig::default());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod health;
 pub mod hub;
 pub mod planner;
+pub mod server;
 pub mod store;
 pub mod writer;
 
@@ -148,19 +149,26 @@ pub async fn serve(
         shutdown: stop_rx,
         health,
         feed: config.feed,
+        body_timeout: std::time::Duration::from_millis(config.limits.body_timeout_ms),
+        feed_room: Arc::new(api::feed::FeedRoom::new(config.limits.feed_clients)),
     };
-    tracing::info!(%address, %public_url, "conjunctiond is serving");
-    let app = api::router(state);
+    let limits = server::Limits::fit(&config.limits, config.dispatch.concurrency);
+    tracing::info!(
+        %address,
+        %public_url,
+        max_connections = limits.max_connections,
+        "conjunctiond is serving"
+    );
+    let app = api::router(state.clone());
     let stopping = stop_tx.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                () = shutdown => tracing::info!("shutting down"),
-                _ = &mut writer_gone => tracing::error!("the database writer stopped; shutting down"),
-            }
-            let _ = stopping.send(true);
-        })
-        .await;
+    server::serve(listener, app, state, limits, async move {
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down"),
+            _ = &mut writer_gone => tracing::error!("the database writer stopped; shutting down"),
+        }
+        let _ = stopping.send(true);
+    })
+    .await;
     let _ = stop_tx.send(true);
     if let Err(e) = dispatch_task.await {
         tracing::error!(error = %e, "the dispatcher ended abnormally");
@@ -170,6 +178,5 @@ pub async fn serve(
         .await
         .unwrap_or_else(|e| Err(writer::Fault::Panicked(e.to_string())));
     tracing::info!("stopped");
-    served?;
     Ok(written?)
 }

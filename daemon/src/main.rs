@@ -91,6 +91,7 @@ fn main() -> anyhow::Result<()> {
     config.operator_tokens = operator_tokens;
     config.dispatch = file.dispatch;
     config.store = file.store;
+    config.limits = file.limits;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -199,9 +199,33 @@ impl DaemonProcess {
         config_toml: &str,
         log: Option<&Path>,
     ) -> Self {
-        let mut daemon = Self::spawn_only(addr, data_dir, config_toml, log);
+        let mut daemon = Self::spawn_only(addr, data_dir, config_toml, log, None);
         if let Some(status) = daemon.answering().await {
             panic!("conjunctiond exited at start ({status}); its output is above or in its log");
+        }
+        daemon
+    }
+
+    /// Like [`DaemonProcess::start_logging`], with at most `open_files` open files (the
+    /// soft and hard limit, as systemd's `LimitNOFILE` sets them).
+    pub async fn start_with_open_files(
+        data_dir: &Path,
+        config_toml: &str,
+        log: &Path,
+        open_files: u64,
+    ) -> Self {
+        let mut daemon = Self::spawn_only(
+            free_address(),
+            data_dir,
+            config_toml,
+            Some(log),
+            Some(open_files),
+        );
+        if let Some(status) = daemon.answering().await {
+            panic!(
+                "conjunctiond exited at start ({status}); see {}",
+                log.display()
+            );
         }
         daemon
     }
@@ -211,11 +235,29 @@ impl DaemonProcess {
         data_dir: &Path,
         config_toml: &str,
         log: Option<&Path>,
+        open_files: Option<u64>,
     ) -> Self {
         let config_path = data_dir.join("test-conjunctiond.toml");
         std::fs::create_dir_all(data_dir).expect("data directory");
         std::fs::write(&config_path, config_toml).expect("config file");
-        let child = tokio::process::Command::new(binaries().join("conjunctiond"))
+        let mut command = tokio::process::Command::new(binaries().join("conjunctiond"));
+        if let Some(n) = open_files {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: only setrlimit, which is async-signal-safe, runs in the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
@@ -240,7 +282,7 @@ impl DaemonProcess {
     /// Starts `conjunctiond` on `data_dir` with its log in `log`, as a start that may
     /// be refused: the running daemon once it answers `/healthz`, or how it exited.
     pub async fn try_start(data_dir: &Path, log: &Path) -> Result<Self, std::process::ExitStatus> {
-        let mut daemon = Self::spawn_only(free_address(), data_dir, "", Some(log));
+        let mut daemon = Self::spawn_only(free_address(), data_dir, "", Some(log), None);
         match daemon.answering().await {
             None => Ok(daemon),
             Some(status) => Err(status),

@@ -122,6 +122,26 @@ impl Feed {
             .expect("send to the feed");
     }
 
+    /// Sends `text`, saying whether the send went through.
+    pub async fn try_send_text(&mut self, text: String) -> bool {
+        self.socket.send(Message::Text(text.into())).await.is_ok()
+    }
+
+    /// Reads until the daemon closes the connection: the code of its close frame, or
+    /// `None` when it ended without one.
+    pub async fn close_code(&mut self, within: Duration) -> Option<u16> {
+        loop {
+            let msg = tokio::time::timeout(within, self.socket.next())
+                .await
+                .expect("the feed closes in time");
+            match msg {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }

@@ -145,6 +145,14 @@ pub fn refused_entries(mut entries: Vec<EntryError>) -> ApiError {
     error
 }
 
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is larger than this endpoint takes (1 MiB; 64 MiB for PUT /v1/projects); send less",
+    )
+}
+
 fn storage_error() -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,

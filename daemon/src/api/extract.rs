@@ -56,19 +56,26 @@ impl FromRequestParts<AppState> for Reporter {
 /// fields the protocol does not know.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let read = Bytes::from_request(req, state);
+        let bytes = tokio::time::timeout(state.body_timeout, read)
             .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body did not arrive within {} s; send the whole body at once",
+                        state.body_timeout.as_secs()
+                    ),
+                )
+            })?
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "the request body is larger than this endpoint takes (1 MiB; 64 MiB for PUT /v1/projects); send less",
-                    )
+                    super::error::body_too_large()
                 } else {
                     ApiError::bad_request(
                         "unreadable_body",

@@ -1,14 +1,18 @@
 //! The live feed: `GET /v1/ws`, a websocket that sends a snapshot and then every
 //! committed event in sequence order, and takes rebuild requests.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use std::sync::Arc;
+
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use conjunction_protocol::ws::{ClientMessage, ServerMessage};
 use conjunction_protocol::PROTOCOL_VERSION;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::extract::Operator;
@@ -17,6 +21,29 @@ use crate::store::Snapshot;
 
 /// Events read from the log at a time when a client catches up.
 const CATCH_UP_CHUNK: usize = 1_000;
+/// The largest frame and message a client may send; a rebuild request is ~60 bytes.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Snapshots built or sent at once. Each one sending is held in full in its
+/// connection's write buffer, so this bounds the memory that snapshots take.
+const SNAPSHOTS_AT_ONCE: usize = 4;
+
+/// What feed connections share: room for clients, and the snapshot last built, which
+/// every client connecting before the next commit is sent without building it again.
+pub struct FeedRoom {
+    clients: Arc<Semaphore>,
+    snapshots: Semaphore,
+    last: std::sync::Mutex<Option<(u64, Utf8Bytes)>>,
+}
+
+impl FeedRoom {
+    pub fn new(clients: usize) -> Self {
+        Self {
+            clients: Arc::new(Semaphore::new(clients)),
+            snapshots: Semaphore::new(SNAPSHOTS_AT_ONCE),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 pub struct FeedQuery {
@@ -31,12 +58,24 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let Query(q) = query
         .map_err(|e| ApiError::bad_request("invalid_query", format!("{e}; use ?since=<seq>")))?;
+    let Ok(seat) = state.feed_room.clients.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_feed_clients",
+            "the live feed has as many clients as it takes ([limits] feed_clients); try again later",
+        ));
+    };
     Ok(ws
-        .max_message_size(64 * 1024)
+        // Checked against each frame's header, before its payload is read.
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        // A small read buffer: clients send a few short messages at most.
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| async move {
             if let Err(reason) = run(socket, state, q.since).await {
                 tracing::debug!(%reason, "feed client left");
             }
+            drop(seat);
         }))
 }
 
@@ -87,22 +126,15 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
             last
         }
         _ => {
-            let Snapshot {
-                seq,
-                projects,
-                roots,
-                events,
-            } = state
-                .store
-                .read(move |store| store.snapshot(config.snapshot_roots, config.snapshot_nodes))
+            // One at a time per few clients: see SNAPSHOTS_AT_ONCE.
+            let _turn = state
+                .feed_room
+                .snapshots
+                .acquire()
                 .await
                 .map_err(|e| e.to_string())?;
-            send!(to_json(&ServerMessage::Snapshot {
-                seq,
-                projects,
-                roots,
-                events,
-            }));
+            let (seq, text) = snapshot(&state).await.map_err(|e| e.to_string())?;
+            send!(text);
             seq
         }
     };
@@ -163,7 +195,18 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
                 })),
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(format!("receive failed: {e}")),
+                Some(Err(e)) => {
+                    let e = e.into_inner();
+                    if let Some(tungstenite::Error::Capacity(too_big)) = e.downcast_ref::<tungstenite::Error>() {
+                        let close = CloseFrame {
+                            code: close_code::SIZE,
+                            reason: Utf8Bytes::from_static("a message over 64 KiB; send rebuild requests only"),
+                        };
+                        let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+                        return Err(format!("closed with 1009: {too_big}"));
+                    }
+                    return Err(format!("receive failed: {e}"));
+                }
             },
             () = crate::stopped(&mut shutdown) => {
                 let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("the daemon is shutting down") }))).await;
@@ -171,6 +214,43 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
             }
         }
     }
+}
+
+/// The snapshot as of the last commit, built once for every client that asks for it
+/// before the next commit.
+async fn snapshot(state: &AppState) -> Result<(u64, Utf8Bytes), crate::store::StoreError> {
+    let current = state.store.read(|store| store.seq()).await?;
+    let last = state
+        .feed_room
+        .last
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some((seq, text)) = last.filter(|(seq, _)| *seq == current) {
+        return Ok((seq, text));
+    }
+    let config = state.feed;
+    let Snapshot {
+        seq,
+        projects,
+        roots,
+        events,
+    } = state
+        .store
+        .read(move |store| store.snapshot(config.snapshot_roots, config.snapshot_nodes))
+        .await?;
+    let text = Utf8Bytes::from(to_json(&ServerMessage::Snapshot {
+        seq,
+        projects,
+        roots,
+        events,
+    }));
+    *state
+        .feed_room
+        .last
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((seq, text.clone()));
+    Ok((seq, text))
 }
 
 fn to_json(message: &ServerMessage) -> String {

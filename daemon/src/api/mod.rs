@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(declared_too_large))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
@@ -80,6 +81,29 @@ async fn healthz(State(s): State<AppState>) -> (StatusCode, axum::Json<serde_jso
         )
     };
     (status, axum::Json(body))
+}
+
+/// Answers 413 at once to a request whose `Content-Length` is over what its endpoint
+/// takes, instead of reading (or waiting for) a body it would refuse anyway.
+async fn declared_too_large(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limit =
+        if request.method() == axum::http::Method::PUT && request.uri().path() == "/v1/projects" {
+            MAX_BULK_BODY_BYTES
+        } else {
+            MAX_BODY_BYTES
+        };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return axum::response::IntoResponse::into_response(error::body_too_large());
+    }
+    next.run(request).await
 }
 
 /// A panic while answering (redb panics on some damaged pages) becomes a 500 with a

@@ -19,4 +19,7 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub feed: FeedConfig,
     pub health: Health,
+    pub feed_room: std::sync::Arc<super::feed::FeedRoom>,
+    /// How long a client may take to send a body.
+    pub body_timeout: std::time::Duration,
 }

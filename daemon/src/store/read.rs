@@ -143,6 +143,12 @@ impl Store {
     /// The current picture for a new websocket client: every project, the summaries
     /// of the `roots_limit` newest root events, and the nodes of as many of those
     /// (newest first, whole events only) as fit in `node_budget` nodes.
+    /// The sequence number of the last committed event.
+    pub fn seq(&self) -> Result<u64, StoreError> {
+        let txn = self.database().begin_read()?;
+        Ok(txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value()))
+    }
+
     pub fn snapshot(&self, roots_limit: usize, node_budget: usize) -> Result<Snapshot, StoreError> {
         let txn = self.database().begin_read()?;
         let seq = txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value());

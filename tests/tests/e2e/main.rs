@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod damage;
 mod feed;
+mod limits;
 mod lists;
 mod migration;
 mod startup;
