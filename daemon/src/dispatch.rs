@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::auth::BuildTokens;
-use crate::store::{OutboxEntry, Store};
+use crate::store::{OutboxEntry, Store, StoreError};
 use crate::writer::{Delivery, WriterHandle};
 
 /// How hard the dispatcher tries.
@@ -37,6 +37,9 @@ pub struct DispatchConfig {
     pub backoff_max_ms: u64,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Deliveries in flight to one host (and port) at once, so that a CI that does
+    /// not answer holds this many of the `concurrency` slots and no more.
+    pub per_host: usize,
 }
 
 impl Default for DispatchConfig {
@@ -47,6 +50,7 @@ impl Default for DispatchConfig {
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
             concurrency: 64,
+            per_host: 16,
         }
     }
 }
@@ -99,8 +103,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Runs until `stop` turns true, then waits (up to one delivery timeout) for the
-    /// deliveries in flight. What is left stays in the outbox for the next start.
+    /// Runs until `stop` turns true, then gives the deliveries in flight a short while
+    /// ([`SHUTDOWN_GRACE`]) and abandons the rest: they stay in the outbox and go out
+    /// again after the next start, with the same `X-Conjunction-Delivery` key.
     pub async fn run(
         self,
         initial: Vec<OutboxEntry>,
@@ -114,12 +119,15 @@ impl Dispatcher {
         for e in initial {
             schedule.insert(e);
         }
+        let mut hosts = Hosts::new(this.config.per_host.max(1));
         let mut in_flight = JoinSet::new();
+        let mut host_of_task = HashMap::new();
         loop {
             // What is due goes out now, as far as there are permits: a timer, even
             // one of zero length, would wait for the timer wheel's next tick (a
             // millisecond), and each step of a chain of dependents would pay it. What
-            // has no permit yet waits in the schedule, not as a task of its own.
+            // has no permit yet waits in the schedule, not as a task of its own; what
+            // is due for a host that has its share in flight waits beside that host.
             let now = Timestamp::from_system_time(SystemTime::now());
             while schedule.next_due().is_some_and(|due| due <= now) {
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -128,8 +136,15 @@ impl Dispatcher {
                 let Some(entry) = schedule.pop_first() else {
                     break;
                 };
+                let trigger = this.store.trigger_of(&entry.project);
+                let host = host_key(&entry, &trigger);
+                let Some(entry) = hosts.take(&host, entry) else {
+                    continue;
+                };
                 let (this, retry) = (this.clone(), retry.clone());
-                in_flight.spawn(async move { this.deliver(entry, permit, retry).await });
+                let task = in_flight
+                    .spawn(async move { this.deliver(entry, trigger, permit, retry).await });
+                host_of_task.insert(task.id(), host);
             }
             let waiting_for_permit = schedule.next_due().is_some_and(|due| due <= now);
             let next = schedule.next_due().filter(|_| !waiting_for_permit);
@@ -154,11 +169,21 @@ impl Dispatcher {
                 // A permit came back: the loop's top sends what is due with it (only
                 // this loop takes permits, so it is still free there).
                 _ = permits.acquire(), if waiting_for_permit => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                    let id = match &done {
+                        Ok((id, ())) => *id,
+                        Err(e) => e.id(),
+                    };
+                    if let Some(host) = host_of_task.remove(&id) {
+                        if let Some(waiting) = hosts.done(&host) {
+                            schedule.insert(waiting);
+                        }
+                    }
+                }
                 () = crate::stopped(&mut stop) => break,
             }
         }
-        let grace = Duration::from_millis(this.config.timeout_ms) + Duration::from_secs(1);
+        let grace = SHUTDOWN_GRACE.min(Duration::from_millis(this.config.timeout_ms));
         let drained = tokio::time::timeout(grace, async {
             while in_flight.join_next().await.is_some() {}
         })
@@ -166,7 +191,7 @@ impl Dispatcher {
         if drained.is_err() {
             tracing::warn!(
                 left = in_flight.len(),
-                "deliveries still running at shutdown stay in the outbox"
+                "deliveries still running at shutdown stay in the outbox and go out after the next start"
             );
             in_flight.abort_all();
         }
@@ -177,10 +202,11 @@ impl Dispatcher {
     async fn deliver(
         &self,
         mut entry: OutboxEntry,
+        trigger: Result<Option<TriggerSpec>, StoreError>,
         permit: OwnedSemaphorePermit,
         retry: mpsc::UnboundedSender<OutboxEntry>,
     ) {
-        let trigger = match self.store.trigger_of(&entry.project) {
+        let trigger = match trigger {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, build = %entry.build, "cannot read the trigger; retrying later");
@@ -365,6 +391,74 @@ fn describe_send_error(target: &str, e: &reqwest::Error) -> String {
 fn loggable_url(trigger: &TriggerSpec) -> String {
     match trigger {
         TriggerSpec::Webhook { url, .. } => conjunction_protocol::project::redact_url(url),
+    }
+}
+
+/// How long shutdown waits for deliveries in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Where a trigger goes, for the per-host limit: the URL's host and port. A project
+/// whose trigger cannot be read is a host of its own.
+fn host_key(entry: &OutboxEntry, trigger: &Result<Option<TriggerSpec>, StoreError>) -> String {
+    let url = match trigger {
+        Ok(Some(TriggerSpec::Webhook { url, .. })) => reqwest::Url::parse(url).ok(),
+        _ => None,
+    };
+    match url {
+        Some(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or_default()
+        ),
+        None => format!("project {}", entry.project),
+    }
+}
+
+/// Deliveries in flight per host, and the entries that wait for their host.
+struct Hosts {
+    per_host: usize,
+    busy: HashMap<String, usize>,
+    waiting: HashMap<String, std::collections::VecDeque<OutboxEntry>>,
+}
+
+impl Hosts {
+    fn new(per_host: usize) -> Self {
+        Self {
+            per_host,
+            busy: HashMap::new(),
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// The entry back to send now, counted against its host; `None` when the host
+    /// has its share in flight, and the entry waits for it.
+    fn take(&mut self, host: &str, entry: OutboxEntry) -> Option<OutboxEntry> {
+        let busy = self.busy.entry(host.to_owned()).or_insert(0);
+        if *busy >= self.per_host {
+            self.waiting
+                .entry(host.to_owned())
+                .or_default()
+                .push_back(entry);
+            return None;
+        }
+        *busy += 1;
+        Some(entry)
+    }
+
+    /// A delivery to `host` ended: the entry that waited longest for it, if any.
+    fn done(&mut self, host: &str) -> Option<OutboxEntry> {
+        if let Some(busy) = self.busy.get_mut(host) {
+            *busy = busy.saturating_sub(1);
+            if *busy == 0 {
+                self.busy.remove(host);
+            }
+        }
+        let queue = self.waiting.get_mut(host)?;
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            self.waiting.remove(host);
+        }
+        next
     }
 }
 

@@ -25,6 +25,8 @@ pub fn fast_dispatch() -> DispatchConfig {
         backoff_base_ms: 20,
         backoff_max_ms: 200,
         concurrency: 64,
+        // A test's mock CI is one host serving every project.
+        per_host: 64,
     }
 }
 

@@ -33,6 +33,9 @@ pub enum Behaviour {
     UnavailableTimes { times: u32 },
     /// Accept and never report back.
     Silent,
+    /// Take the first delivery but answer it only after `delay` (after the daemon
+    /// has given up waiting), building nothing; pass every later one.
+    AnswerLateOnce { delay: Duration },
 }
 
 impl Behaviour {
@@ -70,6 +73,8 @@ pub struct Delivery {
     pub bearer: Option<String>,
     /// Every `Authorization` header of the request, in order.
     pub authorization: Vec<String>,
+    /// The `X-Conjunction-Delivery` header, by which a CI drops a repeated delivery.
+    pub delivery_key: Option<String>,
     /// What the mock answered.
     pub answered: u16,
 }
@@ -275,6 +280,8 @@ async fn hook(State(mock): State<MockCi>, headers: HeaderMap, body: Bytes) -> (S
                 Behaviour::fail("3 tests failed: parser::tests::utf8")
             }
             Behaviour::FailFirstAttempt => Behaviour::pass(),
+            Behaviour::AnswerLateOnce { delay } if seen == 1 => Behaviour::AnswerLateOnce { delay },
+            Behaviour::AnswerLateOnce { .. } => Behaviour::pass(),
             other => other,
         };
         (behaviour, signature_ok)
@@ -290,6 +297,10 @@ async fn hook(State(mock): State<MockCi>, headers: HeaderMap, body: Bytes) -> (S
             signature_ok,
             bearer,
             authorization,
+            delivery_key: headers
+                .get("x-conjunction-delivery")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             answered,
         });
         if (200..300).contains(&answered) {
@@ -306,6 +317,10 @@ async fn hook(State(mock): State<MockCi>, headers: HeaderMap, body: Bytes) -> (S
             body,
         ),
         Behaviour::Silent => (StatusCode::CREATED, "queued".into()),
+        Behaviour::AnswerLateOnce { delay } => {
+            tokio::time::sleep(delay).await;
+            (StatusCode::CREATED, "queued".into())
+        }
         Behaviour::Build {
             outcome,
             delay,

@@ -1,7 +1,7 @@
 //! Trigger delivery: refusals, retries with back-off, and projects without a trigger.
 
 use conjunction_protocol::{NodeState, StateKind};
-use conjunction_tests::daemon::TestDaemon;
+use conjunction_tests::daemon::{DaemonProcess, TestDaemon};
 use conjunction_tests::mock_ci::{Behaviour, MockCi};
 
 use crate::*;
@@ -105,5 +105,103 @@ async fn a_dependent_without_a_trigger_fails_to_trigger_and_blocks_its_dependent
     }
     assert_eq!(state_of(&event, "acme/c"), StateKind::Blocked);
     assert_eq!(ci.attempts_of("acme/c"), 0);
+    d.stop().await;
+}
+
+/// A CI that takes connections and never answers: it reads nothing and holds them.
+async fn hanging_ci() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_ci_that_never_answers_holds_only_its_share_of_deliveries_and_does_not_hold_up_shutdown()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (hanging, _ci) = hanging_ci().await;
+    let good = MockCi::start(Some(SECRET)).await;
+    let config = "[dispatch]\ntimeout_ms = 10000\nconcurrency = 64\nper_host = 16\n";
+    let daemon = DaemonProcess::start(dir.path(), config).await;
+    let api = &daemon.api;
+    let token = register(api, "acme/lib", &[], None).await;
+    // 100 dependents whose CI never answers, and one whose CI does.
+    let mut entries = Vec::new();
+    for i in 0..100 {
+        let mut s = spec(&format!("acme/stuck-{i}"), &["acme/lib"], None);
+        s.trigger = Some(conjunction_protocol::TriggerSpec::Webhook {
+            url: hanging.clone(),
+            token: None,
+            secret: None,
+        });
+        entries.push(conjunction_protocol::ProjectEntry {
+            id: pid(&format!("acme/stuck-{i}")),
+            spec: s,
+        });
+    }
+    api.apply_projects(&entries).await.unwrap();
+    let other = register(api, "acme/other-lib", &[], None).await;
+    register(api, "acme/app", &["acme/other-lib"], Some(&good)).await;
+
+    // The stuck deliveries go out first and hang; then another project's trigger.
+    report_root(api, &token, "acme/lib", "1.0.0").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    report_root(api, &other, "acme/other-lib", "1.0.0").await;
+    eventually("the answering CI is triggered", WAIT, || async {
+        good.triggers_of("acme/app").into_iter().next()
+    })
+    .await;
+    let took = started.elapsed();
+    // Without a per-host limit the 64 slots wait out the 10 s timeout first.
+    assert!(took < Duration::from_secs(3), "triggered after {took:?}");
+
+    // SIGTERM does not wait out the receivers that hang.
+    let stopping = std::time::Instant::now();
+    assert!(daemon.terminate().await.success());
+    let stop = stopping.elapsed();
+    assert!(stop < Duration::from_secs(5), "stopped after {stop:?}");
+}
+
+#[tokio::test]
+async fn a_trigger_answered_after_the_timeout_is_sent_again_with_the_same_delivery_key() {
+    let d = TestDaemon::start_adjusted(|c| c.dispatch.timeout_ms = 500).await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    ci.set(
+        "acme/b",
+        Behaviour::AnswerLateOnce {
+            delay: Duration::from_millis(1_500),
+        },
+    );
+    let token = register(&d.api, "acme/a", &[], None).await;
+    register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
+    let ack = report_root(&d.api, &token, "acme/a", "1.0.0").await;
+    let event = settled(&d.api, ack.root).await;
+    assert_eq!(state_of(&event, "acme/b"), StateKind::Passed);
+    let b = node_of(&event, "acme/b");
+    let deliveries: Vec<_> = ci
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.payload.project.as_str() == "acme/b")
+        .collect();
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "the CI may have taken the first: sent again"
+    );
+    let key = format!("{}-{}", b.id, b.attempt);
+    for delivery in &deliveries {
+        assert_eq!(
+            delivery.delivery_key.as_deref(),
+            Some(key.as_str()),
+            "one key to drop the copy by"
+        );
+    }
     d.stop().await;
 }

@@ -44,6 +44,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         backoff_base_ms: 250,
         backoff_max_ms: 2_000,
         concurrency: 32,
+        // The demo CI is one host serving every project.
+        per_host: 32,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
