@@ -81,10 +81,8 @@ pub async fn serve(
         tracing::info!(path = %path.display(), "operator token is in this file");
     }
     let (build_tokens, new_key) = config::build_token_key(&config)?;
-    let (store, mut startup) = Store::open(
-        &config.data_dir.join(config::DATABASE_FILE),
-        config.store.cache_bytes,
-    )?;
+    let (store, mut startup) =
+        Store::open(&config.data_dir.join(config::DATABASE_FILE), &config.store)?;
     let rekeyed = writer::prepare_outbox(&store, &mut startup.outbox, &build_tokens, new_key)?;
     if rekeyed > 0 {
         tracing::info!(

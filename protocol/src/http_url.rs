@@ -5,7 +5,7 @@
 //!
 //! A URL that other readers would take differently is refused: a backslash (which
 //! WHATWG parsers read as `/`), a host that parsing changes (`0x7f.1` is 127.0.0.1,
-//! `%65xample.com` is example.com), an `@` inside the user info. Messages never repeat
+//! `%65xample.com` is example.com), an `@` inside the user info or in the path. Messages never repeat
 //! the URL, which may hold credentials.
 
 use url::Url;
@@ -42,6 +42,13 @@ pub fn parse(field: &str, raw: &str, max: usize) -> Result<Url, ValidationError>
     };
     if userinfo.is_some_and(|u| u.contains('@')) {
         return refuse("has an @ in its user info; percent-encode it as %40");
+    }
+    if url.path().contains('@') {
+        // `https://b/t:pw@ci.example/` goes to host b, but reads as credentials for
+        // ci.example, and its path is shown.
+        return refuse(
+            "has an @ in its path, where it reads as credentials; percent-encode it as %40",
+        );
     }
     let (host, port) = split_port(host_port);
     if url.host_str().is_none_or(|h| !h.eq_ignore_ascii_case(host)) {
@@ -136,6 +143,7 @@ mod tests {
             "http://2130706433/hook",
             "http://%65xample.com/hook",
             "http://a@b@c.example/",
+            "https://b/t:SECRET@ci.example/hook",
             "http://h.example:0x50/",
             // Not http, or no host, or spaces.
             "ftp://ci.example/",

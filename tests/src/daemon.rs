@@ -164,6 +164,16 @@ impl DaemonProcess {
         Self::spawn(addr, data_dir, config_toml, Some(log)).await
     }
 
+    /// Like [`DaemonProcess::start_logging`], on a given address.
+    pub async fn start_on_logging(
+        addr: SocketAddr,
+        data_dir: &Path,
+        config_toml: &str,
+        log: &Path,
+    ) -> Self {
+        Self::spawn(addr, data_dir, config_toml, Some(log)).await
+    }
+
     /// Like [`DaemonProcess::start`], on a given address: to restart a daemon where
     /// its clients expect it.
     pub async fn start_on(addr: SocketAddr, data_dir: &Path, config_toml: &str) -> Self {

@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use redb::{Database, TableDefinition};
 
+use crate::config::StoreConfig;
+
 pub use read::{RootPage, Snapshot};
 pub use records::OutboxEntry;
 pub(crate) use records::{RootRecord, StoredProject};
@@ -109,6 +111,7 @@ from_redb!(
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    quick_repair: bool,
 }
 
 /// What the daemon reads from the store before it serves, read while the file is
@@ -125,7 +128,7 @@ impl Store {
     /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`,
     /// makes sure every table exists, brings a database of an older layout up to this
     /// one, and reads what the daemon needs to start.
-    pub fn open(path: &Path, cache_bytes: usize) -> Result<(Self, Startup), StoreError> {
+    pub fn open(path: &Path, config: &StoreConfig) -> Result<(Self, Startup), StoreError> {
         // redb would make a zero-length file into a new database; an emptied file is a
         // lost one, and starting silently on it hides that.
         if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
@@ -134,7 +137,7 @@ impl Store {
         let repairing = Arc::new(AtomicBool::new(false));
         let started = std::time::Instant::now();
         let mut builder = redb::Builder::new();
-        builder.set_cache_size(cache_bytes);
+        builder.set_cache_size(config.cache_bytes);
         let flag = repairing.clone();
         builder.set_repair_callback(move |_| {
             if !flag.swap(true, Ordering::Relaxed) {
@@ -149,7 +152,10 @@ impl Store {
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<_, StoreError> {
             let db = builder.create(path)?;
             let migrated = migrate::to_current(&db)?;
-            let store = Self { db: Arc::new(db) };
+            let store = Self {
+                db: Arc::new(db),
+                quick_repair: config.quick_repair,
+            };
             let startup = Startup {
                 projects: store.stored_projects()?,
                 outbox: store.outbox()?,
@@ -202,6 +208,12 @@ impl Store {
                 Ok(panic) => StoreError::ReadPanicked(crate::panic_message(&*panic)),
                 Err(_) => StoreError::ReadCancelled,
             })?
+    }
+
+    /// Whether the writer's commits record redb's allocator state, so that a start
+    /// after a crash need not read the whole file (see `[store] quick_repair`).
+    pub(crate) fn quick_repair(&self) -> bool {
+        self.quick_repair
     }
 
     pub(crate) fn database(&self) -> &Database {

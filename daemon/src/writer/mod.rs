@@ -358,7 +358,8 @@ impl Writer {
         answers: &mut Vec<Answer>,
     ) -> Result<(), Fault> {
         let result = (|| -> Result<Committed, StoreError> {
-            let txn = self.store.database().begin_write()?;
+            let mut txn = self.store.database().begin_write()?;
+            txn.set_quick_repair(self.store.quick_repair());
             let committed = {
                 let mut work = Work::new(
                     WriteTx::open(&txn)?,

@@ -245,3 +245,29 @@ async fn the_database_holds_no_build_token_and_a_lost_key_still_lets_queued_buil
     );
     assert!(daemon.terminate().await.success());
 }
+
+#[tokio::test]
+async fn with_quick_repair_a_start_after_sigkill_does_not_read_the_whole_file() {
+    for (quick, repairs) in [(false, true), (true, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("conjunctiond.log");
+        let config = format!("[store]\nquick_repair = {quick}\n");
+        let daemon = DaemonProcess::start_logging(dir.path(), &config, &log).await;
+        let token = register(&daemon.api, "acme/lib", &[], None).await;
+        let ack = report_root(&daemon.api, &token, "acme/lib", "1.0.0").await;
+        let addr = daemon.addr;
+        daemon.kill().await;
+        let daemon = DaemonProcess::start_on_logging(addr, dir.path(), &config, &log).await;
+        assert_eq!(
+            daemon.api.root(ack.root).await.unwrap().summary.id,
+            ack.root
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            text.contains("not closed cleanly"),
+            repairs,
+            "quick_repair = {quick}: {text}"
+        );
+        assert!(daemon.terminate().await.success());
+    }
+}
