@@ -3,16 +3,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use conjunction_protocol::ws::{ClientMessage, ServerMessage};
 use conjunction_protocol::PROTOCOL_VERSION;
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
 use super::error::ApiError;
 use super::extract::Operator;
@@ -23,16 +29,19 @@ use crate::store::Snapshot;
 const CATCH_UP_CHUNK: usize = 1_000;
 /// The largest frame and message a client may send; a rebuild request is ~60 bytes.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-/// Snapshots built or sent at once. Each one sending is held in full in its
-/// connection's write buffer, so this bounds the memory that snapshots take.
+/// Snapshots built or sent at once.
 const SNAPSHOTS_AT_ONCE: usize = 4;
+/// A snapshot goes out as one websocket message in frames of this size. A connection
+/// keeps its write buffer at the size of the largest frame it sent, so a snapshot sent
+/// whole would stay in memory for as long as its client is connected.
+const SNAPSHOT_FRAME: usize = 16 * 1024;
 
 /// What feed connections share: room for clients, and the snapshot last built, which
 /// every client connecting before the next commit is sent without building it again.
 pub struct FeedRoom {
     clients: Arc<Semaphore>,
     snapshots: Semaphore,
-    last: std::sync::Mutex<Option<(u64, Utf8Bytes)>>,
+    last: std::sync::Mutex<Option<(u64, Bytes)>>,
 }
 
 impl FeedRoom {
@@ -54,10 +63,11 @@ pub async fn upgrade(
     _: Operator,
     State(state): State<AppState>,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Result<Response, ApiError> {
     let Query(q) = query
         .map_err(|e| ApiError::bad_request("invalid_query", format!("{e}; use ?since=<seq>")))?;
+    let accept = websocket_accept(request.headers())?;
     let Ok(seat) = state.feed_room.clients.clone().try_acquire_owned() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -65,24 +75,78 @@ pub async fn upgrade(
             "the live feed has as many clients as it takes ([limits] feed_clients); try again later",
         ));
     };
-    Ok(ws
-        // Checked against each frame's header, before its payload is read.
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        // A small read buffer: clients send a few short messages at most.
-        .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| async move {
-            if let Err(reason) = run(socket, state, q.since).await {
-                tracing::debug!(%reason, "feed client left");
+    let upgrading = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let upgraded = match upgrading.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "feed upgrade failed");
+                return;
             }
-            drop(seat);
-        }))
+        };
+        let config = WebSocketConfig::default()
+            // Checked against each frame's header, before its payload is read.
+            .max_frame_size(Some(MAX_CLIENT_MESSAGE))
+            .max_message_size(Some(MAX_CLIENT_MESSAGE))
+            // Clients send a few short messages at most.
+            .read_buffer_size(4 * 1024)
+            // Each frame is written as it is sent, so the write buffer holds at most one.
+            .write_buffer_size(0);
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        if let Err(reason) = run(socket, state, q.since).await {
+            tracing::debug!(%reason, "feed client left");
+        }
+        drop(seat);
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    Ok(response)
+}
+
+/// The `Sec-WebSocket-Accept` answer to a websocket upgrade request (RFC 6455 4.2.1),
+/// or why the request is not one.
+fn websocket_accept(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let key = headers.get(header::SEC_WEBSOCKET_KEY);
+    let version_13 = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    match key {
+        Some(key)
+            if version_13
+                && has_token(header::CONNECTION, "upgrade")
+                && has_token(header::UPGRADE, "websocket") =>
+        {
+            HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| {
+                ApiError::bad_request("not_a_websocket", "the websocket key is not valid")
+            })
+        }
+        _ => Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "not_a_websocket",
+            "/v1/ws is a websocket (version 13): connect with a websocket client",
+        )),
+    }
 }
 
 /// Why a feed connection ended.
 type Ended = String;
 
-async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(), Ended> {
+async fn run(
+    socket: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    state: AppState,
+    since: Option<u64>,
+) -> Result<(), Ended> {
     let (mut sink, mut stream) = socket.split();
     let timeout = state.feed.send_timeout;
     let config = state.feed;
@@ -134,7 +198,11 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
                 .await
                 .map_err(|e| e.to_string())?;
             let (seq, text) = snapshot(&state).await.map_err(|e| e.to_string())?;
-            send!(text);
+            match tokio::time::timeout(timeout, send_in_frames(&mut sink, text)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("send failed: {e}")),
+                Err(_) => return Err("send timed out".into()),
+            }
             seq
         }
     };
@@ -196,10 +264,9 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    let e = e.into_inner();
-                    if let Some(tungstenite::Error::Capacity(too_big)) = e.downcast_ref::<tungstenite::Error>() {
+                    if let tokio_tungstenite::tungstenite::Error::Capacity(too_big) = &e {
                         let close = CloseFrame {
-                            code: close_code::SIZE,
+                            code: CloseCode::Size,
                             reason: Utf8Bytes::from_static("a message over 64 KiB; send rebuild requests only"),
                         };
                         let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
@@ -209,7 +276,7 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
                 }
             },
             () = crate::stopped(&mut shutdown) => {
-                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: Utf8Bytes::from_static("the daemon is shutting down") }))).await;
+                let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: Utf8Bytes::from_static("the daemon is shutting down") }))).await;
                 return Ok(());
             }
         }
@@ -218,7 +285,7 @@ async fn run(socket: WebSocket, state: AppState, since: Option<u64>) -> Result<(
 
 /// The snapshot as of the last commit, built once for every client that asks for it
 /// before the next commit.
-async fn snapshot(state: &AppState) -> Result<(u64, Utf8Bytes), crate::store::StoreError> {
+async fn snapshot(state: &AppState) -> Result<(u64, Bytes), crate::store::StoreError> {
     let current = state.store.read(|store| store.seq()).await?;
     let last = state
         .feed_room
@@ -239,7 +306,7 @@ async fn snapshot(state: &AppState) -> Result<(u64, Utf8Bytes), crate::store::St
         .store
         .read(move |store| store.snapshot(config.snapshot_roots, config.snapshot_nodes))
         .await?;
-    let text = Utf8Bytes::from(to_json(&ServerMessage::Snapshot {
+    let text = Bytes::from(to_json(&ServerMessage::Snapshot {
         seq,
         projects,
         roots,
@@ -251,6 +318,33 @@ async fn snapshot(state: &AppState) -> Result<(u64, Utf8Bytes), crate::store::St
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some((seq, text.clone()));
     Ok((seq, text))
+}
+
+/// Sends `text` (UTF-8) as one text message in frames of [`SNAPSHOT_FRAME`]; a frame
+/// may end inside a character, as RFC 6455 allows.
+async fn send_in_frames<S>(
+    sink: &mut S,
+    text: Bytes,
+) -> Result<(), tokio_tungstenite::tungstenite::Error>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    let parts = text.len().div_ceil(SNAPSHOT_FRAME).max(1);
+    for i in 0..parts {
+        let piece = text.slice(i * SNAPSHOT_FRAME..((i + 1) * SNAPSHOT_FRAME).min(text.len()));
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        sink.feed(Message::Frame(Frame::message(
+            piece,
+            opcode,
+            i + 1 == parts,
+        )))
+        .await?;
+    }
+    sink.flush().await
 }
 
 fn to_json(message: &ServerMessage) -> String {

