@@ -55,7 +55,7 @@ fn main() {
             size >> 20,
             size / reports.max(1)
         );
-        println!("after load: {}", memory(daemon.pid()));
+        println!("after load: {}", memory(&daemon));
 
         let addr = daemon.addr;
         daemon.kill().await;
@@ -72,11 +72,11 @@ fn main() {
             "restart after SIGTERM: {:.2} s until /healthz answers",
             restarting.elapsed().as_secs_f64()
         );
-        println!("after restart: {}", memory(daemon.pid()));
+        println!("after restart: {}", memory(&daemon));
         for root in daemon.api.roots(1_000).await.expect("roots") {
             daemon.api.root(root.id).await.expect("root");
         }
-        println!("after reading 1,000 events: {}", memory(daemon.pid()));
+        println!("after reading 1,000 events: {}", memory(&daemon));
         assert!(daemon.terminate().await.success());
         print_repairs(&log);
     });
@@ -128,20 +128,12 @@ async fn send_reports(daemon: &DaemonProcess, tokens: &[(ProjectId, String)], re
     senders.join_all().await;
 }
 
-/// `VmRSS` and `VmHWM` of a process, in MB.
-fn memory(pid: u32) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |field: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+/// `VmRSS` and `VmHWM` of the daemon, in MB.
+fn memory(daemon: &DaemonProcess) -> String {
     format!(
         "RSS {} MB (peak {} MB)",
-        kib("VmRSS") >> 10,
-        kib("VmHWM") >> 10
+        daemon.memory_kib("VmRSS") >> 10,
+        daemon.memory_kib("VmHWM") >> 10
     )
 }
 

@@ -177,7 +177,7 @@ async fn run(shape: &str, nodes: usize) -> Measured {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cascade = start.elapsed();
-    let peak_rss_kb = vm_hwm_kb(pid);
+    let peak_rss_kb = daemon.memory_kib("VmHWM");
     assert_eq!(ci.reported(), nodes as u64);
     daemon.kill().await;
     Measured {
@@ -186,17 +186,6 @@ async fn run(shape: &str, nodes: usize) -> Measured {
         cascade,
         peak_rss_kb,
     }
-}
-
-/// The peak resident set size of a process since it started or since its peak was
-/// last reset, in KiB.
-fn vm_hwm_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in proc status")
 }
 
 /// The time of one `PUT /v1/projects/{id}` beside 10 registered projects and beside

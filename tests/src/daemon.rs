@@ -339,6 +339,18 @@ impl DaemonProcess {
         self.child.try_wait()
     }
 
+    /// A memory figure of the process from `/proc/<pid>/status`, in KiB: `VmRSS` (resident
+    /// now) or `VmHWM` (the peak since start, or since `/proc/<pid>/clear_refs` reset it).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the daemon is running")

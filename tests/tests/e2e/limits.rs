@@ -248,22 +248,12 @@ async fn a_declared_oversize_body_is_refused_at_once_and_a_slow_body_times_out()
     daemon.terminate().await;
 }
 
-/// A line of `/proc/<pid>/status`, in KiB (`VmRSS`, `VmHWM`).
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-}
-
 #[tokio::test]
 async fn websocket_frames_over_the_limit_are_refused_with_1009_before_they_are_buffered() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = DaemonProcess::start(dir.path(), "").await;
     let url = daemon.api.feed_url(None);
-    let before = memory_kib(daemon.pid(), "VmRSS");
+    let before = daemon.memory_kib("VmRSS");
     // 40 clients each send a 10 MiB message: refused from its frame header.
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..40 {
@@ -277,7 +267,7 @@ async fn websocket_frames_over_the_limit_are_refused_with_1009_before_they_are_b
         });
     }
     let codes = clients.join_all().await;
-    let peak = memory_kib(daemon.pid(), "VmHWM");
+    let peak = daemon.memory_kib("VmHWM");
     assert!(
         codes.iter().all(|c| *c == Some(1009)),
         "each closed with 1009: {codes:?}"
@@ -370,7 +360,7 @@ async fn snapshots_are_built_once_sent_a_few_at_a_time_and_not_held_after() {
     first.close().await;
 
     // 250 clients take the snapshot and stay connected.
-    let before = memory_kib(daemon.pid(), "VmHWM");
+    let before = daemon.memory_kib("VmHWM");
     let mut clients = Vec::new();
     for _ in 0..250 {
         let url = url.clone();
@@ -389,8 +379,8 @@ async fn snapshots_are_built_once_sent_a_few_at_a_time_and_not_held_after() {
     for c in clients {
         connected.push(c.await.unwrap());
     }
-    let peak = memory_kib(daemon.pid(), "VmHWM");
-    let now = memory_kib(daemon.pid(), "VmRSS");
+    let peak = daemon.memory_kib("VmHWM");
+    let now = daemon.memory_kib("VmRSS");
     // Held whole per connection, 250 snapshots would take 250 times its size.
     assert!(
         peak < before + 250 * size_kib / 5,
