@@ -27,6 +27,10 @@ struct Args {
     /// URL at which CI systems reach this daemon, used in trigger payloads
     #[arg(long)]
     public_url: Option<String>,
+    /// Verify every page of the database file in the data directory, say whether it
+    /// is intact, and exit (0 when it is) without serving. Stop the daemon first.
+    #[arg(long)]
+    check_database: bool,
 }
 
 fn systemd_dir(var: &str) -> Option<PathBuf> {
@@ -81,6 +85,16 @@ fn main() -> anyhow::Result<()> {
         }
     }
     operator_tokens.extend(file.operator_tokens.iter().cloned());
+
+    if args.check_database {
+        let path = data_dir.join(conjunction_daemon::config::DATABASE_FILE);
+        let size = conjunction_daemon::store::Store::check(&path)?;
+        println!(
+            "{} is intact ({size} bytes, every page verified)",
+            path.display()
+        );
+        return Ok(());
+    }
 
     let listen = args
         .listen

@@ -31,3 +31,49 @@ async fn an_emptied_database_is_refused_at_start_with_what_to_do() {
     assert!(daemon.api.projects().await.unwrap().is_empty());
     assert!(daemon.terminate().await.success());
 }
+
+/// Runs `conjunctiond --check-database` on `data_dir`: how it exited and what it said.
+async fn check_database(data_dir: &std::path::Path) -> (bool, String) {
+    let out =
+        tokio::process::Command::new(conjunction_tests::daemon::binaries().join("conjunctiond"))
+            .arg("--check-database")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("CONFIGURATION_DIRECTORY")
+            .output()
+            .await
+            .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[tokio::test]
+async fn check_database_verifies_every_page_of_a_stopped_daemons_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = DaemonProcess::start(dir.path(), "").await;
+    for i in 0..30 {
+        let token = register(&daemon.api, &format!("acme/p{i}"), &[], None).await;
+        report_root(&daemon.api, &token, &format!("acme/p{i}"), "1.0.0").await;
+    }
+    assert!(daemon.terminate().await.success());
+    let (ok, said) = check_database(dir.path()).await;
+    assert!(ok && said.contains("is intact"), "{said}");
+
+    // 64 KiB zeroed in the first part of the file, where the data is.
+    let db = dir.path().join("conjunction.redb");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = (bytes.len() / 8) / 4096 * 4096;
+    bytes[at..at + 64 * 1024].fill(0);
+    std::fs::write(&db, bytes).unwrap();
+    let (ok, said) = check_database(dir.path()).await;
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("is damaged") && said.contains("from a backup"),
+        "{said}"
+    );
+}
