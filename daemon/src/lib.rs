@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod ci;
 pub mod config;
 pub mod dispatch;
 pub mod health;

@@ -1,0 +1,249 @@
+//! GitHub's webhooks as GitHub sends them: every file of `../shared/fixtures/ci/github/`
+//! (real payloads; their origins are in that directory's README) is read, and the
+//! signed captures verify with the secret their source publishes.
+
+use std::path::PathBuf;
+
+use conjunction_daemon::ci::{github, HookError, RunNews, RunState};
+use conjunction_protocol::ReportState;
+
+fn fixtures() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ci/github");
+    assert!(
+        dir.is_dir(),
+        "the CI fixtures are read from {} (../shared beside the repository)",
+        dir.display()
+    );
+    dir
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The secret Cogni-DAO/cogni-git-review publishes for its captures.
+const CAPTURE_SECRET: &str = "402786017574bd28f9d8f7a18648939751c47fe09077d56e10f0444f14fbb73b";
+
+struct Expected {
+    file: &'static str,
+    source: &'static str,
+    run_id: Option<&'static str>,
+    workflow: Option<&'static str>,
+    state: RunState,
+    commit: Option<&'static str>,
+    git_ref: Option<&'static str>,
+    url: Option<&'static str>,
+}
+
+const SHA_OCTO: &str = "3484a3fb816e0859fd6e1cea078d76385ff50625";
+const SHA_TEST_REPO: &str = "a69811586879ea72cb7657e555fcdb45cf96c6d6";
+const RUN_URL: &str = "https://github.com/octo-org/octo-repo/actions/runs/289782451";
+const JOB_URL: &str = "https://github.com/octo-org/octo-repo/runs/1291536064";
+
+fn expected() -> Vec<Expected> {
+    use RunState::*;
+    vec![
+        Expected {
+            file: "workflow_run.completed.success.json",
+            source: "octo-org/octo-repo",
+            run_id: Some("289782451"),
+            workflow: Some(".github/workflows/test.yml"),
+            state: Finished(ReportState::Passed),
+            commit: Some(SHA_OCTO),
+            git_ref: Some("master"),
+            url: Some(RUN_URL),
+        },
+        Expected {
+            file: "workflow_run.requested.json",
+            source: "octo-org/octo-repo",
+            run_id: Some("289782451"),
+            workflow: Some(".github/workflows/test.yml"),
+            state: Running,
+            commit: Some(SHA_OCTO),
+            git_ref: Some("master"),
+            url: Some(RUN_URL),
+        },
+        Expected {
+            // Completed, waiting for a maintainer to approve a fork's run: not finished.
+            file: "workflow_run.requested.action_required.json",
+            source: "octo-org/octo-repo",
+            run_id: Some("289782451"),
+            workflow: Some(".github/workflows/test.yml"),
+            state: Running,
+            commit: Some(SHA_OCTO),
+            git_ref: Some("master"),
+            url: Some(RUN_URL),
+        },
+        Expected {
+            file: "workflow_run.in_progress.signed-body.json",
+            source: "derekg1729/test-repo",
+            run_id: Some("18436407157"),
+            workflow: Some("dynamic/github-code-scanning/codeql"),
+            state: Running,
+            commit: Some(SHA_TEST_REPO),
+            git_ref: Some("refs/pull/166/head"),
+            url: Some("https://github.com/derekg1729/test-repo/actions/runs/18436407157"),
+        },
+        Expected {
+            file: "check_suite.completed.success.json",
+            source: "Codertocat/Hello-World",
+            run_id: Some("118578147"),
+            workflow: None,
+            state: Finished(ReportState::Passed),
+            commit: Some("ec26c3e57ca3a959ca5aad62de7213c562f8c821"),
+            git_ref: Some("main"),
+            url: None,
+        },
+        Expected {
+            file: "check_suite.completed.signed-body.json",
+            source: "derekg1729/test-repo",
+            run_id: Some("47422842078"),
+            workflow: None,
+            state: Finished(ReportState::Passed),
+            commit: Some(SHA_TEST_REPO),
+            git_ref: Some("e2e-test-1760227487027"),
+            url: None,
+        },
+        Expected {
+            file: "workflow_job.completed.failure.json",
+            source: "Codertocat/Hello-World",
+            run_id: Some("2202229078"),
+            workflow: None,
+            state: Ignored("a job of a run; the run's own workflow_run event says how it ends"),
+            commit: Some(SHA_OCTO),
+            git_ref: Some("main"),
+            url: Some(JOB_URL),
+        },
+        Expected {
+            file: "workflow_job.in_progress.json",
+            source: "Codertocat/Hello-World",
+            run_id: Some("2202229078"),
+            workflow: None,
+            state: Ignored("a job of a run; the run's own workflow_run event says how it ends"),
+            commit: Some(SHA_OCTO),
+            git_ref: Some("main"),
+            url: Some(JOB_URL),
+        },
+        Expected {
+            file: "workflow_dispatch.json",
+            source: "octo-org/octo-repo",
+            run_id: None,
+            workflow: Some(".github/workflows/hello-world-workflow.yml"),
+            state: Ignored("a dispatch names no run; its run's workflow_run events do"),
+            commit: None,
+            git_ref: None,
+            url: None,
+        },
+        Expected {
+            file: "repository_dispatch.json",
+            source: "octo-org/octo-repo",
+            run_id: None,
+            workflow: None,
+            state: Ignored("a dispatch names no run; its run's workflow_run events do"),
+            commit: None,
+            git_ref: None,
+            url: None,
+        },
+    ]
+}
+
+/// The event a fixture holds, from its name: `workflow_run.completed.success.json`.
+fn event_of(file: &str) -> &str {
+    file.split('.').next().unwrap()
+}
+
+#[test]
+fn every_github_payload_is_read_into_its_run() {
+    let expected = expected();
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".signed-capture.json") {
+            continue; // the captures' bodies are the *.signed-body.json files
+        }
+        assert!(
+            expected.iter().any(|e| e.file == name),
+            "{name} is read by this test"
+        );
+    }
+    for e in expected {
+        let news: RunNews = github::parse(event_of(e.file), &read(e.file))
+            .unwrap_or_else(|err| panic!("{}: {err}", e.file));
+        assert_eq!(news.source, e.source, "{}", e.file);
+        assert_eq!(news.run_id.as_deref(), e.run_id, "{}", e.file);
+        assert_eq!(news.workflow.as_deref(), e.workflow, "{}", e.file);
+        assert_eq!(news.state, e.state, "{}", e.file);
+        assert_eq!(news.commit.as_deref(), e.commit, "{}", e.file);
+        assert_eq!(news.git_ref.as_deref(), e.git_ref, "{}", e.file);
+        assert_eq!(news.url.as_deref(), e.url, "{}", e.file);
+    }
+}
+
+#[test]
+fn the_signed_captures_verify_with_their_secret_and_fail_after_a_one_byte_change() {
+    for capture in [
+        "workflow_run.in_progress.signed-capture.json",
+        "check_suite.completed.signed-capture.json",
+    ] {
+        let capture_json: serde_json::Value = serde_json::from_slice(&read(capture)).unwrap();
+        let headers = &capture_json["headers"];
+        let signature = headers[github::SIGNATURE_HEADER].as_str().unwrap();
+        let body = read(&capture.replace("signed-capture", "signed-body"));
+        assert_eq!(
+            headers["content-length"].as_str().unwrap(),
+            body.len().to_string(),
+            "{capture}: the body as sent"
+        );
+        let secret = CAPTURE_SECRET.as_bytes();
+        github::verify(secret, &body, Some(signature)).unwrap_or_else(|e| panic!("{capture}: {e}"));
+
+        let mut changed = body.clone();
+        changed[body.len() / 2] ^= 0x01;
+        assert_eq!(
+            github::verify(secret, &changed, Some(signature)),
+            Err(HookError::BadSignature("X-Hub-Signature-256"))
+        );
+        assert!(github::verify(b"another secret", &body, Some(signature)).is_err());
+        assert_eq!(
+            github::verify(secret, &body, None),
+            Err(HookError::Unsigned("X-Hub-Signature-256"))
+        );
+        let sha1_only = headers["x-hub-signature"].as_str().unwrap();
+        assert!(
+            github::verify(secret, &body, Some(sha1_only)).is_err(),
+            "SHA-1 is not taken"
+        );
+        // The event header names what the body is.
+        let event = headers[github::EVENT_HEADER].as_str().unwrap();
+        assert!(github::parse(event, &body).is_ok());
+        assert!(headers[github::DELIVERY_HEADER].as_str().is_some());
+    }
+}
+
+#[test]
+fn a_body_that_is_not_a_github_event_is_refused_with_the_reason() {
+    let err = github::parse("workflow_run", b"{\"zen\":\"Design for failure.\"").unwrap_err();
+    assert!(
+        matches!(err, HookError::Unreadable { ci: "GitHub", .. }),
+        "{err}"
+    );
+    let err = github::parse("workflow_run", br#"{"repository":{"full_name":"a/b"}}"#).unwrap_err();
+    assert!(err.to_string().contains("without `workflow_run`"), "{err}");
+}
+
+#[test]
+fn a_run_named_by_its_run_name_carries_the_conjunction_build() {
+    let mut run: serde_json::Value =
+        serde_json::from_slice(&read("workflow_run.completed.success.json")).unwrap();
+    run["workflow_run"]["display_title"] = "conjunction 01JD3Q8Z5K2V7WQ4M6N8P0R2S4/2".into();
+    let news = github::parse("workflow_run", &serde_json::to_vec(&run).unwrap()).unwrap();
+    assert_eq!(
+        news.conjunction_build.as_deref(),
+        Some("01JD3Q8Z5K2V7WQ4M6N8P0R2S4/2")
+    );
+    let plain =
+        github::parse("workflow_run", &read("workflow_run.completed.success.json")).unwrap();
+    assert_eq!(
+        plain.conjunction_build, None,
+        "an ordinary title carries none"
+    );
+}
