@@ -1,12 +1,15 @@
 //! Native CI systems. What their webhooks say about a run is read into one shape,
-//! [`RunNews`], by a module per CI ([`github`]); each also checks its webhooks'
+//! [`RunNews`], by a module per CI ([`github`], [`gitlab`], [`buildkite`],
+//! [`jenkins`]); each also checks its webhooks'
 //! signatures against the raw body, before anything in it is believed.
 //!
 //! The shapes and state mappings follow `../shared/reference/ci-native.md`; the tests
 //! read real payloads from `../shared/fixtures/ci/`.
 
+pub mod buildkite;
 pub mod github;
 pub mod gitlab;
+pub mod jenkins;
 
 use conjunction_protocol::ReportState;
 
@@ -68,6 +71,8 @@ pub enum HookError {
     Unsigned(&'static str),
     #[error("the {0} header does not match the body and the configured secret")]
     BadSignature(&'static str),
+    #[error("the {header} header was made {age_secs} s ago; a signature is taken for 5 minutes")]
+    Stale { header: &'static str, age_secs: u64 },
     #[error("the body is not a {ci} webhook this daemon can read: {reason}")]
     Unreadable { ci: &'static str, reason: String },
 }

@@ -1,0 +1,169 @@
+//! Buildkite: pipeline webhooks (`build.*` events) and the REST build object (what
+//! creating or reading a build answers), which share the build's shape. Webhooks are
+//! authenticated by a signature over a timestamp and the body, or by the token in
+//! clear where the operator allows it.
+
+use conjunction_protocol::ReportState;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::{same_secret, HookError, RunNews, RunState};
+
+/// `timestamp=<unix seconds>,signature=<hex HMAC-SHA256(token, "<timestamp>.<body>")>`.
+pub const SIGNATURE_HEADER: &str = "x-buildkite-signature";
+/// The webhook token in clear, when Buildkite is set to send it instead of signing.
+pub const TOKEN_HEADER: &str = "x-buildkite-token";
+/// The header naming the delivery (undocumented, seen in real requests).
+pub const DELIVERY_HEADER: &str = "x-buildkite-request";
+/// The meta-data key that carries the conjunction build on a build conjunction started.
+pub const BUILD_META_DATA: &str = "conjunction:build";
+/// How far a signature's timestamp may be from now, as Buildkite's docs suggest.
+pub const REPLAY_WINDOW_SECS: u64 = 300;
+
+/// Checks an `X-Buildkite-Signature` value against the raw `body` and the webhook
+/// `token`, in constant time, refusing a timestamp more than [`REPLAY_WINDOW_SECS`] from
+/// `now` (Unix seconds) so that a captured request cannot be replayed later.
+pub fn verify_signature(
+    token: &[u8],
+    body: &[u8],
+    header: Option<&str>,
+    now: u64,
+) -> Result<(), HookError> {
+    let header = header.ok_or(HookError::Unsigned("X-Buildkite-Signature"))?;
+    let bad = || HookError::BadSignature("X-Buildkite-Signature");
+    let mut timestamp = None;
+    let mut signature = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("timestamp", t)) => timestamp = Some(t),
+            Some(("signature", s)) => signature = Some(s),
+            _ => {}
+        }
+    }
+    let (timestamp, signature) = timestamp.zip(signature).ok_or_else(bad)?;
+    let sent_at: u64 = timestamp.parse().map_err(|_| bad())?;
+    if sent_at.abs_diff(now) > REPLAY_WINDOW_SECS {
+        return Err(HookError::Stale {
+            header: "X-Buildkite-Signature",
+            age_secs: now.saturating_sub(sent_at),
+        });
+    }
+    let digest = hex::decode(signature).map_err(|_| bad())?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(token).expect("HMAC takes any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&digest).map_err(|_| bad())
+}
+
+/// Checks an `X-Buildkite-Token` value (the token in clear) in constant time.
+pub fn verify_token(token: &[u8], sent: Option<&str>) -> Result<(), HookError> {
+    let sent = sent.ok_or(HookError::Unsigned("X-Buildkite-Token"))?;
+    if same_secret(token, sent.as_bytes()) {
+        Ok(())
+    } else {
+        Err(HookError::BadSignature("X-Buildkite-Token"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Build {
+    id: String,
+    /// The API URL: `…/organizations/<org>/pipelines/<pipeline>/builds/<n>`.
+    url: String,
+    web_url: Option<String>,
+    state: String,
+    #[serde(default)]
+    blocked: bool,
+    commit: Option<String>,
+    branch: Option<String>,
+    tag: Option<String>,
+    message: Option<String>,
+    #[serde(default)]
+    meta_data: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Webhook {
+    event: String,
+    build: Option<Build>,
+}
+
+/// Reads a pipeline webhook (`{"event": "build.finished", "build": {…}, …}`). Verify
+/// it first.
+pub fn parse_webhook(body: &[u8]) -> Result<RunNews, HookError> {
+    let hook: Webhook = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
+    match hook.build {
+        Some(build) if hook.event.starts_with("build.") => news(build),
+        _ => Err(unreadable(format!(
+            "a {} event; conjunction reads build events only",
+            hook.event
+        ))),
+    }
+}
+
+/// Reads a build as the REST API answers it (creating one, or reading one back).
+pub fn parse_build(body: &[u8]) -> Result<RunNews, HookError> {
+    news(serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?)
+}
+
+fn unreadable(reason: String) -> HookError {
+    HookError::Unreadable {
+        ci: "Buildkite",
+        reason,
+    }
+}
+
+fn news(build: Build) -> Result<RunNews, HookError> {
+    let source = source_of(&build.url)
+        .ok_or_else(|| unreadable("a build whose url names no organization and pipeline".into()))?;
+    // A build made from the UI or the API may say `HEAD`; Buildkite's agent records the
+    // commit it checked out in meta-data.
+    let commit = match build.commit.as_deref() {
+        Some("HEAD") | None => build
+            .meta_data
+            .get("buildkite:git:commit")
+            .and_then(|c| c.lines().next())
+            .and_then(|l| l.strip_prefix("commit "))
+            .map(str::to_owned),
+        Some(sha) => Some(sha.to_owned()),
+    };
+    Ok(RunNews {
+        source,
+        run_id: Some(build.id),
+        workflow: None,
+        attempt: None,
+        state: state(&build.state, build.blocked),
+        commit,
+        git_ref: build.tag.or(build.branch),
+        url: build.web_url,
+        title: build.message,
+        conjunction_build: build.meta_data.get(BUILD_META_DATA).cloned(),
+    })
+}
+
+/// `<org>/<pipeline>` from a build's API URL.
+fn source_of(api_url: &str) -> Option<String> {
+    let rest = api_url.split_once("/organizations/")?.1;
+    let (org, rest) = rest.split_once("/pipelines/")?;
+    let pipeline = rest.split('/').next()?;
+    (!org.is_empty() && !pipeline.is_empty()).then(|| format!("{org}/{pipeline}"))
+}
+
+/// A build's `state` as conjunction sees it (reference §3.2).
+fn state(state: &str, blocked: bool) -> RunState {
+    match state {
+        // A build stopped at a block step says "passed" and waits for a person.
+        "passed" if blocked => RunState::Running,
+        "passed" => RunState::Finished(ReportState::Passed),
+        "failed" | "waiting_failed" => RunState::Finished(ReportState::Failed),
+        "canceled" | "canceling" | "skipped" | "not_run" => {
+            RunState::Finished(ReportState::Cancelled)
+        }
+        "scheduled" | "running" | "waiting" | "failing" | "blocked" | "creating" => {
+            RunState::Running
+        }
+        _ => RunState::Ignored("a build state conjunction does not know"),
+    }
+}
