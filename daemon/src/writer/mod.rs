@@ -224,7 +224,8 @@ pub enum Fault {
 /// What the writer works with.
 pub struct Wiring {
     pub store: Store,
-    /// The graph the store holds; `shared` holds the same.
+    /// The graph the store holds, and then the writer's own with the running batch's
+    /// changes; `shared` has the committed one.
     pub graph: Graph,
     pub shared: SharedGraph,
     pub hub: Hub,
@@ -232,7 +233,8 @@ pub struct Wiring {
     pub report_url: String,
     pub build_tokens: BuildTokens,
     pub health: Health,
-    /// The planner left nodes to decide before the last stop.
+    /// The planner left nodes to decide (before the last stop, then in the last
+    /// batch): the next batch carries on with them.
     pub backlog: bool,
 }
 
@@ -246,27 +248,8 @@ pub fn spawn(
 ) -> std::io::Result<(WriterHandle, WriterThread, oneshot::Receiver<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let (end_tx, gone) = oneshot::channel::<()>();
-    let Wiring {
-        store,
-        graph,
-        shared,
-        hub,
-        dispatch,
-        report_url,
-        build_tokens,
-        health,
-        backlog,
-    } = wiring;
     let writer = Writer {
-        store,
-        backlog,
-        graph,
-        shared,
-        hub,
-        dispatch,
-        report_url,
-        build_tokens,
-        health,
+        w: wiring,
         ulids: ulid::Generator::new(),
     };
     let thread = std::thread::Builder::new()
@@ -280,17 +263,7 @@ pub fn spawn(
 }
 
 struct Writer {
-    store: Store,
-    /// The planner left nodes to decide: carry on with them in the next batch.
-    backlog: bool,
-    /// The graph with this batch's changes; `shared` has the committed one.
-    graph: Graph,
-    shared: SharedGraph,
-    hub: Hub,
-    dispatch: mpsc::UnboundedSender<OutboxEntry>,
-    report_url: String,
-    build_tokens: BuildTokens,
-    health: Health,
+    w: Wiring,
     ulids: ulid::Generator,
 }
 
@@ -310,7 +283,7 @@ impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) -> Result<(), Fault> {
         loop {
             let mut batch = Vec::new();
-            if !self.backlog {
+            if !self.w.backlog {
                 match rx.blocking_recv() {
                     Some(first) => batch.push(first),
                     None => break,
@@ -338,7 +311,7 @@ impl Writer {
             .unwrap_or_else(|panic| Err(Fault::Panicked(crate::panic_message(&*panic))));
             if let Err(fault) = outcome {
                 tracing::error!(%fault, "the database writer stopped");
-                self.health.fail(&fault);
+                self.w.health.fail(&fault);
                 for a in answers {
                     a(Some(&WriteError::Storage));
                 }
@@ -358,20 +331,20 @@ impl Writer {
         answers: &mut Vec<Answer>,
     ) -> Result<(), Fault> {
         let result = (|| -> Result<Committed, StoreError> {
-            let mut txn = self.store.database().begin_write()?;
-            txn.set_quick_repair(self.store.quick_repair());
+            let mut txn = self.w.store.database().begin_write()?;
+            txn.set_quick_repair(self.w.store.quick_repair());
             let committed = {
                 let mut work = Work::new(
                     WriteTx::open(&txn)?,
-                    &mut self.graph,
-                    &self.report_url,
-                    &self.build_tokens,
+                    &mut self.w.graph,
+                    &self.w.report_url,
+                    &self.w.build_tokens,
                     &mut self.ulids,
                 );
                 for command in batch {
                     answers.push(execute(&mut work, command)?);
                 }
-                if self.backlog {
+                if self.w.backlog {
                     cascade::continue_ready(&mut work)?;
                 }
                 work.finish()?
@@ -381,19 +354,19 @@ impl Writer {
         })();
         match result {
             Ok(done) => {
-                self.backlog = done.ready_left;
+                self.w.backlog = done.ready_left;
                 if !done.graph.is_empty() {
-                    let mut shared = self.shared.write().unwrap_or_else(|p| p.into_inner());
+                    let mut shared = self.w.shared.write().unwrap_or_else(|p| p.into_inner());
                     let graph = Arc::make_mut(&mut shared);
                     for change in done.graph {
                         change.apply(graph);
                     }
                 }
-                self.hub.publish(done.published);
+                self.w.hub.publish(done.published);
                 for entry in done.queued {
                     // The dispatcher is gone only during shutdown; the entry stays in the
                     // outbox and is delivered after the next start.
-                    let _ = self.dispatch.send(entry);
+                    let _ = self.w.dispatch.send(entry);
                 }
                 for a in answers.drain(..) {
                     a(None);
@@ -405,10 +378,10 @@ impl Writer {
                 tracing::error!(error = %e, "a batch of changes could not be committed; none of it took effect");
                 // Nodes left to decide are still in the store; the next command's batch
                 // finds them, rather than this loop retrying a failing store at once.
-                self.backlog = false;
+                self.w.backlog = false;
                 // Back to the graph as committed.
-                let committed = self.shared.read().unwrap_or_else(|p| p.into_inner());
-                self.graph = Graph::clone(&committed);
+                let committed = self.w.shared.read().unwrap_or_else(|p| p.into_inner());
+                self.w.graph = Graph::clone(&committed);
                 drop(committed);
                 for a in answers.drain(..) {
                     a(Some(&WriteError::Storage));
