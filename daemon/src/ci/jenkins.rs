@@ -1,6 +1,6 @@
 //! Jenkins: the Notification plugin's JSON, posted for each phase of a build. Jenkins
 //! signs nothing; the endpoint is protected by a secret the operator puts into the
-//! notification URL, compared with [`super::same_secret`].
+//! notification URL, checked with [`super::verify_clear_token`].
 
 use conjunction_protocol::ReportState;
 use serde::Deserialize;

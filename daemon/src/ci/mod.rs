@@ -42,14 +42,24 @@ pub struct RunNews {
 /// The variable, input or parameter name that carries the conjunction build id.
 pub const BUILD_VARIABLE: &str = "CONJUNCTION_BUILD";
 
-/// Compares a secret sent in clear (GitLab's `X-Gitlab-Token`, Buildkite's
-/// `X-Buildkite-Token`) with the configured one in constant time, lengths included.
-pub fn same_secret(configured: &[u8], sent: &[u8]) -> bool {
+/// Checks a secret sent in clear in `header` (GitLab's `X-Gitlab-Token`, Buildkite's
+/// `X-Buildkite-Token`) against the configured one, in constant time, lengths included.
+pub fn verify_clear_token(
+    header: &'static str,
+    configured: &[u8],
+    sent: Option<&str>,
+) -> Result<(), HookError> {
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
-    Sha256::digest(configured)
-        .ct_eq(&Sha256::digest(sent))
-        .into()
+    let sent = sent.ok_or(HookError::Unsigned(header))?;
+    let same: bool = Sha256::digest(configured)
+        .ct_eq(&Sha256::digest(sent.as_bytes()))
+        .into();
+    if same {
+        Ok(())
+    } else {
+        Err(HookError::BadSignature(header))
+    }
 }
 
 /// Where a run stands.

@@ -1,37 +1,10 @@
-//! Buildkite's webhooks and REST builds, and the Jenkins Notification plugin's JSON, as
-//! those systems send them: every file of `../shared/fixtures/ci/buildkite/` and
-//! `../shared/fixtures/ci/jenkins/` (origins in that directory's README).
-
-use std::path::PathBuf;
+//! Buildkite's webhooks and REST builds, and the Jenkins Notification plugin's JSON.
 
 use conjunction_daemon::ci::{buildkite, jenkins, HookError, RunNews, RunState};
 use conjunction_protocol::ReportState;
 
-fn fixtures(ci: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/ci")
-        .join(ci);
-    assert!(
-        dir.is_dir(),
-        "the CI fixtures are read from {} (../shared beside the repository)",
-        dir.display()
-    );
-    dir
-}
-
 fn read(ci: &str, name: &str) -> String {
-    std::fs::read_to_string(fixtures(ci).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Every file of `ci`'s fixtures is one of `names`.
-fn all_named(ci: &str, names: &[&str]) {
-    for entry in std::fs::read_dir(fixtures(ci)).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        assert!(
-            names.contains(&name.as_str()),
-            "{ci}/{name} is read by this test"
-        );
-    }
+    String::from_utf8(crate::read(ci, name)).unwrap()
 }
 
 fn check(
@@ -58,7 +31,7 @@ const CREATE_RESPONSE: &str = "rest.create-build.response.docs-example.md-snippe
 
 #[test]
 fn every_buildkite_build_is_read_and_a_blocked_build_is_still_running() {
-    all_named(
+    crate::all_named(
         "buildkite",
         &[
             BLOCKED,
@@ -181,7 +154,7 @@ fn a_buildkite_signature_covers_the_timestamp_and_the_body_and_expires() {
 
 #[test]
 fn every_jenkins_notification_is_read_into_its_build() {
-    all_named(
+    crate::all_named(
         "jenkins",
         &[
             "notification.started.json",

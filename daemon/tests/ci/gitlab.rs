@@ -1,23 +1,10 @@
-//! GitLab's Pipeline Hooks as GitLab sends them: every file of
-//! `../shared/fixtures/ci/gitlab/` (real payloads; origins in that directory's README).
-
-use std::path::PathBuf;
+//! GitLab: every Pipeline Hook is read, and the request with a broken body is refused.
 
 use conjunction_daemon::ci::{gitlab, HookError, RunState};
 use conjunction_protocol::ReportState;
 
-fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ci/gitlab");
-    assert!(
-        dir.is_dir(),
-        "the CI fixtures are read from {} (../shared beside the repository)",
-        dir.display()
-    );
-    dir
-}
-
 fn read(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    crate::read("gitlab", name)
 }
 
 /// A file, and the run it must be read as: source, pipeline id, state, sha, ref, URL.
@@ -53,13 +40,9 @@ fn every_gitlab_pipeline_hook_is_read_into_its_run() {
         ("pipeline.success.docs-example.json", "gitlab-org/gitlab-test", "31", passed, TEST_SHA, "master",
          "http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/31"),
     ];
-    for entry in std::fs::read_dir(fixtures()).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        assert!(
-            name == REQUEST || expected.iter().any(|e| e.0 == name),
-            "{name} is read by this test"
-        );
-    }
+    let mut names: Vec<&str> = expected.iter().map(|e| e.0).collect();
+    names.push(REQUEST);
+    crate::all_named("gitlab", &names);
     for (file, source, run_id, state, sha, git_ref, url) in expected {
         let news = gitlab::parse(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(news.source, source, "{file}");

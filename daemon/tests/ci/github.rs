@@ -1,25 +1,18 @@
-//! GitHub's webhooks as GitHub sends them: every file of `../shared/fixtures/ci/github/`
-//! (real payloads; their origins are in that directory's README) is read, and the
-//! signed captures verify with the secret their source publishes.
-
-use std::path::PathBuf;
+//! GitHub: every payload is read, and the signed captures verify with the secret their
+//! source publishes.
 
 use conjunction_daemon::ci::{github, HookError, RunNews, RunState};
 use conjunction_protocol::ReportState;
 
-fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/ci/github");
-    assert!(
-        dir.is_dir(),
-        "the CI fixtures are read from {} (../shared beside the repository)",
-        dir.display()
-    );
-    dir
+fn read(name: &str) -> Vec<u8> {
+    crate::read("github", name)
 }
 
-fn read(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+/// Requests as GitHub sent them: headers, and the body in base64.
+const CAPTURES: [&str; 2] = [
+    "workflow_run.in_progress.signed-capture.json",
+    "check_suite.completed.signed-capture.json",
+];
 
 /// The secret Cogni-DAO/cogni-git-review publishes for its captures.
 const CAPTURE_SECRET: &str = "402786017574bd28f9d8f7a18648939751c47fe09077d56e10f0444f14fbb73b";
@@ -155,16 +148,10 @@ fn event_of(file: &str) -> &str {
 #[test]
 fn every_github_payload_is_read_into_its_run() {
     let expected = expected();
-    for entry in std::fs::read_dir(fixtures()).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.ends_with(".signed-capture.json") {
-            continue; // the captures' bodies are the *.signed-body.json files
-        }
-        assert!(
-            expected.iter().any(|e| e.file == name),
-            "{name} is read by this test"
-        );
-    }
+    let mut names: Vec<&str> = expected.iter().map(|e| e.file).collect();
+    // The captures' bodies are the *.signed-body.json files; the next test takes them.
+    names.extend(CAPTURES);
+    crate::all_named("github", &names);
     for e in expected {
         let news: RunNews = github::parse(event_of(e.file), &read(e.file))
             .unwrap_or_else(|err| panic!("{}: {err}", e.file));
@@ -180,10 +167,7 @@ fn every_github_payload_is_read_into_its_run() {
 
 #[test]
 fn the_signed_captures_verify_with_their_secret_and_fail_after_a_one_byte_change() {
-    for capture in [
-        "workflow_run.in_progress.signed-capture.json",
-        "check_suite.completed.signed-capture.json",
-    ] {
+    for capture in CAPTURES {
         let capture_json: serde_json::Value = serde_json::from_slice(&read(capture)).unwrap();
         let headers = &capture_json["headers"];
         let signature = headers[github::SIGNATURE_HEADER].as_str().unwrap();
