@@ -1,5 +1,8 @@
 //! Trigger delivery: refusals, retries with back-off, and projects without a trigger.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use conjunction_protocol::{NodeState, StateKind};
 use conjunction_tests::daemon::{DaemonProcess, TestDaemon};
 use conjunction_tests::mock_ci::{Behaviour, MockCi};
@@ -109,23 +112,27 @@ async fn a_dependent_without_a_trigger_fails_to_trigger_and_blocks_its_dependent
 }
 
 /// A CI that takes connections and never answers: it reads nothing and holds them.
-async fn hanging_ci() -> (String, tokio::task::JoinHandle<()>) {
+/// The count is of the connections it took.
+async fn hanging_ci() -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
+    let taken = Arc::new(AtomicUsize::new(0));
+    let count = taken.clone();
+    tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((stream, _)) = listener.accept().await {
             held.push(stream);
+            count.fetch_add(1, Ordering::Relaxed);
         }
     });
-    (url, task)
+    (url, taken)
 }
 
 #[tokio::test]
 async fn a_ci_that_never_answers_holds_only_its_share_of_deliveries_and_does_not_hold_up_shutdown()
 {
     let dir = tempfile::tempdir().unwrap();
-    let (hanging, _ci) = hanging_ci().await;
+    let (hanging, taken) = hanging_ci().await;
     let good = MockCi::start(Some(SECRET)).await;
     let config = "[dispatch]\ntimeout_ms = 10000\nconcurrency = 64\nper_host = 16\n";
     let daemon = DaemonProcess::start(dir.path(), config).await;
@@ -151,7 +158,10 @@ async fn a_ci_that_never_answers_holds_only_its_share_of_deliveries_and_does_not
 
     // The stuck deliveries go out first and hang; then another project's trigger.
     report_root(api, &token, "acme/lib", "1.0.0").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the hanging CI to hold its share", WAIT, || async {
+        (taken.load(Ordering::Relaxed) >= 16).then_some(())
+    })
+    .await;
     let started = std::time::Instant::now();
     report_root(api, &other, "acme/other-lib", "1.0.0").await;
     eventually("the answering CI is triggered", WAIT, || async {
