@@ -390,7 +390,7 @@ fn describe_send_error(target: &str, e: &reqwest::Error) -> String {
 /// Shown in logs instead of a trigger's URL, which may carry credentials.
 fn loggable_url(trigger: &TriggerSpec) -> String {
     match trigger {
-        TriggerSpec::Webhook { url, .. } => conjunction_protocol::project::redact_url(url),
+        TriggerSpec::Webhook { url, .. } => conjunction_protocol::http_url::redact_str(url),
     }
 }
 

@@ -74,7 +74,7 @@ impl TriggerSpec {
         match self {
             TriggerSpec::Webhook { url, token, secret } => TriggerView {
                 kind: "webhook".into(),
-                url: redact_url(url),
+                url: http_url::redact_str(url),
                 has_token: token.is_some(),
                 has_secret: secret.is_some(),
             },
@@ -309,11 +309,6 @@ fn check_secret(field: &str, value: Option<&str>) -> Result<(), ValidationError>
         }
         _ => Ok(()),
     }
-}
-
-/// The URL without user info, query or fragment, where credentials hide.
-pub fn redact_url(url: &str) -> String {
-    http_url::redact_str(url)
 }
 
 #[cfg(test)]
