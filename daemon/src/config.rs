@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::BuildTokens;
 use crate::dispatch::DispatchConfig;
+use crate::reconcile::ReconcileConfig;
 
 /// The default address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7431";
@@ -36,6 +37,7 @@ pub struct Config {
     pub feed: FeedConfig,
     pub store: StoreConfig,
     pub limits: LimitsConfig,
+    pub reconcile: ReconcileConfig,
 }
 
 impl Config {
@@ -48,6 +50,7 @@ impl Config {
             feed: FeedConfig::default(),
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
+            reconcile: ReconcileConfig::default(),
         }
     }
 }
@@ -158,6 +161,8 @@ pub struct FileConfig {
     pub store: StoreConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
 }
 
 #[derive(Debug, thiserror::Error)]

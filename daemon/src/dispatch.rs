@@ -10,16 +10,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use conjunction_protocol::trigger::SIGNATURE_HEADER;
 use conjunction_protocol::{BuildId, Timestamp, TriggerSpec};
-use hmac::{Hmac, Mac};
 use rand::Rng;
-use reqwest::StatusCode;
-use sha2::Sha256;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::auth::BuildTokens;
+use crate::ci::call::Outcome;
+use crate::reconcile::{Follow, Follows};
 use crate::store::{OutboxEntry, Store, StoreError};
 use crate::writer::{Delivery, WriterHandle};
 
@@ -68,29 +66,6 @@ impl DispatchConfig {
     }
 }
 
-/// What one HTTP attempt came to.
-#[derive(Debug)]
-enum AttemptResult {
-    Accepted,
-    /// The CI said no in a way retrying will not change.
-    Refused(String),
-    /// Worth another try; the CI may have said how long to wait.
-    Transient {
-        error: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// `sha256=<hex HMAC-SHA256 of body>`, the value of the signature header.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 pub struct Dispatcher {
     pub store: Store,
     pub writer: WriterHandle,
@@ -100,6 +75,8 @@ pub struct Dispatcher {
     pub report_url: String,
     /// Derives the build token put into every payload.
     pub build_tokens: BuildTokens,
+    /// Where Jenkins queue items go to be followed until they are builds.
+    pub follow: Follows,
 }
 
 impl Dispatcher {
@@ -215,28 +192,55 @@ impl Dispatcher {
                 return;
             }
         };
-        let result = match &trigger {
-            None => AttemptResult::Refused(format!("{} has no trigger configured", entry.project)),
-            Some(t) => self.attempt(t, &entry).await,
+        let outcome = match &trigger {
+            None => Outcome::Refused(format!("{} has no trigger configured", entry.project)),
+            Some(t) => {
+                let token = self.build_tokens.token(entry.build, entry.attempt);
+                let timeout = Duration::from_millis(self.config.timeout_ms);
+                crate::ci::trigger(
+                    &self.client,
+                    timeout,
+                    t,
+                    &entry.payload,
+                    &self.report_url,
+                    token,
+                )
+                .await
+            }
         };
         drop(permit);
         let tries = entry.tries + 1;
-        let delivery = match result {
-            AttemptResult::Accepted => {
-                tracing::info!(build = %entry.build, attempt = entry.attempt, project = %entry.project, "trigger delivered");
-                Delivery::Delivered
+        let mut queue_item = None;
+        let delivery = match outcome {
+            Outcome::Accepted {
+                run,
+                url,
+                queue_item: item,
+            } => {
+                tracing::info!(build = %entry.build, attempt = entry.attempt, project = %entry.project, run = run.as_ref().map(|r| r.describe()), "trigger delivered");
+                queue_item = item;
+                Delivery::Delivered { run, url }
             }
-            AttemptResult::Refused(reason) => {
+            Outcome::Refused(reason) => {
                 tracing::warn!(build = %entry.build, project = %entry.project, %reason, "trigger refused");
                 Delivery::Failed { reason }
             }
-            AttemptResult::Transient { error, .. } if tries >= self.config.max_attempts => {
+            Outcome::RateLimited { error, wait } => {
+                // Not a failed try: the CI asked to be called later.
+                tracing::info!(build = %entry.build, project = %entry.project, %error, ?wait, "rate limited; the trigger waits");
+                Delivery::RetryAt {
+                    due: later(wait),
+                    tries: entry.tries,
+                    error: format!("{error} (rate limited; waiting {}s)", wait.as_secs()),
+                }
+            }
+            Outcome::Transient { error, .. } if tries >= self.config.max_attempts => {
                 tracing::warn!(build = %entry.build, project = %entry.project, %error, tries, "trigger given up");
                 Delivery::Failed {
                     reason: format!("gave up after {tries} attempts; last: {error}"),
                 }
             }
-            AttemptResult::Transient { error, retry_after } => {
+            Outcome::Transient { error, retry_after } => {
                 let wait = self
                     .config
                     .backoff(tries)
@@ -268,129 +272,20 @@ impl Dispatcher {
                 if let Some(e) = requeue {
                     let _ = retry.send(e);
                 }
+                if let (Some(queue_item), Some(trigger)) = (queue_item, trigger) {
+                    self.follow.send(Follow {
+                        build: entry.build,
+                        attempt: entry.attempt,
+                        project: entry.project.clone(),
+                        trigger,
+                        queue_item,
+                    });
+                }
             }
             Err(e) => {
                 tracing::warn!(build = %entry.build, error = %e, "delivery outcome not recorded; it is retried after a restart")
             }
         }
-    }
-
-    async fn attempt(&self, trigger: &TriggerSpec, entry: &OutboxEntry) -> AttemptResult {
-        match trigger {
-            TriggerSpec::Webhook { url, token, secret } => {
-                let mut payload = entry.payload.clone();
-                payload.report.url.clone_from(&self.report_url);
-                payload.report.token = self.build_tokens.token(entry.build, entry.attempt);
-                let body = serde_json::to_string(&payload).expect("trigger payloads serialize");
-                let mut request = self
-                    .client
-                    .post(url)
-                    .timeout(Duration::from_millis(self.config.timeout_ms))
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(
-                        "X-Conjunction-Delivery",
-                        format!("{}-{}", entry.build, entry.attempt),
-                    )
-                    .body(body.clone());
-                if let Some(secret) = secret {
-                    request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
-                }
-                let target = loggable_url(trigger);
-                let mut request = match request.build() {
-                    Ok(request) => request,
-                    Err(e) => {
-                        return AttemptResult::Transient {
-                            error: describe_send_error(&target, &e),
-                            retry_after: None,
-                        }
-                    }
-                };
-                if let Some(token) = token {
-                    // Replaces the Basic header reqwest makes from user info in the URL
-                    // (registration refuses both, but a project stored before may have
-                    // them): a request carries one Authorization header.
-                    let mut value =
-                        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                            .expect("tokens are printable ASCII");
-                    value.set_sensitive(true);
-                    request
-                        .headers_mut()
-                        .insert(reqwest::header::AUTHORIZATION, value);
-                }
-                match self.client.execute(request).await {
-                    Ok(response) => classify(&target, response).await,
-                    Err(e) => AttemptResult::Transient {
-                        error: describe_send_error(&target, &e),
-                        retry_after: None,
-                    },
-                }
-            }
-        }
-    }
-}
-
-async fn classify(target: &str, response: reqwest::Response) -> AttemptResult {
-    let status = response.status();
-    if status.is_success() {
-        return AttemptResult::Accepted;
-    }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = body_start(response).await;
-    let error = if body.is_empty() {
-        format!("{target} answered {status}")
-    } else {
-        format!("{target} answered {status}: {body}")
-    };
-    let transient = status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS;
-    if transient {
-        AttemptResult::Transient { error, retry_after }
-    } else {
-        AttemptResult::Refused(error)
-    }
-}
-
-/// The first 300 characters of an answer's body, on one line.
-async fn body_start(mut response: reqwest::Response) -> String {
-    const KEEP: usize = 300;
-    let mut bytes = Vec::new();
-    while bytes.len() < KEEP * 4 {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(KEEP) {
-        Some((cut, _)) => format!("{}…", &one_line[..cut]),
-        None => one_line,
-    }
-}
-
-fn describe_send_error(target: &str, e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        format!("{target} did not answer in time")
-    } else if e.is_connect() {
-        format!("could not connect to {target}")
-    } else {
-        match std::error::Error::source(e) {
-            Some(cause) => format!("request to {target} failed: {cause}"),
-            None => format!("request to {target} failed"),
-        }
-    }
-}
-
-/// Shown in logs instead of a trigger's URL, which may carry credentials.
-fn loggable_url(trigger: &TriggerSpec) -> String {
-    match trigger {
-        TriggerSpec::Webhook { url, .. } => conjunction_protocol::http_url::redact_str(url),
     }
 }
 
@@ -401,7 +296,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// whose trigger cannot be read is a host of its own.
 fn host_key(entry: &OutboxEntry, trigger: &Result<Option<TriggerSpec>, StoreError>) -> String {
     let url = match trigger {
-        Ok(Some(TriggerSpec::Webhook { url, .. })) => reqwest::Url::parse(url).ok(),
+        Ok(Some(t)) => t.endpoint(),
         _ => None,
     };
     match url {
@@ -496,15 +391,6 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signature_matches_a_known_hmac_sha256() {
-        // RFC 4231 test case 2.
-        assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
 
     #[test]
     fn backoff_doubles_within_jitter_and_stays_capped() {

@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod health;
 pub mod hub;
 pub mod planner;
+pub mod reconcile;
 pub mod server;
 pub mod store;
 pub mod writer;
@@ -124,6 +125,15 @@ pub async fn serve(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("conjunction/", env!("CARGO_PKG_VERSION")))
         .build()?;
+    let (follow, follows) = reconcile::Follows::channel();
+    let reconciler = reconcile::Reconciler {
+        store: store.clone(),
+        writer: writer.clone(),
+        client: client.clone(),
+        config: config.reconcile.clone(),
+        timeout: std::time::Duration::from_millis(config.dispatch.timeout_ms),
+    };
+    let reconcile_task = tokio::spawn(reconciler.run(follows, stop_rx.clone()));
     let dispatcher = Dispatcher {
         store: store.clone(),
         writer: writer.clone(),
@@ -131,6 +141,7 @@ pub async fn serve(
         config: config.dispatch.clone(),
         report_url,
         build_tokens,
+        follow,
     };
     let pending = startup.outbox;
     if !pending.is_empty() {
@@ -171,6 +182,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     if let Err(e) = dispatch_task.await {
         tracing::error!(error = %e, "the dispatcher ended abnormally");
+    }
+    if let Err(e) = reconcile_task.await {
+        tracing::error!(error = %e, "the reconciler ended abnormally");
     }
     // Every writer handle is gone now, so the writer finishes its batch and stops.
     let written = tokio::task::spawn_blocking(move || writer_thread.join())

@@ -104,6 +104,7 @@ fn main() -> anyhow::Result<()> {
     config.public_url = args.public_url.or(file.public_url);
     config.operator_tokens = operator_tokens;
     config.dispatch = file.dispatch;
+    config.reconcile = file.reconcile;
     config.store = file.store;
     config.limits = file.limits;
 

@@ -5,6 +5,7 @@
 //! payload sent to CI systems, and the websocket messages. The crate does no I/O and
 //! nothing async; it only names things and checks that they are well formed.
 
+pub mod ci;
 pub mod error;
 pub mod http_url;
 pub mod id;
@@ -19,6 +20,7 @@ pub mod tree;
 pub mod trigger;
 pub mod ws;
 
+pub use ci::{CiKind, Run, SourceSpec, SourceView};
 pub use error::{ApiError, EntryError, ValidationError};
 pub use id::{BuildId, ProjectId};
 pub use node::{BlockedBy, Node, NodeState, RootEvent, RootSummary, StateKind};

@@ -3,6 +3,9 @@
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest webhook body a CI may send to `POST /v1/hooks/…`: a GitLab pipeline
+/// event lists every job.
+pub const MAX_HOOK_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Longest project id.
 pub const MAX_PROJECT_ID: usize = 128;
 /// Longest short text field: names, versions, commits, refs, roles, handles.

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ci::Run;
 use crate::id::{BuildId, ProjectId};
 use crate::time::Timestamp;
 
@@ -212,6 +213,9 @@ pub struct Node {
     /// Where the CI shows this build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The native CI run that builds this node, once the CI has accepted the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Run>,
     /// The failure excerpt from the last report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -249,6 +253,7 @@ impl Node {
             commit: None,
             git_ref: None,
             url: None,
+            run: None,
             summary: None,
             metadata: BTreeMap::new(),
             created_at,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ci::{check_ref, check_secret, CiKind, SourceSpec, SourceView};
 use crate::error::ValidationError;
 use crate::http_url;
 use crate::id::ProjectId;
@@ -56,34 +57,210 @@ pub enum TriggerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret: Option<String>,
     },
+    /// GitHub Actions: a `workflow_dispatch` of `workflow` on `ref` in `repo`.
+    Github {
+        /// `owner/name`.
+        repo: String,
+        /// The workflow's file name (`downstream.yml`) or numeric id.
+        workflow: String,
+        #[serde(rename = "ref")]
+        git_ref: String,
+        /// A token with "Actions: write" on the repository.
+        token: String,
+        /// The REST API's root; GitHub Enterprise Server has `https://HOST/api/v3`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+    },
+    /// GitLab CI: the pipeline trigger API of `project` (a path or numeric id) on
+    /// the instance at `url`.
+    Gitlab {
+        url: String,
+        project: String,
+        #[serde(rename = "ref")]
+        git_ref: String,
+        /// A pipeline trigger token (`glptt-…`).
+        token: String,
+        /// A token with `read_api`, for checking a pipeline whose webhook went
+        /// missing; a public project needs none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_token: Option<String>,
+    },
+    /// Buildkite: creates a build of `org`'s `pipeline`.
+    Buildkite {
+        org: String,
+        pipeline: String,
+        branch: String,
+        /// A commit, ref or `HEAD` (the branch's newest commit).
+        #[serde(default = "head", skip_serializing_if = "is_head")]
+        commit: String,
+        /// An API access token with `write_builds` (and `read_builds`, for checking
+        /// runs whose webhook went missing).
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+    },
+    /// Jenkins: `buildWithParameters` of `job` (a folder path, `team/app`) on the
+    /// instance at `url`, as `user` with an API token.
+    Jenkins {
+        url: String,
+        job: String,
+        user: String,
+        token: String,
+    },
 }
+
+fn head() -> String {
+    "HEAD".into()
+}
+
+fn is_head(s: &String) -> bool {
+    s == "HEAD"
+}
+
+/// GitHub's REST API root when a trigger does not name one.
+pub const GITHUB_API: &str = "https://api.github.com";
+/// Buildkite's REST API root when a trigger does not name one.
+pub const BUILDKITE_API: &str = "https://api.buildkite.com";
 
 /// The public face of a trigger: where it goes and which secrets are set, never
 /// the secrets themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TriggerView {
     pub kind: String,
-    /// The target with any user info and query string removed.
+    /// The URL the trigger calls, with any user info and query string removed.
     pub url: String,
     pub has_token: bool,
     pub has_secret: bool,
 }
 
 impl TriggerSpec {
-    pub fn view(&self) -> TriggerView {
+    /// The native CI this trigger speaks to; `None` for a generic webhook.
+    pub fn ci(&self) -> Option<CiKind> {
         match self {
-            TriggerSpec::Webhook { url, token, secret } => TriggerView {
-                kind: "webhook".into(),
-                url: http_url::redact_str(url),
-                has_token: token.is_some(),
-                has_secret: secret.is_some(),
-            },
+            TriggerSpec::Webhook { .. } => None,
+            TriggerSpec::Github { .. } => Some(CiKind::Github),
+            TriggerSpec::Gitlab { .. } => Some(CiKind::Gitlab),
+            TriggerSpec::Buildkite { .. } => Some(CiKind::Buildkite),
+            TriggerSpec::Jenkins { .. } => Some(CiKind::Jenkins),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.ci().map_or("webhook", CiKind::as_str)
+    }
+
+    /// The URL a trigger calls: the webhook's own, or the CI API endpoint that starts
+    /// a run. `None` only for a trigger whose URLs do not parse, which validation
+    /// refuses.
+    pub fn endpoint(&self) -> Option<url::Url> {
+        let under = |base: &str, segments: &[&str]| {
+            let mut url = url::Url::parse(base).ok()?;
+            url.set_query(None);
+            url.set_fragment(None);
+            url.path_segments_mut()
+                .ok()?
+                .pop_if_empty()
+                .extend(segments);
+            Some(url)
+        };
+        match self {
+            TriggerSpec::Webhook { url, .. } => url::Url::parse(url).ok(),
+            TriggerSpec::Github {
+                repo,
+                workflow,
+                api_url,
+                ..
+            } => {
+                let (owner, name) = repo.split_once('/')?;
+                under(
+                    api_url.as_deref().unwrap_or(GITHUB_API),
+                    &[
+                        "repos",
+                        owner,
+                        name,
+                        "actions",
+                        "workflows",
+                        workflow,
+                        "dispatches",
+                    ],
+                )
+            }
+            TriggerSpec::Gitlab { url, project, .. } => under(
+                url,
+                &["api", "v4", "projects", project, "trigger", "pipeline"],
+            ),
+            TriggerSpec::Buildkite {
+                org,
+                pipeline,
+                api_url,
+                ..
+            } => under(
+                api_url.as_deref().unwrap_or(BUILDKITE_API),
+                &["v2", "organizations", org, "pipelines", pipeline, "builds"],
+            ),
+            TriggerSpec::Jenkins { url, job, .. } => {
+                let mut segments = Vec::new();
+                for part in job.split('/') {
+                    segments.extend(["job", part]);
+                }
+                segments.push("buildWithParameters");
+                under(url, &segments)
+            }
+        }
+    }
+
+    pub fn view(&self) -> TriggerView {
+        let url = self.endpoint().map_or_else(
+            || "(a URL that does not parse)".into(),
+            |u| http_url::redact(&u),
+        );
+        let (has_token, has_secret) = match self {
+            TriggerSpec::Webhook { token, secret, .. } => (token.is_some(), secret.is_some()),
+            _ => (true, false),
+        };
+        TriggerView {
+            kind: self.kind().into(),
+            url,
+            has_token,
+            has_secret,
+        }
+    }
+
+    /// Every secret, named by its field, for resolving `env:` and `file:` references.
+    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut String)> {
+        match self {
+            TriggerSpec::Webhook { token, secret, .. } => {
+                let mut out = Vec::new();
+                if let Some(t) = token {
+                    out.push(("trigger.token", t));
+                }
+                if let Some(s) = secret {
+                    out.push(("trigger.secret", s));
+                }
+                out
+            }
+            TriggerSpec::Gitlab {
+                token, api_token, ..
+            } => {
+                let mut out = vec![("trigger.token", token)];
+                if let Some(t) = api_token {
+                    out.push(("trigger.api_token", t));
+                }
+                out
+            }
+            TriggerSpec::Github { token, .. }
+            | TriggerSpec::Buildkite { token, .. }
+            | TriggerSpec::Jenkins { token, .. } => vec![("trigger.token", token)],
         }
     }
 
     fn validate(&self) -> Result<(), ValidationError> {
+        let mut this = self.clone();
+        for (field, secret) in this.secrets_mut() {
+            check_secret(field, Some(secret))?;
+        }
         match self {
-            TriggerSpec::Webhook { url, token, secret } => {
+            TriggerSpec::Webhook { url, token, .. } => {
                 let parsed = check_url("trigger.url", url)?;
                 if token.is_some() && http_url::has_credentials(&parsed) {
                     return Err(ValidationError::new(
@@ -92,15 +269,135 @@ impl TriggerSpec {
                          request has one Authorization header: keep one of them",
                     ));
                 }
-                check_secret("trigger.token", token.as_deref())?;
-                check_secret("trigger.secret", secret.as_deref())
+            }
+            TriggerSpec::Github {
+                repo,
+                workflow,
+                git_ref,
+                api_url,
+                ..
+            } => {
+                let parts: Vec<&str> = repo.split('/').collect();
+                if parts.len() != 2 || !parts.iter().all(|p| is_slug(p)) {
+                    return Err(ValidationError::new(
+                        "trigger.repo",
+                        format!("trigger.repo {repo:?} must be owner/name, such as acme/app"),
+                    ));
+                }
+                if !is_slug(workflow) {
+                    return Err(ValidationError::new(
+                        "trigger.workflow",
+                        format!(
+                            "trigger.workflow {workflow:?} must be the workflow's file name \
+                             (downstream.yml, not .github/workflows/downstream.yml) or its id"
+                        ),
+                    ));
+                }
+                check_ref("trigger.ref", git_ref)?;
+                if let Some(api) = api_url {
+                    check_base_url("trigger.api_url", api)?;
+                }
+            }
+            TriggerSpec::Gitlab {
+                url,
+                project,
+                git_ref,
+                ..
+            } => {
+                check_base_url("trigger.url", url)?;
+                check_path("trigger.project", project, "acme/app or 42")?;
+                check_ref("trigger.ref", git_ref)?;
+            }
+            TriggerSpec::Buildkite {
+                org,
+                pipeline,
+                branch,
+                commit,
+                api_url,
+                ..
+            } => {
+                for (field, slug) in [("trigger.org", org), ("trigger.pipeline", pipeline)] {
+                    if !is_slug(slug) {
+                        return Err(ValidationError::new(
+                            field,
+                            format!("{field} {slug:?} must be a slug as Buildkite shows it in URLs, such as acme"),
+                        ));
+                    }
+                }
+                check_ref("trigger.branch", branch)?;
+                check_ref("trigger.commit", commit)?;
+                if let Some(api) = api_url {
+                    check_base_url("trigger.api_url", api)?;
+                }
+            }
+            TriggerSpec::Jenkins { url, job, user, .. } => {
+                check_base_url("trigger.url", url)?;
+                check_text("trigger.job", job, MAX_SHORT_TEXT, true, Layout::Line)?;
+                if job
+                    .split('/')
+                    .any(|p| p.trim().is_empty() || p == "." || p == "..")
+                {
+                    return Err(ValidationError::new(
+                        "trigger.job",
+                        format!("trigger.job {job:?} must be the job's full name, folders separated by /, such as team/app"),
+                    ));
+                }
+                check_text("trigger.user", user, MAX_SHORT_TEXT, true, Layout::Line)?;
+                if user.contains(':') {
+                    return Err(ValidationError::new(
+                        "trigger.user",
+                        "trigger.user cannot contain ':', which separates user and token in HTTP Basic authentication",
+                    ));
+                }
             }
         }
+        Ok(())
     }
 }
 
+/// Letters, digits, `.`, `_` and `-`: an owner, repository, workflow file or slug.
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SHORT_TEXT
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Slugs separated by `/`: a GitLab project path (or its numeric id).
+fn check_path(field: &str, value: &str, example: &str) -> Result<(), ValidationError> {
+    if value.split('/').all(is_slug) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("{field} {value:?} must be a path such as {example}"),
+        ))
+    }
+}
+
+/// The root URL of a CI's instance or API: no credentials (the token field carries
+/// them), no query.
+fn check_base_url(field: &str, url: &str) -> Result<(), ValidationError> {
+    let parsed = check_url(field, url)?;
+    if http_url::has_credentials(&parsed) {
+        return Err(ValidationError::new(
+            field,
+            format!("{field} carries credentials; put the token in trigger.token instead"),
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must be the instance's root URL, without a query"),
+        ));
+    }
+    Ok(())
+}
+
 /// The body of `PUT /v1/projects/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSpec {
     pub name: String,
@@ -116,7 +413,19 @@ pub struct ProjectSpec {
     pub report_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<Package>,
+    /// How this project's own CI tells conjunction about its runs, by its own webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+    /// A build of a native trigger kind that hears nothing for this long while it is
+    /// triggered or running is checked through its CI's API. 30 minutes when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_after_secs: Option<u64>,
 }
+
+/// How long a native build may go without news before its CI is asked about it.
+pub const RECONCILE_AFTER_DEFAULT_SECS: u64 = 30 * 60;
+/// The longest `reconcile_after_secs`: a week.
+pub const RECONCILE_AFTER_MAX_SECS: u64 = 7 * 24 * 3600;
 
 impl ProjectSpec {
     /// Checks every field against the protocol's bounds and shapes.
@@ -214,6 +523,17 @@ impl ProjectSpec {
             )?;
             check_text("package.name", &p.name, MAX_SHORT_TEXT, true, Layout::Line)?;
         }
+        if let Some(source) = &self.source {
+            source.validate()?;
+        }
+        if let Some(secs) = self.reconcile_after_secs {
+            if !(1..=RECONCILE_AFTER_MAX_SECS).contains(&secs) {
+                return Err(ValidationError::new(
+                    "reconcile_after_secs",
+                    format!("reconcile_after_secs must be from 1 to {RECONCILE_AFTER_MAX_SECS} (a week)"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -229,6 +549,10 @@ pub struct Project {
     pub trigger: Option<TriggerView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<Package>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_after_secs: Option<u64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -293,22 +617,6 @@ pub struct ProjectUpserted {
 /// An http(s) URL that reads the same to everyone (see [`http_url`]).
 pub(crate) fn check_url(field: &str, url: &str) -> Result<url::Url, ValidationError> {
     http_url::parse(field, url, MAX_URL)
-}
-
-fn check_secret(field: &str, value: Option<&str>) -> Result<(), ValidationError> {
-    match value {
-        Some(v)
-            if v.is_empty() || v.len() > MAX_SECRET || !v.chars().all(|c| c.is_ascii_graphic()) =>
-        {
-            Err(ValidationError::new(
-                field,
-                format!(
-                    "{field} must be 1 to {MAX_SECRET} printable ASCII characters without spaces"
-                ),
-            ))
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -378,5 +686,101 @@ mod tests {
         assert_eq!(v.url, "https://ci.example/hook");
         assert!(v.has_token && !v.has_secret);
         assert!(!serde_json::to_string(&v).unwrap().contains("hunter2"));
+    }
+
+    fn trigger(json: &str) -> TriggerSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn native_triggers_call_their_cis_documented_endpoints() {
+        let gh = trigger(
+            r#"{"kind":"github","repo":"acme/app","workflow":"downstream.yml","ref":"main","token":"ghp_x"}"#,
+        );
+        gh.validate().unwrap();
+        assert_eq!(
+            gh.endpoint().unwrap().as_str(),
+            "https://api.github.com/repos/acme/app/actions/workflows/downstream.yml/dispatches"
+        );
+        let ghes = trigger(
+            r#"{"kind":"github","repo":"acme/app","workflow":"7","ref":"main","token":"t","api_url":"https://ghe.acme.example/api/v3/"}"#,
+        );
+        assert_eq!(
+            ghes.endpoint().unwrap().as_str(),
+            "https://ghe.acme.example/api/v3/repos/acme/app/actions/workflows/7/dispatches"
+        );
+        let gl = trigger(
+            r#"{"kind":"gitlab","url":"https://gitlab.com","project":"acme/sub/app","ref":"main","token":"glptt-x"}"#,
+        );
+        gl.validate().unwrap();
+        assert_eq!(
+            gl.endpoint().unwrap().as_str(),
+            "https://gitlab.com/api/v4/projects/acme%2Fsub%2Fapp/trigger/pipeline"
+        );
+        let bk = trigger(
+            r#"{"kind":"buildkite","org":"acme","pipeline":"app","branch":"main","token":"bkua_x"}"#,
+        );
+        bk.validate().unwrap();
+        assert_eq!(
+            bk.endpoint().unwrap().as_str(),
+            "https://api.buildkite.com/v2/organizations/acme/pipelines/app/builds"
+        );
+        let jk = trigger(
+            r#"{"kind":"jenkins","url":"https://jenkins.acme.org/ci","job":"team/my app","user":"conjunction","token":"11ab"}"#,
+        );
+        jk.validate().unwrap();
+        assert_eq!(
+            jk.endpoint().unwrap().as_str(),
+            "https://jenkins.acme.org/ci/job/team/job/my%20app/buildWithParameters"
+        );
+        let view = serde_json::to_string(&jk.view()).unwrap();
+        assert!(!view.contains("11ab"), "{view}");
+    }
+
+    #[test]
+    fn native_triggers_refuse_what_their_cis_would() {
+        let bad = [
+            (
+                r#"{"kind":"github","repo":"acme","workflow":"d.yml","ref":"main","token":"t"}"#,
+                "trigger.repo",
+            ),
+            (
+                r#"{"kind":"github","repo":"acme/app","workflow":".github/workflows/d.yml","ref":"main","token":"t"}"#,
+                "trigger.workflow",
+            ),
+            (
+                r#"{"kind":"github","repo":"acme/app","workflow":"d.yml","ref":"two words","token":"t"}"#,
+                "trigger.ref",
+            ),
+            (
+                r#"{"kind":"gitlab","url":"https://u:p@gitlab.com","project":"a/b","ref":"main","token":"t"}"#,
+                "trigger.url",
+            ),
+            (
+                r#"{"kind":"buildkite","org":"Acme Corp","pipeline":"app","branch":"main","token":"t"}"#,
+                "trigger.org",
+            ),
+            (
+                r#"{"kind":"jenkins","url":"https://j","job":"team//app","user":"u","token":"t"}"#,
+                "trigger.job",
+            ),
+            (
+                r#"{"kind":"jenkins","url":"https://j","job":"team/../app","user":"u","token":"t"}"#,
+                "trigger.job",
+            ),
+            (
+                r#"{"kind":"jenkins","url":"https://j","job":"app","user":"a:b","token":"t"}"#,
+                "trigger.user",
+            ),
+        ];
+        for (json, field) in bad {
+            let err = trigger(json).validate().unwrap_err();
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+        // A native trigger without its token is not a trigger.
+        assert!(serde_json::from_str::<TriggerSpec>(
+            r#"{"kind":"gitlab","url":"https://gitlab.com","project":"a/b","ref":"main"}"#
+        )
+        .is_err());
     }
 }

@@ -93,6 +93,7 @@ async fn register(daemon: &DaemonProcess) -> Vec<(ProjectId, String)> {
                 trigger: None,
                 report_token: Some(format!("restart-bench-token-{i:04}")),
                 package: None,
+                ..Default::default()
             },
         })
         .collect();

@@ -171,6 +171,8 @@ fn spec(name: &str, deps: &[&str], trigger: Option<&str>) -> ProjectSpec {
         }),
         report_token: None,
         package: None,
+        source: None,
+        reconcile_after_secs: None,
     }
 }
 

@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
             }),
             report_token: (*id == "acme/lib").then(|| LIB_TOKEN.to_owned()),
             package: None,
+            ..Default::default()
         };
         let (_, answer) = api.put_project(&pid(id), &spec).await?;
         if let Some(t) = answer.report_token {

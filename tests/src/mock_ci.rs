@@ -256,7 +256,7 @@ async fn hook(State(mock): State<MockCi>, headers: HeaderMap, body: Bytes) -> (S
         let mut s = mock.lock();
         let signature_ok = match (&s.secret, &signature) {
             (Some(secret), Some(sig)) => {
-                *sig == conjunction_daemon::dispatch::signature(secret, &body)
+                *sig == conjunction_daemon::ci::webhook::signature(secret, &body)
             }
             (None, None) => true,
             _ => false,

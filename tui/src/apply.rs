@@ -1,12 +1,16 @@
 //! `conjunction apply -f projects.toml`: registers a file of projects.
 //!
 //! The file holds `[[project]]` tables with an `id` and the fields of
-//! `PUT /v1/projects/{id}`. Secret fields (`report_token`, `trigger.token`,
-//! `trigger.secret`) may be written `"env:NAME"` to take them from the environment,
-//! so the file itself can be committed. The whole file is sent as one list
-//! (`PUT /v1/projects`): every project is applied, or none.
+//! `PUT /v1/projects/{id}`. Every secret field (`report_token`, the trigger's `token`,
+//! `secret` and `api_token`, the source's `secret`, `token` and `signing_token`) may
+//! be written `"env:NAME"` to take it from the environment, or `"file:PATH"` to take
+//! it from a file (its first line; a relative path is read from the projects file's
+//! directory), so the file itself can be committed. The whole file is sent as one
+//! list (`PUT /v1/projects`): every project is applied, or none.
 
-use conjunction_protocol::{ProjectEntry, ProjectId, TriggerSpec};
+use std::path::{Path, PathBuf};
+
+use conjunction_protocol::{ProjectEntry, ProjectId};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -26,35 +30,58 @@ pub enum ApplyError {
         field: &'static str,
         var: String,
     },
+    #[error("{project}: {field} names the file {}, which cannot be read: {reason}", path.display())]
+    UnreadableFile {
+        project: ProjectId,
+        field: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("{}", .0.iter().map(|(p, m)| format!("{p}: {m}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<(ProjectId, String)>),
 }
 
-/// Parses a projects file and resolves `env:` secrets with `env`.
+/// Where `env:` and `file:` secrets are looked up.
+pub struct Secrets<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The directory relative `file:` paths start from.
+    pub dir: &'a Path,
+}
+
+/// Parses a projects file and resolves `env:` secrets with `env`, and `file:`
+/// secrets relative to the current directory.
 pub fn parse(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<ProjectEntry>, ApplyError> {
+    parse_with(
+        text,
+        &Secrets {
+            env: &env,
+            dir: Path::new("."),
+        },
+    )
+}
+
+pub fn parse_with(text: &str, secrets: &Secrets<'_>) -> Result<Vec<ProjectEntry>, ApplyError> {
     let file: ProjectsFile = toml::from_str(text).map_err(|e| ApplyError::Parse(e.to_string()))?;
     let mut out = Vec::with_capacity(file.project.len());
     let mut invalid = Vec::new();
     for mut entry in file.project {
         let id = entry.id.clone();
-        let resolve = |field: &'static str, value: &mut Option<String>| -> Result<(), ApplyError> {
-            if let Some(var) = value.as_deref().and_then(|v| v.strip_prefix("env:")) {
-                let var = var.to_owned();
-                *value = Some(env(&var).ok_or_else(|| ApplyError::MissingEnv {
-                    project: id.clone(),
-                    field,
-                    var,
-                })?);
-            }
-            Ok(())
-        };
-        resolve("report_token", &mut entry.spec.report_token)?;
-        if let Some(TriggerSpec::Webhook { token, secret, .. }) = &mut entry.spec.trigger {
-            resolve("trigger.token", token)?;
-            resolve("trigger.secret", secret)?;
+        let spec = &mut entry.spec;
+        let mut fields: Vec<(&'static str, &mut String)> = Vec::new();
+        if let Some(t) = &mut spec.report_token {
+            fields.push(("report_token", t));
+        }
+        if let Some(t) = &mut spec.trigger {
+            fields.extend(t.secrets_mut());
+        }
+        if let Some(s) = &mut spec.source {
+            fields.extend(s.secrets_mut());
+        }
+        for (field, value) in fields {
+            resolve(&id, field, value, secrets)?;
         }
         match entry.spec.validate(&entry.id) {
             Ok(()) => out.push(entry),
@@ -68,9 +95,36 @@ pub fn parse(
     }
 }
 
+/// Replaces an `env:NAME` or `file:PATH` reference with the secret it names.
+fn resolve(
+    project: &ProjectId,
+    field: &'static str,
+    value: &mut String,
+    secrets: &Secrets<'_>,
+) -> Result<(), ApplyError> {
+    if let Some(var) = value.strip_prefix("env:") {
+        *value = (secrets.env)(var).ok_or_else(|| ApplyError::MissingEnv {
+            project: project.clone(),
+            field,
+            var: var.to_owned(),
+        })?;
+    } else if let Some(path) = value.strip_prefix("file:") {
+        let path = secrets.dir.join(path);
+        let text = std::fs::read_to_string(&path).map_err(|e| ApplyError::UnreadableFile {
+            project: project.clone(),
+            field,
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        *value = text.lines().next().unwrap_or_default().trim().to_owned();
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conjunction_protocol::TriggerSpec;
 
     const FILE: &str = r#"
 [[project]]
@@ -129,6 +183,47 @@ depends_on = [{ project = "acme/b" }]
         assert!(
             parse(typo, |_| None).is_err(),
             "a misspelt field is refused"
+        );
+    }
+
+    #[test]
+    fn native_secrets_come_from_env_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gh-token"), "ghp_fromfile\n").unwrap();
+        let text = r#"
+[[project]]
+id = "acme/app"
+name = "App"
+trigger = { kind = "github", repo = "acme/app", workflow = "downstream.yml", ref = "main", token = "file:gh-token" }
+source = { kind = "github", secret = "env:HOOK_SECRET" }
+"#;
+        let env = |k: &str| (k == "HOOK_SECRET").then(|| "whsecret".to_owned());
+        let entries = parse_with(
+            text,
+            &Secrets {
+                env: &env,
+                dir: dir.path(),
+            },
+        )
+        .unwrap();
+        let mut spec = entries[0].spec.clone();
+        let trigger = spec.trigger.as_mut().unwrap();
+        assert_eq!(*trigger.secrets_mut()[0].1, "ghp_fromfile");
+        let source = spec.source.as_mut().unwrap();
+        assert_eq!(*source.secrets_mut()[0].1, "whsecret");
+        let missing = text.replace("file:gh-token", "file:nope");
+        let err = parse_with(
+            &missing,
+            &Secrets {
+                env: &env,
+                dir: dir.path(),
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("trigger.token") && err.contains("nope"),
+            "{err}"
         );
     }
 

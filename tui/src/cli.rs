@@ -231,7 +231,9 @@ async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
 async fn apply(file: &std::path::Path, client: &Client) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let entries = crate::apply::parse(&text, |k| std::env::var(k).ok())?;
+    let env = |k: &str| std::env::var(k).ok();
+    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    let entries = crate::apply::parse_with(&text, &crate::apply::Secrets { env: &env, dir })?;
     let applied = match client.apply_projects(&entries).await {
         Ok(applied) => applied,
         Err(ClientError::Refused { error, .. }) if !error.entries.is_empty() => {

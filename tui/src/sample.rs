@@ -51,6 +51,8 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
             .collect(),
         trigger: None,
         package: None,
+        source: None,
+        reconcile_after_secs: None,
         created_at: at(86_400),
         updated_at: at(86_400),
     }

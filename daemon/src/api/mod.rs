@@ -9,6 +9,7 @@
 pub mod error;
 mod extract;
 pub mod feed;
+mod hooks;
 mod projects;
 mod reports;
 mod roots;
@@ -18,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use conjunction_protocol::limits::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES};
+use conjunction_protocol::limits::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES, MAX_HOOK_BODY_BYTES};
 
 pub use error::ApiError;
 pub use extract::{ApiJson, Operator, Reporter};
@@ -41,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/projects/{id}/dependents", get(projects::dependents))
         .route("/v1/reports", post(reports::post))
+        .route(
+            "/v1/hooks/{kind}/{project}",
+            post(hooks::post).layer(DefaultBodyLimit::max(MAX_HOOK_BODY_BYTES)),
+        )
         .route("/v1/builds/{id}", get(reports::build))
         .route("/v1/builds/{id}/rebuild", post(reports::rebuild))
         .route("/v1/roots", get(roots::list))
@@ -89,12 +94,14 @@ async fn declared_too_large(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let limit =
-        if request.method() == axum::http::Method::PUT && request.uri().path() == "/v1/projects" {
-            MAX_BULK_BODY_BYTES
-        } else {
-            MAX_BODY_BYTES
-        };
+    let path = request.uri().path();
+    let limit = if request.method() == axum::http::Method::PUT && path == "/v1/projects" {
+        MAX_BULK_BODY_BYTES
+    } else if path.starts_with("/v1/hooks/") {
+        MAX_HOOK_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

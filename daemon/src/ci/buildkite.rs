@@ -8,7 +8,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::call::{self, Outcome, TriggerValues};
 use super::{HookError, RunNews, RunState};
+use conjunction_protocol::{CiKind, Run};
 
 /// `timestamp=<unix seconds>,signature=<hex HMAC-SHA256(token, "<timestamp>.<body>")>`.
 pub const SIGNATURE_HEADER: &str = "x-buildkite-signature";
@@ -62,9 +64,97 @@ pub fn verify_token(token: &[u8], sent: Option<&str>) -> Result<(), HookError> {
     super::verify_clear_token("X-Buildkite-Token", token, sent)
 }
 
+/// What a Buildkite trigger names.
+pub struct CreateBuild<'a> {
+    /// `…/v2/organizations/{org}/pipelines/{pipeline}/builds`.
+    pub endpoint: reqwest::Url,
+    pub org: &'a str,
+    pub pipeline: &'a str,
+    pub branch: &'a str,
+    pub commit: &'a str,
+    pub token: &'a str,
+}
+
+/// Creates a build through the REST API, with conjunction's values in its environment
+/// and the build key in its meta-data (which comes back in the webhooks). The report
+/// token goes only into the environment: meta-data is shown to anyone who can see the
+/// build.
+pub async fn trigger(
+    client: &reqwest::Client,
+    timeout: std::time::Duration,
+    c: &CreateBuild<'_>,
+    values: &TriggerValues,
+) -> Outcome {
+    let env: serde_json::Map<String, serde_json::Value> = values
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect();
+    let body = serde_json::json!({
+        "commit": c.commit,
+        "branch": c.branch,
+        "message": format!("conjunction: {} changed", values.upstream),
+        "env": env,
+        "meta_data": {
+            BUILD_META_DATA: values.build,
+            "conjunction:upstream": values.upstream,
+        },
+    });
+    let mut request = client.post(c.endpoint.clone()).timeout(timeout).json(&body);
+    if let Some(auth) = call::secret_header(&format!("Bearer {}", c.token)) {
+        request = request.header(reqwest::header::AUTHORIZATION, auth);
+    }
+    let context = format!("pipeline {}/{}", c.org, c.pipeline);
+    call::send(
+        client,
+        request,
+        "Buildkite",
+        &context,
+        |_, _, body| async move {
+            match serde_json::from_slice::<Build>(&body) {
+                Ok(b) => Outcome::Accepted {
+                    run: Some(Run {
+                        ci: CiKind::Buildkite,
+                        id: Some(b.id),
+                        number: b.number,
+                        learnt: None,
+                    }),
+                    url: b.web_url,
+                    queue_item: None,
+                },
+                Err(e) => Outcome::Refused(format!(
+                    "Buildkite accepted the trigger but its answer is not a build: {e}"
+                )),
+            }
+        },
+    )
+    .await
+}
+
+/// Asks Buildkite about build `number` of the pipeline (`GET …/builds/{number}`).
+pub async fn lookup(
+    client: &reqwest::Client,
+    timeout: std::time::Duration,
+    c: &CreateBuild<'_>,
+    number: u64,
+) -> Result<Option<RunNews>, String> {
+    let mut url = c.endpoint.clone();
+    url.path_segments_mut()
+        .map_err(|()| "the Buildkite API URL cannot have a path".to_owned())?
+        .push(&number.to_string());
+    let mut request = client.get(url).timeout(timeout);
+    if let Some(auth) = call::secret_header(&format!("Bearer {}", c.token)) {
+        request = request.header(reqwest::header::AUTHORIZATION, auth);
+    }
+    let body = call::get(client, request, "Buildkite").await?;
+    parse_build(&body).map(Some).map_err(|e| e.to_string())
+}
+
 #[derive(Deserialize)]
 struct Build {
     id: String,
+    number: Option<u64>,
+    finished_at: Option<String>,
     /// The API URL: `…/organizations/<org>/pipelines/<pipeline>/builds/<n>`.
     url: String,
     web_url: Option<String>,
@@ -90,7 +180,11 @@ struct Webhook {
 pub fn parse_webhook(body: &[u8]) -> Result<RunNews, HookError> {
     let hook: Webhook = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
     match hook.build {
-        Some(build) if hook.event.starts_with("build.") => news(build),
+        Some(build) if hook.event.starts_with("build.") => {
+            let mut news = news(build)?;
+            news.semantic_key = format!("{}:{}", hook.event, news.semantic_key);
+            Ok(news)
+        }
         _ => Err(unreadable(format!(
             "a {} event; conjunction reads build events only",
             hook.event
@@ -125,10 +219,19 @@ fn news(build: Build) -> Result<RunNews, HookError> {
         Some(sha) => Some(sha.to_owned()),
     };
     Ok(RunNews {
+        semantic_key: format!(
+            "{}:{}:{}:{}",
+            build.id,
+            build.state,
+            build.blocked,
+            build.finished_at.as_deref().unwrap_or_default()
+        ),
         source,
         run_id: Some(build.id),
         workflow: None,
         attempt: None,
+        number: build.number,
+        summary: None,
         state: state(&build.state, build.blocked),
         commit,
         git_ref: build.tag.or(build.branch),

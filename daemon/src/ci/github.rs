@@ -7,7 +7,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::call::{self, Outcome, TriggerValues};
 use super::{HookError, RunNews, RunState};
+use conjunction_protocol::{CiKind, Run};
 
 /// The header GitHub signs the body in: `sha256=<hex HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -26,6 +28,89 @@ pub fn verify(secret: &[u8], body: &[u8], signature: Option<&str>) -> Result<(),
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(body);
     mac.verify_slice(&digest).map_err(|_| bad())
+}
+
+/// The REST API version conjunction speaks.
+const API_VERSION: &str = "2022-11-28";
+
+/// What a GitHub trigger names.
+pub struct Dispatch<'a> {
+    /// `…/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches`.
+    pub endpoint: reqwest::Url,
+    pub repo: &'a str,
+    pub workflow: &'a str,
+    pub git_ref: &'a str,
+    pub token: &'a str,
+}
+
+/// Starts a run by `workflow_dispatch`, asking for the run's id and page
+/// (`return_run_details`). A GitHub that does not know that field yet (GitHub
+/// Enterprise Server before it) refuses it; the dispatch is then made once more
+/// without it, and the run is found later by its title, `conjunction <build>`, which
+/// the workflow's `run-name` makes from the `conjunction_build` input.
+pub async fn trigger(
+    client: &reqwest::Client,
+    timeout: std::time::Duration,
+    d: &Dispatch<'_>,
+    values: &TriggerValues,
+) -> Outcome {
+    let context = format!("workflow {} in {} on ref {}", d.workflow, d.repo, d.git_ref);
+    let request = |details: bool| {
+        let mut body = serde_json::json!({
+            "ref": d.git_ref,
+            "inputs": {
+                "conjunction_build": values.build,
+                "conjunction_report": values.report_url,
+                "conjunction_token": values.token,
+                "upstream": values.upstream,
+            },
+        });
+        if details {
+            body["return_run_details"] = true.into();
+        }
+        let mut request = client
+            .post(d.endpoint.clone())
+            .timeout(timeout)
+            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", API_VERSION)
+            .json(&body);
+        if let Some(auth) = call::secret_header(&format!("Bearer {}", d.token)) {
+            request = request.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        request
+    };
+    match call::send(client, request(true), "GitHub", &context, dispatched).await {
+        Outcome::Refused(reason) if reason.contains("return_run_details") => {
+            tracing::info!(repo = d.repo, %reason, "this GitHub does not return run details; dispatching without them");
+            call::send(client, request(false), "GitHub", &context, dispatched).await
+        }
+        other => other,
+    }
+}
+
+#[derive(Deserialize)]
+struct RunDetails {
+    workflow_run_id: u64,
+    html_url: Option<String>,
+}
+
+async fn dispatched(
+    _status: reqwest::StatusCode,
+    _headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+) -> Outcome {
+    // 204 without details; 200 with them.
+    let details = serde_json::from_slice::<RunDetails>(&body).ok();
+    Outcome::Accepted {
+        run: Some(Run {
+            ci: CiKind::Github,
+            id: details.as_ref().map(|d| d.workflow_run_id.to_string()),
+            number: None,
+            learnt: None,
+        }),
+        url: details.and_then(|d| d.html_url),
+        queue_item: None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -91,35 +176,27 @@ pub fn parse(event: &str, body: &[u8]) -> Result<RunNews, HookError> {
     let news = match event {
         "workflow_run" => {
             let run = e.workflow_run.ok_or_else(|| missing("workflow_run"))?;
-            let workflow = run.path.or_else(|| {
-                e.workflow
-                    .and_then(|w| serde_json::from_value::<Workflow>(w).ok())
-                    .map(|w| w.path)
-            });
-            RunNews {
-                source,
-                run_id: Some(run.id.to_string()),
-                workflow,
-                attempt: run.run_attempt,
-                state: state(run.status.as_deref(), run.conclusion.as_deref()),
-                commit: run.head_sha,
-                git_ref: run.head_branch,
-                url: run.html_url,
-                conjunction_build: run
-                    .display_title
-                    .as_deref()
-                    .and_then(|t| t.strip_prefix("conjunction "))
-                    .map(str::to_owned),
-                title: run.display_title,
-            }
+            let workflow = e
+                .workflow
+                .and_then(|w| serde_json::from_value::<Workflow>(w).ok())
+                .map(|w| w.path);
+            run_news(source, run, workflow)
         }
         "check_suite" => {
             let suite = e.check_suite.ok_or_else(|| missing("check_suite"))?;
             RunNews {
+                semantic_key: format!(
+                    "check_suite:{}:{}:{}",
+                    suite.id,
+                    suite.status.as_deref().unwrap_or_default(),
+                    suite.conclusion.as_deref().unwrap_or_default()
+                ),
                 source,
                 run_id: Some(suite.id.to_string()),
                 workflow: None,
                 attempt: None,
+                number: None,
+                summary: None,
                 state: state(suite.status.as_deref(), suite.conclusion.as_deref()),
                 commit: suite.head_sha,
                 git_ref: suite.head_branch,
@@ -131,10 +208,13 @@ pub fn parse(event: &str, body: &[u8]) -> Result<RunNews, HookError> {
         "workflow_job" => {
             let job = e.workflow_job.ok_or_else(|| missing("workflow_job"))?;
             RunNews {
+                semantic_key: format!("workflow_job:{}", job.run_id),
                 source,
                 run_id: Some(job.run_id.to_string()),
                 workflow: None,
                 attempt: job.run_attempt,
+                number: None,
+                summary: None,
                 state: RunState::Ignored(
                     "a job of a run; the run's own workflow_run event says how it ends",
                 ),
@@ -146,10 +226,13 @@ pub fn parse(event: &str, body: &[u8]) -> Result<RunNews, HookError> {
             }
         }
         other => RunNews {
+            semantic_key: other.to_owned(),
             source,
             run_id: None,
             workflow: e.workflow.and_then(|w| w.as_str().map(str::to_owned)),
             attempt: None,
+            number: None,
+            summary: None,
             state: RunState::Ignored(match other {
                 "workflow_dispatch" | "repository_dispatch" => {
                     "a dispatch names no run; its run's workflow_run events do"
@@ -165,6 +248,103 @@ pub fn parse(event: &str, body: &[u8]) -> Result<RunNews, HookError> {
         },
     };
     Ok(news)
+}
+
+/// What a workflow run object says (a webhook's `workflow_run`, or the REST API's run).
+fn run_news(source: String, run: WorkflowRun, workflow: Option<String>) -> RunNews {
+    RunNews {
+        semantic_key: format!(
+            "workflow_run:{}:{}:{}:{}",
+            run.id,
+            run.run_attempt.unwrap_or(1),
+            run.status.as_deref().unwrap_or_default(),
+            run.conclusion.as_deref().unwrap_or_default()
+        ),
+        source,
+        run_id: Some(run.id.to_string()),
+        workflow: run.path.or(workflow),
+        attempt: run.run_attempt,
+        number: None,
+        summary: None,
+        state: state(run.status.as_deref(), run.conclusion.as_deref()),
+        commit: run.head_sha,
+        git_ref: run.head_branch,
+        url: run.html_url,
+        conjunction_build: run
+            .display_title
+            .as_deref()
+            .and_then(|t| t.strip_prefix(TITLE_PREFIX))
+            .map(str::to_owned),
+        title: run.display_title,
+    }
+}
+
+/// What a run's title starts with when the workflow's `run-name` names the
+/// conjunction build: `conjunction <build>/<attempt>`.
+pub const TITLE_PREFIX: &str = "conjunction ";
+
+#[derive(Deserialize)]
+struct Runs {
+    workflow_runs: Vec<WorkflowRun>,
+}
+
+/// Asks GitHub about the run of `build_key`: by its id when the dispatch returned
+/// one, else among the workflow's recent dispatched runs by its title.
+pub async fn lookup(
+    client: &reqwest::Client,
+    timeout: std::time::Duration,
+    d: &Dispatch<'_>,
+    run_id: Option<&str>,
+    build_key: &str,
+) -> Result<Option<RunNews>, String> {
+    let mut url = d.endpoint.clone();
+    {
+        let mut path = url
+            .path_segments_mut()
+            .map_err(|()| "the GitHub API URL cannot have a path".to_owned())?;
+        // From `…/actions/workflows/{workflow}/dispatches`.
+        path.pop().pop().pop();
+        match run_id {
+            Some(id) => {
+                path.extend(["runs", id]);
+            }
+            None => {
+                path.extend(["workflows", d.workflow, "runs"]);
+            }
+        }
+    }
+    if run_id.is_none() {
+        url.query_pairs_mut()
+            .append_pair("event", "workflow_dispatch")
+            .append_pair("per_page", "100");
+    }
+    let mut request = client
+        .get(url)
+        .timeout(timeout)
+        .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+        .header("X-GitHub-Api-Version", API_VERSION);
+    if let Some(auth) = call::secret_header(&format!("Bearer {}", d.token)) {
+        request = request.header(reqwest::header::AUTHORIZATION, auth);
+    }
+    let body = call::get(client, request, "GitHub").await?;
+    let source = d.repo.to_owned();
+    match run_id {
+        Some(_) => {
+            let run: WorkflowRun = serde_json::from_slice(&body)
+                .map_err(|e| format!("GitHub's run does not read: {e}"))?;
+            Ok(Some(run_news(source, run, None)))
+        }
+        None => {
+            let runs: Runs = serde_json::from_slice(&body)
+                .map_err(|e| format!("GitHub's list of runs does not read: {e}"))?;
+            let title = format!("{TITLE_PREFIX}{build_key}");
+            Ok(runs
+                .workflow_runs
+                .into_iter()
+                .find(|r| r.display_title.as_deref() == Some(title.as_str()))
+                .map(|r| run_news(source, r, None)))
+        }
+    }
 }
 
 /// A run's `status` and `conclusion` as conjunction sees them (reference §1.4).

@@ -7,11 +7,165 @@
 //! read real payloads from `../shared/fixtures/ci/`.
 
 pub mod buildkite;
+pub mod call;
 pub mod github;
 pub mod gitlab;
 pub mod jenkins;
+pub mod webhook;
 
-use conjunction_protocol::ReportState;
+use std::time::Duration;
+
+use conjunction_protocol::trigger::TriggerPayload;
+use conjunction_protocol::{ReportState, Run, TriggerSpec};
+
+use call::{Outcome, TriggerValues};
+
+/// A trigger as the module of its CI takes it.
+enum Target<'a> {
+    Webhook(webhook::Webhook<'a>),
+    Github(github::Dispatch<'a>),
+    Gitlab(gitlab::Trigger<'a>),
+    Buildkite(buildkite::CreateBuild<'a>),
+    Jenkins(jenkins::BuildWithParameters<'a>),
+}
+
+impl<'a> Target<'a> {
+    fn of(trigger: &'a TriggerSpec) -> Result<Self, String> {
+        let endpoint = trigger
+            .endpoint()
+            .ok_or("the trigger's URL does not parse; register the project again")?;
+        Ok(match trigger {
+            TriggerSpec::Webhook { url, token, secret } => Target::Webhook(webhook::Webhook {
+                url,
+                token: token.as_deref(),
+                secret: secret.as_deref(),
+            }),
+            TriggerSpec::Github {
+                repo,
+                workflow,
+                git_ref,
+                token,
+                ..
+            } => Target::Github(github::Dispatch {
+                endpoint,
+                repo,
+                workflow,
+                git_ref,
+                token,
+            }),
+            TriggerSpec::Gitlab {
+                project,
+                git_ref,
+                token,
+                api_token,
+                ..
+            } => Target::Gitlab(gitlab::Trigger {
+                endpoint,
+                project,
+                git_ref,
+                token,
+                api_token: api_token.as_deref(),
+            }),
+            TriggerSpec::Buildkite {
+                org,
+                pipeline,
+                branch,
+                commit,
+                token,
+                ..
+            } => Target::Buildkite(buildkite::CreateBuild {
+                endpoint,
+                org,
+                pipeline,
+                branch,
+                commit,
+                token,
+            }),
+            TriggerSpec::Jenkins {
+                url,
+                job,
+                user,
+                token,
+            } => Target::Jenkins(jenkins::BuildWithParameters {
+                endpoint,
+                base: url,
+                job,
+                user,
+                token,
+            }),
+        })
+    }
+}
+
+/// Makes one attempt to start `trigger`'s CI for `payload`, whose report URL and
+/// build token are filled in from `report_url` and `token`.
+pub async fn trigger(
+    client: &reqwest::Client,
+    timeout: Duration,
+    trigger: &TriggerSpec,
+    payload: &TriggerPayload,
+    report_url: &str,
+    token: String,
+) -> Outcome {
+    let target = match Target::of(trigger) {
+        Ok(t) => t,
+        Err(why) => return Outcome::Refused(why),
+    };
+    let values = TriggerValues::new(payload, report_url, token);
+    match target {
+        Target::Webhook(w) => {
+            let mut payload = payload.clone();
+            payload.report.url = values.report_url.clone();
+            payload.report.token = values.token.clone();
+            let delivery = format!("{}-{}", payload.build, payload.attempt);
+            webhook::trigger(client, timeout, &w, &payload, &delivery).await
+        }
+        Target::Github(d) => github::trigger(client, timeout, &d, &values).await,
+        Target::Gitlab(t) => gitlab::trigger(client, timeout, &t, &values).await,
+        Target::Buildkite(c) => buildkite::trigger(client, timeout, &c, &values).await,
+        Target::Jenkins(b) => jenkins::trigger(client, timeout, &b, &values).await,
+    }
+}
+
+/// Asks `trigger`'s CI how `run`, started for build key `build_key`, stands.
+/// `Ok(None)` when the CI does not show the run yet (a GitHub dispatch without run
+/// details, before its run is listed).
+pub async fn check(
+    client: &reqwest::Client,
+    timeout: Duration,
+    trigger: &TriggerSpec,
+    run: &Run,
+    build_key: &str,
+) -> Result<Option<RunNews>, String> {
+    let target = Target::of(trigger)?;
+    let id = run.id.as_deref();
+    let unknown = || format!("{} has not said which run it started", run.ci.name());
+    match target {
+        Target::Webhook(_) => Err("a generic webhook has no runs to ask about".into()),
+        Target::Github(d) => github::lookup(client, timeout, &d, id, build_key).await,
+        Target::Gitlab(t) => gitlab::lookup(client, timeout, &t, id.ok_or_else(unknown)?).await,
+        Target::Buildkite(c) => {
+            let number = run.number.ok_or_else(unknown)?;
+            buildkite::lookup(client, timeout, &c, number).await
+        }
+        Target::Jenkins(b) => {
+            jenkins::lookup(client, timeout, &b, id.ok_or_else(unknown)?, run.number).await
+        }
+    }
+}
+
+/// Asks Jenkins where queue item `id` of `trigger` stands.
+pub async fn jenkins_queue(
+    client: &reqwest::Client,
+    timeout: Duration,
+    trigger: &TriggerSpec,
+    id: &str,
+) -> Result<jenkins::Queued, String> {
+    match Target::of(trigger)? {
+        Target::Jenkins(b) => jenkins::queue_item(client, timeout, &b, id).await,
+        _ => Err("only Jenkins has queue items".into()),
+    }
+}
 
 /// What a CI's webhook says about one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +179,8 @@ pub struct RunNews {
     pub workflow: Option<String>,
     /// The run's attempt as the CI counts it (a re-run from the CI's UI raises it).
     pub attempt: Option<u32>,
+    /// The run's number where the CI shows one (Buildkite's, Jenkins's build number).
+    pub number: Option<u64>,
     pub state: RunState,
     pub commit: Option<String>,
     /// The branch or tag the run built, as the CI names it.
@@ -37,6 +193,13 @@ pub struct RunNews {
     /// of its own: a title set by the workflow's `run-name` (`conjunction <build>`), a
     /// pipeline variable or parameter (`CONJUNCTION_BUILD`).
     pub conjunction_build: Option<String>,
+    /// What went wrong, where the payload says (GitLab's failed jobs, Jenkins's
+    /// failed tests).
+    pub summary: Option<String>,
+    /// Names this news for dropping it when it comes again, for deliveries that carry
+    /// no delivery id of their own (Jenkins, older GitLab): the run, its attempt and
+    /// its state as the CI wrote them.
+    pub semantic_key: String,
 }
 
 /// The variable, input or parameter name that carries the conjunction build id.

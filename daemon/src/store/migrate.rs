@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::records::{decode, encode, RootRecord};
 use super::{
-    StoreError, EVENTS, LAYOUT, LAYOUT_KEY, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS,
-    READY, ROOTS, TOKENS,
+    StoreError, EVENTS, HOOKS, HOOK_EXPIRY, LAYOUT, LAYOUT_KEY, MEMBERS, META, NODES, OUTBOX,
+    POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
 };
 use crate::planner::Member;
 
@@ -69,6 +69,10 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(MEMBERS)?;
         txn.open_table(POSITIONS)?;
         txn.open_table(READY)?;
+        txn.open_table(RUNS)?;
+        txn.open_table(WATCH)?;
+        txn.open_table(HOOKS)?;
+        txn.open_table(HOOK_EXPIRY)?;
         match layout {
             Some(LAYOUT) => return Ok(None),
             Some(newer) if newer > LAYOUT => return Err(StoreError::NewerLayout(newer)),

@@ -24,7 +24,8 @@ use crate::config::StoreConfig;
 
 pub use read::{RootPage, Snapshot};
 pub use records::OutboxEntry;
-pub(crate) use records::{RootRecord, StoredProject};
+pub use records::Watched;
+pub(crate) use records::{RootRecord, RunRecord, StoredProject};
 pub use write::WriteTx;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -45,6 +46,17 @@ pub(crate) const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("even
 pub(crate) const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");
 /// SHA-256 of a token -> whom it speaks for.
 pub(crate) const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
+
+/// `project \n ci \n run id` -> the [`RunRecord`] of a native CI run conjunction knows.
+pub(crate) const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+/// Build id -> [`Watched`]: a build of a native CI that is triggered or running, and
+/// when it last had news.
+pub(crate) const WATCH: TableDefinition<u128, &[u8]> = TableDefinition::new("watch");
+/// `project \n ci \n delivery id` -> when the webhook delivery was taken.
+pub(crate) const HOOKS: TableDefinition<&str, u64> = TableDefinition::new("hooks");
+/// (when, key of [`HOOKS`]): the same deliveries in the order they expire.
+pub(crate) const HOOK_EXPIRY: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("hook_expiry");
 
 pub(crate) const SEQ_KEY: &str = "seq";
 pub(crate) const LAYOUT_KEY: &str = "layout";

@@ -5,10 +5,10 @@ use conjunction_protocol::{
 };
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::records::{decode, OutboxEntry, RootRecord, StoredProject};
+use super::records::{decode, OutboxEntry, RootRecord, StoredProject, Watched};
 use super::{
     Store, StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS,
-    SEQ_KEY, TOKENS,
+    SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -232,6 +232,17 @@ impl Store {
     pub fn has_ready(&self) -> Result<bool, StoreError> {
         let txn = self.database().begin_read()?;
         Ok(txn.open_table(READY)?.first()?.is_some())
+    }
+
+    /// Every build of a native CI that is triggered or running, for the reconciler.
+    pub fn watched(&self) -> Result<Vec<Watched>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(WATCH)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            out.push(decode(row?.1.value())?);
+        }
+        Ok(out)
     }
 
     /// Every trigger waiting for delivery, for the dispatcher at start-up.

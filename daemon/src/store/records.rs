@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{
-    BuildId, Contact, Dependency, Package, Project, ProjectId, RootSummary, StateKind, Timestamp,
-    TriggerSpec,
+    BuildId, CiKind, Contact, Dependency, Package, Project, ProjectId, RootSummary, SourceSpec,
+    StateKind, Timestamp, TriggerSpec,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,10 @@ pub(crate) struct StoredProject {
     pub depends_on: Vec<Dependency>,
     pub trigger: Option<TriggerSpec>,
     pub package: Option<Package>,
+    #[serde(default)]
+    pub source: Option<SourceSpec>,
+    #[serde(default)]
+    pub reconcile_after_secs: Option<u64>,
     pub report_token_sha256: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -50,6 +54,8 @@ impl StoredProject {
             depends_on: self.depends_on.clone(),
             trigger: self.trigger.as_ref().map(TriggerSpec::view),
             package: self.package.clone(),
+            source: self.source.as_ref().map(SourceSpec::view),
+            reconcile_after_secs: self.reconcile_after_secs,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -119,6 +125,34 @@ impl RootRecord {
         }
         *self.counts.entry(to).or_insert(0) += 1;
     }
+}
+
+/// A native CI run conjunction knows, and the build it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RunRecord {
+    pub build: BuildId,
+    /// The build's attempt the run is for.
+    pub attempt: u32,
+    /// The run's own attempt, as the CI counts it, when the run is a root event's: a
+    /// re-run from the CI's page is a new root event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_attempt: Option<u32>,
+}
+
+/// The key of a run in the runs table.
+pub(crate) fn run_key(project: &ProjectId, ci: CiKind, run_id: &str) -> String {
+    format!("{project}\n{ci}\n{run_id}")
+}
+
+/// A build of a native CI that is triggered or running: the reconciler asks its CI
+/// about it when it has had no news for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    pub build: BuildId,
+    pub project: ProjectId,
+    pub attempt: u32,
+    /// When the build last changed.
+    pub since: Timestamp,
 }
 
 /// A trigger waiting to be delivered.

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use conjunction_protocol::ws::{Change, Event, ServerMessage};
-use conjunction_protocol::{BuildId, Node, ProjectId, Timestamp};
+use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Timestamp};
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::records::{decode, encode, OutboxEntry, RootRecord, StoredProject};
+use super::records::{
+    decode, encode, run_key, OutboxEntry, RootRecord, RunRecord, StoredProject, Watched,
+};
 use super::{
-    StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY,
-    TOKENS,
+    StoreError, EVENTS, HOOKS, HOOK_EXPIRY, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS,
+    READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -29,6 +31,10 @@ pub struct WriteTx<'t> {
     events: Table<'t, u64, &'static str>,
     outbox: Table<'t, u128, &'static [u8]>,
     tokens: Table<'t, &'static [u8], &'static [u8]>,
+    runs: Table<'t, &'static str, &'static [u8]>,
+    watch: Table<'t, u128, &'static [u8]>,
+    hooks: Table<'t, &'static str, u64>,
+    hook_expiry: Table<'t, (u64, &'static str), ()>,
     seq: u64,
     published: Vec<Published>,
     /// The JSON of the last timestamp an event was written at: a batch writes many
@@ -51,6 +57,10 @@ impl<'t> WriteTx<'t> {
             events: txn.open_table(EVENTS)?,
             outbox: txn.open_table(OUTBOX)?,
             tokens: txn.open_table(TOKENS)?,
+            runs: txn.open_table(RUNS)?,
+            watch: txn.open_table(WATCH)?,
+            hooks: txn.open_table(HOOKS)?,
+            hook_expiry: txn.open_table(HOOK_EXPIRY)?,
             seq,
             published: Vec::new(),
             at_json: None,
@@ -145,11 +155,81 @@ impl<'t> WriteTx<'t> {
     /// `node_changed` event, encoding the node once: the row is that part of the
     /// event's text.
     pub fn put_node(&mut self, at: Timestamp, node: &mut Node) -> Result<(), StoreError> {
+        let at_time = at;
         node.seq = self.next_seq();
         let at = self.at_json(at)?;
         let (message, range) = node_changed_message(node.seq, &at, node)?;
         self.nodes.insert(node.id.0 .0, message[range].as_bytes())?;
+        if node.run.is_some() && !node.is_root() {
+            // A triggered native build is watched while it runs, from its last change on.
+            if node.state.kind().is_final() {
+                self.watch.remove(node.id.0 .0)?;
+            } else {
+                let watched = Watched {
+                    build: node.id,
+                    project: node.project.clone(),
+                    attempt: node.attempt,
+                    since: at_time,
+                };
+                self.watch
+                    .insert(node.id.0 .0, encode(&watched).as_slice())?;
+            }
+        }
         self.append(node.seq, message)
+    }
+
+    // ---- native CI runs and webhook deliveries ----
+
+    pub(crate) fn run(
+        &self,
+        project: &ProjectId,
+        ci: CiKind,
+        run_id: &str,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let found = self.runs.get(run_key(project, ci, run_id).as_str())?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub(crate) fn put_run(
+        &mut self,
+        project: &ProjectId,
+        ci: CiKind,
+        run_id: &str,
+        record: &RunRecord,
+    ) -> Result<(), StoreError> {
+        self.runs.insert(
+            run_key(project, ci, run_id).as_str(),
+            encode(record).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// Whether a webhook delivery was taken before.
+    pub fn hook_seen(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.hooks.get(key)?.is_some())
+    }
+
+    /// Remembers a webhook delivery taken at `at` (milliseconds since the epoch), and
+    /// forgets up to a few deliveries taken before `forget_before`, so that the table
+    /// stays as large as the deliveries of the window and no larger.
+    pub fn put_hook(&mut self, key: &str, at: u64, forget_before: u64) -> Result<(), StoreError> {
+        let mut old = Vec::new();
+        for row in self
+            .hook_expiry
+            .range((0, "")..(forget_before, ""))?
+            .take(8)
+        {
+            let (k, _) = row?;
+            let (when, key) = k.value();
+            old.push((when, key.to_owned()));
+        }
+        for (when, key) in old {
+            self.hook_expiry.remove((when, key.as_str()))?;
+            self.hooks.remove(key.as_str())?;
+        }
+        self.hooks.insert(key, at)?;
+        self.hook_expiry.insert((at, key), ())?;
+        Ok(())
     }
 
     fn at_json(&mut self, at: Timestamp) -> Result<String, StoreError> {

@@ -1,18 +1,22 @@
 //! Delivery outcomes: what the dispatcher learned from one attempt to trigger a build.
 
-use conjunction_protocol::{BuildId, NodeState, Timestamp};
+use conjunction_protocol::{BuildId, NodeState, Run, Timestamp};
 
 use super::cascade;
 use super::work::{Edit, Work};
 use crate::auth::{hash_token, BuildTokens};
 use crate::planner::Principal;
-use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
+use crate::store::{OutboxEntry, RunRecord, Store, StoreError, WriteTx};
 
 /// What the dispatcher learned from one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// The CI accepted the trigger.
-    Delivered,
+    /// The CI accepted the trigger; a native CI said which run it started and where
+    /// that run is shown.
+    Delivered {
+        run: Option<Run>,
+        url: Option<String>,
+    },
     /// The CI refused it, or it stayed unreachable: give up.
     Failed { reason: String },
     /// Try again at `due`; `tries` attempts have been made.
@@ -44,8 +48,8 @@ pub(super) fn record(
             entry.last_error = Some(error);
             return work.tx.put_outbox(&entry);
         }
-        Delivery::Delivered => None,
-        Delivery::Failed { reason } => Some(reason),
+        Delivery::Delivered { run, url } => Ok((run, url)),
+        Delivery::Failed { reason } => Err(reason),
     };
     work.tx.remove_outbox(build)?;
     let Some(node) = work.tx.node(build)? else {
@@ -56,13 +60,34 @@ pub(super) fn record(
     }
     let mut updated = node.clone();
     match failure {
-        None => {
+        Ok((run, url)) => {
             if updated.state == NodeState::Queued {
                 updated.state = NodeState::Triggered;
             }
             updated.triggered_at.get_or_insert(work.now);
+            if let Some(run) = run {
+                if let Some(id) = &run.id {
+                    let record = RunRecord {
+                        build,
+                        attempt,
+                        ci_attempt: None,
+                    };
+                    work.tx.put_run(&updated.project, run.ci, id, &record)?;
+                }
+                // The run's webhook may have come first and said more.
+                match &mut updated.run {
+                    Some(known) if known.ci == run.ci => {
+                        known.id = known.id.take().or(run.id);
+                        known.number = known.number.or(run.number);
+                    }
+                    _ => updated.run = Some(run),
+                }
+            }
+            if updated.url.is_none() {
+                updated.url = url;
+            }
         }
-        Some(reason) => {
+        Err(reason) => {
             if matches!(updated.state, NodeState::Queued | NodeState::Triggered) {
                 updated.state = NodeState::TriggerFailed { reason };
                 updated.finished_at = Some(work.now);

@@ -15,6 +15,7 @@
 
 mod cascade;
 mod deliveries;
+mod hooks;
 mod projects;
 mod rebuilds;
 mod reports;
@@ -35,6 +36,7 @@ use crate::planner::{Graph, Principal, Refusal};
 use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
 
 pub use deliveries::{prepare_outbox, Delivery};
+pub use hooks::{Heard, News, Via};
 use work::{Committed, Work};
 
 /// Most commands applied in one transaction.
@@ -95,6 +97,10 @@ enum Command {
         attempt: u32,
         delivery: Delivery,
         reply: Reply<()>,
+    },
+    News {
+        news: Box<News>,
+        reply: Reply<Heard>,
     },
 }
 
@@ -175,6 +181,16 @@ impl WriterHandle {
 
     pub async fn rebuild(&self, build: BuildId) -> Result<Node, WriteError> {
         self.call(|reply| Command::Rebuild { build, reply }).await
+    }
+
+    /// Hears news of a native CI run: from its webhook (once per delivery), or from
+    /// asking its API.
+    pub async fn news(&self, news: News) -> Result<Heard, WriteError> {
+        self.call(|reply| Command::News {
+            news: Box::new(news),
+            reply,
+        })
+        .await
     }
 
     pub async fn delivery(
@@ -423,6 +439,9 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
         } => {
             deliveries::record(work, build, attempt, delivery)?;
             answer(reply, Ok(()))
+        }
+        Command::News { news, reply } => {
+            answer(reply, hooks::hear(work, *news)?.map_err(Into::into))
         }
     })
 }

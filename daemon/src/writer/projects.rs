@@ -128,6 +128,8 @@ fn upsert(
         depends_on: spec.depends_on,
         trigger: spec.trigger,
         package: spec.package,
+        source: spec.source,
+        reconcile_after_secs: spec.reconcile_after_secs,
         report_token_sha256: hex::encode(token_hash),
         created_at: old.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,

@@ -17,15 +17,18 @@ pub(super) fn report(
     principal: Principal,
 ) -> Result<Result<ReportAck, Refusal>, StoreError> {
     match report.build {
-        None => root_report(work, report, principal),
-        Some(build) => node_report(work, build, report, principal),
+        None => root_report(work, report, principal, &mut |_| {}),
+        Some(build) => node_report(work, build, report, principal, &mut |_| {}),
     }
 }
 
-fn root_report(
+/// Starts a root event from a root report; `amend` may add to the root node what
+/// the report cannot say (the native CI run it came from).
+pub(super) fn root_report(
     work: &mut Work<'_, '_>,
     report: Report,
     principal: Principal,
+    amend: &mut dyn FnMut(&mut Node),
 ) -> Result<Result<ReportAck, Refusal>, StoreError> {
     if let Err(refusal) = authorize_root_report(&principal, &report) {
         return Ok(Err(refusal));
@@ -48,6 +51,7 @@ fn root_report(
         commit: report.commit.clone(),
         git_ref: report.git_ref.clone(),
         url: report.url,
+        run: None,
         summary: report.summary,
         metadata: report.metadata,
         created_at: now,
@@ -81,6 +85,8 @@ fn root_report(
             waiting: 0,
         },
     )?;
+    let mut node = node;
+    amend(&mut node);
     let mut edit = Edit::creating(id);
     edit.put(0, node);
     if kind == StateKind::Passed {
@@ -90,11 +96,15 @@ fn root_report(
     Ok(Ok(ack(&node)))
 }
 
-fn node_report(
+/// Moves a build on by a report; `amend` may add to the node what the report cannot
+/// say (the native CI run it came from), and is applied whether or not the state
+/// changes.
+pub(super) fn node_report(
     work: &mut Work<'_, '_>,
     build: BuildId,
     report: Report,
     principal: Principal,
+    amend: &mut dyn FnMut(&mut Node),
 ) -> Result<Result<ReportAck, Refusal>, StoreError> {
     let Some(node) = work.tx.node(build)? else {
         return Ok(Err(Refusal::UnknownBuild(build)));
@@ -103,12 +113,12 @@ fn node_report(
         Ok(attempt) => attempt,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    match accept_report(node.state.kind(), node.attempt, attempt, report.state) {
+    let mut updated = match accept_report(node.state.kind(), node.attempt, attempt, report.state) {
         Err(refusal) => return Ok(Err(refusal.into())),
-        Ok(ReportVerdict::Duplicate) => return Ok(Ok(ack(&node))),
-        Ok(ReportVerdict::Apply) => {}
-    }
-    let updated = reported(&node, report, work.now);
+        Ok(ReportVerdict::Duplicate) => node.clone(),
+        Ok(ReportVerdict::Apply) => reported(&node, report, work.now),
+    };
+    amend(&mut updated);
     if updated == node {
         return Ok(Ok(ack(&node)));
     }
@@ -130,17 +140,18 @@ fn node_report(
             record.git_ref.clone_from(&updated.git_ref);
         }
     }
+    let state_changed = updated.state.kind() != node.state.kind();
     edit.put(position, updated);
     if starts_cascade {
         cascade::start(work, &mut edit)?;
-    } else {
+    } else if state_changed {
         cascade::changed(work, &mut edit, position)?;
     }
     let node = edit.flush(work, build)?;
     Ok(Ok(ack(&node)))
 }
 
-fn ack(node: &Node) -> ReportAck {
+pub(super) fn ack(node: &Node) -> ReportAck {
     ReportAck {
         build: node.id,
         root: node.root,

@@ -57,6 +57,7 @@ pub fn spec(name: &str, deps: &[&str], mock: Option<&MockCi>) -> ProjectSpec {
         }),
         report_token: None,
         package: None,
+        ..Default::default()
     }
 }
 

@@ -354,6 +354,8 @@ impl DemoProject {
             }),
             report_token: None,
             package: None,
+            source: None,
+            reconcile_after_secs: None,
         })
     }
 }

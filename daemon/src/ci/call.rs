@@ -1,0 +1,398 @@
+//! What every outbound call to a CI shares: the values a trigger carries, how an
+//! answer is judged (accepted, refused, worth another try, or rate limited), and how a
+//! CI's own error message is read out of its answer.
+
+use std::time::{Duration, SystemTime};
+
+use conjunction_protocol::ci::build_key;
+use conjunction_protocol::trigger::TriggerPayload;
+use conjunction_protocol::Run;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+
+/// What one attempt to trigger a build came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The CI accepted the trigger; a native CI says which run it started.
+    Accepted {
+        run: Option<Run>,
+        /// The run's page, where the CI said it.
+        url: Option<String>,
+        /// Jenkins's queue item, to follow until it becomes a build.
+        queue_item: Option<String>,
+    },
+    /// The CI said no in a way retrying will not change.
+    Refused(String),
+    /// Worth another try; the CI may have said how long to wait.
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// The CI's rate limit was hit: wait this long and try again, without counting it
+    /// as a failed attempt.
+    RateLimited { error: String, wait: Duration },
+}
+
+impl Outcome {
+    pub fn accepted() -> Self {
+        Outcome::Accepted {
+            run: None,
+            url: None,
+            queue_item: None,
+        }
+    }
+}
+
+/// The longest wait a rate limit is taken at its word for.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
+/// The wait when a CI says "too many requests" without saying how long.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// The values a native trigger hands to the CI, as workflow inputs, pipeline
+/// variables, environment, meta-data or job parameters.
+#[derive(Clone)]
+pub struct TriggerValues {
+    /// `<build id>/<attempt>`: what ties the run back to its node.
+    pub build: String,
+    /// Where the run may report on its own.
+    pub report_url: String,
+    /// The build-scoped report token, valid for this build and attempt only.
+    pub token: String,
+    /// The upstream that started the event, as `project@version` (or the project alone
+    /// when it named no version).
+    pub upstream: String,
+}
+
+impl std::fmt::Debug for TriggerValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggerValues")
+            .field("build", &self.build)
+            .field("report_url", &self.report_url)
+            .field("token", &"<redacted>")
+            .field("upstream", &self.upstream)
+            .finish()
+    }
+}
+
+impl TriggerValues {
+    pub fn new(payload: &TriggerPayload, report_url: &str, token: String) -> Self {
+        let root = &payload.root;
+        Self {
+            build: build_key(payload.build, payload.attempt),
+            report_url: report_url.to_owned(),
+            token,
+            upstream: match &root.version {
+                Some(v) => format!("{}@{v}", root.project),
+                None => root.project.to_string(),
+            },
+        }
+    }
+
+    /// The values under the upper-case names scripts read them by (pipeline
+    /// variables, build environment, job parameters).
+    pub fn variables(&self) -> [(&'static str, &str); 4] {
+        [
+            (super::BUILD_VARIABLE, &self.build),
+            ("CONJUNCTION_REPORT_URL", &self.report_url),
+            ("CONJUNCTION_TOKEN", &self.token),
+            ("UPSTREAM", &self.upstream),
+        ]
+    }
+}
+
+/// A header value that is never printed, for credentials.
+pub fn secret_header(value: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut value = reqwest::header::HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// Sends `request` and judges the answer: a success goes to `accept`, anything
+/// else is classified by [`judge`]. `ci` names the CI in messages ("GitHub");
+/// `context` says what was asked for, for a 404 ("workflow downstream.yml in acme/app
+/// on ref main").
+pub async fn send<F, Fut>(
+    client: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+    ci: &str,
+    context: &str,
+    accept: F,
+) -> Outcome
+where
+    F: FnOnce(StatusCode, HeaderMap, Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let request = match request.build() {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::Refused(format!("the request to {ci} could not be made: {e}"));
+        }
+    };
+    let target = conjunction_protocol::http_url::redact(request.url());
+    match client.execute(request).await {
+        Ok(response) => {
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = read_body(response, ANSWER_BYTES).await;
+            if status.is_success() {
+                accept(status, headers, body).await
+            } else {
+                judge(ci, context, status, &headers, &body)
+            }
+        }
+        Err(e) => Outcome::Transient {
+            error: describe_send_error(&target, &e),
+            retry_after: None,
+        },
+    }
+}
+
+/// Sends a read request and hands back the answer's body, or says why there is none.
+pub async fn get(
+    client: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+    ci: &str,
+) -> Result<Vec<u8>, String> {
+    let request = request
+        .build()
+        .map_err(|e| format!("the request to {ci} could not be made: {e}"))?;
+    let target = conjunction_protocol::http_url::redact(request.url());
+    let response = client
+        .execute(request)
+        .await
+        .map_err(|e| describe_send_error(&target, &e))?;
+    let status = response.status();
+    let body = read_body(response, LOOKUP_BYTES).await;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        let said = ci_message(&body);
+        Err(format!("{ci} answered {}: {said}", status.as_u16()))
+    }
+}
+
+/// What is kept of an answer to a trigger: enough for any CI's run object.
+pub const ANSWER_BYTES: usize = 256 * 1024;
+/// What is kept of an answer to a lookup: a page of a hundred GitHub runs.
+pub const LOOKUP_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reads at most `keep` bytes of an answer's body.
+pub async fn read_body(mut response: reqwest::Response, keep: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while bytes.len() < keep {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(keep);
+    bytes
+}
+
+/// Judges an answer that was not a success.
+pub fn judge(
+    ci: &str,
+    context: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Outcome {
+    let message = ci_message(body);
+    let code = status.as_u16();
+    let error = match (message.is_empty(), status) {
+        (_, StatusCode::NOT_FOUND) if !context.is_empty() => {
+            let said = if message.is_empty() {
+                String::new()
+            } else {
+                format!(" ({message})")
+            };
+            format!("{ci} answered 404: {context} not found{said}")
+        }
+        (true, _) => format!("{ci} answered {code}"),
+        (false, _) => format!("{ci} answered {code}: {message}"),
+    };
+    if let Some(wait) = rate_limit_wait(status, headers, SystemTime::now()) {
+        return Outcome::RateLimited { error, wait };
+    }
+    let retry_after = header_secs(headers, "retry-after").map(Duration::from_secs);
+    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        Outcome::Transient { error, retry_after }
+    } else {
+        Outcome::Refused(error)
+    }
+}
+
+/// How long to wait when an answer says a rate limit was hit: a 429, or GitHub's 403
+/// with `x-ratelimit-remaining: 0` or a `retry-after` (its secondary limits). The wait
+/// comes from `retry-after`, else from the reset time (`x-ratelimit-reset`, seconds
+/// since the epoch; Buildkite's `ratelimit-reset`, seconds from now).
+pub fn rate_limit_wait(
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Option<Duration> {
+    let exhausted = header_secs(headers, "x-ratelimit-remaining") == Some(0);
+    let limited = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN && (exhausted || headers.contains_key("retry-after")));
+    if !limited {
+        return None;
+    }
+    let epoch_now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let wait = header_secs(headers, "retry-after")
+        .or_else(|| {
+            header_secs(headers, "x-ratelimit-reset").map(|at| at.saturating_sub(epoch_now))
+        })
+        .or_else(|| header_secs(headers, "ratelimit-reset"))
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+    // A reset already past still needs a moment: the CI counts from its own clock.
+    Some(wait.clamp(Duration::from_secs(1), MAX_RATE_LIMIT_WAIT))
+}
+
+fn header_secs(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The CI's own words in an error answer: the JSON `message` (GitHub, GitLab,
+/// Buildkite), with Buildkite's `errors` and GitLab's `error`, or else the start of
+/// the body, on one line of at most 300 characters.
+pub fn ci_message(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(o)) => {
+            let part = |v: &serde_json::Value| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut said: Vec<String> = ["message", "error"]
+                .iter()
+                .filter_map(|k| o.get(*k))
+                .map(part)
+                .collect();
+            if let Some(errors) = o.get("errors").and_then(|e| e.as_array()) {
+                said.extend(errors.iter().map(part));
+            }
+            if said.is_empty() {
+                String::from_utf8_lossy(body).into_owned()
+            } else {
+                said.join("; ")
+            }
+        }
+        _ => html_title(body).unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+    };
+    one_line(&text, 300)
+}
+
+/// Jenkins answers errors with an HTML page whose title says what went wrong.
+fn html_title(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let start = text.find("<title>")? + "<title>".len();
+    let end = text[start..].find("</title>")? + start;
+    Some(text[start..end].to_owned())
+}
+
+/// `text` on one line, cut to `keep` characters.
+pub fn one_line(text: &str, keep: usize) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(keep) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+pub fn describe_send_error(target: &str, e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("{target} did not answer in time")
+    } else if e.is_connect() {
+        format!("could not connect to {target}")
+    } else {
+        match std::error::Error::source(e) {
+            Some(cause) => format!("request to {target} failed: {cause}"),
+            None => format!("request to {target} failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn githubs_exhausted_403_waits_until_the_reset() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1090"),
+        ]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &h, now),
+            Some(Duration::from_secs(90))
+        );
+        // A 403 with requests left is a refusal (a token without the scope).
+        let h = headers(&[("x-ratelimit-remaining", "4999")]);
+        assert_eq!(rate_limit_wait(StatusCode::FORBIDDEN, &h, now), None);
+    }
+
+    #[test]
+    fn a_429_waits_for_retry_after_or_buildkites_reset() {
+        let now = SystemTime::now();
+        let h = headers(&[("retry-after", "7")]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &h, now),
+            Some(Duration::from_secs(7))
+        );
+        let h = headers(&[("ratelimit-reset", "12")]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &h, now),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), now),
+            Some(DEFAULT_RATE_LIMIT_WAIT)
+        );
+    }
+
+    #[test]
+    fn a_404_names_what_was_not_found_and_the_cis_words() {
+        let body = br#"{"message":"Not Found","documentation_url":"https://docs.github.com"}"#;
+        match judge(
+            "GitHub",
+            "workflow downstream.yml in acme/app on ref main",
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            body,
+        ) {
+            Outcome::Refused(reason) => assert_eq!(
+                reason,
+                "GitHub answered 404: workflow downstream.yml in acme/app on ref main not found (Not Found)"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_are_read_from_each_cis_error_shape() {
+        assert_eq!(
+            ci_message(br#"{"message":"Validation Failed","errors":["Branch is required"]}"#),
+            "Validation Failed; Branch is required"
+        );
+        assert_eq!(
+            ci_message(br#"{"message":{"base":["Reference not found"]}}"#),
+            r#"{"base":["Reference not found"]}"#
+        );
+        assert_eq!(
+            ci_message(b"<html><head><title>Error 404 Not Found</title></head></html>"),
+            "Error 404 Not Found"
+        );
+    }
+}

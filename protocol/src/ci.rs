@@ -1,0 +1,391 @@
+//! Native CI systems: which ones conjunction speaks to through their own APIs, the run
+//! a build is in one of them, and how a project's own CI tells conjunction about its
+//! runs (its `source`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+use crate::limits::*;
+use crate::text::{check_text, Layout};
+
+/// A CI system conjunction triggers through its API and hears from through its
+/// webhooks. The generic webhook trigger is not one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CiKind {
+    Github,
+    Gitlab,
+    Buildkite,
+    Jenkins,
+}
+
+impl CiKind {
+    pub const ALL: [CiKind; 4] = [
+        CiKind::Github,
+        CiKind::Gitlab,
+        CiKind::Buildkite,
+        CiKind::Jenkins,
+    ];
+
+    /// As it is written in JSON and in URLs (`/v1/hooks/github/…`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CiKind::Github => "github",
+            CiKind::Gitlab => "gitlab",
+            CiKind::Buildkite => "buildkite",
+            CiKind::Jenkins => "jenkins",
+        }
+    }
+
+    /// As people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CiKind::Github => "GitHub",
+            CiKind::Gitlab => "GitLab",
+            CiKind::Buildkite => "Buildkite",
+            CiKind::Jenkins => "Jenkins",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CiKind> {
+        CiKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for CiKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The run of a native CI that builds a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub ci: CiKind,
+    /// The CI's own id for the run: GitHub's workflow run id, GitLab's pipeline id,
+    /// Buildkite's build UUID, Jenkins's queue item id. Unknown while the CI has not
+    /// said it (a GitHub dispatch without run details, until its webhook arrives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The run's number where the CI shows one (Buildkite's and Jenkins's build number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    /// Set when conjunction learnt the run's state by asking the CI's API rather than
+    /// from its webhook, and says why it asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learnt: Option<String>,
+}
+
+impl Run {
+    /// Such as `GitHub run 30433642`, `Jenkins build #12`, `Jenkins queue item 7`.
+    pub fn describe(&self) -> String {
+        let (run, queued) = match self.ci {
+            CiKind::Github => ("run", "run"),
+            CiKind::Gitlab => ("pipeline", "pipeline"),
+            CiKind::Buildkite => ("build", "build"),
+            CiKind::Jenkins => ("build", "queue item"),
+        };
+        match (&self.number, &self.id) {
+            (Some(n), _) => format!("{} {run} #{n}", self.ci.name()),
+            (None, Some(id)) => format!("{} {queued} {id}", self.ci.name()),
+            (None, None) => format!("{} {run} (id not known yet)", self.ci.name()),
+        }
+    }
+}
+
+/// The value that ties a CI run to a conjunction build: `<build id>/<attempt>`. It
+/// goes out in the trigger (a workflow input, a pipeline variable, meta-data, a job
+/// parameter) and comes back in the run's own fields.
+pub fn build_key(build: crate::BuildId, attempt: u32) -> String {
+    format!("{build}/{attempt}")
+}
+
+/// Reads a [`build_key`] back.
+pub fn parse_build_key(key: &str) -> Option<(crate::BuildId, u32)> {
+    let (build, attempt) = key.trim().split_once('/')?;
+    Some((crate::BuildId::parse(build).ok()?, attempt.parse().ok()?))
+}
+
+/// How a project's own CI tells conjunction about its runs: the webhook its CI sends
+/// to `POST /v1/hooks/{kind}/{project}`, with the secret that proves it. Secrets are
+/// write-only.
+///
+/// A run the daemon triggered updates its node. A run of the configured workflow
+/// (GitHub), branch or ref that finishes is a root report. Anything else is noted and
+/// changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceSpec {
+    /// A repository or organisation webhook with the "Workflow runs" event.
+    Github {
+        /// The webhook's secret: it signs each delivery (`X-Hub-Signature-256`).
+        secret: String,
+        /// The workflow whose runs are this project's root reports, as its path
+        /// (`.github/workflows/release.yml`) or file name; every workflow when left out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workflow: Option<String>,
+        /// The branch whose runs count; every branch when left out. Runs of a version
+        /// tag (`v1.4.0`) always count: a release is built from its tag.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branch: Option<String>,
+    },
+    /// A project webhook with "Pipeline events".
+    Gitlab {
+        /// The webhook's secret token, which GitLab sends in clear (`X-Gitlab-Token`).
+        token: String,
+        /// The webhook's signing token (`whsec_…`, GitLab 19.0 and later): when set,
+        /// every delivery must carry a valid `webhook-signature`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signing_token: Option<String>,
+        /// The branch whose pipelines count; every branch when left out. Tag pipelines
+        /// of a version (`v1.4.0`) always count.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        git_ref: Option<String>,
+    },
+    /// A Notification Service webhook with the `build.*` events.
+    Buildkite {
+        /// The webhook's token. Buildkite signs with it (`X-Buildkite-Signature`), or
+        /// sends it in clear (`X-Buildkite-Token`) when set up that way.
+        token: String,
+        /// Accept deliveries that carry the token in clear instead of a signature.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_plain_token: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branch: Option<String>,
+    },
+    /// A Notification plugin endpoint (JSON over HTTP). The plugin cannot sign, so the
+    /// secret goes in the endpoint URL: as the password of its user info
+    /// (`https://jenkins:SECRET@conjunction.example/v1/hooks/jenkins/…`) or as
+    /// `?token=SECRET`.
+    Jenkins {
+        secret: String,
+        /// The job whose builds are root reports (its full name, `team/lib`); every
+        /// job that posts here when left out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branch: Option<String>,
+    },
+}
+
+/// The public face of a source: its kind and filters, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceView {
+    pub kind: CiKind,
+    /// Which workflow or job's runs are root reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// Which branch's runs are root reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Deliveries are signed (not only a token sent in clear).
+    pub signed: bool,
+}
+
+impl SourceSpec {
+    pub fn kind(&self) -> CiKind {
+        match self {
+            SourceSpec::Github { .. } => CiKind::Github,
+            SourceSpec::Gitlab { .. } => CiKind::Gitlab,
+            SourceSpec::Buildkite { .. } => CiKind::Buildkite,
+            SourceSpec::Jenkins { .. } => CiKind::Jenkins,
+        }
+    }
+
+    /// Which workflow (GitHub) or job (Jenkins) counts, and which branch.
+    pub fn filters(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            SourceSpec::Github {
+                workflow, branch, ..
+            } => (workflow.as_deref(), branch.as_deref()),
+            SourceSpec::Gitlab { git_ref, .. } => (None, git_ref.as_deref()),
+            SourceSpec::Buildkite { branch, .. } => (None, branch.as_deref()),
+            SourceSpec::Jenkins { job, branch, .. } => (job.as_deref(), branch.as_deref()),
+        }
+    }
+
+    pub fn view(&self) -> SourceView {
+        let (workflow, branch) = self.filters();
+        SourceView {
+            kind: self.kind(),
+            workflow: workflow.map(str::to_owned),
+            branch: branch.map(str::to_owned),
+            signed: match self {
+                SourceSpec::Github { .. } => true,
+                SourceSpec::Gitlab { signing_token, .. } => signing_token.is_some(),
+                SourceSpec::Buildkite {
+                    allow_plain_token, ..
+                } => !allow_plain_token,
+                SourceSpec::Jenkins { .. } => false,
+            },
+        }
+    }
+
+    /// Every secret, named by its field, for resolving `env:` and `file:` references.
+    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut String)> {
+        match self {
+            SourceSpec::Github { secret, .. } | SourceSpec::Jenkins { secret, .. } => {
+                vec![("source.secret", secret)]
+            }
+            SourceSpec::Gitlab {
+                token,
+                signing_token,
+                ..
+            } => {
+                let mut out = vec![("source.token", token)];
+                if let Some(s) = signing_token {
+                    out.push(("source.signing_token", s));
+                }
+                out
+            }
+            SourceSpec::Buildkite { token, .. } => vec![("source.token", token)],
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ValidationError> {
+        let mut this = self.clone();
+        for (field, secret) in this.secrets_mut() {
+            check_secret(field, Some(secret))?;
+        }
+        if let SourceSpec::Gitlab {
+            signing_token: Some(s),
+            ..
+        } = self
+        {
+            let key = s.strip_prefix("whsec_").unwrap_or(s);
+            if key.is_empty() {
+                return Err(ValidationError::new(
+                    "source.signing_token",
+                    "source.signing_token must be the whole signing token GitLab shows (whsec_…)",
+                ));
+            }
+        }
+        let (workflow, branch) = self.filters();
+        let workflow_field = match self.kind() {
+            CiKind::Jenkins => "source.job",
+            _ => "source.workflow",
+        };
+        if let Some(w) = workflow {
+            check_text(workflow_field, w, MAX_SHORT_TEXT, true, Layout::Line)?;
+        }
+        if let Some(b) = branch {
+            let field = match self.kind() {
+                CiKind::Gitlab => "source.ref",
+                _ => "source.branch",
+            };
+            check_ref(field, b)?;
+        }
+        Ok(())
+    }
+}
+
+/// What became of a webhook: the answer of `POST /v1/hooks/{kind}/{project}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookAnswer {
+    pub outcome: HookOutcome,
+    /// The build the webhook moved on, or the root it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::ReportAck>,
+    /// Why nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookOutcome {
+    /// A build conjunction triggered moved on (200).
+    Updated,
+    /// A run of the project's own pipeline started a root event (201).
+    Started,
+    /// The same delivery came before; nothing changed (200).
+    Duplicate,
+    /// The webhook is about nothing conjunction acts on; nothing changed (202).
+    Noted,
+}
+
+/// A branch, tag or other git ref as a CI takes it: one line without spaces.
+pub(crate) fn check_ref(field: &str, value: &str) -> Result<(), ValidationError> {
+    check_text(field, value, MAX_SHORT_TEXT, true, Layout::Line)?;
+    if value.chars().any(char::is_whitespace) {
+        return Err(ValidationError::new(
+            field,
+            format!("{field} {value:?} is not a git ref: refs have no spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// A secret: 1 to [`MAX_SECRET`] printable ASCII characters.
+pub(crate) fn check_secret(field: &str, value: Option<&str>) -> Result<(), ValidationError> {
+    match value {
+        Some(v)
+            if v.is_empty() || v.len() > MAX_SECRET || !v.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            Err(ValidationError::new(
+                field,
+                format!(
+                    "{field} must be 1 to {MAX_SECRET} printable ASCII characters without spaces"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The version a run built, from the tag it built: `v1.4.0` and `refs/tags/1.4.0`
+/// give `1.4.0`; a branch name gives nothing.
+pub fn version_from_ref(git_ref: &str) -> Option<String> {
+    let name = git_ref.strip_prefix("refs/tags/").unwrap_or(git_ref);
+    let bare = name.strip_prefix('v').unwrap_or(name);
+    semver::Version::parse(bare).ok().map(|v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_come_from_version_tags_only() {
+        assert_eq!(version_from_ref("v1.4.0").as_deref(), Some("1.4.0"));
+        assert_eq!(
+            version_from_ref("refs/tags/2.0.0-rc.1").as_deref(),
+            Some("2.0.0-rc.1")
+        );
+        assert_eq!(version_from_ref("main"), None);
+        assert_eq!(version_from_ref("v1.4"), None);
+    }
+
+    #[test]
+    fn build_keys_read_back() {
+        let build = crate::BuildId(ulid::Ulid::from_parts(7, 9));
+        assert_eq!(parse_build_key(&build_key(build, 3)), Some((build, 3)));
+        assert_eq!(parse_build_key("nonsense/1"), None);
+        assert_eq!(parse_build_key(&build.to_string()), None);
+    }
+
+    #[test]
+    fn a_source_view_has_no_secret() {
+        let s: SourceSpec = serde_json::from_str(
+            r#"{"kind":"github","secret":"hunter2hunter2","workflow":".github/workflows/release.yml","branch":"main"}"#,
+        )
+        .unwrap();
+        s.validate().unwrap();
+        let json = serde_json::to_string(&s.view()).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("release.yml"), "{json}");
+    }
+
+    #[test]
+    fn sources_refuse_unknown_fields_and_bad_secrets() {
+        assert!(serde_json::from_str::<SourceSpec>(
+            r#"{"kind":"gitlab","token":"t","colour":"red"}"#
+        )
+        .is_err());
+        let s: SourceSpec =
+            serde_json::from_str(r#"{"kind":"jenkins","secret":"two words"}"#).unwrap();
+        assert_eq!(s.validate().unwrap_err().field, "source.secret");
+    }
+}
