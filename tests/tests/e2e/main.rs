@@ -11,6 +11,7 @@ mod feed;
 mod limits;
 mod lists;
 mod migration;
+mod native;
 mod startup;
 mod storage;
 mod triggers;

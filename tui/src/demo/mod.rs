@@ -4,6 +4,7 @@
 
 mod catalog;
 mod ci;
+pub mod native;
 
 use std::collections::HashMap;
 use std::time::Duration;
