@@ -181,6 +181,14 @@ pub fn runtime_event(http_state: NodeState, ago_s: u64, version: &str, ids: &Ids
         ago_s - 10,
         40,
     );
+    // net/http is built by GitHub Actions, triggered through its API.
+    http.run = Some(conjunction_protocol::Run {
+        ci: conjunction_protocol::CiKind::Github,
+        id: Some("30433642".into()),
+        number: None,
+        learnt: None,
+    });
+    http.url = Some("https://github.com/acme/http/actions/runs/30433642".into());
     if http_failed {
         http.summary = Some(
             "test client::keeps_alive_after_upgrade ... FAILED\n\

@@ -52,6 +52,12 @@ pub fn render(event: &RootEvent) -> String {
                     let _ = write!(text, " - {summary}");
                 }
             }
+            if let Some(run) = &node.run {
+                let _ = write!(text, " [{}]", run.describe());
+                if let Some(learnt) = &run.learnt {
+                    let _ = write!(text, " ({learnt})");
+                }
+            }
             if let Some(url) = &node.url {
                 let _ = write!(text, " <{url}>");
             }
@@ -69,4 +75,27 @@ fn duration(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<String> {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use conjunction_protocol::NodeState;
+
+    use crate::sample::{ids, runtime_event};
+
+    #[test]
+    fn a_native_run_is_named_beside_its_link() {
+        let event = runtime_event(NodeState::Failed, 120, "1.5.0", &ids());
+        let text = super::render(&event);
+        let line = text
+            .lines()
+            .find(|l| l.contains("net/http"))
+            .expect("net/http is in the tree");
+        assert!(
+            line.contains(
+                "[GitHub run 30433642] <https://github.com/acme/http/actions/runs/30433642>"
+            ),
+            "{line}"
+        );
+    }
 }

@@ -557,6 +557,13 @@ fn cause_line(root: &RootView, node: &Node) -> Line<'static> {
 /// State and attempt, timings, CI link and the chain of causes of `node`.
 fn facts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
     let mut lines = vec![state_words(node), timing(node, app.now)];
+    if let Some(run) = &node.run {
+        let mut text = run.describe();
+        if let Some(learnt) = &run.learnt {
+            text.push_str(&format!(" ({learnt})"));
+        }
+        lines.push(Line::from(vec![label("run"), Span::raw(text)]));
+    }
     if let Some(url) = &node.url {
         lines.push(Line::from(vec![
             label("ci"),
