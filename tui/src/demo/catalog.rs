@@ -1,7 +1,9 @@
 //! The demo's projects: a small ecosystem of about thirty projects with chains, a
 //! diamond, a dependency cycle, several contacts each, and how each one's CI behaves.
 
-use conjunction_protocol::{Contact, Dependency, ProjectId, ProjectSpec, TriggerSpec};
+use conjunction_protocol::{
+    CiKind, Contact, Dependency, ProjectId, ProjectSpec, SourceSpec, TriggerSpec,
+};
 
 /// How a project's simulated CI answers triggers and how its builds end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,6 +306,77 @@ const fn p(
     }
 }
 
+/// The projects built on a native CI, triggered through its API and heard from by its
+/// webhook, with their names on that CI; the rest use the generic webhook.
+pub const NATIVE: &[(&str, CiKind, &str)] = &[
+    ("net/http", CiKind::Github, "acme-net/http"),
+    ("net/tls", CiKind::Gitlab, "acme/net/tls"),
+    ("core/metrics", CiKind::Buildkite, "acme/metrics"),
+    ("core/codec", CiKind::Jenkins, "core/codec"),
+];
+
+/// The trigger of a project built on a native CI served at `base`, with `secret` as
+/// its API credential.
+pub fn native_trigger(ci: CiKind, name: &str, base: &str, secret: &str) -> TriggerSpec {
+    let (first, rest) = name.split_once('/').unwrap_or((name, name));
+    match ci {
+        CiKind::Github => TriggerSpec::Github {
+            repo: name.into(),
+            workflow: "downstream.yml".into(),
+            git_ref: "main".into(),
+            token: secret.into(),
+            api_url: Some(base.into()),
+        },
+        CiKind::Gitlab => TriggerSpec::Gitlab {
+            url: base.into(),
+            project: name.into(),
+            git_ref: "main".into(),
+            token: secret.into(),
+            api_token: Some(secret.into()),
+        },
+        CiKind::Buildkite => TriggerSpec::Buildkite {
+            org: first.into(),
+            pipeline: rest.into(),
+            branch: "main".into(),
+            commit: "HEAD".into(),
+            token: secret.into(),
+            api_url: Some(base.into()),
+        },
+        CiKind::Jenkins => TriggerSpec::Jenkins {
+            url: base.into(),
+            job: name.into(),
+            user: "conjunction".into(),
+            token: secret.into(),
+        },
+    }
+}
+
+/// The source of a project built on a native CI: its webhook, signed with `secret`.
+pub fn native_source(ci: CiKind, secret: &str) -> SourceSpec {
+    match ci {
+        CiKind::Github => SourceSpec::Github {
+            secret: secret.into(),
+            workflow: Some(".github/workflows/release.yml".into()),
+            branch: Some("main".into()),
+        },
+        CiKind::Gitlab => SourceSpec::Gitlab {
+            token: secret.into(),
+            signing_token: None,
+            git_ref: Some("main".into()),
+        },
+        CiKind::Buildkite => SourceSpec::Buildkite {
+            token: secret.into(),
+            allow_plain_token: false,
+            branch: Some("main".into()),
+        },
+        CiKind::Jenkins => SourceSpec::Jenkins {
+            secret: secret.into(),
+            job: None,
+            branch: None,
+        },
+    }
+}
+
 pub fn behaviour(project: &ProjectId) -> Behaviour {
     PROJECTS
         .iter()
@@ -317,10 +390,12 @@ impl DemoProject {
         ProjectId::parse(self.id)
     }
 
-    /// The registration, with its trigger pointing at the simulated CI.
+    /// The registration, with its trigger pointing at the simulated CI: the generic
+    /// one at `ci_base`, or for a [`NATIVE`] project the native one at `native_base`.
     pub fn spec(
         &self,
         ci_base: &str,
+        native_base: &str,
         secret: &str,
     ) -> Result<ProjectSpec, conjunction_protocol::ValidationError> {
         let depends_on = self
@@ -343,18 +418,29 @@ impl DemoProject {
                 role: Some((*role).into()),
             })
             .collect();
+        let native = NATIVE.iter().find(|(id, _, _)| *id == self.id);
+        let (trigger, source) = match native {
+            Some(&(_, ci, name)) => (
+                native_trigger(ci, name, native_base, secret),
+                Some(native_source(ci, secret)),
+            ),
+            None => (
+                TriggerSpec::Webhook {
+                    url: format!("{ci_base}/trigger/{}", self.id),
+                    token: None,
+                    secret: Some(secret.into()),
+                },
+                None,
+            ),
+        };
         Ok(ProjectSpec {
             name: self.name.into(),
             contacts,
             depends_on,
-            trigger: Some(TriggerSpec::Webhook {
-                url: format!("{ci_base}/trigger/{}", self.id),
-                token: None,
-                secret: Some(secret.into()),
-            }),
+            trigger: Some(trigger),
             report_token: None,
             package: None,
-            source: None,
+            source,
             reconcile_after_secs: None,
         })
     }
@@ -379,7 +465,13 @@ mod tests {
     fn every_demo_project_registers_and_depends_only_on_demo_projects() {
         for p in PROJECTS {
             let id = p.project_id().unwrap();
-            let spec = p.spec("http://127.0.0.1:1", "s3cret").unwrap();
+            let spec = p
+                .spec(
+                    "http://127.0.0.1:1",
+                    "http://127.0.0.1:2",
+                    "s3cret0123456789",
+                )
+                .unwrap();
             spec.validate(&id).unwrap();
             for d in p.depends_on {
                 assert!(

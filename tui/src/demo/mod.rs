@@ -60,7 +60,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let ci_base = format!("http://{}", ci_listener.local_addr()?);
     let ci = tokio::spawn(ci::serve(ci_listener, client.clone()));
 
-    let report_tokens = register(&client, &ci_base).await?;
+    // Projects built on GitHub, GitLab, Buildkite and Jenkins: triggered through their
+    // APIs and heard from by their webhooks, both simulated.
+    let native = native::NativeCi::start(&url).await?;
+    let secret = random_hex(16);
+    for &(project, ci, name) in catalog::NATIVE {
+        let api_token = match ci {
+            conjunction_protocol::CiKind::Jenkins => format!("conjunction:{secret}"),
+            _ => secret.clone(),
+        };
+        let mut pipeline =
+            native::Pipeline::new(ci, name, ProjectId::parse(project)?, &api_token, &secret);
+        let mut rng = rand::rng();
+        pipeline.queue = Duration::from_millis(rng.random_range(200..1500));
+        pipeline.run = Duration::from_millis(rng.random_range(1000..5000));
+        pipeline.queue_polls = 1;
+        native.add(pipeline);
+    }
+    let report_tokens = register(&client, &ci_base, native.base_url(), &secret).await?;
     let publisher = tokio::spawn(publish(client.clone(), report_tokens, options.interval));
 
     let ui = if options.headless {
@@ -95,12 +112,16 @@ fn random_hex(bytes: usize) -> String {
 
 /// Registers every demo project; returns the report tokens of the upstreams, which
 /// their (simulated) release pipelines report with.
-async fn register(client: &Client, ci_base: &str) -> anyhow::Result<HashMap<&'static str, String>> {
-    let secret = random_hex(16);
+async fn register(
+    client: &Client,
+    ci_base: &str,
+    native_base: &str,
+    secret: &str,
+) -> anyhow::Result<HashMap<&'static str, String>> {
     let mut tokens = HashMap::new();
     for project in PROJECTS {
         let id = project.project_id()?;
-        let spec = project.spec(ci_base, &secret)?;
+        let spec = project.spec(ci_base, native_base, secret)?;
         let (_, upserted) = client
             .put_project(&id, &spec)
             .await
