@@ -672,3 +672,64 @@ async fn every_refused_webhook_gets_a_json_error_and_changes_nothing() {
         "no refused webhook changed anything"
     );
 }
+
+#[tokio::test]
+async fn the_demo_builds_a_project_on_each_native_ci_with_its_run_link() {
+    use tokio::io::AsyncBufReadExt;
+    let mut demo =
+        tokio::process::Command::new(conjunction_tests::daemon::binaries().join("conjunction"))
+            .args(["demo", "--headless", "--interval", "2"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the demo starts");
+    let mut lines = tokio::io::BufReader::new(demo.stdout.take().unwrap()).lines();
+    let (mut url, mut token) = (None, None);
+    while url.is_none() || token.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the demo prints its address")
+            .unwrap()
+            .expect("the demo keeps running");
+        if let Some(u) = line.trim().strip_prefix("daemon:") {
+            url = Some(u.trim().to_owned());
+        }
+        if let Some(t) = line.trim().strip_prefix("token:") {
+            token = Some(t.trim().to_owned());
+        }
+    }
+    let api = Client::new(&url.unwrap(), token);
+    let wanted = [
+        ("net/http", CiKind::Github),
+        ("net/tls", CiKind::Gitlab),
+        ("core/metrics", CiKind::Buildkite),
+        ("core/codec", CiKind::Jenkins),
+    ];
+    eventually(
+        "a root event with a finished run on each native CI",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                for root in api.roots(20).await.ok()? {
+                    let event = api.root(root.id).await.ok()?;
+                    let all = wanted.iter().all(|(project, kind)| {
+                        event.nodes.iter().any(|n| {
+                            n.project.as_str() == *project
+                                && n.state.kind().is_final()
+                                && n.run
+                                    .as_ref()
+                                    .is_some_and(|r| r.ci == *kind && r.id.is_some())
+                                && n.url.is_some()
+                        })
+                    });
+                    if all {
+                        return Some(());
+                    }
+                }
+                None
+            }
+        },
+    )
+    .await;
+}
