@@ -228,6 +228,33 @@ source = { kind = "github", secret = "env:HOOK_SECRET" }
     }
 
     #[test]
+    fn every_example_file_is_accepted() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let env = |_: &str| Some("a-secret-from-the-environment".to_owned());
+                let entries = parse_with(
+                    &text,
+                    &Secrets {
+                        env: &env,
+                        dir: &dir,
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(!entries.is_empty(), "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 2,
+            "examples/projects.toml and examples/native.toml"
+        );
+    }
+
+    #[test]
     fn a_missing_env_secret_is_named() {
         let err = parse(FILE, |_| None).unwrap_err();
         assert!(err.to_string().contains("LIB_TOKEN"), "{err}");
