@@ -8,7 +8,7 @@
 //! Jenkins says only which queue item a trigger made; the item is followed here until
 //! it is a build, so that the build's number and page are known while it runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use conjunction_protocol::ci::build_key;
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::ci::jenkins::Queued;
 use crate::ci::{RunNews, RunState};
-use crate::store::{Store, Watched};
+use crate::store::{Store, StoredProject, Watched};
 use crate::writer::{News, Via, WriterHandle};
 
 /// How often the reconciler looks for quiet builds (`[reconcile]` in the config file).
@@ -152,21 +152,10 @@ impl Reconciler {
                     continue;
                 }
             };
-            let news = RunNews {
-                source: project.to_string(),
-                run_id: Some(queue_item.clone()),
-                workflow: None,
-                attempt: None,
-                number,
-                state,
-                commit: None,
-                git_ref: None,
-                url,
-                title: None,
-                conjunction_build: None,
-                summary: None,
-                semantic_key: String::new(),
+            let TriggerSpec::Jenkins { job, .. } = trigger else {
+                continue;
             };
+            let news = crate::ci::jenkins::queued_news(job, queue_item, state, number, url);
             self.tell(
                 project,
                 CiKind::Jenkins,
@@ -191,9 +180,12 @@ impl Reconciler {
             }
         };
         let now = SystemTime::now();
-        checked.retain(|build, _| watched.iter().any(|w| w.build == *build));
+        let live: HashSet<BuildId> = watched.iter().map(|w| w.build).collect();
+        checked.retain(|build, _| live.contains(build));
+        // Many quiet builds share a project: each project is read once per sweep.
+        let mut projects = HashMap::new();
         for w in watched {
-            if let Err(why) = self.reconcile(&w, now, checked).await {
+            if let Err(why) = self.reconcile(&w, now, checked, &mut projects).await {
                 tracing::info!(build = %w.build, project = %w.project, %why, "could not check a quiet build");
             }
         }
@@ -204,11 +196,17 @@ impl Reconciler {
         w: &Watched,
         now: SystemTime,
         checked: &mut HashMap<BuildId, SystemTime>,
+        projects: &mut HashMap<ProjectId, Option<StoredProject>>,
     ) -> Result<(), String> {
-        let project = self
-            .store
-            .stored_project(&w.project)
-            .map_err(|e| e.to_string())?
+        if !projects.contains_key(&w.project) {
+            let read = self
+                .store
+                .stored_project(&w.project)
+                .map_err(|e| e.to_string())?;
+            projects.insert(w.project.clone(), read);
+        }
+        let project = projects[&w.project]
+            .as_ref()
             .ok_or("the project is no longer registered")?;
         let quiet_time = Duration::from_secs(
             project
@@ -223,6 +221,7 @@ impl Reconciler {
         checked.insert(w.build, now);
         let trigger = project
             .trigger
+            .as_ref()
             .ok_or("the project has no trigger any more")?;
         let node = self
             .store
@@ -233,7 +232,7 @@ impl Reconciler {
             return Ok(());
         };
         let key = build_key(node.id, node.attempt);
-        let news = crate::ci::check(&self.client, self.timeout, &trigger, run, &key).await?;
+        let news = crate::ci::check(&self.client, self.timeout, trigger, run, &key).await?;
         let Some(news) = news else {
             tracing::info!(build = %w.build, "the CI does not show the run yet");
             return Ok(());

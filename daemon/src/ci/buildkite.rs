@@ -101,9 +101,7 @@ pub async fn trigger(
         },
     });
     let mut request = client.post(c.endpoint.clone()).timeout(timeout).json(&body);
-    if let Some(auth) = call::secret_header(&format!("Bearer {}", c.token)) {
-        request = request.header(reqwest::header::AUTHORIZATION, auth);
-    }
+    request = call::bearer(request, c.token);
     let context = format!("pipeline {}/{}", c.org, c.pipeline);
     call::send(
         client,
@@ -143,9 +141,7 @@ pub async fn lookup(
         .map_err(|()| "the Buildkite API URL cannot have a path".to_owned())?
         .push(&number.to_string());
     let mut request = client.get(url).timeout(timeout);
-    if let Some(auth) = call::secret_header(&format!("Bearer {}", c.token)) {
-        request = request.header(reqwest::header::AUTHORIZATION, auth);
-    }
+    request = call::bearer(request, c.token);
     let body = call::get(client, request, "Buildkite").await?;
     parse_build(&body).map(Some).map_err(|e| e.to_string())
 }

@@ -107,6 +107,14 @@ pub fn secret_header(value: &str) -> Option<reqwest::header::HeaderValue> {
     Some(value)
 }
 
+/// `request` with `Authorization: Bearer <token>`, the value marked sensitive.
+pub fn bearer(request: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    match secret_header(&format!("Bearer {token}")) {
+        Some(auth) => request.header(reqwest::header::AUTHORIZATION, auth),
+        None => request,
+    }
+}
+
 /// Sends `request` and judges the answer: a success goes to `accept`, anything
 /// else is classified by [`judge`]. `ci` names the CI in messages ("GitHub");
 /// `context` says what was asked for, for a 404 ("workflow downstream.yml in acme/app

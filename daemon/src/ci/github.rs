@@ -74,9 +74,7 @@ pub async fn trigger(
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", API_VERSION)
             .json(&body);
-        if let Some(auth) = call::secret_header(&format!("Bearer {}", d.token)) {
-            request = request.header(reqwest::header::AUTHORIZATION, auth);
-        }
+        request = call::bearer(request, d.token);
         request
     };
     match call::send(client, request(true), "GitHub", &context, dispatched).await {
@@ -323,9 +321,7 @@ pub async fn lookup(
         .timeout(timeout)
         .header(reqwest::header::ACCEPT, "application/vnd.github+json")
         .header("X-GitHub-Api-Version", API_VERSION);
-    if let Some(auth) = call::secret_header(&format!("Bearer {}", d.token)) {
-        request = request.header(reqwest::header::AUTHORIZATION, auth);
-    }
+    request = call::bearer(request, d.token);
     let body = call::get(client, request, "GitHub").await?;
     let source = d.repo.to_owned();
     match run_id {

@@ -134,7 +134,7 @@ pub async fn lookup(
             Queued::Started { number, .. } => number,
             Queued::Waiting => {
                 return Ok(Some(queued_news(
-                    b,
+                    b.job,
                     queue_id,
                     RunState::Running,
                     None,
@@ -143,7 +143,7 @@ pub async fn lookup(
             }
             Queued::Cancelled => {
                 return Ok(Some(queued_news(
-                    b,
+                    b.job,
                     queue_id,
                     RunState::Finished(ReportState::Cancelled),
                     None,
@@ -172,7 +172,7 @@ pub async fn lookup(
         (false, Some(result)) => state("FINALIZED", Some(result)),
     };
     Ok(Some(queued_news(
-        b,
+        b.job,
         queue_id,
         state,
         Some(build.number),
@@ -182,7 +182,7 @@ pub async fn lookup(
 
 /// News of a build known by its queue item.
 pub fn queued_news(
-    b: &BuildWithParameters<'_>,
+    job: &str,
     queue_id: &str,
     state: RunState,
     number: Option<u64>,
@@ -190,9 +190,9 @@ pub fn queued_news(
 ) -> RunNews {
     RunNews {
         semantic_key: format!("queue:{queue_id}:{number:?}"),
-        source: b.job.to_owned(),
+        source: job.to_owned(),
         run_id: Some(queue_id.to_owned()),
-        workflow: Some(b.job.to_owned()),
+        workflow: Some(job.to_owned()),
         attempt: None,
         number,
         state,

@@ -237,6 +237,17 @@ pub enum RunState {
     Ignored(&'static str),
 }
 
+impl RunState {
+    /// The state a report of this news carries: a run that has not finished is
+    /// running.
+    pub fn report_state(self) -> ReportState {
+        match self {
+            RunState::Finished(s) => s,
+            RunState::Running | RunState::Ignored(_) => ReportState::Running,
+        }
+    }
+}
+
 /// Why a webhook is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HookError {

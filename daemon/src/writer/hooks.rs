@@ -9,9 +9,7 @@
 use std::time::Duration;
 
 use conjunction_protocol::ci::{parse_build_key, version_from_ref};
-use conjunction_protocol::{
-    BuildId, CiKind, Node, ProjectId, Report, ReportAck, ReportState, Run, SourceSpec,
-};
+use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Report, ReportAck, Run, SourceSpec};
 
 use super::reports;
 use super::work::Work;
@@ -156,10 +154,7 @@ fn build_news(
     record: RunRecord,
     node: Node,
 ) -> Result<Result<Heard, Refusal>, StoreError> {
-    let state = match news.run.state {
-        RunState::Finished(s) => s,
-        RunState::Running | RunState::Ignored(_) => ReportState::Running,
-    };
+    let state = news.run.state.report_state();
     if record.attempt < node.attempt {
         return Ok(Ok(Heard::Noted(format!(
             "the run is about attempt {} of build {}, which is at attempt {} now; nothing changed",
@@ -295,10 +290,7 @@ fn same_workflow(run: &str, wanted: &str) -> bool {
 
 /// A root report from the project's own run.
 fn root_news(work: &mut Work<'_, '_>, news: News) -> Result<Result<Heard, Refusal>, StoreError> {
-    let state = match news.run.state {
-        RunState::Finished(s) => s,
-        RunState::Running | RunState::Ignored(_) => ReportState::Running,
-    };
+    let state = news.run.state.report_state();
     let run = Run {
         ci: news.ci,
         id: news.run.run_id.clone(),
@@ -333,6 +325,7 @@ fn root_news(work: &mut Work<'_, '_>, news: News) -> Result<Result<Heard, Refusa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conjunction_protocol::ReportState;
 
     fn news(workflow: Option<&str>, git_ref: Option<&str>) -> RunNews {
         RunNews {

@@ -6,110 +6,53 @@
 use std::time::Duration;
 
 use conjunction_protocol::ci::{build_key, HookAnswer, HookOutcome};
-use conjunction_protocol::{CiKind, Node, ProjectSpec, SourceSpec, StateKind, TriggerSpec};
+use conjunction_protocol::{CiKind, Node, ProjectSpec, StateKind};
 use conjunction_tests::daemon::TestDaemon;
 use conjunction_tests::eventually;
 use conjunction_tui::client::Client;
-use conjunction_tui::demo::native::{buildkite_signature, github_signature, NativeCi, Pipeline};
+use conjunction_tui::demo::native::{
+    self, buildkite_signature, github_signature, NativeCi, Pipeline,
+};
 use reqwest::StatusCode;
 
 use super::{node_of, pid, settled, WAIT};
 
-const RELEASE: &str = ".github/workflows/release.yml";
+const RELEASE: &str = native::RELEASE_WORKFLOW;
 const GH_TOKEN: &str = "ghp_simulated0123456789";
 const GL_TOKEN: &str = "glptt-simulated0123456789";
 const BK_TOKEN: &str = "bkua_simulated0123456789";
+/// The Jenkins user of `native::trigger`.
 const JK_USER: &str = "conjunction";
 const JK_TOKEN: &str = "11aa22bb33cc44dd55ee";
 const HOOK_SECRET: &str = "webhook-secret-0123456789";
 
-fn trigger(ci: CiKind, base: &str, name: &str) -> TriggerSpec {
+/// The API token a trigger on `ci` carries.
+fn api_token(ci: CiKind) -> &'static str {
     match ci {
-        CiKind::Github => TriggerSpec::Github {
-            repo: name.into(),
-            workflow: "downstream.yml".into(),
-            git_ref: "main".into(),
-            token: GH_TOKEN.into(),
-            api_url: Some(base.into()),
-        },
-        CiKind::Gitlab => TriggerSpec::Gitlab {
-            url: base.into(),
-            project: name.into(),
-            git_ref: "main".into(),
-            token: GL_TOKEN.into(),
-            api_token: None,
-        },
-        CiKind::Buildkite => {
-            let (org, pipeline) = name.split_once('/').expect("org/pipeline");
-            TriggerSpec::Buildkite {
-                org: org.into(),
-                pipeline: pipeline.into(),
-                branch: "main".into(),
-                commit: "HEAD".into(),
-                token: BK_TOKEN.into(),
-                api_url: Some(base.into()),
-            }
-        }
-        CiKind::Jenkins => TriggerSpec::Jenkins {
-            url: base.into(),
-            job: name.into(),
-            user: JK_USER.into(),
-            token: JK_TOKEN.into(),
-        },
-    }
-}
-
-fn source(ci: CiKind) -> SourceSpec {
-    match ci {
-        CiKind::Github => SourceSpec::Github {
-            secret: HOOK_SECRET.into(),
-            workflow: Some(RELEASE.into()),
-            branch: Some("main".into()),
-        },
-        CiKind::Gitlab => SourceSpec::Gitlab {
-            token: HOOK_SECRET.into(),
-            signing_token: None,
-            git_ref: Some("main".into()),
-        },
-        CiKind::Buildkite => SourceSpec::Buildkite {
-            token: HOOK_SECRET.into(),
-            allow_plain_token: false,
-            branch: Some("main".into()),
-        },
-        CiKind::Jenkins => SourceSpec::Jenkins {
-            secret: HOOK_SECRET.into(),
-            job: None,
-            branch: None,
-        },
+        CiKind::Github => GH_TOKEN,
+        CiKind::Gitlab => GL_TOKEN,
+        CiKind::Buildkite => BK_TOKEN,
+        CiKind::Jenkins => JK_TOKEN,
     }
 }
 
 /// The simulated pipeline of a project on `ci`, named `name` there.
 fn pipeline(ci: CiKind, name: &str, project: &str) -> Pipeline {
-    let api_token = match ci {
-        CiKind::Github => GH_TOKEN.to_owned(),
-        CiKind::Gitlab => GL_TOKEN.to_owned(),
-        CiKind::Buildkite => BK_TOKEN.to_owned(),
+    let credential = match ci {
         CiKind::Jenkins => format!("{JK_USER}:{JK_TOKEN}"),
+        _ => api_token(ci).to_owned(),
     };
-    Pipeline::new(ci, name, pid(project), &api_token, HOOK_SECRET)
+    Pipeline::new(ci, name, pid(project), &credential, HOOK_SECRET)
 }
 
-/// Registers `project`, built on `ci` (as `name` there) when `ci` is set, hearing
-/// from its CI's webhooks, depending on `deps`.
+/// Registers `project`, depending on `deps`, after `adjust` has changed its spec.
 async fn register(
     api: &Client,
-    ci_base: &str,
     project: &str,
     deps: &[&str],
-    native: Option<(CiKind, &str)>,
     adjust: impl FnOnce(&mut ProjectSpec),
 ) {
     let mut spec = super::spec(project, deps, None);
-    if let Some((ci, name)) = native {
-        spec.trigger = Some(trigger(ci, ci_base, name));
-        spec.source = Some(source(ci));
-    }
     adjust(&mut spec);
     let (status, _) = api
         .put_project(&pid(project), &spec)
@@ -118,10 +61,31 @@ async fn register(
     assert_eq!(status, 201, "{project} is created");
 }
 
+/// Registers `project`, depending on `deps` and built on `ci` as `name` there
+/// (triggered through its API, heard from by its webhook), and adds its simulated
+/// pipeline after `tune` has changed the two.
+async fn downstream(
+    api: &Client,
+    ci: &NativeCi,
+    project: &str,
+    deps: &[&str],
+    (kind, name): (CiKind, &str),
+    tune: impl FnOnce(&mut ProjectSpec, &mut Pipeline),
+) {
+    let mut p = pipeline(kind, name, project);
+    register(api, project, deps, |spec| {
+        spec.trigger = Some(native::trigger(kind, name, ci.base_url(), api_token(kind)));
+        spec.source = Some(native::source(kind, HOOK_SECRET));
+        tune(spec, &mut p);
+    })
+    .await;
+    ci.add(p);
+}
+
 /// An upstream whose GitHub release workflow reports by its webhook.
 async fn upstream(api: &Client, ci: &NativeCi, project: &str) {
-    register(api, ci.base_url(), project, &[], None, |s| {
-        s.source = Some(source(CiKind::Github))
+    register(api, project, &[], |s| {
+        s.source = Some(native::source(CiKind::Github, HOOK_SECRET))
     })
     .await;
     ci.add(pipeline(CiKind::Github, project, project));
@@ -170,7 +134,6 @@ async fn daemon() -> TestDaemon {
 async fn a_github_release_cascades_through_all_four_cis_by_their_apis_and_webhooks() {
     let d = daemon().await;
     let ci = NativeCi::start(&d.url()).await.unwrap();
-    let base = ci.base_url().to_owned();
     upstream(&d.api, &ci, "acme/lib").await;
     let chain = [
         ("acme/gh", CiKind::Github, "acme/gh", "acme/lib"),
@@ -179,8 +142,7 @@ async fn a_github_release_cascades_through_all_four_cis_by_their_apis_and_webhoo
         ("acme/jk", CiKind::Jenkins, "team/jk", "acme/bk"),
     ];
     for (project, kind, name, up) in chain {
-        register(&d.api, &base, project, &[up], Some((kind, name)), |_| {}).await;
-        ci.add(pipeline(kind, name, project));
+        downstream(&d.api, &ci, project, &[up], (kind, name), |_, _| {}).await;
     }
 
     let root = release(&ci, "acme/lib", "1.4.0").await;
@@ -248,22 +210,15 @@ async fn a_jenkins_build_is_found_through_its_queue_item() {
     let d = daemon().await;
     let ci = NativeCi::start(&d.url()).await.unwrap();
     upstream(&d.api, &ci, "acme/lib").await;
-    register(
-        &d.api,
-        ci.base_url(),
-        "acme/jk",
-        &["acme/lib"],
-        Some((CiKind::Jenkins, "team/jk")),
-        |_| {},
-    )
-    .await;
-    let mut p = pipeline(CiKind::Jenkins, "team/jk", "acme/jk");
     // The job sends no notifications, waits in the queue for three polls, then runs
     // for a minute: only the queue item can say which build it became.
-    p.silent = true;
-    p.queue_polls = 3;
-    p.run = Duration::from_secs(60);
-    ci.add(p);
+    let jenkins = (CiKind::Jenkins, "team/jk");
+    downstream(&d.api, &ci, "acme/jk", &["acme/lib"], jenkins, |_, p| {
+        p.silent = true;
+        p.queue_polls = 3;
+        p.run = Duration::from_secs(60);
+    })
+    .await;
 
     let root = release(&ci, "acme/lib", "2.0.0").await;
     let node = node_where(
@@ -291,18 +246,11 @@ async fn a_github_dispatch_without_run_details_is_tied_to_its_build_by_its_run_n
     let d = daemon().await;
     let ci = NativeCi::start(&d.url()).await.unwrap();
     upstream(&d.api, &ci, "acme/lib").await;
-    register(
-        &d.api,
-        ci.base_url(),
-        "acme/app",
-        &["acme/lib"],
-        Some((CiKind::Github, "acme/app")),
-        |_| {},
-    )
+    let github = (CiKind::Github, "acme/app");
+    downstream(&d.api, &ci, "acme/app", &["acme/lib"], github, |_, p| {
+        p.no_run_details = true
+    })
     .await;
-    let mut p = pipeline(CiKind::Github, "acme/app", "acme/app");
-    p.no_run_details = true;
-    ci.add(p);
 
     let root = release(&ci, "acme/lib", "1.0.1").await;
     let event = settled(&d.api, root).await;
@@ -335,18 +283,10 @@ async fn a_rate_limited_trigger_waits_and_is_not_counted_as_a_failed_try() {
         ("acme/gh", CiKind::Github, "acme/gh"),
         ("acme/bk", CiKind::Buildkite, "acme/bk"),
     ] {
-        register(
-            &d.api,
-            ci.base_url(),
-            project,
-            &["acme/lib"],
-            Some((kind, name)),
-            |_| {},
-        )
+        downstream(&d.api, &ci, project, &["acme/lib"], (kind, name), |_, p| {
+            p.rate_limit_first = Some(Duration::from_secs(1))
+        })
         .await;
-        let mut p = pipeline(kind, name, project);
-        p.rate_limit_first = Some(Duration::from_secs(1));
-        ci.add(p);
     }
     let started = std::time::Instant::now();
     let root = release(&ci, "acme/lib", "1.1.0").await;
@@ -377,21 +317,14 @@ async fn lost_webhooks_are_recovered_by_asking_each_cis_api() {
         ("acme/jk", CiKind::Jenkins, "team/jk"),
     ];
     for (project, kind, name) in projects {
-        register(
-            &d.api,
-            ci.base_url(),
-            project,
-            &["acme/lib"],
-            Some((kind, name)),
-            |s| s.reconcile_after_secs = Some(1),
-        )
+        downstream(&d.api, &ci, project, &["acme/lib"], (kind, name), |s, p| {
+            s.reconcile_after_secs = Some(1);
+            p.lose_finish_webhook = true;
+            if kind == CiKind::Gitlab {
+                p.outcome = conjunction_protocol::ReportState::Failed;
+            }
+        })
         .await;
-        let mut p = pipeline(kind, name, project);
-        p.lose_finish_webhook = true;
-        if kind == CiKind::Gitlab {
-            p.outcome = conjunction_protocol::ReportState::Failed;
-        }
-        ci.add(p);
     }
     let root = release(&ci, "acme/lib", "3.0.0").await;
     let event = settled(&d.api, root).await;
@@ -505,25 +438,11 @@ async fn every_refused_webhook_gets_a_json_error_and_changes_nothing() {
     let d = daemon().await;
     let ci = NativeCi::start(&d.url()).await.unwrap();
     upstream(&d.api, &ci, "acme/lib").await;
-    register(
-        &d.api,
-        ci.base_url(),
-        "acme/bk",
-        &["acme/lib"],
-        Some((CiKind::Buildkite, "acme/bk")),
-        |_| {},
-    )
-    .await;
-    register(
-        &d.api,
-        ci.base_url(),
-        "acme/gl",
-        &["acme/lib"],
-        Some((CiKind::Gitlab, "acme/gl")),
-        |_| {},
-    )
-    .await;
-    register(&d.api, ci.base_url(), "acme/plain", &[], None, |_| {}).await;
+    let buildkite = (CiKind::Buildkite, "acme/bk");
+    downstream(&d.api, &ci, "acme/bk", &["acme/lib"], buildkite, |_, _| {}).await;
+    let gitlab = (CiKind::Gitlab, "acme/gl");
+    downstream(&d.api, &ci, "acme/gl", &["acme/lib"], gitlab, |_, _| {}).await;
+    register(&d.api, "acme/plain", &[], |_| {}).await;
     let body = release_body(5, RELEASE, "main");
     let good = github_headers(&body, HOOK_SECRET, "r-1");
     let bk_body = br#"{"event":"build.finished","build":{"id":"b","url":"https://api.buildkite.com/v2/organizations/acme/pipelines/bk/builds/1","state":"passed"}}"#;

@@ -1,9 +1,7 @@
 //! The demo's projects: a small ecosystem of about thirty projects with chains, a
 //! diamond, a dependency cycle, several contacts each, and how each one's CI behaves.
 
-use conjunction_protocol::{
-    CiKind, Contact, Dependency, ProjectId, ProjectSpec, SourceSpec, TriggerSpec,
-};
+use conjunction_protocol::{CiKind, Contact, Dependency, ProjectId, ProjectSpec, TriggerSpec};
 
 /// How a project's simulated CI answers triggers and how its builds end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,68 +313,6 @@ pub const NATIVE: &[(&str, CiKind, &str)] = &[
     ("core/codec", CiKind::Jenkins, "core/codec"),
 ];
 
-/// The trigger of a project built on a native CI served at `base`, with `secret` as
-/// its API credential.
-pub fn native_trigger(ci: CiKind, name: &str, base: &str, secret: &str) -> TriggerSpec {
-    let (first, rest) = name.split_once('/').unwrap_or((name, name));
-    match ci {
-        CiKind::Github => TriggerSpec::Github {
-            repo: name.into(),
-            workflow: "downstream.yml".into(),
-            git_ref: "main".into(),
-            token: secret.into(),
-            api_url: Some(base.into()),
-        },
-        CiKind::Gitlab => TriggerSpec::Gitlab {
-            url: base.into(),
-            project: name.into(),
-            git_ref: "main".into(),
-            token: secret.into(),
-            api_token: Some(secret.into()),
-        },
-        CiKind::Buildkite => TriggerSpec::Buildkite {
-            org: first.into(),
-            pipeline: rest.into(),
-            branch: "main".into(),
-            commit: "HEAD".into(),
-            token: secret.into(),
-            api_url: Some(base.into()),
-        },
-        CiKind::Jenkins => TriggerSpec::Jenkins {
-            url: base.into(),
-            job: name.into(),
-            user: "conjunction".into(),
-            token: secret.into(),
-        },
-    }
-}
-
-/// The source of a project built on a native CI: its webhook, signed with `secret`.
-pub fn native_source(ci: CiKind, secret: &str) -> SourceSpec {
-    match ci {
-        CiKind::Github => SourceSpec::Github {
-            secret: secret.into(),
-            workflow: Some(".github/workflows/release.yml".into()),
-            branch: Some("main".into()),
-        },
-        CiKind::Gitlab => SourceSpec::Gitlab {
-            token: secret.into(),
-            signing_token: None,
-            git_ref: Some("main".into()),
-        },
-        CiKind::Buildkite => SourceSpec::Buildkite {
-            token: secret.into(),
-            allow_plain_token: false,
-            branch: Some("main".into()),
-        },
-        CiKind::Jenkins => SourceSpec::Jenkins {
-            secret: secret.into(),
-            job: None,
-            branch: None,
-        },
-    }
-}
-
 pub fn behaviour(project: &ProjectId) -> Behaviour {
     PROJECTS
         .iter()
@@ -421,8 +357,8 @@ impl DemoProject {
         let native = NATIVE.iter().find(|(id, _, _)| *id == self.id);
         let (trigger, source) = match native {
             Some(&(_, ci, name)) => (
-                native_trigger(ci, name, native_base, secret),
-                Some(native_source(ci, secret)),
+                super::native::trigger(ci, name, native_base, secret),
+                Some(super::native::source(ci, secret)),
             ),
             None => (
                 TriggerSpec::Webhook {

@@ -22,11 +22,77 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use conjunction_protocol::{CiKind, ProjectId, ReportState};
+use conjunction_protocol::{CiKind, ProjectId, ReportState, SourceSpec, TriggerSpec};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::net::TcpListener;
+
+/// The workflow whose runs are a GitHub project's releases.
+pub const RELEASE_WORKFLOW: &str = ".github/workflows/release.yml";
+
+/// The trigger of a project built as `name` on the simulated `ci` served at `base`,
+/// with `secret` as its API credential (for GitLab, also its read token).
+pub fn trigger(ci: CiKind, name: &str, base: &str, secret: &str) -> TriggerSpec {
+    let (first, rest) = name.split_once('/').unwrap_or((name, name));
+    match ci {
+        CiKind::Github => TriggerSpec::Github {
+            repo: name.into(),
+            workflow: "downstream.yml".into(),
+            git_ref: "main".into(),
+            token: secret.into(),
+            api_url: Some(base.into()),
+        },
+        CiKind::Gitlab => TriggerSpec::Gitlab {
+            url: base.into(),
+            project: name.into(),
+            git_ref: "main".into(),
+            token: secret.into(),
+            api_token: Some(secret.into()),
+        },
+        CiKind::Buildkite => TriggerSpec::Buildkite {
+            org: first.into(),
+            pipeline: rest.into(),
+            branch: "main".into(),
+            commit: "HEAD".into(),
+            token: secret.into(),
+            api_url: Some(base.into()),
+        },
+        CiKind::Jenkins => TriggerSpec::Jenkins {
+            url: base.into(),
+            job: name.into(),
+            user: "conjunction".into(),
+            token: secret.into(),
+        },
+    }
+}
+
+/// The source of a project built on the simulated `ci`: its webhook, signed with
+/// `secret`; its own root reports are runs of [`RELEASE_WORKFLOW`] on `main`.
+pub fn source(ci: CiKind, secret: &str) -> SourceSpec {
+    match ci {
+        CiKind::Github => SourceSpec::Github {
+            secret: secret.into(),
+            workflow: Some(RELEASE_WORKFLOW.into()),
+            branch: Some("main".into()),
+        },
+        CiKind::Gitlab => SourceSpec::Gitlab {
+            token: secret.into(),
+            signing_token: None,
+            git_ref: Some("main".into()),
+        },
+        CiKind::Buildkite => SourceSpec::Buildkite {
+            token: secret.into(),
+            allow_plain_token: false,
+            branch: Some("main".into()),
+        },
+        CiKind::Jenkins => SourceSpec::Jenkins {
+            secret: secret.into(),
+            job: None,
+            branch: None,
+        },
+    }
+}
 
 /// How one simulated pipeline behaves.
 #[derive(Debug, Clone)]
@@ -482,7 +548,7 @@ const GITHUB_INPUTS: [&str; 4] = [
 
 async fn github_dispatch(
     State(ci): State<NativeCi>,
-    Path((owner, repo, workflow)): Path<(String, String, String)>,
+    Path((owner, repo, _workflow)): Path<(String, String, String)>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
@@ -548,7 +614,6 @@ async fn github_dispatch(
             json!({"message": format!("Unexpected inputs provided: {unexpected:?}")}),
         );
     }
-    let _ = workflow;
     let run = ci.start_run(&p, inputs, authorizations(&headers));
     if details == Some(true) {
         let id: u64 = run.id.parse().unwrap_or_default();
