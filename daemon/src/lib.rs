@@ -94,8 +94,8 @@ pub async fn serve(
     }
     let mut graph = Graph::new();
     for p in &startup.projects {
-        let upstreams: Vec<_> = p.depends_on.iter().map(|d| d.project.clone()).collect();
-        graph.set_project(&p.id, &upstreams, p.trigger.is_some());
+        let ecosystem = p.package.as_ref().map(|p| p.ecosystem);
+        graph.register(&p.id, &p.depends_on, p.trigger.is_some(), ecosystem);
     }
     let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
     let address = listener.local_addr()?;

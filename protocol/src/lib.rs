@@ -9,6 +9,7 @@ pub mod ci;
 pub mod error;
 pub mod http_url;
 pub mod id;
+pub mod impact;
 mod json;
 pub mod limits;
 pub mod node;

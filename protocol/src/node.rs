@@ -38,8 +38,10 @@ pub enum NodeState {
     TriggerFailed {
         reason: String,
     },
-    /// The project's declared range excludes the new upstream version.
+    /// The project's declared range on `upstream` stops below the new `version`: it
+    /// is not built until someone bumps the range. Final, and not a failure.
     NeedsBump {
+        upstream: ProjectId,
         range: String,
         version: String,
     },
@@ -153,9 +155,13 @@ impl NodeState {
                     .join(" -> ")
             )),
             NodeState::TriggerFailed { reason } => Some(format!("trigger failed: {reason}")),
-            NodeState::NeedsBump { range, version } => {
-                Some(format!("declared range {range} does not accept {version}"))
-            }
+            NodeState::NeedsBump {
+                upstream,
+                range,
+                version,
+            } => Some(format!(
+                "declares {range} on {upstream}; {version} is outside it: bump the range to adopt it"
+            )),
             _ => None,
         }
     }
@@ -210,6 +216,10 @@ pub struct Node {
     pub commit: Option<String>,
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<String>,
+    /// The ref the trigger asks the CI to build: the ref of the line the project
+    /// declares for the upstream's version. None builds the trigger's own ref.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<String>,
     /// Where the CI shows this build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -252,6 +262,7 @@ impl Node {
             version: None,
             commit: None,
             git_ref: None,
+            target_ref: None,
             url: None,
             run: None,
             summary: None,

@@ -30,17 +30,90 @@ pub struct Contact {
 #[serde(deny_unknown_fields)]
 pub struct Dependency {
     pub project: ProjectId,
-    /// A semver range such as `^1.2`; the versions of the upstream this project accepts.
+    /// The versions of the upstream this project accepts, such as `^1.2`, read the way
+    /// the upstream's package ecosystem reads ranges (Cargo's way when it has none).
+    /// A release the range does not take does not trigger this project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<String>,
+    /// Instead of one range: the lines of the upstream this project follows, newest
+    /// first, each built from its own ref. A release is built on the ref of the first
+    /// line whose range takes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<Line>,
 }
 
-/// The package a project publishes, for manifest-based discovery of dependents.
+/// One line of an upstream that a dependent follows: the versions it takes, and the
+/// ref of the dependent that builds against them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub range: String,
+}
+
+/// Most lines one dependency may list.
+pub const MAX_LINES: usize = 16;
+
+/// A package ecosystem: how versions of a project and ranges on it are read.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Ecosystem {
+    Npm,
+    /// The default: ranges on a project without a package are Cargo's.
+    #[default]
+    Cargo,
+    Pypi,
+    Maven,
+    Go,
+}
+
+impl Ecosystem {
+    pub const ALL: [Ecosystem; 5] = [
+        Ecosystem::Npm,
+        Ecosystem::Cargo,
+        Ecosystem::Pypi,
+        Ecosystem::Maven,
+        Ecosystem::Go,
+    ];
+
+    /// The word in JSON: `npm`, `cargo`, `pypi`, `maven`, `go`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ecosystem::Npm => "npm",
+            Ecosystem::Cargo => "cargo",
+            Ecosystem::Pypi => "pypi",
+            Ecosystem::Maven => "maven",
+            Ecosystem::Go => "go",
+        }
+    }
+
+    /// The name people write: `npm`, `Cargo`, `PyPI`, `Maven`, `Go`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ecosystem::Npm => "npm",
+            Ecosystem::Cargo => "Cargo",
+            Ecosystem::Pypi => "PyPI",
+            Ecosystem::Maven => "Maven",
+            Ecosystem::Go => "Go",
+        }
+    }
+}
+
+impl std::fmt::Display for Ecosystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The package a project publishes: it says how versions of the project and ranges
+/// on it are read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Package {
-    /// Such as `cargo`, `npm`, `pypi`, `maven`.
-    pub ecosystem: String,
+    pub ecosystem: Ecosystem,
     pub name: String,
 }
 
@@ -492,13 +565,38 @@ impl ProjectSpec {
                     format!("{} is listed twice in depends_on", d.project),
                 ));
             }
+            // The ranges themselves are read by the daemon, in the ecosystem of the
+            // upstream as it is registered then.
             if let Some(range) = &d.range {
-                semver::VersionReq::parse(range).map_err(|e| {
-                    ValidationError::new(
-                        format!("depends_on[{i}].range"),
-                        format!("depends_on[{i}].range {range:?} is not a semver range: {e}"),
-                    )
-                })?;
+                check_text(
+                    &format!("depends_on[{i}].range"),
+                    range,
+                    MAX_SHORT_TEXT,
+                    true,
+                    Layout::Line,
+                )?;
+            }
+            if d.range.is_some() && !d.lines.is_empty() {
+                return Err(ValidationError::new(
+                    format!("depends_on[{i}].lines"),
+                    format!("depends_on[{i}] has both a range and lines: give one range, or one range per line"),
+                ));
+            }
+            if d.lines.len() > MAX_LINES {
+                return Err(ValidationError::new(
+                    format!("depends_on[{i}].lines"),
+                    format!("depends_on[{i}] may list at most {MAX_LINES} lines"),
+                ));
+            }
+            for (k, line) in d.lines.iter().enumerate() {
+                check_ref(&format!("depends_on[{i}].lines[{k}].ref"), &line.git_ref)?;
+                check_text(
+                    &format!("depends_on[{i}].lines[{k}].range"),
+                    &line.range,
+                    MAX_SHORT_TEXT,
+                    true,
+                    Layout::Line,
+                )?;
             }
         }
         if let Some(trigger) = &self.trigger {
@@ -514,13 +612,6 @@ impl ProjectSpec {
             }
         }
         if let Some(p) = &self.package {
-            check_text(
-                "package.ecosystem",
-                &p.ecosystem,
-                MAX_SHORT_TEXT,
-                true,
-                Layout::Line,
-            )?;
             check_text("package.name", &p.name, MAX_SHORT_TEXT, true, Layout::Line)?;
         }
         if let Some(source) = &self.source {
@@ -649,16 +740,38 @@ mod tests {
     }
 
     #[test]
-    fn self_dependency_and_bad_ranges_are_refused() {
+    fn self_dependency_and_bad_ranges_and_lines_are_refused() {
         let id = ProjectId::parse("acme/lib").unwrap();
         let err = spec().validate(&id).unwrap_err();
         assert!(err.message.contains("cannot depend on itself"), "{err}");
+        let app = ProjectId::parse("acme/app").unwrap();
+        let line = |r: &str| Line {
+            git_ref: r.into(),
+            range: "^1".into(),
+        };
         let mut s = spec();
-        s.depends_on[0].range = Some("one point two".into());
-        let err = s
-            .validate(&ProjectId::parse("acme/app").unwrap())
-            .unwrap_err();
-        assert_eq!(err.field, "depends_on[0].range");
+        s.depends_on[0].range = Some("^1\n".into());
+        assert_eq!(s.validate(&app).unwrap_err().field, "depends_on[0].range");
+        let mut s = spec();
+        s.depends_on[0].lines = vec![line("release-1.x")];
+        let err = s.validate(&app).unwrap_err();
+        assert!(err.message.contains("both a range and lines"), "{err}");
+        s.depends_on[0].range = None;
+        s.validate(&app).unwrap();
+        s.depends_on[0].lines.push(line("release 0"));
+        assert_eq!(
+            s.validate(&app).unwrap_err().field,
+            "depends_on[0].lines[1].ref"
+        );
+    }
+
+    #[test]
+    fn ecosystems_are_read_by_their_lowercase_names() {
+        for e in Ecosystem::ALL {
+            let json = format!(r#"{{"ecosystem":"{}","name":"x"}}"#, e.as_str());
+            assert_eq!(serde_json::from_str::<Package>(&json).unwrap().ecosystem, e);
+        }
+        assert!(serde_json::from_str::<Package>(r#"{"ecosystem":"rubygems","name":"x"}"#).is_err());
     }
 
     #[test]

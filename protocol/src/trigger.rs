@@ -17,6 +17,10 @@ pub struct TriggerPayload {
     pub root: TriggerRoot,
     pub parents: Vec<TriggerParent>,
     pub report: ReportEndpoint,
+    /// The ref to build: the ref of the line the project declares for the root's
+    /// version. Absent, the CI builds what its trigger names.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
 }
 
 /// The upstream build that started the cascade.

@@ -162,6 +162,7 @@ fn spec(name: &str, deps: &[&str], trigger: Option<&str>) -> ProjectSpec {
             .map(|d| conjunction_protocol::Dependency {
                 project: ProjectId::parse(d).unwrap(),
                 range: None,
+                lines: Vec::new(),
             })
             .collect(),
         trigger: trigger.map(|url| TriggerSpec::Webhook {

@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(|d| Dependency {
                     project: pid(d),
                     range: Some("^1".into()),
+                    lines: Vec::new(),
                 })
                 .collect(),
             trigger: triggered.then(|| TriggerSpec::Webhook {

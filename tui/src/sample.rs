@@ -47,6 +47,7 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
             .map(|d| Dependency {
                 project: pid(d),
                 range: None,
+                lines: Vec::new(),
             })
             .collect(),
         trigger: None,

@@ -751,9 +751,15 @@ fn why(root: &RootView, node: &Node) -> Vec<String> {
             "Not triggered: its CI did not take the trigger. The CI answered:".into(),
             reason.clone(),
         ],
-        NodeState::NeedsBump { range, version } => vec![format!(
-            "Not triggered: its declared range {range} does not accept {version}."
-        )],
+        NodeState::NeedsBump {
+            upstream,
+            range,
+            version,
+        } => vec![
+            format!("Needs a bump: it declares {range} on {upstream}, and {version} is above it."),
+            "Not built and not a failure: bump the range to adopt the release, then rebuild."
+                .into(),
+        ],
         NodeState::Failed => vec!["Its CI reported the build failed.".into()],
         NodeState::Errored => {
             vec!["Its CI's infrastructure failed; the build itself may be fine.".into()]

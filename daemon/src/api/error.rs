@@ -82,6 +82,8 @@ pub fn status_and_code(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::NoTrigger(_) => (S::CONFLICT, "no_trigger"),
         Refusal::TokenInUse => (S::CONFLICT, "token_in_use"),
         Refusal::ListedTwice(_) => (S::BAD_REQUEST, "listed_twice"),
+        Refusal::BadRange { .. } => (S::BAD_REQUEST, "invalid_range"),
+        Refusal::BreaksRanges { .. } => (S::CONFLICT, "ranges_would_break"),
     }
 }
 

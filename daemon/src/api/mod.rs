@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(projects::delete),
         )
         .route("/v1/projects/{id}/dependents", get(projects::dependents))
+        .route("/v1/projects/{id}/impact", get(projects::impact))
         .route("/v1/reports", post(reports::post))
         .route(
             "/v1/hooks/{kind}/{project}",

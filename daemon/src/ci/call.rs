@@ -61,6 +61,8 @@ pub struct TriggerValues {
     /// The upstream that started the event, as `project@version` (or the project alone
     /// when it named no version).
     pub upstream: String,
+    /// The ref to build, when a line of the project names one for the release.
+    pub git_ref: Option<String>,
 }
 
 impl std::fmt::Debug for TriggerValues {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for TriggerValues {
             .field("report_url", &self.report_url)
             .field("token", &"<redacted>")
             .field("upstream", &self.upstream)
+            .field("git_ref", &self.git_ref)
             .finish()
     }
 }
@@ -85,18 +88,23 @@ impl TriggerValues {
                 Some(v) => format!("{}@{v}", root.project),
                 None => root.project.to_string(),
             },
+            git_ref: payload.git_ref.clone(),
         }
     }
 
     /// The values under the upper-case names scripts read them by (pipeline
     /// variables, build environment, job parameters).
-    pub fn variables(&self) -> [(&'static str, &str); 4] {
-        [
-            (super::BUILD_VARIABLE, &self.build),
+    pub fn variables(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            (super::BUILD_VARIABLE, self.build.as_str()),
             ("CONJUNCTION_REPORT_URL", &self.report_url),
             ("CONJUNCTION_TOKEN", &self.token),
             ("UPSTREAM", &self.upstream),
-        ]
+        ];
+        if let Some(r) = &self.git_ref {
+            out.push(("CONJUNCTION_REF", r));
+        }
+        out
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn trigger(
     b: &BuildWithParameters<'_>,
     values: &TriggerValues,
 ) -> Outcome {
-    let mut form: Vec<(&str, &str)> = values.variables().to_vec();
+    let mut form: Vec<(&str, &str)> = values.variables();
     form.push(("delay", "0sec"));
     let request = b.basic(client.post(b.endpoint.clone()).timeout(timeout).form(&form));
     let context = format!("job {}", b.job);

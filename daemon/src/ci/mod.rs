@@ -30,7 +30,9 @@ enum Target<'a> {
 }
 
 impl<'a> Target<'a> {
-    fn of(trigger: &'a TriggerSpec) -> Result<Self, String> {
+    /// The call `trigger` makes; `on_ref`, when a line names one, replaces the ref
+    /// or branch the trigger builds.
+    fn of(trigger: &'a TriggerSpec, on_ref: Option<&'a str>) -> Result<Self, String> {
         let endpoint = trigger
             .endpoint()
             .ok_or("the trigger's URL does not parse; register the project again")?;
@@ -50,7 +52,7 @@ impl<'a> Target<'a> {
                 endpoint,
                 repo,
                 workflow,
-                git_ref,
+                git_ref: on_ref.unwrap_or(git_ref),
                 token,
             }),
             TriggerSpec::Gitlab {
@@ -62,7 +64,7 @@ impl<'a> Target<'a> {
             } => Target::Gitlab(gitlab::Trigger {
                 endpoint,
                 project,
-                git_ref,
+                git_ref: on_ref.unwrap_or(git_ref),
                 token,
                 api_token: api_token.as_deref(),
             }),
@@ -77,7 +79,7 @@ impl<'a> Target<'a> {
                 endpoint,
                 org,
                 pipeline,
-                branch,
+                branch: on_ref.unwrap_or(branch),
                 commit,
                 token,
             }),
@@ -107,7 +109,7 @@ pub async fn trigger(
     report_url: &str,
     token: String,
 ) -> Outcome {
-    let target = match Target::of(trigger) {
+    let target = match Target::of(trigger, payload.git_ref.as_deref()) {
         Ok(t) => t,
         Err(why) => return Outcome::Refused(why),
     };
@@ -137,7 +139,7 @@ pub async fn check(
     run: &Run,
     build_key: &str,
 ) -> Result<Option<RunNews>, String> {
-    let target = Target::of(trigger)?;
+    let target = Target::of(trigger, None)?;
     let id = run.id.as_deref();
     let unknown = || format!("{} has not said which run it started", run.ci.name());
     match target {
@@ -161,7 +163,7 @@ pub async fn jenkins_queue(
     trigger: &TriggerSpec,
     id: &str,
 ) -> Result<jenkins::Queued, String> {
-    match Target::of(trigger)? {
+    match Target::of(trigger, None)? {
         Target::Jenkins(b) => jenkins::queue_item(client, timeout, &b, id).await,
         _ => Err("only Jenkins has queue items".into()),
     }

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use conjunction_protocol::project::Dependent;
+use conjunction_protocol::project::{Dependency, Dependent, Ecosystem, Line};
 use conjunction_protocol::ProjectId;
 
 /// A project's number in a [`Graph`].
@@ -25,6 +25,38 @@ struct Entry {
     dependents: BTreeSet<Ix>,
     registered: bool,
     has_trigger: bool,
+    /// Its package's ecosystem: how versions of it and ranges on it are read.
+    ecosystem: Option<Ecosystem>,
+    /// The versions of its upstreams this project takes, for the upstreams it
+    /// declares a range or lines on.
+    wants: BTreeMap<Ix, Want>,
+}
+
+/// The versions of an upstream a dependent takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    Range(String),
+    /// Lines, newest first: the first whose range takes a version says which ref of
+    /// the dependent builds against it.
+    Lines(Vec<Line>),
+}
+
+impl Want {
+    pub fn of(d: &Dependency) -> Option<Want> {
+        match (&d.range, d.lines.is_empty()) {
+            (Some(r), _) => Some(Want::Range(r.clone())),
+            (None, false) => Some(Want::Lines(d.lines.clone())),
+            (None, true) => None,
+        }
+    }
+
+    /// Every range in it.
+    pub fn ranges(&self) -> Vec<&str> {
+        match self {
+            Want::Range(r) => vec![r.as_str()],
+            Want::Lines(lines) => lines.iter().map(|l| l.range.as_str()).collect(),
+        }
+    }
 }
 
 /// The dependency graph, with what the planner needs to know of each project.
@@ -59,6 +91,8 @@ impl Graph {
             dependents: BTreeSet::new(),
             registered: false,
             has_trigger: false,
+            ecosystem: None,
+            wants: BTreeMap::new(),
         });
         self.index.insert(id.clone(), ix);
         ix
@@ -102,6 +136,57 @@ impl Graph {
         entry.has_trigger = has_trigger;
     }
 
+    /// Registers `project` with what it declares: its upstreams and the versions of
+    /// them it takes, whether it can be triggered, and its package's ecosystem.
+    pub fn register(
+        &mut self,
+        project: &ProjectId,
+        depends_on: &[Dependency],
+        has_trigger: bool,
+        ecosystem: Option<Ecosystem>,
+    ) {
+        self.set_project(project, depends_on.iter().map(|d| &d.project), has_trigger);
+        let wants = depends_on
+            .iter()
+            .filter(|d| &d.project != project)
+            .filter_map(|d| Some((self.intern(&d.project), Want::of(d)?)))
+            .collect();
+        let ix = self.intern(project);
+        let entry = &mut self.entries[ix as usize];
+        entry.ecosystem = ecosystem;
+        entry.wants = wants;
+    }
+
+    /// The ecosystem ranges on `project` are read in: its package's, or Cargo's.
+    pub fn ecosystem(&self, project: &ProjectId) -> Ecosystem {
+        self.package_ecosystem(project).unwrap_or_default()
+    }
+
+    /// The ecosystem of the package `project` declares, if it declares one.
+    pub fn package_ecosystem(&self, project: &ProjectId) -> Option<Ecosystem> {
+        self.ix(project)
+            .and_then(|ix| self.entries[ix as usize].ecosystem)
+    }
+
+    pub(crate) fn ecosystem_of(&self, ix: Ix) -> Ecosystem {
+        self.entries[ix as usize].ecosystem.unwrap_or_default()
+    }
+
+    /// What `dependent` takes of `upstream`, when it declares a range or lines.
+    pub(crate) fn want(&self, dependent: Ix, upstream: Ix) -> Option<&Want> {
+        self.entries[dependent as usize].wants.get(&upstream)
+    }
+
+    /// The ranges each direct dependent declares on `project`, by dependent.
+    pub fn wants_on(&self, project: &ProjectId) -> Vec<(&ProjectId, &Want)> {
+        let Some(ix) = self.ix(project) else {
+            return Vec::new();
+        };
+        self.dependent_ixs(ix)
+            .filter_map(|d| Some((self.id(d), self.want(d, ix)?)))
+            .collect()
+    }
+
     /// Forgets a project's registration and its own upstream edges. Edges its
     /// dependents declare stay: they come back into force if it registers again.
     pub fn remove_project(&mut self, project: &ProjectId) {
@@ -110,6 +195,8 @@ impl Graph {
             let entry = &mut self.entries[ix as usize];
             entry.registered = false;
             entry.has_trigger = false;
+            entry.ecosystem = None;
+            entry.wants.clear();
         }
     }
 

@@ -10,12 +10,15 @@
 //! same answers.
 
 mod graph;
+pub mod impact;
 mod plan;
 pub mod refusal;
 pub mod reports;
+pub mod rule;
 mod steps;
+pub mod versions;
 
-pub use graph::{Graph, Untriggerable};
+pub use graph::{Graph, Untriggerable, Want};
 pub use plan::{plan_cascade, CascadePlan, PlannedNode};
 pub use refusal::{Forbidden, Refusal};
 pub use reports::{Principal, ReportRefusal, ReportVerdict};
@@ -31,6 +34,12 @@ mod tests {
 
     fn id(s: &str) -> ProjectId {
         ProjectId::parse(&format!("acme/{s}")).unwrap()
+    }
+
+    fn ids(n: usize) -> Vec<conjunction_protocol::BuildId> {
+        (0..n)
+            .map(|i| conjunction_protocol::BuildId(ulid::Ulid::from_parts(1, i as u128)))
+            .collect()
     }
 
     /// A graph from `dependent: upstream upstream ...` pairs.
@@ -60,7 +69,7 @@ mod tests {
 
     #[test]
     fn a_chain_is_planned_in_order() {
-        let plan = plan_cascade(&graph(&[("b", &["a"]), ("c", &["b"])]), &id("a"));
+        let plan = plan_cascade(&graph(&[("b", &["a"]), ("c", &["b"])]), &id("a"), None);
         assert_eq!(names(&plan), ["a", "b", "c"]);
         assert_eq!(plan.nodes[2].parents, [1]);
     }
@@ -68,7 +77,7 @@ mod tests {
     #[test]
     fn a_diamond_join_has_both_parents() {
         let g = graph(&[("b", &["a"]), ("c", &["a"]), ("d", &["b", "c"])]);
-        let plan = plan_cascade(&g, &id("a"));
+        let plan = plan_cascade(&g, &id("a"), None);
         assert_eq!(names(&plan), ["a", "b", "c", "d"]);
         assert_eq!(plan.nodes[3].parents, [1, 2]);
     }
@@ -77,7 +86,7 @@ mod tests {
     fn cycles_among_dependents_carry_their_path() {
         // a -> b, b <-> c, c -> d
         let g = graph(&[("b", &["a", "c"]), ("c", &["b"]), ("d", &["c"])]);
-        let plan = plan_cascade(&g, &id("a"));
+        let plan = plan_cascade(&g, &id("a"), None);
         assert_eq!(names(&plan), ["a", "b", "c", "d"]);
         assert_eq!(path(plan.nodes[1].cycle.clone()), ["b", "c", "b"]);
         assert_eq!(path(plan.nodes[2].cycle.clone()), ["c", "b", "c"]);
@@ -87,7 +96,7 @@ mod tests {
     #[test]
     fn edges_back_into_the_root_are_ignored_and_noted() {
         let g = graph(&[("a", &["b"]), ("b", &["a"])]);
-        let plan = plan_cascade(&g, &id("a"));
+        let plan = plan_cascade(&g, &id("a"), None);
         assert_eq!(names(&plan), ["a", "b"]);
         assert!(plan.nodes[1].cycle.is_none());
         assert_eq!(plan.nodes[1].parents, [0]);
@@ -170,7 +179,156 @@ mod tests {
             g.triggerable(&id("a")),
             Err(Untriggerable::NoTrigger(id("a")))
         );
-        assert_eq!(plan_cascade(&g, &id("a")).nodes.len(), 2);
+        assert_eq!(plan_cascade(&g, &id("a"), None).nodes.len(), 2);
+    }
+
+    /// A graph where the dependents of `acme/lib` declare `wants` on it (a range, or
+    /// `ref=range` lines joined by `;`), and `rest` are plain edges.
+    fn versioned(wants: &[(&str, &str)], rest: &[(&str, &[&str])]) -> Graph {
+        use conjunction_protocol::project::{Dependency, Ecosystem, Line};
+        let mut g = graph(rest);
+        g.register(&id("lib"), &[], true, Some(Ecosystem::Cargo));
+        for (p, want) in wants {
+            let mut d = Dependency {
+                project: id("lib"),
+                range: None,
+                lines: Vec::new(),
+            };
+            if want.contains('=') {
+                d.lines = want
+                    .split(';')
+                    .map(|l| {
+                        let (r, range) = l.split_once('=').unwrap();
+                        Line {
+                            git_ref: r.into(),
+                            range: range.into(),
+                        }
+                    })
+                    .collect();
+            } else if !want.is_empty() {
+                d.range = Some((*want).into());
+            }
+            let mut deps = vec![d];
+            for (q, ups) in rest {
+                if q == p {
+                    deps.extend(ups.iter().map(|u| Dependency {
+                        project: id(u),
+                        range: None,
+                        lines: Vec::new(),
+                    }));
+                }
+            }
+            g.register(&id(p), &deps, true, Some(Ecosystem::Cargo));
+        }
+        g
+    }
+
+    /// Per node: its name, the range it needs bumped, the ref it builds, its parents.
+    type Shape<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Vec<&'a str>);
+
+    fn shape(plan: &CascadePlan) -> Vec<Shape<'_>> {
+        plan.nodes
+            .iter()
+            .map(|n| {
+                (
+                    &n.project.as_str()[5..],
+                    n.needs_bump.as_deref(),
+                    n.on_ref.as_deref(),
+                    n.parents
+                        .iter()
+                        .map(|&q| &plan.nodes[q as usize].project.as_str()[5..])
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_major_builds_who_takes_it_and_stops_at_who_needs_a_bump() {
+        // a takes ^2, b and c stay on 1.x, d declares no range; e sits below b only,
+        // f below both b and a.
+        let g = versioned(
+            &[("a", "^2"), ("b", "^1.2"), ("c", "1"), ("d", "")],
+            &[("e", &["b"]), ("f", &["a", "b"])],
+        );
+        let plan = plan_cascade(&g, &id("lib"), Some("2.0.0"));
+        assert_eq!(
+            shape(&plan),
+            [
+                ("lib", None, None, vec![]),
+                ("a", None, None, vec!["lib"]),
+                ("b", Some("^1.2"), None, vec!["lib"]),
+                ("c", Some("1"), None, vec!["lib"]),
+                ("d", None, None, vec!["lib"]),
+                ("f", None, None, vec!["a"]),
+            ]
+        );
+        assert!(plan.not_taken.is_empty());
+        let started = start_event(&plan, &ids(plan.nodes.len()), usize::MAX, &|_| Ok(()));
+        let kinds: Vec<_> = started.members.iter().map(|m| m.state).collect();
+        use conjunction_protocol::StateKind::*;
+        assert_eq!(
+            kinds,
+            [Passed, Queued, NeedsBump, NeedsBump, Queued, Pending]
+        );
+    }
+
+    #[test]
+    fn a_maintenance_release_reaches_only_the_line_that_takes_it_on_its_ref() {
+        let g = versioned(
+            &[("a", "^2"), ("b", "main=^2;release-1.x=^1.4"), ("c", "")],
+            &[("x", &["a"]), ("y", &["b"])],
+        );
+        let plan = plan_cascade(&g, &id("lib"), Some("1.5.0"));
+        assert_eq!(
+            shape(&plan),
+            [
+                ("lib", None, None, vec![]),
+                ("b", None, Some("release-1.x"), vec!["lib"]),
+                ("c", None, None, vec!["lib"]),
+                ("y", None, None, vec!["b"]),
+            ]
+        );
+        assert_eq!(
+            plan.not_taken,
+            [(
+                id("a"),
+                "acme/a declares ^2 on acme/lib, which does not take 1.5.0".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_root_without_a_version_or_with_an_unreadable_one_follows_every_edge() {
+        let g = versioned(&[("a", "^2"), ("b", "^1")], &[]);
+        for version in [None, Some("two point oh")] {
+            let plan = plan_cascade(&g, &id("lib"), version);
+            assert_eq!(names(&plan), ["lib", "a", "b"]);
+            assert!(plan.nodes.iter().all(|n| n.needs_bump.is_none()));
+            assert_eq!(plan.notes.len(), usize::from(version.is_some()));
+        }
+        let plan = plan_cascade(&g, &id("lib"), Some("two point oh"));
+        assert!(
+            plan.notes[0].contains("\"two point oh\" is not a Cargo version"),
+            "{:?}",
+            plan.notes
+        );
+    }
+
+    #[test]
+    fn a_project_reached_another_way_is_built_even_when_its_own_range_skips_the_release() {
+        // b declares ^2 on lib (so 1.5.0 is below it) but also depends on a, which
+        // takes 1.5.0: b is built after a, and lib is not its parent.
+        let g = versioned(&[("a", "^1"), ("b", "^2")], &[("b", &["a"])]);
+        let plan = plan_cascade(&g, &id("lib"), Some("1.5.0"));
+        assert_eq!(
+            shape(&plan),
+            [
+                ("lib", None, None, vec![]),
+                ("a", None, None, vec!["lib"]),
+                ("b", None, None, vec!["a"]),
+            ]
+        );
     }
 
     /// Random graphs: `edges[i]` lists upstream indexes of project i.
@@ -221,7 +379,7 @@ mod tests {
         #[test]
         fn every_reached_project_gets_exactly_one_node_parents_first((root, edges) in arb_graph()) {
             let g = build(&edges);
-            let plan = plan_cascade(&g, &p(root));
+            let plan = plan_cascade(&g, &p(root), None);
             let mut expected: BTreeSet<ProjectId> = g.transitive_dependents(&p(root)).into_iter().map(|d| d.project).collect();
             expected.insert(p(root));
             let planned: Vec<ProjectId> = plan.nodes.iter().map(|n| n.project.clone()).collect();
@@ -237,13 +395,76 @@ mod tests {
         }
 
         #[test]
+        fn the_release_reaches_exactly_what_followed_edges_reach(
+            (root, edges) in arb_graph(),
+            ranges in proptest::collection::vec(0usize..5, 14),
+            release in 0usize..4,
+        ) {
+            use conjunction_protocol::project::{Dependency, Ecosystem};
+            use super::versions::{Fit, Range, Version};
+            const RANGES: [Option<&str>; 5] = [None, Some("^1"), Some("^2"), Some(">=1, <1.5"), Some("~2.1")];
+            const RELEASES: [&str; 4] = ["1.2.0", "1.7.0", "2.1.3", "3.0.0"];
+            let mut g = Graph::new();
+            for (i, ups) in edges.iter().enumerate() {
+                let deps: Vec<Dependency> = ups.iter().map(|&u| Dependency {
+                    project: p(u),
+                    range: (u == root).then(|| RANGES[ranges[i]]).flatten().map(str::to_owned),
+                    lines: Vec::new(),
+                }).collect();
+                g.register(&p(i), &deps, true, Some(Ecosystem::Cargo));
+            }
+            let v = RELEASES[release];
+            let plan = plan_cascade(&g, &p(root), Some(v));
+
+            // The reference: breadth-first from the root, classifying each edge out of
+            // the root by how its range fits the release.
+            let version = Version::parse(Ecosystem::Cargo, v).unwrap();
+            let fit = |i: usize| -> Fit {
+                let declared = edges[i].contains(&root).then(|| RANGES[ranges[i]]).flatten();
+                declared.map_or(Fit::Takes, |r| Range::parse(Ecosystem::Cargo, r).unwrap().fit(&version))
+            };
+            let mut bump = BTreeSet::new();
+            let mut seen = BTreeSet::new();
+            let mut queue = VecDeque::new();
+            for (i, ups) in edges.iter().enumerate() {
+                if i != root && ups.contains(&root) {
+                    match fit(i) {
+                        Fit::Takes => { seen.insert(i); queue.push_back(i); }
+                        Fit::TooNew => { bump.insert(i); seen.insert(i); }
+                        Fit::Outside => {}
+                    }
+                }
+            }
+            while let Some(u) = queue.pop_front() {
+                for (d, ups) in edges.iter().enumerate() {
+                    if d != root && ups.contains(&u) && seen.insert(d) && !bump.contains(&d) {
+                        queue.push_back(d);
+                    }
+                }
+            }
+            let planned: BTreeSet<usize> = plan.nodes[1..].iter()
+                .map(|n| n.project.as_str()[6..].parse().unwrap()).collect();
+            prop_assert_eq!(&planned, &seen);
+            for n in &plan.nodes[1..] {
+                let i: usize = n.project.as_str()[6..].parse().unwrap();
+                prop_assert_eq!(n.needs_bump.is_some(), bump.contains(&i));
+                for &q in &n.parents {
+                    prop_assert!(plan.nodes[q as usize].needs_bump.is_none(), "a parent that needs a bump");
+                }
+                if n.needs_bump.is_some() {
+                    prop_assert_eq!(n.parents.first(), Some(&0), "a bump is always on the root's edge");
+                }
+            }
+        }
+
+        #[test]
         fn planning_is_deterministic((root, edges) in arb_graph()) {
             let mut reversed = Graph::new();
             for (i, ups) in edges.iter().enumerate().rev() {
                 let ups: Vec<ProjectId> = ups.iter().rev().map(|&u| p(u)).collect();
                 reversed.set_project(&p(i), &ups, true);
             }
-            prop_assert_eq!(plan_cascade(&build(&edges), &p(root)), plan_cascade(&reversed, &p(root)));
+            prop_assert_eq!(plan_cascade(&build(&edges), &p(root), None), plan_cascade(&reversed, &p(root), None));
         }
 
         #[test]

@@ -2,11 +2,13 @@
 //! whom, and which sit on a cycle.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use conjunction_protocol::ProjectId;
 
 use super::graph::{shortest_cycle_within, Graph, Ix};
+use super::rule::{judge, EdgeRule};
+use super::versions::Version;
 
 /// The nodes of one root event, parents before children (except around cycles).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +17,10 @@ pub struct CascadePlan {
     pub nodes: Vec<PlannedNode>,
     /// What the planner noticed and ignored, such as edges back into the root.
     pub notes: Vec<String>,
+    /// The root's direct dependents whose declared range does not take the release,
+    /// with why, sorted by project; they are not in the event unless another path
+    /// reaches them.
+    pub not_taken: Vec<(ProjectId, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,22 +31,98 @@ pub struct PlannedNode {
     /// Set when the node is on a dependency cycle among the dependents: the cycle's
     /// path starting and ending with this project. Such a node is skipped.
     pub cycle: Option<Vec<ProjectId>>,
+    /// The ref of the line this project declares for the release, to build on.
+    pub on_ref: Option<String>,
+    /// The range this project declares on the root, when the release is above it:
+    /// the node needs a bump, and nothing is reached through it.
+    pub needs_bump: Option<String>,
 }
 
-/// Works out the nodes of a root event started by `root`: one per project reached from
-/// it through `depends_on` edges. Costs O((V + E) log V) in the projects and edges it
+/// What the release of the root means for its direct dependents that declare which
+/// versions of it they take.
+#[derive(Default)]
+struct Release {
+    on_ref: HashMap<Ix, String>,
+    needs_bump: HashMap<Ix, String>,
+    /// Direct dependents the root's release does not reach.
+    cut: HashSet<Ix>,
+    not_taken: Vec<(ProjectId, String)>,
+    notes: Vec<String>,
+}
+
+impl Release {
+    /// Applies the trigger rule to every edge out of the root. A root without a
+    /// version, or with one its ecosystem cannot read, follows every edge.
+    fn judge(graph: &Graph, root: Ix, version: Option<&str>) -> Release {
+        let mut out = Release::default();
+        let Some(shown) = version else {
+            return out;
+        };
+        let root_id = graph.id(root);
+        let version = match Version::parse(graph.ecosystem_of(root), shown) {
+            Ok(v) => v,
+            Err(e) => {
+                out.notes.push(format!(
+                    "{root_id} reported {e}, so every dependent is built whatever range it declares"
+                ));
+                return out;
+            }
+        };
+        for d in graph.dependent_ixs(root) {
+            let Some(want) = graph.want(d, root) else {
+                continue;
+            };
+            let dependent = graph.id(d);
+            match judge(dependent, root_id, want, &version, shown) {
+                Ok(EdgeRule::Follow { on_ref: None }) => {}
+                Ok(EdgeRule::Follow { on_ref: Some(r) }) => {
+                    out.on_ref.insert(d, r);
+                }
+                Ok(EdgeRule::NeedsBump { range }) => {
+                    out.needs_bump.insert(d, range);
+                }
+                Ok(EdgeRule::NotTaken { why }) => {
+                    out.cut.insert(d);
+                    out.not_taken.push((dependent.clone(), why));
+                }
+                Err(e) => out.notes.push(format!(
+                    "the range {dependent} declares on {root_id} could not be read ({e}), so it is built"
+                )),
+            }
+        }
+        out.not_taken.sort();
+        out.notes.sort();
+        out
+    }
+}
+
+/// Works out the nodes of a root event started by `root` releasing `version`: one
+/// per project reached from it through `depends_on` edges that the trigger rule
+/// follows ([`super::rule`]). Costs O((V + E) log V) in the projects and edges it
 /// reaches, nothing for the rest of the graph.
-pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
+pub fn plan_cascade(graph: &Graph, root: &ProjectId, version: Option<&str>) -> CascadePlan {
     let Some(root_ix) = graph.ix(root) else {
         return CascadePlan {
             nodes: vec![PlannedNode {
                 project: root.clone(),
                 parents: Vec::new(),
                 cycle: None,
+                on_ref: None,
+                needs_bump: None,
             }],
             notes: Vec::new(),
+            not_taken: Vec::new(),
         };
     };
+    let release = &Release::judge(graph, root_ix, version);
+    // Whether the event goes on from `u` to its dependent `d`: never from a project
+    // that needs a bump, and from the root not to one that does not take its release.
+    let follows = move |u: Ix, d: Ix| {
+        d != root_ix
+            && !release.needs_bump.contains_key(&u)
+            && !(u == root_ix && release.cut.contains(&d))
+    };
+    let onward = move |p: Ix| graph.dependent_ixs(p).filter(move |&d| follows(p, d));
 
     // Every project reached from the root, in breadth-first order; `local[p]` is its
     // place in `reached`.
@@ -55,9 +137,9 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
                 None => break,
             },
         };
-        for d in graph.dependent_ixs(p) {
-            if d != root_ix && !local.contains_key(&d) {
-                local.insert(d, reached.len());
+        for d in onward(p) {
+            if let std::collections::hash_map::Entry::Vacant(e) = local.entry(d) {
+                e.insert(reached.len());
                 reached.push(d);
             }
         }
@@ -72,17 +154,13 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
         .map(|u| format!("{root} depends on {u}, which depends on {root}: that edge back into the root was ignored"))
         .collect();
     notes.sort();
+    notes.extend(release.notes.iter().cloned());
 
     // Strongly connected components among the dependents; one of more than one
     // project is a cycle.
     let next: Vec<Vec<usize>> = reached
         .iter()
-        .map(|&p| {
-            graph
-                .dependent_ixs(p)
-                .filter_map(|d| local.get(&d).copied())
-                .collect()
-        })
+        .map(|&p| onward(p).filter_map(|d| local.get(&d).copied()).collect())
         .collect();
     let components = strongly_connected(&next);
     let mut component_of = vec![0; reached.len()];
@@ -140,12 +218,14 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
         .iter()
         .enumerate()
         .map(|(i, &p)| {
+            // A parent is an upstream the event goes on from to this project.
             let mut parents: Vec<u32> = if i == 0 {
                 Vec::new()
             } else {
                 graph
                     .upstream_ixs(p)
                     .iter()
+                    .filter(|&&u| follows(u, p))
                     .filter_map(|u| position.get(u).copied())
                     .collect()
             };
@@ -162,10 +242,16 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId) -> CascadePlan {
                 project: graph.id(p).clone(),
                 parents,
                 cycle,
+                on_ref: release.on_ref.get(&p).cloned(),
+                needs_bump: release.needs_bump.get(&p).cloned(),
             }
         })
         .collect();
-    CascadePlan { nodes, notes }
+    CascadePlan {
+        nodes,
+        notes,
+        not_taken: release.not_taken.clone(),
+    }
 }
 
 /// Tarjan's algorithm, iterative, over nodes `0..next.len()`.

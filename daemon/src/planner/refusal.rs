@@ -33,6 +33,22 @@ pub enum Refusal {
     TokenInUse,
     #[error("{0} is listed more than once; list each project once")]
     ListedTwice(ProjectId),
+    #[error("{field} {bad}{why_ecosystem}")]
+    BadRange {
+        field: String,
+        bad: super::versions::BadRange,
+        /// Why ranges on that upstream are read in that ecosystem, when it is not
+        /// the upstream's own package that says so.
+        why_ecosystem: String,
+    },
+    #[error("{project} would read ranges on it as {ecosystem}'s, but {dependent} declares {range:?} on it, which {ecosystem} does not read ({why}); change that range first, or both projects in one list")]
+    BreaksRanges {
+        project: ProjectId,
+        ecosystem: super::versions::Ecosystem,
+        dependent: ProjectId,
+        range: String,
+        why: String,
+    },
 }
 
 /// A token used for something it does not speak for.

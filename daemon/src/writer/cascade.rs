@@ -17,8 +17,9 @@ use crate::store::{OutboxEntry, StoreError};
 /// so) and carries out the first steps.
 pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), StoreError> {
     let root = edit.root;
-    let project = work.event(root)?.record.project.clone();
-    let plan = plan_cascade(work.graph, &project);
+    let record = &work.event(root)?.record;
+    let (project, version) = (record.project.clone(), record.version.clone());
+    let plan = plan_cascade(work.graph, &project, version.as_deref());
     let mut ids = vec![root];
     for _ in 1..plan.nodes.len() {
         ids.push(work.next_id());
@@ -32,11 +33,17 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
     for ((position, member), planned) in started.members.into_iter().enumerate().zip(plan.nodes) {
         if position > 0 {
             let parents = member.parents.iter().map(|&p| ids[p as usize]).collect();
-            let state = match planned.cycle {
-                Some(cycle) => NodeState::Skipped { cycle },
-                None => NodeState::Pending,
+            let state = match (planned.cycle, planned.needs_bump) {
+                (Some(cycle), _) => NodeState::Skipped { cycle },
+                (None, Some(range)) => NodeState::NeedsBump {
+                    upstream: project.clone(),
+                    range,
+                    version: version.clone().unwrap_or_default(),
+                },
+                (None, None) => NodeState::Pending,
             };
             let mut node = Node::new(member.id, planned.project, root, parents, state, now);
+            node.target_ref = planned.on_ref;
             if node.state.kind().is_final() {
                 node.finished_at = Some(now);
             }
@@ -163,6 +170,7 @@ pub(super) fn queue(
     let node = edit.node_mut(work, position)?;
     node.state = NodeState::Queued;
     let (build, attempt, project) = (node.id, node.attempt, node.project.clone());
+    let target_ref = node.target_ref.clone();
     let token = work.build_tokens.token(build, attempt);
     work.tx
         .put_token(&hash_token(&token), &Principal::Build { build, attempt })?;
@@ -181,6 +189,7 @@ pub(super) fn queue(
                 // Derived again as it is sent: the outbox holds no usable token.
                 token: String::new(),
             },
+            git_ref: target_ref,
         },
         tries: 0,
         due: work.now,

@@ -11,6 +11,7 @@ use conjunction_protocol::{ProjectEntry, ProjectId};
 use super::work::{GraphChange, Work};
 use super::{EntryRefusal, WriteError};
 use crate::auth::{generate_token, hash_token, TokenHash};
+use crate::planner::versions::{Ecosystem, Range};
 use crate::planner::{Graph, Principal, Refusal};
 use crate::store::{StoreError, StoredProject};
 
@@ -24,6 +25,22 @@ pub(super) fn apply(
     let mut refused = Vec::new();
     let mut existing = Vec::with_capacity(entries.len());
     {
+        // Ranges are read in the ecosystem of their upstream as it will be once the
+        // list is in: an entry's own package, or the registered project's.
+        let listed_ecosystems: HashMap<&ProjectId, Option<Ecosystem>> = entries
+            .iter()
+            .map(|(_, e)| (&e.id, e.spec.package.as_ref().map(|p| p.ecosystem)))
+            .collect();
+        for (index, entry) in &entries {
+            let refuse = |refusal| EntryRefusal {
+                index: *index,
+                project: entry.id.clone(),
+                refusal,
+            };
+            if let Some(refusal) = check_ranges(work.graph, entry, &listed_ecosystems) {
+                refused.push(refuse(refusal));
+            }
+        }
         let mut listed: HashSet<&ProjectId> = HashSet::new();
         let mut claimed: HashMap<TokenHash, &ProjectId> = HashMap::new();
         for (index, entry) in &entries {
@@ -85,6 +102,73 @@ pub(super) fn apply(
             .extend(unregistered_upstreams(work.graph, &answer.project));
     }
     Ok(Ok(applied))
+}
+
+/// Checks that every range `entry` declares reads in its upstream's ecosystem, and
+/// that every range its registered dependents declare on it still reads in its own
+/// (a dependent in the list is checked with its new ranges instead).
+fn check_ranges(
+    graph: &Graph,
+    entry: &ProjectEntry,
+    listed: &HashMap<&ProjectId, Option<Ecosystem>>,
+) -> Option<Refusal> {
+    let no_package = |upstream: &ProjectId| {
+        format!("; {upstream} declares no package, so ranges on it are read as Cargo's")
+    };
+    let ecosystem_of = |upstream: &ProjectId| -> (Ecosystem, String) {
+        match listed.get(upstream) {
+            Some(Some(e)) => return (*e, String::new()),
+            Some(None) => return (Ecosystem::default(), no_package(upstream)),
+            None => {}
+        }
+        let why = if !graph.is_registered(upstream) {
+            format!("; {upstream} is not registered, so ranges on it are read as Cargo's: register it with its package first")
+        } else if graph.package_ecosystem(upstream).is_none() {
+            no_package(upstream)
+        } else {
+            String::new()
+        };
+        (graph.ecosystem(upstream), why)
+    };
+    for (i, d) in entry.spec.depends_on.iter().enumerate() {
+        let (ecosystem, why) = ecosystem_of(&d.project);
+        let mut ranges: Vec<(String, &str)> = Vec::new();
+        if let Some(r) = &d.range {
+            ranges.push((format!("depends_on[{i}].range"), r));
+        }
+        for (k, l) in d.lines.iter().enumerate() {
+            ranges.push((format!("depends_on[{i}].lines[{k}].range"), &l.range));
+        }
+        for (field, text) in ranges {
+            if let Err(bad) = Range::parse(ecosystem, text) {
+                return Some(Refusal::BadRange {
+                    field,
+                    bad,
+                    why_ecosystem: why,
+                });
+            }
+        }
+    }
+    let new = listed.get(&entry.id).copied().flatten().unwrap_or_default();
+    if new != graph.ecosystem(&entry.id) {
+        for (dependent, want) in graph.wants_on(&entry.id) {
+            if listed.contains_key(dependent) {
+                continue;
+            }
+            for range in want.ranges() {
+                if let Err(bad) = Range::parse(new, range) {
+                    return Some(Refusal::BreaksRanges {
+                        project: entry.id.clone(),
+                        ecosystem: new,
+                        dependent: dependent.clone(),
+                        range: range.to_owned(),
+                        why: bad.why,
+                    });
+                }
+            }
+        }
+    }
+    None
 }
 
 /// `dependency cycle: x -> ... -> x` for the cycle `path` read from its node `at`.
@@ -163,12 +247,9 @@ fn upsert(
             work.tx.put_project(&stored)?;
             work.change_graph(GraphChange::Set {
                 project: id.clone(),
-                upstreams: stored
-                    .depends_on
-                    .iter()
-                    .map(|d| d.project.clone())
-                    .collect(),
+                depends_on: stored.depends_on.clone(),
                 has_trigger: stored.trigger.is_some(),
+                ecosystem: stored.package.as_ref().map(|p| p.ecosystem),
             });
             let view = stored.view();
             work.tx.emit(

@@ -50,6 +50,7 @@ pub(super) fn root_report(
         version: report.version.clone(),
         commit: report.commit.clone(),
         git_ref: report.git_ref.clone(),
+        target_ref: None,
         url: report.url,
         run: None,
         summary: report.summary,

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use conjunction_protocol::project::{Dependency, Ecosystem};
 use conjunction_protocol::ws::Change;
 use conjunction_protocol::{BuildId, Node, ProjectId, RootSummary, StateKind, Timestamp};
 
@@ -26,8 +27,9 @@ pub(crate) const STEP_BUDGET: usize = 500;
 pub(crate) enum GraphChange {
     Set {
         project: ProjectId,
-        upstreams: Vec<ProjectId>,
+        depends_on: Vec<Dependency>,
         has_trigger: bool,
+        ecosystem: Option<Ecosystem>,
     },
     Remove {
         project: ProjectId,
@@ -39,9 +41,10 @@ impl GraphChange {
         match self {
             GraphChange::Set {
                 project,
-                upstreams,
+                depends_on,
                 has_trigger,
-            } => graph.set_project(&project, &upstreams, has_trigger),
+                ecosystem,
+            } => graph.register(&project, &depends_on, has_trigger, ecosystem),
             GraphChange::Remove { project } => graph.remove_project(&project),
         }
     }

@@ -86,7 +86,7 @@ async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
         (M::PUT, put.into(), op, r#"{"name":"x","colour":"red"}"#.into(), 400, "invalid_body"),
         (M::PUT, put.into(), op, r#"{"name":"x","trigger":{"kind":"fax","url":"https://x"}}"#.into(), 400, "invalid_body"),
         (M::PUT, put.into(), op, long_name, 400, "invalid_field"),
-        (M::PUT, put.into(), op, r#"{"name":"x","depends_on":[{"project":"acme/a","range":"not a range"}]}"#.into(), 400, "invalid_field"),
+        (M::PUT, put.into(), op, r#"{"name":"x","depends_on":[{"project":"acme/a","range":"not a range"}]}"#.into(), 400, "invalid_range"),
         (M::PUT, "/v1/projects/Acme%2FNew".into(), op, r#"{"name":"x"}"#.into(), 400, "invalid_field"),
         (M::POST, "/v1/reports".into(), a, too_much_meta, 400, "invalid_field"),
         (M::POST, "/v1/reports".into(), a, r#"{"project":"acme/a","state":"exploded"}"#.into(), 400, "invalid_body"),

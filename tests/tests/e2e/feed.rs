@@ -188,12 +188,13 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_reports_and_can_
         other => panic!("expected a snapshot, got {other:?}"),
     };
 
-    // The slow client reads nothing while 400 reports with 16 KiB summaries (about
-    // 13 MiB of events) are acknowledged: far more than its narrow receive buffer
-    // and the daemon's send buffer (at most 4 MiB on Linux by default) hold.
+    // The slow client reads nothing while 1,000 reports with 16 KiB summaries (about
+    // 32 MiB of events) are acknowledged: far more than its narrow receive buffer,
+    // the daemon's send buffer (at most 4 MiB on Linux by default) and the feed's
+    // queue hold together. (With 400, about one run in five fitted and no drop came.)
     let summary = "x".repeat(16 * 1024 - 1);
     let mut sends = tokio::task::JoinSet::new();
-    for i in 0..400 {
+    for i in 0..1000 {
         let (api, token, summary) = (d.api.clone(), token.clone(), summary.clone());
         sends.spawn(async move {
             let mut report = root_report("acme/a", &format!("1.0.{i}"));
@@ -216,6 +217,10 @@ async fn a_client_that_stops_reading_is_dropped_without_slowing_reports_and_can_
         if let ServerMessage::Event(e) = message {
             assert_eq!(e.seq, seen + 1, "no gaps before the drop");
             seen = e.seq;
+            assert!(
+                seen < end_seq,
+                "the slow client got every event: it was never dropped"
+            );
         }
     }
     assert!(

@@ -49,6 +49,7 @@ pub fn spec(name: &str, deps: &[&str], mock: Option<&MockCi>) -> ProjectSpec {
             .map(|d| Dependency {
                 project: pid(d),
                 range: None,
+                lines: Vec::new(),
             })
             .collect(),
         trigger: mock.map(|m| TriggerSpec::Webhook {

@@ -341,6 +341,7 @@ impl DemoProject {
                 Ok(Dependency {
                     project: ProjectId::parse(d)?,
                     range: None,
+                    lines: Vec::new(),
                 })
             })
             .collect::<Result<_, conjunction_protocol::ValidationError>>()?;

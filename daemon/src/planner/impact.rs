@@ -1,0 +1,140 @@
+//! The impact preview: the event a release would start, worked out by the same
+//! planner code that starts it when the release is reported, and described.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use conjunction_protocol::impact::{Impact, ImpactBuild, ImpactBump, NotAffected};
+use conjunction_protocol::{BuildId, ProjectId, StateKind};
+
+use super::graph::Graph;
+use super::plan::plan_cascade;
+use super::rule::needs_bump_message;
+use super::steps::start_event;
+
+/// What releasing `version` of `root` would do, as it stands now. Contacts are left
+/// for the caller to fill in from the projects' records. Costs O((V + E) log V) in
+/// everything that depends on `root`.
+pub fn impact(graph: &Graph, root: &ProjectId, version: &str) -> Impact {
+    let plan = plan_cascade(graph, root, Some(version));
+    let ids: Vec<BuildId> = (0..plan.nodes.len())
+        .map(|i| BuildId(ulid::Ulid::from_parts(0, i as u128)))
+        .collect();
+    let started = start_event(&plan, &ids, usize::MAX, &|p| graph.triggerable(p));
+    let name = |position: u32| plan.nodes[position as usize].project.clone();
+
+    let mut triggered = Vec::new();
+    let mut needs_bump = Vec::new();
+    let mut blocked = Vec::new();
+    let mut cycles: BTreeSet<Vec<ProjectId>> = BTreeSet::new();
+    for (node, member) in plan.nodes.iter().zip(&started.members).skip(1) {
+        let after = node.parents.iter().map(|&q| name(q)).collect();
+        match member.state {
+            StateKind::NeedsBump => {
+                let range = node.needs_bump.clone().unwrap_or_default();
+                needs_bump.push(ImpactBump {
+                    project: node.project.clone(),
+                    message: needs_bump_message(&node.project, root, &range, version),
+                    range,
+                    contacts: Vec::new(),
+                });
+            }
+            StateKind::Skipped => {
+                if let Some(cycle) = &node.cycle {
+                    cycles.insert(rotate_to_least(cycle));
+                }
+            }
+            StateKind::Blocked => blocked.push(NotAffected {
+                project: node.project.clone(),
+                why: match member.blocked_by {
+                    Some(by) if plan.nodes[by as usize].cycle.is_some() => {
+                        format!("{} is on a dependency cycle", name(by))
+                    }
+                    Some(by) => format!("{} would not be built", name(by)),
+                    None => "a project above it would not be built".into(),
+                },
+            }),
+            StateKind::TriggerFailed => triggered.push(ImpactBuild {
+                project: node.project.clone(),
+                git_ref: node.on_ref.clone(),
+                after,
+                cannot_trigger: graph
+                    .triggerable(&node.project)
+                    .err()
+                    .map(|e| e.to_string()),
+            }),
+            _ => triggered.push(ImpactBuild {
+                project: node.project.clone(),
+                git_ref: node.on_ref.clone(),
+                after,
+                cannot_trigger: None,
+            }),
+        }
+    }
+
+    // Everything else that depends on the root: the direct dependents that do not
+    // take the version say why; the rest are reached only through those, or through
+    // a project that needs a bump.
+    let in_event: BTreeMap<&ProjectId, bool> = plan
+        .nodes
+        .iter()
+        .map(|n| (&n.project, n.needs_bump.is_some()))
+        .collect();
+    let mut not_affected: Vec<NotAffected> = plan
+        .not_taken
+        .iter()
+        .map(|(project, why)| NotAffected {
+            project: project.clone(),
+            why: why.clone(),
+        })
+        .collect();
+    let direct: BTreeSet<&ProjectId> = plan.not_taken.iter().map(|(p, _)| p).collect();
+    for d in graph.transitive_dependents(root) {
+        if in_event.contains_key(&d.project) || direct.contains(&d.project) {
+            continue;
+        }
+        let through_bump = d.via.iter().find(|u| in_event.get(u) == Some(&true));
+        let why = match through_bump {
+            Some(u) => format!("it depends on {root} only through {u}, which needs a bump"),
+            None => format!(
+                "it depends on {root} only through {}, which would not be built",
+                d.via
+                    .iter()
+                    .map(ProjectId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        not_affected.push(NotAffected {
+            project: d.project,
+            why,
+        });
+    }
+    not_affected.sort_by(|a, b| a.project.cmp(&b.project));
+
+    Impact {
+        project: root.clone(),
+        version: version.to_owned(),
+        ecosystem: graph.ecosystem(root),
+        builds: triggered
+            .iter()
+            .filter(|b| b.cannot_trigger.is_none())
+            .count(),
+        triggered,
+        needs_bump,
+        not_affected,
+        blocked,
+        cycles: cycles.into_iter().collect(),
+        notes: plan.notes,
+    }
+}
+
+/// A cycle `[a, b, c, a]` started from its least project, so each is listed once.
+fn rotate_to_least(cycle: &[ProjectId]) -> Vec<ProjectId> {
+    let ring = &cycle[..cycle.len().saturating_sub(1)];
+    let Some(at) = (0..ring.len()).min_by_key(|&i| &ring[i]) else {
+        return cycle.to_vec();
+    };
+    let mut out: Vec<ProjectId> = ring[at..].iter().chain(&ring[..at]).cloned().collect();
+    out.push(ring[at].clone());
+    out
+}
