@@ -24,7 +24,7 @@ pub mod ws;
 pub use ci::{CiKind, Run, SourceSpec, SourceView};
 pub use error::{ApiError, EntryError, ValidationError};
 pub use id::{BuildId, ProjectId};
-pub use node::{BlockedBy, Node, NodeState, RootEvent, RootSummary, StateKind};
+pub use node::{BlockedBy, Bump, Node, NodeState, RootEvent, RootSummary, StateKind};
 pub use project::{
     Contact, Dependency, Package, Project, ProjectEntry, ProjectSpec, TriggerSpec, TriggerView,
 };

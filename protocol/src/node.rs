@@ -41,10 +41,18 @@ pub enum NodeState {
     /// The project's declared range on `upstream` stops below the new `version`: it
     /// is not built until someone bumps the range. Final, and not a failure.
     NeedsBump {
-        upstream: ProjectId,
-        range: String,
-        version: String,
+        bump: Bump,
     },
+}
+
+/// What a `needs_bump` node's project must change: its range on `upstream`, which
+/// stops below `version`. (A field of its own, since a node's `version` is the one
+/// it built.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bump {
+    pub upstream: ProjectId,
+    pub range: String,
+    pub version: String,
 }
 
 /// The parent that kept a node from being triggered.
@@ -156,9 +164,12 @@ impl NodeState {
             )),
             NodeState::TriggerFailed { reason } => Some(format!("trigger failed: {reason}")),
             NodeState::NeedsBump {
-                upstream,
-                range,
-                version,
+                bump:
+                    Bump {
+                        upstream,
+                        range,
+                        version,
+                    },
             } => Some(format!(
                 "declares {range} on {upstream}; {version} is outside it: bump the range to adopt it"
             )),
@@ -317,6 +328,55 @@ pub struct RootEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_state_with_its_reason_reads_back_from_a_node_with_every_field_set() {
+        let id = BuildId(ulid::Ulid::from_parts(1, 1));
+        let lib = ProjectId::parse("acme/lib").unwrap();
+        let states = [
+            NodeState::Pending,
+            NodeState::Passed,
+            NodeState::Blocked {
+                blocked_by: BlockedBy {
+                    build: id,
+                    project: lib.clone(),
+                    state: StateKind::Failed,
+                },
+            },
+            NodeState::Skipped {
+                cycle: vec![lib.clone(), lib.clone()],
+            },
+            NodeState::TriggerFailed {
+                reason: "refused".into(),
+            },
+            NodeState::NeedsBump {
+                bump: Bump {
+                    upstream: lib.clone(),
+                    range: "^1".into(),
+                    version: "2.0.0".into(),
+                },
+            },
+        ];
+        for state in states {
+            // A state's fields sit beside the node's own: no name may be used twice.
+            let mut node = Node::new(
+                id,
+                lib.clone(),
+                id,
+                vec![id],
+                state,
+                Timestamp(1_700_000_000_000),
+            );
+            node.version = Some("1.0.0".into());
+            node.commit = Some("abc".into());
+            node.git_ref = Some("main".into());
+            node.target_ref = Some("release-1.x".into());
+            node.url = Some("https://ci.example/1".into());
+            node.summary = Some("summary".into());
+            let json = serde_json::to_string(&node).unwrap();
+            assert_eq!(serde_json::from_str::<Node>(&json).unwrap(), node, "{json}");
+        }
+    }
 
     #[test]
     fn node_state_is_flattened_into_the_node_with_its_reason() {

@@ -42,6 +42,9 @@ pub enum Command {
     Dependents { project: ProjectId },
     /// Show a root event's cascade as a tree
     Tree { root: BuildId },
+    /// Show what releasing a version of a project would do, before it is released:
+    /// what would be built (and on which ref), who needs a bump, what is not affected
+    Impact { project: ProjectId, version: String },
     /// Start the next attempt of a build
     Rebuild { build: BuildId },
     /// Run a daemon, a simulated CI and about 30 projects in this process, and open
@@ -188,6 +191,11 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
         Command::Tree { root } => {
             let event = client.root(root).await?;
             print!("{}", crate::tree::render(&event));
+            Ok(())
+        }
+        Command::Impact { project, version } => {
+            let impact = client.impact(&project, &version).await?;
+            print!("{}", crate::tree::render_impact(&impact));
             Ok(())
         }
         Command::Rebuild { build } => {

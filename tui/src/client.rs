@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use conjunction_protocol::impact::Impact;
 use conjunction_protocol::limits::ROOT_PAGE_MAX;
 use conjunction_protocol::project::{Dependent, ProjectUpserted, ProjectsApplied};
 use conjunction_protocol::{
@@ -222,6 +223,19 @@ impl Client {
             .call(Method::GET, &path, self.operator(), None::<&()>)
             .await?;
         Ok(answer.dependents)
+    }
+
+    /// What releasing `version` of `id` would do, before it is reported.
+    pub async fn impact(&self, id: &ProjectId, version: &str) -> Result<Impact, ClientError> {
+        let path = format!(
+            "{}/impact?version={}",
+            project_path(id),
+            urlencoding::encode(version)
+        );
+        Ok(self
+            .call(Method::GET, &path, self.operator(), None::<&()>)
+            .await?
+            .1)
     }
 
     /// Sends a report with a report token or a build token.

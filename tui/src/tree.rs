@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use conjunction_protocol::impact::Impact;
 use conjunction_protocol::tree::assemble;
 use conjunction_protocol::{NodeState, RootEvent, Timestamp};
 
@@ -31,6 +32,9 @@ pub fn render(event: &RootEvent) -> String {
             node.project,
             node.state.kind()
         );
+        if let Some(r) = &node.target_ref {
+            let _ = write!(text, " on {r}");
+        }
         if node.attempt > 1 {
             let _ = write!(text, " (attempt {})", node.attempt);
         }
@@ -75,6 +79,70 @@ fn duration(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<String> {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     })
+}
+
+/// Renders an impact preview as text, for `conjunction impact`.
+pub fn render_impact(i: &Impact) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}@{} ({} versions): {} build{} would be triggered, {} need{} a bump, {} not affected",
+        i.project,
+        i.version,
+        i.ecosystem,
+        i.builds,
+        if i.builds == 1 { "" } else { "s" },
+        i.needs_bump.len(),
+        if i.needs_bump.len() == 1 { "s" } else { "" },
+        i.not_affected.len(),
+    );
+    for note in &i.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    if !i.triggered.is_empty() {
+        let _ = writeln!(out, "\ntriggered:");
+    }
+    for b in &i.triggered {
+        let mut line = format!("  {}", b.project);
+        if let Some(r) = &b.git_ref {
+            let _ = write!(line, " on {r}");
+        }
+        let after: Vec<&str> = b.after.iter().map(|p| p.as_str()).collect();
+        let _ = write!(line, " after {}", after.join(", "));
+        if let Some(why) = &b.cannot_trigger {
+            let _ = write!(line, " - cannot be triggered: {why}");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if !i.needs_bump.is_empty() {
+        let _ = writeln!(out, "\nneeds a bump:");
+    }
+    for b in &i.needs_bump {
+        let _ = writeln!(out, "  {} - {}", b.project, b.message);
+        for c in &b.contacts {
+            let mut who = format!("    contact: {}", c.name);
+            for part in [&c.role, &c.email, &c.chat].into_iter().flatten() {
+                let _ = write!(who, ", {part}");
+            }
+            let _ = writeln!(out, "{who}");
+        }
+    }
+    for (title, list) in [("blocked", &i.blocked), ("not affected", &i.not_affected)] {
+        if !list.is_empty() {
+            let _ = writeln!(out, "\n{title}:");
+        }
+        for n in list {
+            let _ = writeln!(out, "  {} - {}", n.project, n.why);
+        }
+    }
+    if !i.cycles.is_empty() {
+        let _ = writeln!(out, "\ncycles (skipped):");
+    }
+    for c in &i.cycles {
+        let path: Vec<&str> = c.iter().map(|p| p.as_str()).collect();
+        let _ = writeln!(out, "  {}", path.join(" -> "));
+    }
+    out
 }
 
 #[cfg(test)]

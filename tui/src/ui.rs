@@ -752,9 +752,12 @@ fn why(root: &RootView, node: &Node) -> Vec<String> {
             reason.clone(),
         ],
         NodeState::NeedsBump {
-            upstream,
-            range,
-            version,
+            bump:
+                conjunction_protocol::Bump {
+                    upstream,
+                    range,
+                    version,
+                },
         } => vec![
             format!("Needs a bump: it declares {range} on {upstream}, and {version} is above it."),
             "Not built and not a failure: bump the range to adopt the release, then rebuild."

@@ -2,7 +2,7 @@
 //! turning its steps into node states, triggers in the outbox and build tokens.
 
 use conjunction_protocol::trigger::{ReportEndpoint, TriggerParent, TriggerPayload, TriggerRoot};
-use conjunction_protocol::{BlockedBy, Node, NodeState};
+use conjunction_protocol::{BlockedBy, Bump, Node, NodeState};
 
 use std::collections::BTreeMap;
 
@@ -36,9 +36,11 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
             let state = match (planned.cycle, planned.needs_bump) {
                 (Some(cycle), _) => NodeState::Skipped { cycle },
                 (None, Some(range)) => NodeState::NeedsBump {
-                    upstream: project.clone(),
-                    range,
-                    version: version.clone().unwrap_or_default(),
+                    bump: Bump {
+                        upstream: project.clone(),
+                        range,
+                        version: version.clone().unwrap_or_default(),
+                    },
                 },
                 (None, None) => NodeState::Pending,
             };
