@@ -85,11 +85,7 @@ pub async fn trigger(
     c: &CreateBuild<'_>,
     values: &TriggerValues,
 ) -> Outcome {
-    let env: serde_json::Map<String, serde_json::Value> = values
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into()))
-        .collect();
+    let env = values.variables_json();
     let body = serde_json::json!({
         "commit": c.commit,
         "branch": c.branch,

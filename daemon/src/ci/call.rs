@@ -106,6 +106,15 @@ impl TriggerValues {
         }
         out
     }
+
+    /// The variables as a JSON object, as GitLab's `variables` and Buildkite's `env`
+    /// take them.
+    pub fn variables_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.variables()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect()
+    }
 }
 
 /// A header value that is never printed, for credentials.

@@ -145,11 +145,7 @@ pub async fn trigger(
     t: &Trigger<'_>,
     values: &TriggerValues,
 ) -> Outcome {
-    let variables: serde_json::Map<String, serde_json::Value> = values
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into()))
-        .collect();
+    let variables = values.variables_json();
     let body = serde_json::json!({
         "token": t.token,
         "ref": t.git_ref,

@@ -53,20 +53,15 @@ pub fn impact(graph: &Graph, root: &ProjectId, version: &str) -> Impact {
                     None => "a project above it would not be built".into(),
                 },
             }),
-            StateKind::TriggerFailed => triggered.push(ImpactBuild {
+            // Queued, waiting, or ending at once because it has no trigger.
+            state => triggered.push(ImpactBuild {
                 project: node.project.clone(),
                 git_ref: node.on_ref.clone(),
                 after,
-                cannot_trigger: graph
-                    .triggerable(&node.project)
-                    .err()
+                cannot_trigger: (state == StateKind::TriggerFailed)
+                    .then(|| graph.triggerable(&node.project).err())
+                    .flatten()
                     .map(|e| e.to_string()),
-            }),
-            _ => triggered.push(ImpactBuild {
-                project: node.project.clone(),
-                git_ref: node.on_ref.clone(),
-                after,
-                cannot_trigger: None,
             }),
         }
     }
@@ -137,4 +132,52 @@ fn rotate_to_least(cycle: &[ProjectId]) -> Vec<ProjectId> {
     let mut out: Vec<ProjectId> = ring[at..].iter().chain(&ring[..at]).cloned().collect();
     out.push(ring[at].clone());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conjunction_protocol::project::{Dependency, Ecosystem};
+
+    fn id(s: &str) -> ProjectId {
+        ProjectId::parse(&format!("acme/{s}")).unwrap()
+    }
+
+    fn on(ups: &[&str]) -> Vec<Dependency> {
+        ups.iter()
+            .map(|u| Dependency {
+                project: id(u),
+                range: None,
+                lines: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_preview_names_what_cannot_be_triggered_what_it_blocks_and_each_cycle_once() {
+        let mut g = Graph::new();
+        g.register(&id("lib"), &[], true, Some(Ecosystem::Cargo));
+        g.register(&id("a"), &on(&["lib"]), true, None);
+        g.register(&id("untriggered"), &on(&["lib"]), false, None);
+        g.register(&id("below"), &on(&["untriggered"]), true, None);
+        g.register(&id("x"), &on(&["lib", "y"]), true, None);
+        g.register(&id("y"), &on(&["x"]), true, None);
+        let i = impact(&g, &id("lib"), "1.0.0");
+
+        let built: Vec<(&str, bool)> = i
+            .triggered
+            .iter()
+            .map(|b| (b.project.as_str(), b.cannot_trigger.is_some()))
+            .collect();
+        assert_eq!(built, [("acme/a", false), ("acme/untriggered", true)]);
+        assert_eq!(i.builds, 1);
+        assert_eq!(
+            i.triggered[1].cannot_trigger.as_deref(),
+            Some("acme/untriggered has no trigger configured")
+        );
+        assert_eq!(i.blocked.len(), 1);
+        assert_eq!(i.blocked[0].project.as_str(), "acme/below");
+        assert_eq!(i.blocked[0].why, "acme/untriggered would not be built");
+        assert_eq!(i.cycles, [vec![id("x"), id("y"), id("x")]]);
+    }
 }

@@ -2,10 +2,13 @@
 
 use conjunction_daemon::planner::versions::{Ecosystem, Fit, Range, Version};
 
-fn fit(e: Ecosystem, range: &str, version: &str) -> Fit {
-    let r = Range::parse(e, range).unwrap_or_else(|err| panic!("{err}"));
-    let v = Version::parse(e, version).unwrap_or_else(|err| panic!("{err}"));
-    r.fit(&v)
+/// Checks every `(range, version, fit)` row in ecosystem `e`.
+fn check(e: Ecosystem, rows: &[(&str, &str, Fit)]) {
+    for &(range, version, expected) in rows {
+        let r = Range::parse(e, range).unwrap_or_else(|err| panic!("{err}"));
+        let v = Version::parse(e, version).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(r.fit(&v), expected, "{e}: {range} vs {version}");
+    }
 }
 
 #[test]
@@ -36,13 +39,7 @@ fn cargo_ranges_are_cargos_with_caret_by_default() {
         ("^1.3.0-beta", "1.3.0-rc.1", Takes),
         ("^1.2", "v1.4.0", Takes),
     ];
-    for (range, version, expected) in rows {
-        assert_eq!(
-            fit(Ecosystem::Cargo, range, version),
-            expected,
-            "{range} vs {version}"
-        );
-    }
+    check(Ecosystem::Cargo, &rows);
 }
 
 #[test]
@@ -63,13 +60,7 @@ fn maven_ranges_take_their_bracketed_intervals_and_soft_requirements_take_all() 
         ("[1.0,2.0),[3.0,4.0)", "4.0", TooNew),
         ("[1.0,)", "40.0", Takes),
     ];
-    for (range, version, expected) in rows {
-        assert_eq!(
-            fit(Ecosystem::Maven, range, version),
-            expected,
-            "{range} vs {version}"
-        );
-    }
+    check(Ecosystem::Maven, &rows);
 }
 
 #[test]
@@ -88,13 +79,7 @@ fn go_requirements_are_minimums_on_their_module_paths_major() {
         ("v1.2.3", "v1.3.0-0.20191109021931-daa7c04131f5", Takes),
         ("v1.2.3", "v2.0.0-rc.1", Outside),
     ];
-    for (range, version, expected) in rows {
-        assert_eq!(
-            fit(Ecosystem::Go, range, version),
-            expected,
-            "{range} vs {version}"
-        );
-    }
+    check(Ecosystem::Go, &rows);
 }
 
 #[test]

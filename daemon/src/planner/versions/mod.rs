@@ -38,7 +38,6 @@ pub enum Fit {
 /// A range on a project, read in its ecosystem.
 #[derive(Debug, Clone)]
 pub struct Range {
-    text: String,
     kind: RangeKind,
 }
 
@@ -124,24 +123,7 @@ impl Range {
             Ecosystem::Maven => RangeKind::Maven(maven::Range::parse(text).map_err(bad)?),
             Ecosystem::Go => RangeKind::Go(go::Minimum::parse(text).map_err(bad)?),
         };
-        Ok(Range {
-            text: text.to_owned(),
-            kind,
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    pub fn ecosystem(&self) -> Ecosystem {
-        match self.kind {
-            RangeKind::Npm(_) => Ecosystem::Npm,
-            RangeKind::Cargo(_) => Ecosystem::Cargo,
-            RangeKind::Pypi(_) => Ecosystem::Pypi,
-            RangeKind::Maven(_) => Ecosystem::Maven,
-            RangeKind::Go(_) => Ecosystem::Go,
-        }
+        Ok(Range { kind })
     }
 
     /// Whether the range takes `version`. A version of another ecosystem is never
