@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::BuildTokens;
 use crate::dispatch::DispatchConfig;
+use crate::planner::Environments;
 use crate::reconcile::ReconcileConfig;
 
 /// The default address: loopback only.
@@ -38,6 +39,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub limits: LimitsConfig,
     pub reconcile: ReconcileConfig,
+    pub releases: ReleasesConfig,
 }
 
 impl Config {
@@ -51,8 +53,18 @@ impl Config {
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             reconcile: ReconcileConfig::default(),
+            releases: ReleasesConfig::default(),
         }
     }
+}
+
+/// Release lines (`[releases]` in the config file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReleasesConfig {
+    /// The environments a release is promoted through, in order; a root report
+    /// without `environment` is a release into the first.
+    pub environments: Environments,
 }
 
 /// What one client may take (`[limits]` in the config file).
@@ -163,6 +175,8 @@ pub struct FileConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub reconcile: ReconcileConfig,
+    #[serde(default)]
+    pub releases: ReleasesConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +319,19 @@ mod tests {
         assert_eq!(c.dispatch, DispatchConfig::default());
         assert_eq!(c.store, StoreConfig::default());
         assert_eq!(c.limits, LimitsConfig::default());
+        assert_eq!(c.releases, ReleasesConfig::default());
+    }
+
+    #[test]
+    fn environments_are_listed_in_order_and_checked() {
+        let c: FileConfig =
+            toml::from_str("[releases]\nenvironments = [\"dev\", \"staging\", \"prod\"]").unwrap();
+        assert_eq!(c.releases.environments.names(), ["dev", "staging", "prod"]);
+        for bad in ["[]", "[\"dev\", \"dev\"]", "[\"Prod\"]"] {
+            let refused =
+                toml::from_str::<FileConfig>(&format!("[releases]\nenvironments = {bad}"));
+            assert!(refused.is_err(), "{bad} was taken");
+        }
     }
 
     #[test]

@@ -116,6 +116,7 @@ pub async fn serve(
         dispatch: dispatch_tx.clone(),
         report_url: report_url.clone(),
         build_tokens: build_tokens.clone(),
+        environments: config.releases.environments.clone(),
         health: health.clone(),
         backlog: startup.has_ready,
     })?;
@@ -159,6 +160,7 @@ pub async fn serve(
         shutdown: stop_rx,
         health,
         feed: config.feed,
+        environments: Arc::new(config.releases.environments.clone()),
         body_timeout: std::time::Duration::from_millis(config.limits.body_timeout_ms),
         feed_room: Arc::new(api::feed::FeedRoom::new(config.limits.feed_clients)),
     };

@@ -105,6 +105,7 @@ fn main() -> anyhow::Result<()> {
     config.operator_tokens = operator_tokens;
     config.dispatch = file.dispatch;
     config.reconcile = file.reconcile;
+    config.releases = file.releases;
     config.store = file.store;
     config.limits = file.limits;
 

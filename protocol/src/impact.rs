@@ -10,6 +10,13 @@ use crate::project::{Contact, Ecosystem};
 pub struct Impact {
     pub project: ProjectId,
     pub version: String,
+    /// The environment asked about; absent, the first one (a release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Set when the promotion would roll the environment back: the newer version it
+    /// has now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_from: Option<String>,
     /// How the version and the ranges on the project are read.
     pub ecosystem: Ecosystem,
     /// How many builds the release would trigger.
@@ -26,6 +33,9 @@ pub struct Impact {
     pub blocked: Vec<NotAffected>,
     /// Dependency cycles among the dependents, each a path from a project back to it.
     pub cycles: Vec<Vec<ProjectId>>,
+    /// In a promotion: the dependents left where they are, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_promoted: Vec<NotAffected>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -36,6 +46,9 @@ pub struct ImpactBuild {
     /// The ref a line of the project names for this version.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<String>,
+    /// In a promotion: the exact version of the project it would build or deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// The projects it would wait for in the event.
     pub after: Vec<ProjectId>,
     /// Why it could not be triggered, when it could not.

@@ -14,6 +14,7 @@ mod json;
 pub mod limits;
 pub mod node;
 pub mod project;
+pub mod releases;
 pub mod report;
 pub mod text;
 pub mod time;

@@ -231,6 +231,10 @@ pub struct Node {
     /// declares for the upstream's version. None builds the trigger's own ref.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<String>,
+    /// The exact version of this project a promotion builds or deploys: the one its
+    /// CI reported on the release line. None outside promotions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
     /// Where the CI shows this build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -274,6 +278,7 @@ impl Node {
             commit: None,
             git_ref: None,
             target_ref: None,
+            target_version: None,
             url: None,
             run: None,
             summary: None,
@@ -302,12 +307,22 @@ pub struct RootSummary {
     pub commit: Option<String>,
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<String>,
+    /// The environment the release went to, when its report named one; a report
+    /// without one is a release into the first environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Set when this promotion rolls the environment back: the newer version it had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_from: Option<String>,
     pub created_at: Timestamp,
     /// How many nodes are in each state.
     pub counts: BTreeMap<StateKind, u32>,
     /// Things the planner noticed and ignored, such as an edge back into the root.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The dependents a promotion leaves where they are, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_promoted: Vec<crate::impact::NotAffected>,
 }
 
 /// A root event with its nodes in planning order (parents before children), or one
@@ -371,6 +386,7 @@ mod tests {
             node.commit = Some("abc".into());
             node.git_ref = Some("main".into());
             node.target_ref = Some("release-1.x".into());
+            node.target_version = Some("1.0.3".into());
             node.url = Some("https://ci.example/1".into());
             node.summary = Some("summary".into());
             let json = serde_json::to_string(&node).unwrap();

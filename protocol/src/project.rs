@@ -428,6 +428,29 @@ impl TriggerSpec {
     }
 }
 
+/// Longest environment name.
+pub const MAX_ENVIRONMENT: usize = 32;
+
+/// An environment's name (`dev`, `test`, `prod`, `eu-staging`): a lower-case letter,
+/// then lower-case letters, digits, `-` and `_`, at most [`MAX_ENVIRONMENT`] in all.
+pub fn check_environment(field: &str, name: &str) -> Result<(), ValidationError> {
+    let well_formed = name.len() <= MAX_ENVIRONMENT
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!(
+                "{field} {name:?} is not an environment name: use a lower-case letter, then                  lower-case letters, digits, - and _, at most {MAX_ENVIRONMENT} in all"
+            ),
+        ))
+    }
+}
+
 /// Letters, digits, `.`, `_` and `-`: an owner, repository, workflow file or slug.
 fn is_slug(s: &str) -> bool {
     !s.is_empty()

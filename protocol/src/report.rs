@@ -63,6 +63,11 @@ pub struct Report {
     pub commit: Option<String>,
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<String>,
+    /// On a root report: the environment the version went to. Left out, the report is
+    /// a release into the first environment; a later one promotes the version's
+    /// release line there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +92,7 @@ impl Report {
             version: None,
             commit: None,
             git_ref: None,
+            environment: None,
             url: None,
             summary: None,
             metadata: Default::default(),
@@ -105,6 +111,15 @@ impl Report {
                 "attempt",
                 "attempts are counted from 1",
             ));
+        }
+        if let Some(environment) = &self.environment {
+            if self.build.is_some() {
+                return Err(ValidationError::new(
+                    "environment",
+                    "environment belongs on a root report: a build's environment is its event's",
+                ));
+            }
+            crate::project::check_environment("environment", environment)?;
         }
         for (field, value) in [
             ("version", &self.version),

@@ -21,6 +21,13 @@ pub struct TriggerPayload {
     /// version. Absent, the CI builds what its trigger names.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub git_ref: Option<String>,
+    /// The environment a promotion moves the project to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The exact version of this project to build or deploy, in a promotion: the one
+    /// its CI reported on the upstream's release line, never a newer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// The upstream build that started the cascade.

@@ -180,6 +180,7 @@ fn root(version: &str, state: ReportState) -> Report {
         version: Some(version.into()),
         commit: Some(format!("c0ffee{}", version.replace('.', ""))),
         git_ref: Some("main".into()),
+        environment: None,
         url: Some(format!("https://ci.acme.example/lib/{version}")),
         summary: (state == ReportState::Failed).then(|| "2 tests failed".into()),
         metadata: [("pipeline".to_owned(), "release".to_owned())].into(),

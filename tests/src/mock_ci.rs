@@ -116,6 +116,7 @@ struct MockState {
     deliveries: Vec<Delivery>,
     log: Vec<Record>,
     seen: HashMap<String, u32>,
+    publishes: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -163,6 +164,15 @@ impl MockCi {
         self.lock().behaviours.insert(project.to_owned(), behaviour);
     }
 
+    /// The version `project`'s builds publish in a release, and report when they pass.
+    /// In a promotion the build reports the version the trigger pins, as a deploy
+    /// job would.
+    pub fn publishes(&self, project: &str, version: &str) {
+        self.lock()
+            .publishes
+            .insert(project.to_owned(), version.to_owned());
+    }
+
     pub fn set_default(&self, behaviour: Behaviour) {
         self.lock().default = Some(behaviour);
     }
@@ -195,11 +205,16 @@ impl MockCi {
     }
 
     async fn report(&self, payload: &TriggerPayload, state: ReportState, summary: Option<String>) {
+        let published = self.lock().publishes.get(payload.project.as_str()).cloned();
+        let version = (state == ReportState::Passed)
+            .then(|| payload.version.clone().or(published))
+            .flatten();
         let body = serde_json::json!({
             "project": payload.project,
             "build": payload.build,
             "attempt": payload.attempt,
             "state": state,
+            "version": version,
             "url": format!("https://ci.example/{}/{}", payload.project, payload.build),
             "summary": summary,
         });

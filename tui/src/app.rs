@@ -76,7 +76,7 @@ pub enum FeedEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
     /// One page of nodes; the last has no `next_after`.
-    Page(RootEvent),
+    Page(Box<RootEvent>),
     Failed {
         root: BuildId,
         reason: String,
@@ -267,7 +267,7 @@ impl App {
 
     fn on_fetched(&mut self, fetched: Fetched) {
         match fetched {
-            Fetched::Page(page) => self.model.apply_page(page),
+            Fetched::Page(page) => self.model.apply_page(*page),
             Fetched::Failed { root, reason } => {
                 self.model.fetch_failed(root);
                 self.unreadable = Some(root);

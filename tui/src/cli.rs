@@ -44,7 +44,20 @@ pub enum Command {
     Tree { root: BuildId },
     /// Show what releasing a version of a project would do, before it is released:
     /// what would be built (and on which ref), who needs a bump, what is not affected
-    Impact { project: ProjectId, version: String },
+    Impact {
+        project: ProjectId,
+        version: String,
+        /// Preview promoting the version's release line to this environment
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Show a project's release lines: its versions, and for each the versions of its
+    /// dependents and how they fared in each environment
+    Releases {
+        project: ProjectId,
+        /// Show this version's line only
+        version: Option<String>,
+    },
     /// Start the next attempt of a build
     Rebuild { build: BuildId },
     /// Run a daemon, a simulated CI and about 30 projects in this process, and open
@@ -99,6 +112,10 @@ pub struct ReportArgs {
     pub commit: Option<String>,
     #[arg(long = "ref")]
     pub git_ref: Option<String>,
+    /// On a root report: the environment the version went to (a later one than the
+    /// first promotes the version's release line there)
+    #[arg(long)]
+    pub environment: Option<String>,
     /// Where the CI shows this build
     #[arg(long = "build-url")]
     pub build_url: Option<String>,
@@ -193,9 +210,27 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
             print!("{}", crate::tree::render(&event));
             Ok(())
         }
-        Command::Impact { project, version } => {
-            let impact = client.impact(&project, &version).await?;
+        Command::Impact {
+            project,
+            version,
+            environment,
+        } => {
+            let impact = client
+                .impact(&project, &version, environment.as_deref())
+                .await?;
             print!("{}", crate::tree::render_impact(&impact));
+            Ok(())
+        }
+        Command::Releases { project, version } => {
+            let releases = client.releases(&project).await?;
+            let lines = match version {
+                None => releases.lines.clone(),
+                Some(v) => vec![client.release_line(&project, &v).await?],
+            };
+            print!(
+                "{}",
+                crate::tree::render_releases(&releases.environments, &releases.current, &lines)
+            );
             Ok(())
         }
         Command::Rebuild { build } => {
@@ -227,6 +262,7 @@ async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
         version: args.version,
         commit: args.commit,
         git_ref: args.git_ref,
+        environment: args.environment,
         url: args.build_url,
         summary,
         metadata: args.meta.into_iter().collect::<BTreeMap<_, _>>(),

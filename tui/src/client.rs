@@ -6,6 +6,7 @@ use std::time::Duration;
 use conjunction_protocol::impact::Impact;
 use conjunction_protocol::limits::ROOT_PAGE_MAX;
 use conjunction_protocol::project::{Dependent, ProjectUpserted, ProjectsApplied};
+use conjunction_protocol::releases::{ReleaseLine, Releases};
 use conjunction_protocol::{
     ApiError, BuildId, Node, Project, ProjectEntry, ProjectId, ProjectSpec, Report, ReportAck,
     RootEvent, RootSummary,
@@ -226,9 +227,44 @@ impl Client {
     }
 
     /// What releasing `version` of `id` would do, before it is reported.
-    pub async fn impact(&self, id: &ProjectId, version: &str) -> Result<Impact, ClientError> {
-        let path = format!(
+    /// What releasing `version` of `id` (or promoting it to `environment`) would do.
+    pub async fn impact(
+        &self,
+        id: &ProjectId,
+        version: &str,
+        environment: Option<&str>,
+    ) -> Result<Impact, ClientError> {
+        let mut path = format!(
             "{}/impact?version={}",
+            project_path(id),
+            urlencoding::encode(version)
+        );
+        if let Some(e) = environment {
+            path.push_str(&format!("&environment={}", urlencoding::encode(e)));
+        }
+        Ok(self
+            .call(Method::GET, &path, self.operator(), None::<&()>)
+            .await?
+            .1)
+    }
+
+    /// The newest release lines of `id`.
+    pub async fn releases(&self, id: &ProjectId) -> Result<Releases, ClientError> {
+        let path = format!("{}/releases", project_path(id));
+        Ok(self
+            .call(Method::GET, &path, self.operator(), None::<&()>)
+            .await?
+            .1)
+    }
+
+    /// The release line of `version` of `id`.
+    pub async fn release_line(
+        &self,
+        id: &ProjectId,
+        version: &str,
+    ) -> Result<ReleaseLine, ClientError> {
+        let path = format!(
+            "{}/releases/{}",
             project_path(id),
             urlencoding::encode(version)
         );

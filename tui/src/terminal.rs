@@ -120,7 +120,7 @@ pub fn fetch(client: Client, root: BuildId, tx: mpsc::UnboundedSender<Msg>) {
             let msg = match client.root_page(root, after, FETCH_PAGE).await {
                 Ok(page) => {
                     after = page.next_after;
-                    Msg::Fetched(Fetched::Page(page))
+                    Msg::Fetched(Fetched::Page(Box::new(page)))
                 }
                 Err(e) => Msg::Fetched(Fetched::Failed {
                     root,

@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
+use std::collections::BTreeMap;
+
 use conjunction_protocol::impact::Impact;
+use conjunction_protocol::releases::{LineCell, ReleaseLine};
 use conjunction_protocol::tree::assemble;
 use conjunction_protocol::{NodeState, RootEvent, Timestamp};
 
@@ -12,17 +15,21 @@ pub fn render(event: &RootEvent) -> String {
     let s = &event.summary;
     let _ = writeln!(
         out,
-        "{}{} (root {}, {})",
+        "{}{}{} (root {}, {})",
         s.project,
         s.version
             .as_deref()
             .map(|v| format!("@{v}"))
             .unwrap_or_default(),
+        promotion_title(s.environment.as_deref(), s.rollback_from.as_deref()),
         s.id,
         s.created_at
     );
     for note in &s.notes {
         let _ = writeln!(out, "note: {note}");
+    }
+    for n in &s.not_promoted {
+        let _ = writeln!(out, "not promoted: {} - {}", n.project, n.why);
     }
     for line in assemble(&event.nodes) {
         let node = &event.nodes[line.node];
@@ -32,6 +39,9 @@ pub fn render(event: &RootEvent) -> String {
             node.project,
             node.state.kind()
         );
+        if let Some(v) = &node.target_version {
+            let _ = write!(text, " {v}");
+        }
         if let Some(r) = &node.target_ref {
             let _ = write!(text, " on {r}");
         }
@@ -81,14 +91,24 @@ fn duration(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<String> {
     })
 }
 
+/// " to test", " to prod (rollback from 2.0.0)", or nothing for a release.
+pub fn promotion_title(environment: Option<&str>, rollback_from: Option<&str>) -> String {
+    match (environment, rollback_from) {
+        (None, _) => String::new(),
+        (Some(e), None) => format!(" to {e}"),
+        (Some(e), Some(from)) => format!(" to {e} (rollback from {from})"),
+    }
+}
+
 /// Renders an impact preview as text, for `conjunction impact`.
 pub fn render_impact(i: &Impact) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}@{} ({} versions): {} build{} would be triggered, {} need{} a bump, {} not affected",
+        "{}@{}{} ({} versions): {} build{} would be triggered, {} need{} a bump, {} not affected",
         i.project,
         i.version,
+        promotion_title(i.environment.as_deref(), i.rollback_from.as_deref()),
         i.ecosystem,
         i.builds,
         if i.builds == 1 { "" } else { "s" },
@@ -104,6 +124,9 @@ pub fn render_impact(i: &Impact) -> String {
     }
     for b in &i.triggered {
         let mut line = format!("  {}", b.project);
+        if let Some(v) = &b.version {
+            let _ = write!(line, " {v}");
+        }
         if let Some(r) = &b.git_ref {
             let _ = write!(line, " on {r}");
         }
@@ -127,7 +150,11 @@ pub fn render_impact(i: &Impact) -> String {
             let _ = writeln!(out, "{who}");
         }
     }
-    for (title, list) in [("blocked", &i.blocked), ("not affected", &i.not_affected)] {
+    for (title, list) in [
+        ("not promoted", &i.not_promoted),
+        ("blocked", &i.blocked),
+        ("not affected", &i.not_affected),
+    ] {
         if !list.is_empty() {
             let _ = writeln!(out, "\n{title}:");
         }
@@ -143,6 +170,74 @@ pub fn render_impact(i: &Impact) -> String {
         let _ = writeln!(out, "  {}", path.join(" -> "));
     }
     out
+}
+
+/// Renders release lines as text, for `conjunction releases`: per version, the
+/// upstream's own runs, then a row per dependent with its version and its state in
+/// each environment.
+pub fn render_releases(
+    environments: &[String],
+    current: &BTreeMap<String, String>,
+    lines: &[ReleaseLine],
+) -> String {
+    let mut out = String::new();
+    let now: Vec<String> = environments
+        .iter()
+        .filter_map(|e| current.get(e).map(|v| format!("{e} {v}")))
+        .collect();
+    if !now.is_empty() {
+        let _ = writeln!(out, "now: {}", now.join(", "));
+    }
+    if lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "no release lines yet: a root report with a version starts one"
+        );
+    }
+    for line in lines {
+        let runs: Vec<String> = environments
+            .iter()
+            .filter_map(|e| {
+                let run = line.environments.get(e)?;
+                let rollback = run
+                    .rollback_from
+                    .as_deref()
+                    .map(|v| format!(" (rollback from {v})"))
+                    .unwrap_or_default();
+                Some(format!("{e} {}{rollback}", run.state))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{}@{}: {}",
+            line.project,
+            line.version,
+            runs.join(", ")
+        );
+        for d in &line.dependents {
+            let mut row = format!(
+                "  {} {}",
+                d.project,
+                d.version.as_deref().unwrap_or("(no version)")
+            );
+            for e in environments {
+                let _ = write!(row, "  {e}: {}", cell_text(d.environments.get(e)));
+            }
+            let _ = writeln!(out, "{row}");
+        }
+    }
+    out
+}
+
+/// A dependent's state in one environment, in a few words.
+pub fn cell_text(cell: Option<&LineCell>) -> String {
+    match cell {
+        None => "-".into(),
+        Some(LineCell::Built { state, .. }) => state.to_string(),
+        Some(LineCell::NotPromoted { not_promoted, .. }) => {
+            format!("not promoted ({not_promoted})")
+        }
+    }
 }
 
 #[cfg(test)]

@@ -531,10 +531,10 @@ fn selecting_a_root_held_as_a_summary_fetches_its_nodes_page_by_page() {
         Change::NodeChanged { node: web.clone() },
     ))));
 
-    let effects = app.update(Msg::Fetched(Fetched::Page(first)));
+    let effects = app.update(Msg::Fetched(Fetched::Page(Box::new(first))));
     assert!(effects.is_empty(), "the client reads the next pages itself");
     assert_eq!(app.model.root(design).unwrap().held(), Held::Loading);
-    app.update(Msg::Fetched(Fetched::Page(second)));
+    app.update(Msg::Fetched(Fetched::Page(Box::new(second))));
     let root = app.model.root(design).unwrap();
     assert_eq!(root.held(), Held::Nodes);
     assert_eq!(root.nodes.len(), 2);

@@ -84,6 +84,9 @@ pub fn status_and_code(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::ListedTwice(_) => (S::BAD_REQUEST, "listed_twice"),
         Refusal::BadRange { .. } => (S::BAD_REQUEST, "invalid_range"),
         Refusal::BreaksRanges { .. } => (S::CONFLICT, "ranges_would_break"),
+        Refusal::UnknownEnvironment { .. } => (S::BAD_REQUEST, "unknown_environment"),
+        Refusal::PromotionWithoutVersion { .. } => (S::BAD_REQUEST, "version_required"),
+        Refusal::NotPassedBefore { .. } => (S::CONFLICT, "not_passed_before"),
     }
 }
 

@@ -11,6 +11,7 @@ mod extract;
 pub mod feed;
 mod hooks;
 mod projects;
+mod releases;
 mod reports;
 mod roots;
 mod state;
@@ -41,7 +42,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(projects::delete),
         )
         .route("/v1/projects/{id}/dependents", get(projects::dependents))
-        .route("/v1/projects/{id}/impact", get(projects::impact))
+        .route("/v1/projects/{id}/impact", get(releases::impact))
+        .route("/v1/projects/{id}/releases", get(releases::list))
+        .route("/v1/projects/{id}/releases/{version}", get(releases::get))
         .route("/v1/reports", post(reports::post))
         .route(
             "/v1/hooks/{kind}/{project}",

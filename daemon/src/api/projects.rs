@@ -1,13 +1,11 @@
 //! Project routes: register one or a list, read, delete, and who depends on whom.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use conjunction_protocol::limits::{MAX_BULK_PROJECTS, MAX_SHORT_TEXT};
+use conjunction_protocol::limits::MAX_BULK_PROJECTS;
 use conjunction_protocol::project::ProjectsApplied;
-use conjunction_protocol::text::{check_text, Layout};
 use conjunction_protocol::{EntryError, ProjectEntry, ProjectId, ProjectSpec};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -15,8 +13,6 @@ use serde_json::value::RawValue;
 use super::error::{refused_entries, ApiError};
 use super::extract::{ApiJson, Operator};
 use super::state::AppState;
-use crate::planner::impact;
-use crate::planner::versions::Version;
 use crate::planner::Refusal;
 use crate::writer::WriteError;
 
@@ -143,50 +139,4 @@ pub(super) async fn dependents(
         return Err(Refusal::UnknownProject(id).into());
     }
     Ok(Json(serde_json::json!({"project": id, "dependents": dependents})).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ImpactQuery {
-    version: String,
-}
-
-/// What releasing a version of a project would do: the same planner code that runs
-/// when the release is reported, on the graph as committed now.
-pub(super) async fn impact(
-    _: Operator,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    query: Result<Query<ImpactQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let id = project_id(&id)?;
-    let Query(q) = query.map_err(|e| {
-        ApiError::bad_request(
-            "invalid_query",
-            format!("{e}; use ?version=<the version to release>"),
-        )
-    })?;
-    check_text("version", &q.version, MAX_SHORT_TEXT, true, Layout::Line)?;
-    let graph = s.graph.read().map(|g| g.clone()).unwrap_or_default();
-    if !graph.is_registered(&id) {
-        return Err(Refusal::UnknownProject(id).into());
-    }
-    if let Err(e) = Version::parse(graph.ecosystem(&id), &q.version) {
-        return Err(ApiError::bad_request("invalid_version", e.to_string()));
-    }
-    let mut answer = tokio::task::spawn_blocking(move || impact::impact(&graph, &id, &q.version))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the impact preview could not be worked out; the daemon's log says why",
-            )
-        })?;
-    for bump in &mut answer.needs_bump {
-        if let Some(p) = s.store.project(&bump.project)? {
-            bump.contacts = p.contacts;
-        }
-    }
-    Ok(Json(answer).into_response())
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub operators: OperatorTokens,
     pub shutdown: watch::Receiver<bool>,
     pub feed: FeedConfig,
+    /// The environments releases are promoted through, in order.
+    pub environments: std::sync::Arc<crate::planner::Environments>,
     pub health: Health,
     pub feed_room: std::sync::Arc<super::feed::FeedRoom>,
     /// How long a client may take to send a body.

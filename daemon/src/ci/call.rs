@@ -63,6 +63,10 @@ pub struct TriggerValues {
     pub upstream: String,
     /// The ref to build, when a line of the project names one for the release.
     pub git_ref: Option<String>,
+    /// In a promotion: the environment to deploy to.
+    pub environment: Option<String>,
+    /// In a promotion: the exact version of the project to build or deploy.
+    pub version: Option<String>,
 }
 
 impl std::fmt::Debug for TriggerValues {
@@ -73,6 +77,8 @@ impl std::fmt::Debug for TriggerValues {
             .field("token", &"<redacted>")
             .field("upstream", &self.upstream)
             .field("git_ref", &self.git_ref)
+            .field("environment", &self.environment)
+            .field("version", &self.version)
             .finish()
     }
 }
@@ -89,6 +95,8 @@ impl TriggerValues {
                 None => root.project.to_string(),
             },
             git_ref: payload.git_ref.clone(),
+            environment: payload.environment.clone(),
+            version: payload.version.clone(),
         }
     }
 
@@ -101,8 +109,14 @@ impl TriggerValues {
             ("CONJUNCTION_TOKEN", &self.token),
             ("UPSTREAM", &self.upstream),
         ];
-        if let Some(r) = &self.git_ref {
-            out.push(("CONJUNCTION_REF", r));
+        for (name, value) in [
+            ("CONJUNCTION_REF", &self.git_ref),
+            ("CONJUNCTION_ENVIRONMENT", &self.environment),
+            ("CONJUNCTION_VERSION", &self.version),
+        ] {
+            if let Some(v) = value {
+                out.push((name, v));
+            }
         }
         out
     }

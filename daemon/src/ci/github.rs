@@ -65,6 +65,16 @@ pub async fn trigger(
                 "upstream": values.upstream,
             },
         });
+        // Only in promotions: a workflow that is never promoted need not declare them,
+        // and GitHub refuses inputs a workflow does not declare.
+        for (input, value) in [
+            ("conjunction_environment", &values.environment),
+            ("conjunction_version", &values.version),
+        ] {
+            if let Some(v) = value {
+                body["inputs"][input] = v.as_str().into();
+            }
+        }
         if details {
             body["return_run_details"] = true.into();
         }

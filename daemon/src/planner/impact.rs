@@ -7,15 +7,33 @@ use conjunction_protocol::impact::{Impact, ImpactBuild, ImpactBump, NotAffected}
 use conjunction_protocol::{BuildId, ProjectId, StateKind};
 
 use super::graph::Graph;
-use super::plan::plan_cascade;
+use super::lines::Promotion;
+use super::plan::{plan_cascade, Reach};
 use super::rule::needs_bump_message;
 use super::steps::start_event;
 
-/// What releasing `version` of `root` would do, as it stands now. Contacts are left
-/// for the caller to fill in from the projects' records. Costs O((V + E) log V) in
-/// everything that depends on `root`.
-pub fn impact(graph: &Graph, root: &ProjectId, version: &str) -> Impact {
-    let plan = plan_cascade(graph, root, Some(version));
+/// Which event the preview is of.
+#[derive(Debug, Clone, Copy)]
+pub enum Preview<'a> {
+    /// A release into the first environment.
+    Release,
+    /// A promotion of the version's line to `environment`.
+    Promotion {
+        environment: &'a str,
+        promotion: &'a Promotion,
+        rollback_from: Option<&'a str>,
+    },
+}
+
+/// What releasing (or promoting) `version` of `root` would do, as it stands now.
+/// Contacts are left for the caller to fill in from the projects' records. Costs
+/// O((V + E) log V) in everything that depends on `root`.
+pub fn impact(graph: &Graph, root: &ProjectId, version: &str, preview: Preview<'_>) -> Impact {
+    let reach = match preview {
+        Preview::Release => Reach::Release(Some(version)),
+        Preview::Promotion { promotion, .. } => Reach::Promotion(promotion),
+    };
+    let plan = plan_cascade(graph, root, reach);
     let ids: Vec<BuildId> = (0..plan.nodes.len())
         .map(|i| BuildId(ulid::Ulid::from_parts(0, i as u128)))
         .collect();
@@ -56,7 +74,11 @@ pub fn impact(graph: &Graph, root: &ProjectId, version: &str) -> Impact {
             // Queued, waiting, or ending at once because it has no trigger.
             state => triggered.push(ImpactBuild {
                 project: node.project.clone(),
-                git_ref: node.on_ref.clone(),
+                git_ref: node
+                    .pin
+                    .as_ref()
+                    .map_or(node.on_ref.clone(), |pin| pin.on_ref.clone()),
+                version: node.pin.as_ref().map(|pin| pin.version.clone()),
                 after,
                 cannot_trigger: (state == StateKind::TriggerFailed)
                     .then(|| graph.triggerable(&node.project).err())
@@ -82,7 +104,12 @@ pub fn impact(graph: &Graph, root: &ProjectId, version: &str) -> Impact {
             why: why.clone(),
         })
         .collect();
-    let direct: BTreeSet<&ProjectId> = plan.not_taken.iter().map(|(p, _)| p).collect();
+    let direct: BTreeSet<&ProjectId> = plan
+        .not_taken
+        .iter()
+        .chain(&plan.not_promoted)
+        .map(|(p, _)| p)
+        .collect();
     for d in graph.transitive_dependents(root) {
         if in_event.contains_key(&d.project) || direct.contains(&d.project) {
             continue;
@@ -106,9 +133,22 @@ pub fn impact(graph: &Graph, root: &ProjectId, version: &str) -> Impact {
     }
     not_affected.sort_by(|a, b| a.project.cmp(&b.project));
 
+    let (environment, rollback_from) = match preview {
+        Preview::Release => (None, None),
+        Preview::Promotion {
+            environment,
+            rollback_from,
+            ..
+        } => (
+            Some(environment.to_owned()),
+            rollback_from.map(str::to_owned),
+        ),
+    };
     Impact {
         project: root.clone(),
         version: version.to_owned(),
+        environment,
+        rollback_from,
         ecosystem: graph.ecosystem(root),
         builds: triggered
             .iter()
@@ -119,6 +159,11 @@ pub fn impact(graph: &Graph, root: &ProjectId, version: &str) -> Impact {
         not_affected,
         blocked,
         cycles: cycles.into_iter().collect(),
+        not_promoted: plan
+            .not_promoted
+            .into_iter()
+            .map(|(project, why)| NotAffected { project, why })
+            .collect(),
         notes: plan.notes,
     }
 }
@@ -162,7 +207,7 @@ mod tests {
         g.register(&id("below"), &on(&["untriggered"]), true, None);
         g.register(&id("x"), &on(&["lib", "y"]), true, None);
         g.register(&id("y"), &on(&["x"]), true, None);
-        let i = impact(&g, &id("lib"), "1.0.0");
+        let i = impact(&g, &id("lib"), "1.0.0", Preview::Release);
 
         let built: Vec<(&str, bool)> = i
             .triggered

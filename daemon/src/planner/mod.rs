@@ -11,6 +11,7 @@
 
 mod graph;
 pub mod impact;
+pub mod lines;
 mod plan;
 pub mod refusal;
 pub mod reports;
@@ -19,7 +20,8 @@ mod steps;
 pub mod versions;
 
 pub use graph::{Graph, Untriggerable, Want};
-pub use plan::{plan_cascade, CascadePlan, PlannedNode};
+pub use lines::{Environments, Promotion, Stage};
+pub use plan::{plan_cascade, CascadePlan, PlannedNode, Reach};
 pub use refusal::{Forbidden, Refusal};
 pub use reports::{Principal, ReportRefusal, ReportVerdict};
 pub use steps::{settle, start_event, EventMembers, Member, Settled, StartedEvent, Step};
@@ -69,7 +71,11 @@ mod tests {
 
     #[test]
     fn a_chain_is_planned_in_order() {
-        let plan = plan_cascade(&graph(&[("b", &["a"]), ("c", &["b"])]), &id("a"), None);
+        let plan = plan_cascade(
+            &graph(&[("b", &["a"]), ("c", &["b"])]),
+            &id("a"),
+            Reach::Release(None),
+        );
         assert_eq!(names(&plan), ["a", "b", "c"]);
         assert_eq!(plan.nodes[2].parents, [1]);
     }
@@ -77,7 +83,7 @@ mod tests {
     #[test]
     fn a_diamond_join_has_both_parents() {
         let g = graph(&[("b", &["a"]), ("c", &["a"]), ("d", &["b", "c"])]);
-        let plan = plan_cascade(&g, &id("a"), None);
+        let plan = plan_cascade(&g, &id("a"), Reach::Release(None));
         assert_eq!(names(&plan), ["a", "b", "c", "d"]);
         assert_eq!(plan.nodes[3].parents, [1, 2]);
     }
@@ -86,7 +92,7 @@ mod tests {
     fn cycles_among_dependents_carry_their_path() {
         // a -> b, b <-> c, c -> d
         let g = graph(&[("b", &["a", "c"]), ("c", &["b"]), ("d", &["c"])]);
-        let plan = plan_cascade(&g, &id("a"), None);
+        let plan = plan_cascade(&g, &id("a"), Reach::Release(None));
         assert_eq!(names(&plan), ["a", "b", "c", "d"]);
         assert_eq!(path(plan.nodes[1].cycle.clone()), ["b", "c", "b"]);
         assert_eq!(path(plan.nodes[2].cycle.clone()), ["c", "b", "c"]);
@@ -96,7 +102,7 @@ mod tests {
     #[test]
     fn edges_back_into_the_root_are_ignored_and_noted() {
         let g = graph(&[("a", &["b"]), ("b", &["a"])]);
-        let plan = plan_cascade(&g, &id("a"), None);
+        let plan = plan_cascade(&g, &id("a"), Reach::Release(None));
         assert_eq!(names(&plan), ["a", "b"]);
         assert!(plan.nodes[1].cycle.is_none());
         assert_eq!(plan.nodes[1].parents, [0]);
@@ -179,7 +185,10 @@ mod tests {
             g.triggerable(&id("a")),
             Err(Untriggerable::NoTrigger(id("a")))
         );
-        assert_eq!(plan_cascade(&g, &id("a"), None).nodes.len(), 2);
+        assert_eq!(
+            plan_cascade(&g, &id("a"), Reach::Release(None)).nodes.len(),
+            2
+        );
     }
 
     /// A graph where the dependents of `acme/lib` declare `wants` on it (a range, or
@@ -251,7 +260,7 @@ mod tests {
             &[("a", "^2"), ("b", "^1.2"), ("c", "1"), ("d", "")],
             &[("e", &["b"]), ("f", &["a", "b"])],
         );
-        let plan = plan_cascade(&g, &id("lib"), Some("2.0.0"));
+        let plan = plan_cascade(&g, &id("lib"), Reach::Release(Some("2.0.0")));
         assert_eq!(
             shape(&plan),
             [
@@ -279,7 +288,7 @@ mod tests {
             &[("a", "^2"), ("b", "main=^2;release-1.x=^1.4"), ("c", "")],
             &[("x", &["a"]), ("y", &["b"])],
         );
-        let plan = plan_cascade(&g, &id("lib"), Some("1.5.0"));
+        let plan = plan_cascade(&g, &id("lib"), Reach::Release(Some("1.5.0")));
         assert_eq!(
             shape(&plan),
             [
@@ -302,12 +311,12 @@ mod tests {
     fn a_root_without_a_version_or_with_an_unreadable_one_follows_every_edge() {
         let g = versioned(&[("a", "^2"), ("b", "^1")], &[]);
         for version in [None, Some("two point oh")] {
-            let plan = plan_cascade(&g, &id("lib"), version);
+            let plan = plan_cascade(&g, &id("lib"), Reach::Release(version));
             assert_eq!(names(&plan), ["lib", "a", "b"]);
             assert!(plan.nodes.iter().all(|n| n.needs_bump.is_none()));
             assert_eq!(plan.notes.len(), usize::from(version.is_some()));
         }
-        let plan = plan_cascade(&g, &id("lib"), Some("two point oh"));
+        let plan = plan_cascade(&g, &id("lib"), Reach::Release(Some("two point oh")));
         assert!(
             plan.notes[0].contains("\"two point oh\" is not a Cargo version"),
             "{:?}",
@@ -320,7 +329,7 @@ mod tests {
         // b declares ^2 on lib (so 1.5.0 is below it) but also depends on a, which
         // takes 1.5.0: b is built after a, and lib is not its parent.
         let g = versioned(&[("a", "^1"), ("b", "^2")], &[("b", &["a"])]);
-        let plan = plan_cascade(&g, &id("lib"), Some("1.5.0"));
+        let plan = plan_cascade(&g, &id("lib"), Reach::Release(Some("1.5.0")));
         assert_eq!(
             shape(&plan),
             [
@@ -329,6 +338,76 @@ mod tests {
                 ("b", None, None, vec!["a"]),
             ]
         );
+    }
+
+    fn promotion(pins: &[(&str, Result<&str, &str>)]) -> Promotion {
+        Promotion {
+            version: "2.0.0".into(),
+            previous: "test".into(),
+            pins: pins
+                .iter()
+                .map(|(p, pin)| {
+                    let pin = pin
+                        .map(|v| lines::Pin {
+                            version: v.to_owned(),
+                            on_ref: None,
+                        })
+                        .map_err(str::to_owned);
+                    (id(p), pin)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_promotion_builds_only_the_line_pinned_and_says_why_the_rest_stay() {
+        // a and b passed in test; c failed there, and d sits below c only; e below a
+        // and c; n subscribed to lib after the release, so it is not on the line.
+        let g = versioned(
+            &[("a", ""), ("b", ""), ("c", ""), ("n", "")],
+            &[("d", &["c"]), ("e", &["a", "c"])],
+        );
+        let p = promotion(&[
+            ("a", Ok("3.1.0")),
+            ("b", Ok("0.9.2")),
+            ("c", Err("it ended failed in test")),
+            ("d", Err("it was not built in test")),
+            ("e", Ok("1.0.0")),
+        ]);
+        let plan = plan_cascade(&g, &id("lib"), Reach::Promotion(&p));
+        assert_eq!(names(&plan), ["lib", "a", "b", "e"]);
+        let pins: Vec<_> = plan
+            .nodes
+            .iter()
+            .map(|n| n.pin.as_ref().map(|p| p.version.as_str()))
+            .collect();
+        assert_eq!(pins, [None, Some("3.1.0"), Some("0.9.2"), Some("1.0.0")]);
+        // e waits for a only: c is not in the event.
+        assert_eq!(plan.nodes[3].parents, [1]);
+        assert_eq!(
+            plan.not_promoted,
+            [
+                (id("c"), "it ended failed in test".to_owned()),
+                (id("d"), "it was not built in test".to_owned()),
+                (
+                    id("n"),
+                    "it was not built against acme/lib 2.0.0 in test".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_promoted_project_no_longer_reached_stays_and_says_so() {
+        // x was on the line below a, but no longer depends on anything in the event.
+        let g = versioned(&[("a", "")], &[("x", &[])]);
+        let p = promotion(&[("a", Ok("1.0.0")), ("x", Ok("2.0.0"))]);
+        let plan = plan_cascade(&g, &id("lib"), Reach::Promotion(&p));
+        assert_eq!(names(&plan), ["lib", "a"]);
+        assert_eq!(plan.not_promoted.len(), 1);
+        assert!(plan.not_promoted[0]
+            .1
+            .contains("no longer depends on acme/lib"));
     }
 
     /// Random graphs: `edges[i]` lists upstream indexes of project i.
@@ -379,7 +458,7 @@ mod tests {
         #[test]
         fn every_reached_project_gets_exactly_one_node_parents_first((root, edges) in arb_graph()) {
             let g = build(&edges);
-            let plan = plan_cascade(&g, &p(root), None);
+            let plan = plan_cascade(&g, &p(root), Reach::Release(None));
             let mut expected: BTreeSet<ProjectId> = g.transitive_dependents(&p(root)).into_iter().map(|d| d.project).collect();
             expected.insert(p(root));
             let planned: Vec<ProjectId> = plan.nodes.iter().map(|n| n.project.clone()).collect();
@@ -414,7 +493,7 @@ mod tests {
                 g.register(&p(i), &deps, true, Some(Ecosystem::Cargo));
             }
             let v = RELEASES[release];
-            let plan = plan_cascade(&g, &p(root), Some(v));
+            let plan = plan_cascade(&g, &p(root), Reach::Release(Some(v)));
 
             // The reference: breadth-first from the root, classifying each edge out of
             // the root by how its range fits the release.
@@ -464,7 +543,7 @@ mod tests {
                 let ups: Vec<ProjectId> = ups.iter().rev().map(|&u| p(u)).collect();
                 reversed.set_project(&p(i), &ups, true);
             }
-            prop_assert_eq!(plan_cascade(&build(&edges), &p(root), None), plan_cascade(&reversed, &p(root), None));
+            prop_assert_eq!(plan_cascade(&build(&edges), &p(root), Reach::Release(None)), plan_cascade(&reversed, &p(root), Reach::Release(None)));
         }
 
         #[test]

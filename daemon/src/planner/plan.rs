@@ -7,8 +7,18 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use conjunction_protocol::ProjectId;
 
 use super::graph::{shortest_cycle_within, Graph, Ix};
+use super::lines::{Pin, Promotion};
 use super::rule::{judge, EdgeRule};
 use super::versions::Version;
+
+/// What a root event does with the root's dependents.
+#[derive(Debug, Clone, Copy)]
+pub enum Reach<'a> {
+    /// A release of a version (or of none): the trigger rule picks the dependents.
+    Release(Option<&'a str>),
+    /// A promotion of a release line: only its dependents that may go along, pinned.
+    Promotion(&'a Promotion),
+}
 
 /// The nodes of one root event, parents before children (except around cycles).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +31,9 @@ pub struct CascadePlan {
     /// with why, sorted by project; they are not in the event unless another path
     /// reaches them.
     pub not_taken: Vec<(ProjectId, String)>,
+    /// In a promotion: the dependents on the line, or reached from the projects
+    /// promoted, that stay where they are, with why, sorted by project.
+    pub not_promoted: Vec<(ProjectId, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +49,8 @@ pub struct PlannedNode {
     /// The range this project declares on the root, when the release is above it:
     /// the node needs a bump, and nothing is reached through it.
     pub needs_bump: Option<String>,
+    /// In a promotion: the version to build or deploy.
+    pub pin: Option<Pin>,
 }
 
 /// What the release of the root means for its direct dependents that declare which
@@ -96,11 +111,12 @@ impl Release {
     }
 }
 
-/// Works out the nodes of a root event started by `root` releasing `version`: one
-/// per project reached from it through `depends_on` edges that the trigger rule
-/// follows ([`super::rule`]). Costs O((V + E) log V) in the projects and edges it
-/// reaches, nothing for the rest of the graph.
-pub fn plan_cascade(graph: &Graph, root: &ProjectId, version: Option<&str>) -> CascadePlan {
+/// Works out the nodes of a root event started by `root`: one per project reached
+/// from it through `depends_on` edges that the trigger rule follows
+/// ([`super::rule`]) in a release, or through projects that go along in a promotion
+/// ([`super::lines`]). Costs O((V + E) log V) in the projects and edges it reaches,
+/// nothing for the rest of the graph.
+pub fn plan_cascade(graph: &Graph, root: &ProjectId, reach: Reach<'_>) -> CascadePlan {
     let Some(root_ix) = graph.ix(root) else {
         return CascadePlan {
             nodes: vec![PlannedNode {
@@ -109,18 +125,33 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId, version: Option<&str>) -> C
                 cycle: None,
                 on_ref: None,
                 needs_bump: None,
+                pin: None,
             }],
             notes: Vec::new(),
             not_taken: Vec::new(),
+            not_promoted: Vec::new(),
         };
     };
-    let release = &Release::judge(graph, root_ix, version);
+    let (release, promoted) = match reach {
+        Reach::Release(version) => (Release::judge(graph, root_ix, version), None),
+        Reach::Promotion(promotion) => {
+            let pins: HashMap<Ix, &Pin> = promotion
+                .pins
+                .iter()
+                .filter_map(|(p, pin)| Some((graph.ix(p)?, pin.as_ref().ok()?)))
+                .collect();
+            (Release::default(), Some(pins))
+        }
+    };
+    let (release, promoted) = (&release, &promoted);
     // Whether the event goes on from `u` to its dependent `d`: never from a project
-    // that needs a bump, and from the root not to one that does not take its release.
+    // that needs a bump, from the root not to one that does not take its release,
+    // and in a promotion only to a project that goes along.
     let follows = move |u: Ix, d: Ix| {
         d != root_ix
             && !release.needs_bump.contains_key(&u)
             && !(u == root_ix && release.cut.contains(&d))
+            && promoted.as_ref().is_none_or(|pins| pins.contains_key(&d))
     };
     let onward = move |p: Ix| graph.dependent_ixs(p).filter(move |&d| follows(p, d));
 
@@ -244,14 +275,61 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId, version: Option<&str>) -> C
                 cycle,
                 on_ref: release.on_ref.get(&p).cloned(),
                 needs_bump: release.needs_bump.get(&p).cloned(),
+                pin: promoted
+                    .as_ref()
+                    .and_then(|pins| pins.get(&p))
+                    .map(|&pin| pin.clone()),
             }
         })
         .collect();
+    let not_promoted = match reach {
+        Reach::Release(_) => Vec::new(),
+        Reach::Promotion(promotion) => {
+            let left = |ix: &Ix| !local.contains_key(ix);
+            not_promoted(graph, root_ix, &reached, promotion, left)
+        }
+    };
     CascadePlan {
         nodes,
         notes,
         not_taken: release.not_taken.clone(),
+        not_promoted,
     }
+}
+
+/// The projects a promotion leaves where they are: those on the line that may not go
+/// along, those that may but are no longer reached, and the dependents of the root
+/// and of promoted projects that are not on the line.
+fn not_promoted(
+    graph: &Graph,
+    root: Ix,
+    reached: &[Ix],
+    promotion: &Promotion,
+    left: impl Fn(&Ix) -> bool,
+) -> Vec<(ProjectId, String)> {
+    let root_id = graph.id(root);
+    let mut out: std::collections::BTreeMap<ProjectId, String> = promotion
+        .pins
+        .iter()
+        .filter_map(|(project, pin)| match pin {
+            Err(why) => Some((project.clone(), why.clone())),
+            Ok(_) if graph.ix(project).is_none_or(|ix| left(&ix)) => Some((
+                project.clone(),
+                format!("it no longer depends on {root_id} through projects that are promoted"),
+            )),
+            Ok(_) => None,
+        })
+        .collect();
+    for &p in std::iter::once(&root).chain(reached) {
+        for d in graph.dependent_ixs(p) {
+            let project = graph.id(d);
+            if d != root && !promotion.pins.contains_key(project) {
+                out.entry(project.clone())
+                    .or_insert_with(|| promotion.not_on_line(root_id));
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Tarjan's algorithm, iterative, over nodes `0..next.len()`.

@@ -49,6 +49,22 @@ pub enum Refusal {
         range: String,
         why: String,
     },
+    #[error("environment {named:?} is not one of this daemon's environments ({known}); name one of them, or leave environment out for a release into the first")]
+    UnknownEnvironment { named: String, known: String },
+    #[error("a promotion to {environment} names the version it promotes; add `version`")]
+    PromotionWithoutVersion { environment: String },
+    #[error("{project} {version} {how} in {previous}, the environment before {environment}; promote it to {previous} first", how = match state {
+        None => "has not passed".to_owned(),
+        Some(state) => format!("{state}"),
+    })]
+    NotPassedBefore {
+        project: ProjectId,
+        version: String,
+        environment: String,
+        previous: String,
+        /// The project's state in its latest run of the version in `previous`.
+        state: Option<conjunction_protocol::StateKind>,
+    },
 }
 
 /// A token used for something it does not speak for.

@@ -315,7 +315,7 @@ impl<M: EventMembers> Run<'_, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::planner::{plan_cascade, Graph};
+    use crate::planner::{plan_cascade, Graph, Reach};
     use proptest::prelude::*;
 
     fn id(s: &str) -> ProjectId {
@@ -342,7 +342,7 @@ mod tests {
     }
 
     fn start(g: &Graph, root: &str) -> StartedEvent {
-        let plan = plan_cascade(g, &id(root), None);
+        let plan = plan_cascade(g, &id(root), Reach::Release(None));
         start_event(&plan, &ids(plan.nodes.len()), usize::MAX, &always)
     }
 
@@ -424,7 +424,7 @@ mod tests {
         let a: &[&str] = &["a"];
         let edges: Vec<(&str, &[&str])> = names.iter().map(|n| (n.as_str(), a)).collect();
         let g = graph(&edges);
-        let plan = plan_cascade(&g, &id("a"), None);
+        let plan = plan_cascade(&g, &id("a"), Reach::Release(None));
         let mut e = start_event(&plan, &ids(plan.nodes.len()), 4, &always);
         assert_eq!(e.steps.len(), 4);
         assert_eq!(e.deferred, (5..=10).collect::<Vec<u32>>());
@@ -449,7 +449,7 @@ mod tests {
     fn a_dependent_without_a_trigger_fails_and_blocks_its_own_in_the_same_call() {
         let mut g = graph(&[("c", &["b"])]);
         g.set_project(&id("b"), &[id("a")], false);
-        let plan = plan_cascade(&g, &id("a"), None);
+        let plan = plan_cascade(&g, &id("a"), Reach::Release(None));
         let e = start_event(&plan, &ids(3), usize::MAX, &|p| g.triggerable(p));
         assert_eq!(
             e.steps,
@@ -632,7 +632,7 @@ mod tests {
             budget in prop_oneof![Just(usize::MAX), 1usize..6],
         ) {
             let g = build(&edges, &can);
-            let plan = plan_cascade(&g, &name(root), None);
+            let plan = plan_cascade(&g, &name(root), Reach::Release(None));
             let triggerable = |p: &ProjectId| g.triggerable(p);
             let can_at: Vec<bool> = plan.nodes.iter().map(|n| triggerable(&n.project).is_ok()).collect();
             // Takes up deferred decisions, a budget at a time, until none are left.

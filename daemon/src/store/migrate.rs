@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::records::{decode, encode, RootRecord};
 use super::{
-    StoreError, EVENTS, HOOKS, HOOK_EXPIRY, LAYOUT, LAYOUT_KEY, MEMBERS, META, NODES, OUTBOX,
-    POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
+    StoreError, DEPLOYED, EVENTS, HOOKS, HOOK_EXPIRY, LAYOUT, LAYOUT_KEY, LINES, LINE_DEPENDENTS,
+    MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
 };
 use crate::planner::Member;
 
@@ -73,6 +73,9 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(WATCH)?;
         txn.open_table(HOOKS)?;
         txn.open_table(HOOK_EXPIRY)?;
+        txn.open_table(LINES)?;
+        txn.open_table(LINE_DEPENDENTS)?;
+        txn.open_table(DEPLOYED)?;
         match layout {
             Some(LAYOUT) => return Ok(None),
             Some(newer) if newer > LAYOUT => return Err(StoreError::NewerLayout(newer)),
@@ -143,8 +146,11 @@ fn from_layout_1(txn: &redb::WriteTransaction) -> Result<Migrated, StoreError> {
             version: old.version,
             commit: old.commit,
             git_ref: old.git_ref,
+            environment: None,
+            rollback_from: None,
             created_at: old.created_at,
             notes: old.notes,
+            not_promoted: Vec::new(),
             cascade_started: old.cascade_started,
             counts,
             size: old.members.len() as u32,

@@ -58,6 +58,16 @@ pub(crate) const HOOKS: TableDefinition<&str, u64> = TableDefinition::new("hooks
 pub(crate) const HOOK_EXPIRY: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("hook_expiry");
 
+/// (upstream, version) -> its [`conjunction_protocol::releases::ReleaseLine`]: the
+/// upstream's runs of the version per environment (its dependents are rows of their own).
+pub(crate) const LINES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("lines");
+/// (upstream, version, dependent) -> the dependent's
+/// [`conjunction_protocol::releases::LineDependent`] on that line.
+pub(crate) const LINE_DEPENDENTS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("line_dependents");
+/// (upstream, environment) -> the version the environment has now.
+pub(crate) const DEPLOYED: TableDefinition<(&str, &str), &str> = TableDefinition::new("deployed");
+
 pub(crate) const SEQ_KEY: &str = "seq";
 pub(crate) const LAYOUT_KEY: &str = "layout";
 /// The table layout this daemon writes.

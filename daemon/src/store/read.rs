@@ -5,10 +5,14 @@ use conjunction_protocol::{
 };
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use std::collections::BTreeMap;
+
+use conjunction_protocol::releases::{LineDependent, ReleaseLine};
+
 use super::records::{decode, OutboxEntry, RootRecord, StoredProject, Watched};
 use super::{
-    Store, StoreError, EVENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS,
-    SEQ_KEY, TOKENS, WATCH,
+    Store, StoreError, DEPLOYED, EVENTS, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, OUTBOX,
+    POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -23,6 +27,16 @@ pub struct Snapshot {
     pub roots: Vec<RootSummary>,
     /// The newest of those events with their nodes, whole events within the budget.
     pub events: Vec<RootEvent>,
+}
+
+/// One page of a project's release lines.
+#[derive(Debug)]
+pub struct LinesPage {
+    pub lines: Vec<ReleaseLine>,
+    /// Older lines follow.
+    pub more: bool,
+    /// The version each environment has now.
+    pub current: BTreeMap<String, String>,
 }
 
 /// One page of a root event's nodes, or why there is none.
@@ -143,6 +157,66 @@ impl Store {
     /// The current picture for a new websocket client: every project, the summaries
     /// of the `roots_limit` newest root events, and the nodes of as many of those
     /// (newest first, whole events only) as fit in `node_budget` nodes.
+    /// Up to `limit` of the release lines of `project`, newest first (by when each
+    /// version was first reported), starting below the line of `before`, each with its
+    /// dependents; and the version each environment has now.
+    pub fn releases(
+        &self,
+        project: &ProjectId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<LinesPage, StoreError> {
+        let txn = self.database().begin_read()?;
+        let lines = txn.open_table(LINES)?;
+        let mut all: Vec<ReleaseLine> = Vec::new();
+        for row in lines.range((project.as_str(), "")..)? {
+            let (key, value) = row?;
+            if key.value().0 != project.as_str() {
+                break;
+            }
+            all.push(decode(value.value())?);
+        }
+        all.sort_by(|a, b| (b.created_at, &b.version).cmp(&(a.created_at, &a.version)));
+        let start = match before {
+            None => 0,
+            Some(v) => all
+                .iter()
+                .position(|l| l.version == v)
+                .map_or(all.len(), |i| i + 1),
+        };
+        let more = all.len() > start + limit;
+        let dependents = txn.open_table(LINE_DEPENDENTS)?;
+        let mut page = Vec::new();
+        for mut line in all.into_iter().skip(start).take(limit) {
+            line.dependents = line_dependents(&dependents, project, &line.version)?;
+            page.push(line);
+        }
+        let current = deployed(&txn.open_table(DEPLOYED)?, project)?;
+        Ok(LinesPage {
+            lines: page,
+            more,
+            current,
+        })
+    }
+
+    /// The release line of `version` of `project` with its dependents, and the
+    /// version each environment has now.
+    pub fn release_line(
+        &self,
+        project: &ProjectId,
+        version: &str,
+    ) -> Result<(Option<ReleaseLine>, BTreeMap<String, String>), StoreError> {
+        let txn = self.database().begin_read()?;
+        let found = txn.open_table(LINES)?.get((project.as_str(), version))?;
+        let mut line: Option<ReleaseLine> = found.map(|g| decode(g.value())).transpose()?;
+        if let Some(line) = &mut line {
+            let dependents = txn.open_table(LINE_DEPENDENTS)?;
+            line.dependents = line_dependents(&dependents, project, version)?;
+        }
+        let current = deployed(&txn.open_table(DEPLOYED)?, project)?;
+        Ok((line, current))
+    }
+
     /// The sequence number of the last committed event.
     pub fn seq(&self) -> Result<u64, StoreError> {
         let txn = self.database().begin_read()?;
@@ -279,4 +353,39 @@ fn read_nodes(
         out.push(decode::<Node>(g.value())?);
     }
     Ok((out, rows.next().is_some()))
+}
+
+/// Every dependent on the line of `version` of `upstream`, by project.
+pub(super) fn line_dependents(
+    table: &impl ReadableTable<(&'static str, &'static str, &'static str), &'static [u8]>,
+    upstream: &ProjectId,
+    version: &str,
+) -> Result<Vec<LineDependent>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range((upstream.as_str(), version, "")..)? {
+        let (key, value) = row?;
+        let (u, v, _) = key.value();
+        if (u, v) != (upstream.as_str(), version) {
+            break;
+        }
+        out.push(decode(value.value())?);
+    }
+    Ok(out)
+}
+
+/// The version each environment has now.
+fn deployed(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    upstream: &ProjectId,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let mut out = BTreeMap::new();
+    for row in table.range((upstream.as_str(), "")..)? {
+        let (key, value) = row?;
+        let (u, environment) = key.value();
+        if u != upstream.as_str() {
+            break;
+        }
+        out.insert(environment.to_owned(), value.value().to_owned());
+    }
+    Ok(out)
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use conjunction_protocol::impact::NotAffected;
 use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{
     BuildId, CiKind, Contact, Dependency, Package, Project, ProjectId, RootSummary, SourceSpec,
@@ -89,8 +90,17 @@ pub(crate) struct RootRecord {
     pub version: Option<String>,
     pub commit: Option<String>,
     pub git_ref: Option<String>,
+    /// The environment the root report named; none is a release into the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Set when this promotion rolls the environment back: the newer version it had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_from: Option<String>,
     pub created_at: Timestamp,
     pub notes: Vec<String>,
+    /// In a promotion: the dependents left where they are, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_promoted: Vec<NotAffected>,
     /// Set once the root passed and its dependents were planned.
     pub cascade_started: bool,
     /// Nodes in each state, kept as they change.
@@ -107,9 +117,12 @@ impl RootRecord {
             version: self.version.clone(),
             commit: self.commit.clone(),
             git_ref: self.git_ref.clone(),
+            environment: self.environment.clone(),
+            rollback_from: self.rollback_from.clone(),
             created_at: self.created_at,
             counts: self.counts.clone(),
             notes: self.notes.clone(),
+            not_promoted: self.not_promoted.clone(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 use conjunction_protocol::ws::{Change, Event, ServerMessage};
 use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Timestamp};
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -12,8 +13,8 @@ use super::records::{
     decode, encode, run_key, OutboxEntry, RootRecord, RunRecord, StoredProject, Watched,
 };
 use super::{
-    StoreError, EVENTS, HOOKS, HOOK_EXPIRY, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS,
-    READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    StoreError, DEPLOYED, EVENTS, HOOKS, HOOK_EXPIRY, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
+    OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -35,6 +36,9 @@ pub struct WriteTx<'t> {
     watch: Table<'t, u128, &'static [u8]>,
     hooks: Table<'t, &'static str, u64>,
     hook_expiry: Table<'t, (u64, &'static str), ()>,
+    lines: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    line_dependents: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
+    deployed: Table<'t, (&'static str, &'static str), &'static str>,
     seq: u64,
     published: Vec<Published>,
     /// The JSON of the last timestamp an event was written at: a batch writes many
@@ -61,6 +65,9 @@ impl<'t> WriteTx<'t> {
             watch: txn.open_table(WATCH)?,
             hooks: txn.open_table(HOOKS)?,
             hook_expiry: txn.open_table(HOOK_EXPIRY)?,
+            lines: txn.open_table(LINES)?,
+            line_dependents: txn.open_table(LINE_DEPENDENTS)?,
+            deployed: txn.open_table(DEPLOYED)?,
             seq,
             published: Vec::new(),
             at_json: None,
@@ -267,6 +274,83 @@ impl<'t> WriteTx<'t> {
 
     pub fn has_ready(&self) -> Result<bool, StoreError> {
         Ok(self.ready.first()?.is_some())
+    }
+
+    // ---- release lines ----
+
+    /// The line of `version` of `upstream`, without its dependents.
+    pub fn line(
+        &self,
+        upstream: &ProjectId,
+        version: &str,
+    ) -> Result<Option<ReleaseLine>, StoreError> {
+        let found = self.lines.get((upstream.as_str(), version))?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    /// Writes a line's own record; its dependents are kept apart.
+    pub fn put_line(&mut self, line: &ReleaseLine) -> Result<(), StoreError> {
+        debug_assert!(line.dependents.is_empty());
+        self.lines.insert(
+            (line.project.as_str(), line.version.as_str()),
+            encode(line).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn line_dependent(
+        &self,
+        upstream: &ProjectId,
+        version: &str,
+        dependent: &ProjectId,
+    ) -> Result<Option<LineDependent>, StoreError> {
+        let found = self
+            .line_dependents
+            .get((upstream.as_str(), version, dependent.as_str()))?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub fn put_line_dependent(
+        &mut self,
+        upstream: &ProjectId,
+        version: &str,
+        dependent: &LineDependent,
+    ) -> Result<(), StoreError> {
+        self.line_dependents.insert(
+            (upstream.as_str(), version, dependent.project.as_str()),
+            encode(dependent).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// Every dependent on the line of `version` of `upstream`, by project.
+    pub fn line_dependents(
+        &self,
+        upstream: &ProjectId,
+        version: &str,
+    ) -> Result<Vec<LineDependent>, StoreError> {
+        super::read::line_dependents(&self.line_dependents, upstream, version)
+    }
+
+    /// The version `environment` has now.
+    pub fn deployed(
+        &self,
+        upstream: &ProjectId,
+        environment: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let found = self.deployed.get((upstream.as_str(), environment))?;
+        Ok(found.map(|g| g.value().to_owned()))
+    }
+
+    pub fn put_deployed(
+        &mut self,
+        upstream: &ProjectId,
+        environment: &str,
+        version: &str,
+    ) -> Result<(), StoreError> {
+        self.deployed
+            .insert((upstream.as_str(), environment), version)?;
+        Ok(())
     }
 
     // ---- the outbox ----

@@ -1,6 +1,7 @@
 //! The cascade executor: carries out what the planner decides about a root event,
 //! turning its steps into node states, triggers in the outbox and build tokens.
 
+use conjunction_protocol::impact::NotAffected;
 use conjunction_protocol::trigger::{ReportEndpoint, TriggerParent, TriggerPayload, TriggerRoot};
 use conjunction_protocol::{BlockedBy, Bump, Node, NodeState};
 
@@ -8,9 +9,12 @@ use std::collections::BTreeMap;
 
 use conjunction_protocol::BuildId;
 
+use super::lines;
 use super::work::{Edit, Work, STEP_BUDGET};
 use crate::auth::hash_token;
-use crate::planner::{plan_cascade, start_event, Principal, Settled, Step};
+use crate::planner::{
+    plan_cascade, start_event, Principal, Promotion, Reach, Settled, Stage, Step,
+};
 use crate::store::{OutboxEntry, StoreError};
 
 /// Plans the dependents of a root that just passed (its node and member already say
@@ -19,7 +23,35 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
     let root = edit.root;
     let record = &work.event(root)?.record;
     let (project, version) = (record.project.clone(), record.version.clone());
-    let plan = plan_cascade(work.graph, &project, version.as_deref());
+    let environment = record.environment.clone();
+    let mut notes = Vec::new();
+    let promotion = match (work.environments.stage(environment.as_deref()), &version) {
+        (Ok(Stage::Promotion { previous, .. }), Some(v)) => {
+            let previous = previous.to_owned();
+            let dependents = work.tx.line_dependents(&project, v)?;
+            Some(match work.tx.line(&project, v)? {
+                Some(line) => Promotion::of(&line, &dependents, &previous),
+                None => Promotion {
+                    version: v.clone(),
+                    previous,
+                    pins: Default::default(),
+                },
+            })
+        }
+        (Ok(_), _) => None,
+        // The environment was known when the report came; the daemon's list changed
+        // since. The event goes on as a release.
+        (Err(refusal), _) => {
+            notes.push(format!("{refusal}: it was built as a release"));
+            None
+        }
+    };
+    let reach = match &promotion {
+        Some(promotion) => Reach::Promotion(promotion),
+        None => Reach::Release(version.as_deref()),
+    };
+    let mut plan = plan_cascade(work.graph, &project, reach);
+    plan.notes.extend(notes);
     let mut ids = vec![root];
     for _ in 1..plan.nodes.len() {
         ids.push(work.next_id());
@@ -29,6 +61,19 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
     let record = work.record_mut(root)?;
     record.notes = plan.notes;
     record.cascade_started = true;
+    record.not_promoted = plan
+        .not_promoted
+        .iter()
+        .map(|(project, why)| NotAffected {
+            project: project.clone(),
+            why: why.clone(),
+        })
+        .collect();
+    if let (Some(v), Some(env)) = (&version, &environment) {
+        for (dependent, why) in &plan.not_promoted {
+            lines::not_promoted(work, (&project, v, env), root, dependent, why)?;
+        }
+    }
     let now = work.now;
     for ((position, member), planned) in started.members.into_iter().enumerate().zip(plan.nodes) {
         if position > 0 {
@@ -46,6 +91,10 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
             };
             let mut node = Node::new(member.id, planned.project, root, parents, state, now);
             node.target_ref = planned.on_ref;
+            if let Some(pin) = planned.pin {
+                node.target_ref = pin.on_ref;
+                node.target_version = Some(pin.version);
+            }
             if node.state.kind().is_final() {
                 node.finished_at = Some(now);
             }
@@ -163,6 +212,7 @@ pub(super) fn queue(
         });
     }
     let record = &work.event(root)?.record;
+    let environment = record.environment.clone();
     let trigger_root = TriggerRoot {
         build: record.id,
         project: record.project.clone(),
@@ -173,6 +223,7 @@ pub(super) fn queue(
     node.state = NodeState::Queued;
     let (build, attempt, project) = (node.id, node.attempt, node.project.clone());
     let target_ref = node.target_ref.clone();
+    let pinned = node.target_version.clone();
     let token = work.build_tokens.token(build, attempt);
     work.tx
         .put_token(&hash_token(&token), &Principal::Build { build, attempt })?;
@@ -192,6 +243,10 @@ pub(super) fn queue(
                 token: String::new(),
             },
             git_ref: target_ref,
+            // A promotion pins every node it builds; a release's payload names no
+            // environment, so its triggers stay as they were before environments.
+            environment: pinned.is_some().then_some(environment).flatten(),
+            version: pinned,
         },
         tries: 0,
         due: work.now,

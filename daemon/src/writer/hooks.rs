@@ -190,6 +190,7 @@ fn build_news(
         version: None,
         commit: news.run.commit,
         git_ref: news.run.git_ref,
+        environment: None,
         url: news.run.url,
         summary: news.run.summary,
         metadata: Default::default(),

@@ -16,6 +16,7 @@
 mod cascade;
 mod deliveries;
 mod hooks;
+mod lines;
 mod projects;
 mod rebuilds;
 mod reports;
@@ -32,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::BuildTokens;
 use crate::health::Health;
 use crate::hub::Hub;
-use crate::planner::{Graph, Principal, Refusal};
+use crate::planner::{Environments, Graph, Principal, Refusal};
 use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
 
 pub use deliveries::{prepare_outbox, Delivery};
@@ -248,6 +249,8 @@ pub struct Wiring {
     pub dispatch: mpsc::UnboundedSender<OutboxEntry>,
     pub report_url: String,
     pub build_tokens: BuildTokens,
+    /// The environments releases are promoted through, in order.
+    pub environments: Environments,
     pub health: Health,
     /// The planner left nodes to decide (before the last stop, then in the last
     /// batch): the next batch carries on with them.
@@ -355,6 +358,7 @@ impl Writer {
                     &mut self.w.graph,
                     &self.w.report_url,
                     &self.w.build_tokens,
+                    &self.w.environments,
                     &mut self.ulids,
                 );
                 for command in batch {

@@ -5,10 +5,11 @@ use conjunction_protocol::{BuildId, Node, Report, ReportAck, StateKind};
 
 use super::cascade;
 use super::work::{Edit, Work};
+use crate::planner::lines::{judge_promotion, rollback_from};
 use crate::planner::reports::{
     accept_report, authorize_node_report, authorize_root_report, reported,
 };
-use crate::planner::{Member, Principal, Refusal, ReportVerdict};
+use crate::planner::{Member, Principal, Refusal, ReportVerdict, Stage};
 use crate::store::{RootRecord, StoreError};
 
 pub(super) fn report(
@@ -36,6 +37,10 @@ pub(super) fn root_report(
     if !work.graph.is_registered(&report.project) {
         return Ok(Err(Refusal::UnknownProject(report.project)));
     }
+    let rollback_from = match promotion(work, &report)? {
+        Ok(rollback_from) => rollback_from,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let now = work.now;
     let id = work.next_id();
     let state = report.state.to_node_state();
@@ -51,6 +56,7 @@ pub(super) fn root_report(
         commit: report.commit.clone(),
         git_ref: report.git_ref.clone(),
         target_ref: None,
+        target_version: None,
         url: report.url,
         run: None,
         summary: report.summary,
@@ -67,8 +73,11 @@ pub(super) fn root_report(
         version: report.version,
         commit: report.commit,
         git_ref: report.git_ref,
+        environment: report.environment,
+        rollback_from,
         created_at: now,
         notes: Vec::new(),
+        not_promoted: Vec::new(),
         cascade_started: false,
         counts: Default::default(),
         size: 0,
@@ -95,6 +104,45 @@ pub(super) fn root_report(
     }
     let node = edit.flush(work, id)?;
     Ok(Ok(ack(&node)))
+}
+
+/// Checks the environment a root report names. A promotion must name a version that
+/// passed in the environment before; it rolls the environment back (the answer names
+/// the version it had) when that version is older than the environment's.
+fn promotion(
+    work: &mut Work<'_, '_>,
+    report: &Report,
+) -> Result<Result<Option<String>, Refusal>, StoreError> {
+    let stage = match work.environments.stage(report.environment.as_deref()) {
+        Ok(stage) => stage,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let Stage::Promotion {
+        environment,
+        previous,
+    } = stage
+    else {
+        return Ok(Ok(None));
+    };
+    let version = report.version.as_deref();
+    let line = match version {
+        Some(v) => work.tx.line(&report.project, v)?,
+        None => None,
+    };
+    if let Err(refusal) = judge_promotion(
+        &report.project,
+        version,
+        environment,
+        previous,
+        line.as_ref(),
+    ) {
+        return Ok(Err(refusal));
+    }
+    let current = work.tx.deployed(&report.project, environment)?;
+    let ecosystem = work.graph.ecosystem(&report.project);
+    Ok(Ok(version.and_then(|v| {
+        rollback_from(ecosystem, v, current.as_deref())
+    })))
 }
 
 /// Moves a build on by a report; `amend` may add to the node what the report cannot

@@ -13,7 +13,7 @@ use conjunction_protocol::{BuildId, Node, ProjectId, RootSummary, StateKind, Tim
 
 use crate::auth::BuildTokens;
 use crate::hub::Published;
-use crate::planner::{self, EventMembers, Graph, Member, Settled};
+use crate::planner::{self, Environments, EventMembers, Graph, Member, Settled};
 use crate::store::{OutboxEntry, RootRecord, StoreError, WriteTx};
 
 /// The most steps (nodes queued, blocked, unblocked or failed) the planner takes for
@@ -76,6 +76,7 @@ pub(crate) struct Work<'t, 'w> {
     pub graph: &'w mut Graph,
     pub report_url: &'w str,
     pub build_tokens: &'w BuildTokens,
+    pub environments: &'w Environments,
     ulids: &'w mut ulid::Generator,
     graph_changes: Vec<GraphChange>,
     events: HashMap<BuildId, EventState>,
@@ -88,6 +89,7 @@ impl<'t, 'w> Work<'t, 'w> {
         graph: &'w mut Graph,
         report_url: &'w str,
         build_tokens: &'w BuildTokens,
+        environments: &'w Environments,
         ulids: &'w mut ulid::Generator,
     ) -> Self {
         Self {
@@ -96,6 +98,7 @@ impl<'t, 'w> Work<'t, 'w> {
             graph,
             report_url,
             build_tokens,
+            environments,
             ulids,
             graph_changes: Vec::new(),
             events: HashMap::new(),
@@ -342,8 +345,9 @@ impl Edit {
                 .emit(work.now, Change::RootCreated { root: summary })?;
         }
         let mut found = None;
-        for (_, mut node) in self.nodes {
+        for (position, mut node) in self.nodes {
             work.tx.put_node(work.now, &mut node)?;
+            super::lines::record(work, position, &node)?;
             if node.id == wanted {
                 found = Some(node);
             }

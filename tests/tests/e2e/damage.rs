@@ -184,8 +184,21 @@ async fn a_damaged_database_is_refused_or_answered_with_json_and_never_drops_a_r
     let flip: fn(&mut [u8]) = |page| page.iter_mut().for_each(|b| *b ^= 0xa5);
     let mut outcomes = Vec::new();
     // The file's header (where redb finds everything else) first.
-    for step in 0..8 {
-        let offset = (len * step / 8) / 4096 * 4096;
+    // Where the pages fall moves with every change to what the daemon writes, so
+    // besides pages spread evenly, the page holding the record of whom acme/p0's
+    // report token speaks for (every report of acme/p0 reads it) is damaged too.
+    let bytes = std::fs::read(&pristine).unwrap();
+    let needle = br#"{"kind":"project","project":"acme/p0"}"#;
+    let token_page = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the token record is in the file") as u64
+        / 4096
+        * 4096;
+    let offsets = (0..8)
+        .map(|step| (len * step / 8) / 4096 * 4096)
+        .chain([token_page]);
+    for offset in offsets {
         for (how, damage) in [("zeroed", zero), ("flipped", flip)] {
             for while_serving in [false, true] {
                 let outcome =

@@ -85,6 +85,7 @@ pub fn root_report(project: &str, version: &str) -> Report {
         version: Some(version.into()),
         commit: Some("9f1c2e0".into()),
         git_ref: Some("main".into()),
+        environment: None,
         url: Some("https://ci.example/runs/881".into()),
         summary: None,
         metadata: [("pipeline".to_owned(), "release".to_owned())].into(),

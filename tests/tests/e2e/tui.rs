@@ -146,6 +146,7 @@ async fn the_ui_shows_an_outage_reconnects_and_catches_up_on_builds_reported_mea
                 version: None,
                 commit: None,
                 git_ref: None,
+                environment: None,
                 url: None,
                 summary: None,
                 metadata: Default::default(),

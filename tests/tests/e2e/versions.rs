@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use conjunction_protocol::project::{Ecosystem, Line, Package};
 use conjunction_protocol::{NodeState, StateKind};
 use conjunction_tests::daemon::TestDaemon;
-use conjunction_tests::mock_ci::MockCi;
+use conjunction_tests::mock_ci::{Behaviour, MockCi};
 use conjunction_tui::client::{Client, ClientError};
 
 use crate::*;
@@ -54,7 +54,7 @@ async fn a_new_major_builds_the_two_dependents_that_take_it_and_the_preview_said
     register(&d.api, "acme/x", &["acme/b1"], Some(&ci)).await;
     register(&d.api, "acme/y", &["acme/a1"], Some(&ci)).await;
 
-    let preview = d.api.impact(&pid("acme/lib"), "2.0.0").await.unwrap();
+    let preview = d.api.impact(&pid("acme/lib"), "2.0.0", None).await.unwrap();
     assert_eq!(preview.builds, 3);
     assert_eq!(preview.ecosystem, Ecosystem::Cargo);
     let bumps: Vec<(&str, &str)> = preview
@@ -162,7 +162,7 @@ async fn a_maintenance_release_reaches_only_the_dependent_declaring_that_line_on
     d.api.put_project(&pid("acme/lts"), &s).await.unwrap();
     register(&d.api, "acme/on-current", &["acme/current"], Some(&ci)).await;
 
-    let preview = d.api.impact(&pid("acme/lib"), "1.5.0").await.unwrap();
+    let preview = d.api.impact(&pid("acme/lib"), "1.5.0", None).await.unwrap();
     assert_eq!(preview.builds, 1);
     assert_eq!(preview.triggered[0].git_ref.as_deref(), Some("release-1.x"));
     let unaffected = projects(preview.not_affected.iter().map(|n| &n.project));
@@ -234,7 +234,220 @@ async fn ranges_are_checked_in_their_upstreams_ecosystem_when_registered() {
     );
 
     // A preview of a version the ecosystem does not read is refused too.
-    let err = d.api.impact(&pid("acme/lib"), "two").await.unwrap_err();
+    let err = d
+        .api
+        .impact(&pid("acme/lib"), "two", None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("invalid_version"), "{err}");
+    d.stop().await;
+}
+
+/// Reports `version` of acme/lib as having gone to `environment`.
+async fn promote(
+    api: &Client,
+    token: &str,
+    version: &str,
+    environment: &str,
+) -> Result<conjunction_protocol::ReportAck, ClientError> {
+    let mut report = root_report("acme/lib", version);
+    report.environment = Some(environment.into());
+    api.report(token, &report).await
+}
+
+/// The version and environment `project`'s trigger in event `root` asked for.
+fn asked(ci: &MockCi, project: &str, root: conjunction_protocol::BuildId) -> (String, String) {
+    let triggers = ci.triggers_of(project);
+    let t = triggers
+        .iter()
+        .find(|t| t.payload.root.build == root)
+        .unwrap_or_else(|| panic!("{project} was triggered in {root}"));
+    (
+        t.payload.version.clone().unwrap_or_default(),
+        t.payload.environment.clone().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_release_line_is_promoted_pinned_refused_out_of_order_and_rolled_back() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let token = library(&d.api, Ecosystem::Cargo).await;
+    dependent(&d.api, &ci, "acme/app", Some("^1"), &[]).await;
+    dependent(&d.api, &ci, "acme/svc", Some("^1"), &[]).await;
+    dependent(&d.api, &ci, "acme/red", Some("^1"), &[]).await;
+    dependent(&d.api, &ci, "acme/next", Some("^2"), &[]).await;
+    register(&d.api, "acme/web", &["acme/app"], Some(&ci)).await;
+    ci.set("acme/red", Behaviour::fail("tests failed"));
+    for (p, v) in [
+        ("acme/app", "3.1.0"),
+        ("acme/svc", "0.9.2"),
+        ("acme/web", "7.0.0"),
+    ] {
+        ci.publishes(p, v);
+    }
+
+    // The release into dev records the line from the dependents' reports.
+    let dev = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    let event = settled(&d.api, dev.root).await;
+    assert!(event.nodes.iter().all(|n| n.target_version.is_none()));
+    assert_eq!(
+        asked(&ci, "acme/app", dev.root),
+        (String::new(), String::new())
+    );
+    let line = d.api.release_line(&pid("acme/lib"), "1.0.0").await.unwrap();
+    let versions: Vec<(&str, Option<&str>, String)> = line
+        .dependents
+        .iter()
+        .map(|dep| {
+            let state = conjunction_tui::tree::cell_text(dep.environments.get("dev"));
+            (dep.project.as_str(), dep.version.as_deref(), state)
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("acme/app", Some("3.1.0"), "passed".to_owned()),
+            ("acme/red", None, "failed".to_owned()),
+            ("acme/svc", Some("0.9.2"), "passed".to_owned()),
+            ("acme/web", Some("7.0.0"), "passed".to_owned()),
+        ]
+    );
+    assert_eq!(line.environments["dev"].state, StateKind::Passed);
+
+    // Skipping test is refused, names it, and changes nothing.
+    let roots_before = d.api.roots(100).await.unwrap().len();
+    let err = promote(&d.api, &token, "1.0.0", "prod").await.unwrap_err();
+    assert_eq!(err.code(), Some("not_passed_before"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("acme/lib 1.0.0 has not passed in test, the environment before prod"),
+        "{err}"
+    );
+    assert_eq!(d.api.roots(100).await.unwrap().len(), roots_before);
+    let err = promote(&d.api, &token, "1.0.0", "staging")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("unknown_environment"), "{err}");
+    let mut unversioned = root_report("acme/lib", "1.0.0");
+    unversioned.version = None;
+    unversioned.environment = Some("test".into());
+    let err = d.api.report(&token, &unversioned).await.unwrap_err();
+    assert_eq!(err.code(), Some("version_required"), "{err}");
+    assert_eq!(
+        d.api.release_line(&pid("acme/lib"), "1.0.0").await.unwrap(),
+        line
+    );
+
+    // The preview of the promotion, then the promotion: the line's dependents only,
+    // each pinned to its version on the line.
+    let preview = d
+        .api
+        .impact(&pid("acme/lib"), "1.0.0", Some("test"))
+        .await
+        .unwrap();
+    let pinned: Vec<(&str, Option<&str>)> = preview
+        .triggered
+        .iter()
+        .map(|b| (b.project.as_str(), b.version.as_deref()))
+        .collect();
+    assert_eq!(
+        pinned,
+        [
+            ("acme/app", Some("3.1.0")),
+            ("acme/svc", Some("0.9.2")),
+            ("acme/web", Some("7.0.0")),
+        ]
+    );
+    let stays: Vec<&str> = preview
+        .not_promoted
+        .iter()
+        .map(|n| n.project.as_str())
+        .collect();
+    assert_eq!(stays, ["acme/next", "acme/red"]);
+    assert_eq!(preview.not_promoted[1].why, "it ended failed in dev");
+    let test = promote(&d.api, &token, "1.0.0", "test").await.unwrap();
+    let event = settled(&d.api, test.root).await;
+    assert_eq!(
+        projects(event.nodes.iter().skip(1).map(|n| &n.project)),
+        projects(preview.triggered.iter().map(|b| &b.project))
+    );
+    assert_eq!(event.summary.environment.as_deref(), Some("test"));
+    assert_eq!(event.summary.not_promoted, preview.not_promoted);
+    assert_eq!(
+        asked(&ci, "acme/app", test.root),
+        ("3.1.0".to_owned(), "test".to_owned())
+    );
+    assert_eq!(
+        node_of(&event, "acme/web").target_version.as_deref(),
+        Some("7.0.0")
+    );
+
+    // Newer versions of the dependents do not leak into the promotion of 1.0.0.
+    ci.publishes("acme/app", "3.2.0");
+    let prod = promote(&d.api, &token, "1.0.0", "prod").await.unwrap();
+    settled(&d.api, prod.root).await;
+    assert_eq!(
+        asked(&ci, "acme/app", prod.root),
+        ("3.1.0".to_owned(), "prod".to_owned())
+    );
+
+    // 1.1.0 goes all the way with app at 3.2.0; then prod rolls back to 1.0.0 and
+    // app goes back to 3.1.0.
+    let dev = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+    settled(&d.api, dev.root).await;
+    for env in ["test", "prod"] {
+        let ack = promote(&d.api, &token, "1.1.0", env).await.unwrap();
+        settled(&d.api, ack.root).await;
+        assert_eq!(
+            asked(&ci, "acme/app", ack.root),
+            ("3.2.0".to_owned(), env.to_owned())
+        );
+    }
+    let preview = d
+        .api
+        .impact(&pid("acme/lib"), "1.0.0", Some("prod"))
+        .await
+        .unwrap();
+    assert_eq!(preview.rollback_from.as_deref(), Some("1.1.0"));
+    let back = promote(&d.api, &token, "1.0.0", "prod").await.unwrap();
+    let event = settled(&d.api, back.root).await;
+    assert_eq!(event.summary.rollback_from.as_deref(), Some("1.1.0"));
+    assert_eq!(
+        asked(&ci, "acme/app", back.root),
+        ("3.1.0".to_owned(), "prod".to_owned())
+    );
+    assert_eq!(
+        asked(&ci, "acme/web", back.root),
+        ("7.0.0".to_owned(), "prod".to_owned())
+    );
+
+    let releases = d.api.releases(&pid("acme/lib")).await.unwrap();
+    assert_eq!(releases.environments, ["dev", "test", "prod"]);
+    let now: Vec<(&str, &str)> = releases
+        .current
+        .iter()
+        .map(|(e, v)| (e.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        now,
+        [("dev", "1.1.0"), ("prod", "1.0.0"), ("test", "1.1.0")]
+    );
+    let versions: Vec<&str> = releases.lines.iter().map(|l| l.version.as_str()).collect();
+    assert_eq!(versions, ["1.1.0", "1.0.0"]);
+    let old = &releases.lines[1];
+    assert_eq!(
+        old.environments["prod"].rollback_from.as_deref(),
+        Some("1.1.0")
+    );
+    let red = old
+        .dependents
+        .iter()
+        .find(|d| d.project.as_str() == "acme/red")
+        .unwrap();
+    assert_eq!(
+        conjunction_tui::tree::cell_text(red.environments.get("prod")),
+        "not promoted (it was not promoted to test: it ended failed in dev)"
+    );
     d.stop().await;
 }

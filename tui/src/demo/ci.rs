@@ -123,6 +123,7 @@ async fn run_build(ci: Arc<Ci>, payload: TriggerPayload, number: u64) {
         version: None,
         commit: None,
         git_ref: None,
+        environment: None,
         url: Some(url.clone()),
         summary,
         metadata: Default::default(),

@@ -175,6 +175,7 @@ async fn publish(client: Client, tokens: HashMap<&'static str, String>, interval
                 version: Some(format!("{major}.{minor}.{patch}")),
                 commit: Some(random_hex(20)),
                 git_ref: Some("refs/heads/main".into()),
+                environment: None,
                 url: None,
                 summary: None,
                 metadata: Default::default(),
