@@ -6,10 +6,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use conjunction_protocol::impact::Impact;
 use conjunction_protocol::node::may_rebuild;
+use conjunction_protocol::releases::Releases;
 use conjunction_protocol::tree::TreeLine;
-use conjunction_protocol::ws::{ClientMessage, ServerMessage};
-use conjunction_protocol::{BuildId, Node, NodeState, RootEvent, StateKind, Timestamp};
+use conjunction_protocol::ws::{Change, ClientMessage, ServerMessage};
+use conjunction_protocol::{BuildId, Node, NodeState, ProjectId, RootEvent, StateKind, Timestamp};
 
 use crate::keys::{Action, KeyMode};
 use crate::model::{Model, RootView};
@@ -40,6 +42,34 @@ pub enum Mode {
     Confirm(Confirm),
     /// Typing a search query.
     Search,
+    /// Typing what to preview: `project version [environment]`.
+    Prompt,
+    /// A view over the whole body.
+    View(View),
+}
+
+/// The views that take the whole body, over the roots, tree and details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// A project's release lines: its versions, each with its dependents' versions
+    /// and states per environment.
+    Releases {
+        project: ProjectId,
+        loaded: Loading<Box<Releases>>,
+    },
+    /// The impact preview of a release or a promotion, as typed at the prompt.
+    Impact {
+        asked: String,
+        loaded: Loading<Box<Impact>>,
+    },
+}
+
+/// Something asked of the daemon for a view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loading<T> {
+    Waiting,
+    Ready(T),
+    Failed(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +113,21 @@ pub enum Fetched {
     },
 }
 
+/// What the daemon answered for a view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    Releases(ProjectId, Result<Box<Releases>, String>),
+    /// The preview asked as `asked` at the prompt.
+    Impact(String, Result<Box<Impact>, String>),
+}
+
 /// Everything that changes the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     Action(Action),
     Feed(FeedEvent),
     Fetched(Fetched),
+    Loaded(Loaded),
     Tick(Timestamp),
 }
 
@@ -99,6 +138,16 @@ pub enum Effect {
     /// Read every node of this root event from the daemon, page by page, and hand
     /// the pages back as [`Msg::Fetched`].
     Fetch(BuildId),
+    /// Read a project's release lines, for [`Msg::Loaded`].
+    LoadReleases(ProjectId),
+    /// Ask for the impact preview of `version` of `project` (promoted to
+    /// `environment`), for [`Msg::Loaded`] under `asked`.
+    LoadImpact {
+        asked: String,
+        project: ProjectId,
+        version: String,
+        environment: Option<String>,
+    },
 }
 
 /// A line on the footer.
@@ -151,6 +200,12 @@ pub struct App {
     pub follow: bool,
     pub failing_only: bool,
     pub search: String,
+    /// What is typed at the impact prompt.
+    pub prompt: String,
+    /// How far a view is scrolled.
+    pub view_scroll: u16,
+    /// The open release lines are being read again.
+    releases_asked: bool,
     pub selected_root: Option<BuildId>,
     pub selected: Option<LineKey>,
     collapsed: HashSet<LineKey>,
@@ -191,6 +246,9 @@ impl App {
             follow: true,
             failing_only: false,
             search: String::new(),
+            prompt: String::new(),
+            view_scroll: 0,
+            releases_asked: false,
             selected_root: None,
             selected: None,
             collapsed: HashSet::new(),
@@ -215,8 +273,8 @@ impl App {
         }
         match self.mode {
             Mode::Confirm(_) => KeyMode::Confirm,
-            Mode::Search => KeyMode::Search,
-            Mode::Browse | Mode::Drill { .. } => KeyMode::Browse,
+            Mode::Search | Mode::Prompt => KeyMode::Search,
+            Mode::Browse | Mode::Drill { .. } | Mode::View(_) => KeyMode::Browse,
         }
     }
 
@@ -240,6 +298,7 @@ impl App {
                 }
                 Msg::Feed(event) => self.on_feed(event),
                 Msg::Fetched(fetched) => self.on_fetched(fetched),
+                Msg::Loaded(loaded) => self.on_loaded(loaded),
                 Msg::Action(action) => {
                     // Keys act on what is on screen: settle it first.
                     self.settle();
@@ -277,6 +336,84 @@ impl App {
             }
         }
         self.stale = true;
+    }
+
+    fn on_loaded(&mut self, loaded: Loaded) {
+        let Mode::View(view) = &mut self.mode else {
+            return;
+        };
+        match (view, loaded) {
+            (View::Releases { project, loaded }, Loaded::Releases(p, answer)) if *project == p => {
+                self.releases_asked = false;
+                *loaded = match answer {
+                    Ok(releases) => Loading::Ready(releases),
+                    Err(e) => Loading::Failed(e),
+                };
+            }
+            (View::Impact { asked, loaded }, Loaded::Impact(a, answer)) if *asked == a => {
+                *loaded = match answer {
+                    Ok(impact) => Loading::Ready(impact),
+                    Err(e) => Loading::Failed(e),
+                };
+            }
+            // An answer for a view that is no longer open.
+            _ => {}
+        }
+    }
+
+    /// Opens the release lines of the selected root's project.
+    fn open_releases(&mut self) -> Vec<Effect> {
+        let Some(project) = self.root().map(|r| r.summary.project.clone()) else {
+            self.complain("select a root event first: its project's release lines are shown");
+            return Vec::new();
+        };
+        self.view_scroll = 0;
+        self.mode = Mode::View(View::Releases {
+            project: project.clone(),
+            loaded: Loading::Waiting,
+        });
+        vec![Effect::LoadReleases(project)]
+    }
+
+    /// Opens the impact prompt, with the selected root's project typed in.
+    fn open_prompt(&mut self) {
+        self.prompt = self
+            .root()
+            .map(|r| format!("{} ", r.summary.project))
+            .unwrap_or_default();
+        self.mode = Mode::Prompt;
+    }
+
+    /// Asks for the preview typed at the prompt.
+    fn submit_prompt(&mut self) -> Vec<Effect> {
+        let asked = self.prompt.trim().to_owned();
+        let words: Vec<String> = asked.split_whitespace().map(str::to_owned).collect();
+        let (project, version, environment) = match &words[..] {
+            [p, v] => (p, v, None),
+            [p, v, e] => (p, v, Some(e.clone())),
+            _ => {
+                self.complain("type a project, a version and, for a promotion, an environment: acme/lib 2.0.0 test");
+                return Vec::new();
+            }
+        };
+        let project = match ProjectId::parse(project) {
+            Ok(p) => p,
+            Err(e) => {
+                self.complain(e.to_string());
+                return Vec::new();
+            }
+        };
+        self.view_scroll = 0;
+        self.mode = Mode::View(View::Impact {
+            asked: asked.clone(),
+            loaded: Loading::Waiting,
+        });
+        vec![Effect::LoadImpact {
+            asked,
+            project,
+            version: version.clone(),
+            environment,
+        }]
     }
 
     fn say(&mut self, text: impl Into<String>) {
@@ -321,8 +458,29 @@ impl App {
                 self.complain(format!("the daemon refused: {message}"));
             }
             FeedEvent::Message(message) => {
+                self.reload_releases(&message);
                 self.stale |= self.model.apply(message);
             }
+        }
+    }
+
+    /// Keeps an open release-line view current: an event of its project that moved
+    /// reads the lines again, unless a read is already on its way.
+    fn reload_releases(&mut self, message: &ServerMessage) {
+        let Mode::View(View::Releases { project, loaded }) = &mut self.mode else {
+            return;
+        };
+        let ServerMessage::Event(event) = message else {
+            return;
+        };
+        let moved = match &event.change {
+            Change::RootCreated { root } | Change::RootChanged { root } => &root.project == project,
+            _ => false,
+        };
+        // The lines on screen stay until the new ones come.
+        if moved && *loaded != Loading::Waiting && !self.releases_asked {
+            self.releases_asked = true;
+            self.effects.push(Effect::LoadReleases(project.clone()));
         }
     }
 
@@ -463,6 +621,11 @@ impl App {
             Action::Search => {
                 self.mode = Mode::Search;
             }
+            Action::SearchType(c) if self.mode == Mode::Prompt => self.prompt.push(c),
+            Action::SearchErase if self.mode == Mode::Prompt => {
+                self.prompt.pop();
+            }
+            Action::SearchDone if self.mode == Mode::Prompt => return self.submit_prompt(),
             Action::SearchType(c) => {
                 self.search.push(c);
                 self.reconcile();
@@ -472,6 +635,8 @@ impl App {
                 self.reconcile();
             }
             Action::SearchDone => self.mode = Mode::Browse,
+            Action::Releases => return self.open_releases(),
+            Action::Preview => self.open_prompt(),
             Action::Back => self.back(),
             Action::ToggleFollow => {
                 self.follow = !self.follow;
@@ -519,6 +684,10 @@ impl App {
                 self.search.clear();
                 self.reconcile();
             }
+            Mode::Prompt | Mode::View(_) => {
+                self.mode = Mode::Browse;
+                self.view_scroll = 0;
+            }
             Mode::Browse if !self.search.is_empty() => {
                 self.search.clear();
                 self.reconcile();
@@ -533,9 +702,16 @@ impl App {
 
     /// Moves the selection in the focused pane by `by` rows.
     fn step(&mut self, by: isize) {
-        if let Mode::Drill { .. } = self.mode {
-            self.drill_scroll = scrolled(self.drill_scroll, by);
-            return;
+        match self.mode {
+            Mode::Drill { .. } => {
+                self.drill_scroll = scrolled(self.drill_scroll, by);
+                return;
+            }
+            Mode::View(_) => {
+                self.view_scroll = scrolled(self.view_scroll, by);
+                return;
+            }
+            _ => {}
         }
         match self.focus {
             Focus::Details => self.details_scroll = scrolled(self.details_scroll, by),
@@ -796,10 +972,14 @@ impl App {
 }
 
 /// `package@version` of a root event, or just the package.
+/// `acme/lib@2.0.0`, and where a promotion took it: `acme/lib@2.0.0 to prod`.
 pub fn root_title(root: &RootView) -> String {
-    match &root.summary.version {
-        Some(v) => format!("{}@{v}", root.summary.project),
-        None => root.summary.project.to_string(),
+    let s = &root.summary;
+    let promoted =
+        crate::tree::promotion_title(s.environment.as_deref(), s.rollback_from.as_deref());
+    match &s.version {
+        Some(v) => format!("{}@{v}{promoted}", s.project),
+        None => format!("{}{promoted}", s.project),
     }
 }
 

@@ -27,6 +27,10 @@ pub enum Action {
     ToggleFailing,
     NextFailure,
     Search,
+    /// Open the release lines of the selected root's project.
+    Releases,
+    /// Open the impact prompt.
+    Preview,
     SearchType(char),
     SearchErase,
     SearchDone,
@@ -41,7 +45,7 @@ pub enum KeyMode {
     Browse,
     /// A y/n question is open.
     Confirm,
-    /// Typing a search.
+    /// Typing text: a search, or what to preview at the impact prompt.
     Search,
     /// The help overlay is open.
     Help,
@@ -94,6 +98,8 @@ pub fn action(mode: KeyMode, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('f') => Some(Action::ToggleFailing),
             KeyCode::Char('n') => Some(Action::NextFailure),
             KeyCode::Char('/') => Some(Action::Search),
+            KeyCode::Char('v') => Some(Action::Releases),
+            KeyCode::Char('i') => Some(Action::Preview),
             KeyCode::Char('?') => Some(Action::Help),
             KeyCode::Char('q') => Some(Action::Quit),
             _ => None,
@@ -118,6 +124,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("f", "show only failing paths"),
     ("/", "search projects; Enter keeps it, Esc clears"),
     ("F", "follow the newest root event on/off"),
+    ("v", "release lines of the root's project"),
+    ("i", "impact preview: project version [environment]"),
     ("?", "this help"),
     ("q  Ctrl-C", "quit"),
 ];

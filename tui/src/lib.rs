@@ -19,3 +19,4 @@ pub mod sample;
 pub mod terminal;
 pub mod tree;
 pub mod ui;
+pub mod views;

@@ -12,7 +12,7 @@ use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
-use crate::app::{App, Effect, Fetched, Msg};
+use crate::app::{App, Effect, Fetched, Loaded, Msg};
 use crate::client::Client;
 use crate::connection::{self, Backoff};
 use crate::keys;
@@ -103,6 +103,29 @@ pub async fn event_loop<B: Backend>(
                     let _ = outgoing.send(message);
                 }
                 Effect::Fetch(root) => fetch(client.clone(), root, tx.clone()),
+                Effect::LoadReleases(project) => {
+                    let (client, tx) = (client.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        let answer = client.releases(&project).await;
+                        let answer = answer.map(Box::new).map_err(|e| e.to_string());
+                        let _ = tx.send(Msg::Loaded(Loaded::Releases(project, answer)));
+                    });
+                }
+                Effect::LoadImpact {
+                    asked,
+                    project,
+                    version,
+                    environment,
+                } => {
+                    let (client, tx) = (client.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        let answer = client
+                            .impact(&project, &version, environment.as_deref())
+                            .await;
+                        let answer = answer.map(Box::new).map_err(|e| e.to_string());
+                        let _ = tx.send(Msg::Loaded(Loaded::Impact(asked, answer)));
+                    });
+                }
             }
         }
         dirty = true;

@@ -85,6 +85,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             from_drill: Some((root, node)),
             ..
         }) => draw_drill(frame, body, app, *root, *node),
+        Mode::View(view) => crate::views::draw_view(frame, body, app, view),
         _ => draw_browse(frame, body, app),
     }
     if let Mode::Confirm(confirm) = &app.mode {
@@ -162,6 +163,16 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
                 Style::new().fg(Color::DarkGray),
             ),
         ])
+    } else if app.mode == Mode::Prompt {
+        Line::from(vec![
+            Span::styled("impact: ", Style::new().fg(Color::Cyan).bold()),
+            Span::raw(app.prompt.clone()),
+            Span::styled("▏", Style::new().fg(Color::Cyan)),
+            Span::styled(
+                "  project version [environment] · Enter previews · Esc closes",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ])
     } else if let Some(status) = &app.status {
         let colour = if status.error {
             Color::Red
@@ -173,7 +184,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
         Line::styled(format!(" {reason}"), Style::new().fg(Color::Red))
     } else {
         let mut hints = String::from(
-            " ?:help j/k:move Tab:pane Enter:drill r/R:rebuild f:failing /:search q:quit",
+            " ?:help j/k:move Tab:pane Enter:drill r/R:rebuild f:failing /:search v:releases i:impact q:quit",
         );
         if !app.search.is_empty() {
             hints = format!(" search: {}  (Esc clears) {hints}", app.search);
@@ -183,7 +194,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(line, area);
 }
 
-fn pane<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
+pub(crate) fn pane<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
     let colour = if focused {
         Color::Cyan
     } else {
@@ -564,6 +575,20 @@ fn facts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
         }
         lines.push(Line::from(vec![label("run"), Span::raw(text)]));
     }
+    if let Some(v) = &node.target_version {
+        let to = root
+            .summary
+            .environment
+            .as_deref()
+            .map(|e| format!(" to {e}"))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            label("pinned"),
+            Span::raw(format!(
+                "{v}: its version on the release line, promoted{to}"
+            )),
+        ]));
+    }
     if let Some(url) = &node.url {
         lines.push(Line::from(vec![
             label("ci"),
@@ -604,6 +629,9 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
         };
         lines.push(Line::styled(hint, Style::new().fg(Color::DarkGray)));
     }
+    if node.is_root() {
+        lines.extend(event_notes(root));
+    }
     lines.extend(contacts(app, root, node));
     frame.render_widget(
         Paragraph::new(lines)
@@ -614,7 +642,31 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-fn heading(text: String) -> Line<'static> {
+/// What the planner noted about a root event, and whom a promotion left where they
+/// were.
+fn event_notes(root: &RootView) -> Vec<Line<'static>> {
+    let s = &root.summary;
+    let mut lines: Vec<Line<'static>> = s
+        .notes
+        .iter()
+        .map(|n| Line::from(vec![label("note"), Span::raw(n.clone())]))
+        .collect();
+    if !s.not_promoted.is_empty() {
+        lines.push(Line::styled(
+            format!("Not promoted ({})", s.not_promoted.len()),
+            Style::new().fg(Color::Cyan),
+        ));
+    }
+    for n in &s.not_promoted {
+        lines.push(Line::from(vec![
+            Span::raw(format!("  {} ", n.project)),
+            Span::styled(n.why.clone(), Style::new().fg(Color::DarkGray)),
+        ]));
+    }
+    lines
+}
+
+pub(crate) fn heading(text: String) -> Line<'static> {
     Line::styled(text, Style::new().fg(Color::Cyan).bold())
 }
 

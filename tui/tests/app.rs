@@ -591,3 +591,91 @@ fn a_root_whose_nodes_cannot_be_read_is_asked_for_again_only_when_selected_again
         vec![Effect::Fetch(design)]
     );
 }
+
+#[test]
+fn v_opens_the_release_lines_of_the_selected_roots_project_and_esc_closes_them() {
+    use conjunction_tui::app::{Loaded, Loading, View};
+    let mut app = connected_app();
+    let effects = act(&mut app, Action::Releases);
+    let project = conjunction_protocol::ProjectId::parse("core/runtime").unwrap();
+    assert_eq!(effects, [Effect::LoadReleases(project.clone())]);
+    assert!(matches!(
+        &app.mode,
+        Mode::View(View::Releases {
+            loaded: Loading::Waiting,
+            ..
+        })
+    ));
+    let releases = common::releases();
+    app.update(Msg::Loaded(Loaded::Releases(
+        project.clone(),
+        Ok(Box::new(releases.clone())),
+    )));
+    assert_eq!(
+        app.mode,
+        Mode::View(View::Releases {
+            project: project.clone(),
+            loaded: Loading::Ready(Box::new(releases)),
+        })
+    );
+    // A new event of the project reads the lines again, once until they come.
+    let event = sample::root_event(build(9, 1), "core/runtime", "1.6.0", 1, Vec::new());
+    let created = |seq| {
+        Msg::Feed(FeedEvent::Message(sample::event(
+            seq,
+            Change::RootCreated {
+                root: event.summary.clone(),
+            },
+        )))
+    };
+    let effects = app.update(created(201));
+    assert!(
+        effects.contains(&Effect::LoadReleases(project.clone())),
+        "{effects:?}"
+    );
+    let effects = app.update(created(202));
+    assert!(
+        !effects.contains(&Effect::LoadReleases(project)),
+        "{effects:?}"
+    );
+    act(&mut app, Action::Back);
+    assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn the_impact_prompt_starts_with_the_project_and_asks_for_what_was_typed() {
+    let mut app = connected_app();
+    act(&mut app, Action::Preview);
+    assert_eq!(app.mode, Mode::Prompt);
+    assert_eq!(app.prompt, "core/runtime ");
+    for c in "2.0.0 prod".chars() {
+        // Letters that are commands elsewhere are typed here.
+        act(&mut app, Action::SearchType(c));
+    }
+    act(&mut app, Action::SearchErase);
+    act(&mut app, Action::SearchType('d'));
+    let effects = act(&mut app, Action::SearchDone);
+    assert_eq!(
+        effects,
+        [Effect::LoadImpact {
+            asked: "core/runtime 2.0.0 prod".into(),
+            project: conjunction_protocol::ProjectId::parse("core/runtime").unwrap(),
+            version: "2.0.0".into(),
+            environment: Some("prod".into()),
+        }]
+    );
+    assert!(app.search.is_empty(), "the prompt is not the search");
+
+    // Too little typed: the prompt stays and says what it wants.
+    act(&mut app, Action::Back);
+    act(&mut app, Action::Preview);
+    act(&mut app, Action::SearchErase);
+    assert!(act(&mut app, Action::SearchDone).is_empty());
+    assert_eq!(app.mode, Mode::Prompt);
+    assert!(app
+        .status
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("acme/lib 2.0.0 test"));
+}

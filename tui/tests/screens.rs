@@ -73,3 +73,15 @@ fn rebuild_confirmation() {
     app.update(Msg::Action(Action::RebuildRoot));
     snapshot_both_sizes("rebuild_confirmation", &app);
 }
+
+#[test]
+fn release_lines() {
+    use conjunction_tui::app::Loaded;
+    let mut app = connected_app();
+    app.update(Msg::Action(Action::Releases));
+    app.update(Msg::Loaded(Loaded::Releases(
+        conjunction_protocol::ProjectId::parse("core/runtime").unwrap(),
+        Ok(Box::new(common::releases())),
+    )));
+    snapshot_both_sizes("release_lines", &app);
+}
