@@ -199,6 +199,9 @@ fn admit(
         Some(LineCell::NotPromoted { not_promoted, .. }) => {
             Err(format!("it was not promoted to {previous}: {not_promoted}"))
         }
+        Some(LineCell::Built { state, .. }) if !state.is_final() => {
+            Err(format!("it had not finished in {previous} ({state})"))
+        }
         Some(LineCell::Built { state, .. }) if *state != StateKind::Passed => {
             Err(format!("it ended {state} in {previous}"))
         }

@@ -407,7 +407,7 @@ mod tests {
         assert_eq!(plan.not_promoted.len(), 1);
         assert!(plan.not_promoted[0]
             .1
-            .contains("no longer depends on acme/lib"));
+            .contains("only through projects that are not promoted"));
     }
 
     /// Random graphs: `edges[i]` lists upstream indexes of project i.

@@ -315,7 +315,7 @@ fn not_promoted(
             Err(why) => Some((project.clone(), why.clone())),
             Ok(_) if graph.ix(project).is_none_or(|ix| left(&ix)) => Some((
                 project.clone(),
-                format!("it no longer depends on {root_id} through projects that are promoted"),
+                format!("it depends on {root_id} only through projects that are not promoted, if at all"),
             )),
             Ok(_) => None,
         })

@@ -53,7 +53,7 @@ pub enum Refusal {
     UnknownEnvironment { named: String, known: String },
     #[error("a promotion to {environment} names the version it promotes; add `version`")]
     PromotionWithoutVersion { environment: String },
-    #[error("{project} {version} {how} in {previous}, the environment before {environment}; promote it to {previous} first", how = match state {
+    #[error("{project} {version} {how} in {previous}, the environment before {environment}; it must pass in {previous} first", how = match state {
         None => "has not passed".to_owned(),
         Some(state) => format!("{state}"),
     })]

@@ -19,6 +19,7 @@ pub enum Behaviour {
 pub struct DemoProject {
     pub id: &'static str,
     pub name: &'static str,
+    /// Upstream ids, each with the range it takes after an `@` when it declares one.
     pub depends_on: &'static [&'static str],
     pub contacts: &'static [(&'static str, &'static str, &'static str)],
     pub behaviour: Behaviour,
@@ -42,14 +43,14 @@ pub const PROJECTS: &[DemoProject] = &[
     p(
         "core/io",
         "Async I/O",
-        &["core/runtime"],
+        &["core/runtime@>=1.4, <3"],
         &[("Mei Chen", "maintainer", "@mei")],
         Steady,
     ),
     p(
         "core/codec",
         "Codecs",
-        &["core/runtime"],
+        &["core/runtime@>=1.4"],
         &[
             ("Omar Haddad", "maintainer", "@omar"),
             ("Ana Lima", "reviewer", "@ana"),
@@ -59,7 +60,7 @@ pub const PROJECTS: &[DemoProject] = &[
     p(
         "core/metrics",
         "Metrics",
-        &["core/runtime"],
+        &["core/runtime@^1"],
         &[("Lena Vogel", "maintainer", "@lena")],
         Steady,
     ),
@@ -338,9 +339,14 @@ impl DemoProject {
             .depends_on
             .iter()
             .map(|d| {
+                // `project@range` declares the versions it takes.
+                let (project, range) = match d.split_once('@') {
+                    Some((p, r)) => (p, Some(r.to_owned())),
+                    None => (*d, None),
+                };
                 Ok(Dependency {
-                    project: ProjectId::parse(d)?,
-                    range: None,
+                    project: ProjectId::parse(project)?,
+                    range,
                     lines: Vec::new(),
                 })
             })

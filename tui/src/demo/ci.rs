@@ -115,12 +115,18 @@ async fn run_build(ci: Arc<Ci>, payload: TriggerPayload, number: u64) {
         (rng.random_range(200..1500), rng.random_range(1000..5000))
     };
     let url = format!("{}/{}/pipelines/{number}", ci.base, payload.project);
+    // A release publishes a new version of the project; a promotion deploys the one
+    // it pins.
+    let version = payload
+        .version
+        .clone()
+        .unwrap_or_else(|| format!("1.0.{number}"));
     let report = |state, summary| Report {
         project: payload.project.clone(),
         build: Some(payload.build),
         attempt: Some(payload.attempt),
         state,
-        version: None,
+        version: (state == ReportState::Passed).then(|| version.clone()),
         commit: None,
         git_ref: None,
         environment: None,

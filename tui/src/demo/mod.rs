@@ -6,12 +6,12 @@ mod catalog;
 mod ci;
 pub mod native;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::Context;
 use conjunction_daemon::dispatch::DispatchConfig;
-use conjunction_protocol::{ProjectId, Report, ReportState};
+use conjunction_protocol::{BuildId, ProjectId, Report, ReportState};
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -133,18 +133,43 @@ async fn register(
     Ok(tokens)
 }
 
+/// How many intervals after a runtime release it is promoted to test, and after that
+/// to prod, at the earliest: a release manager waits for the event before to finish.
+const PROMOTE_AFTER: u64 = 6;
+
 /// Publishes a new version of one of the upstreams every `interval`: the first one
-/// at once, then picked at random by weight. Every third runtime release is a minor
-/// one, which breaks the legacy portal.
+/// at once, then picked at random by weight. Every third release of an upstream is a
+/// minor one (the runtime's 1.5.0 breaks the legacy portal), and the runtime's fourth
+/// is a new major, 2.0.0, which core/metrics (declaring ^1) needs a bump for. Each
+/// runtime release is promoted to test [`PROMOTE_AFTER`] intervals later, and to prod
+/// as long again after that, each time once the event before has finished, pinning
+/// its dependents to the versions they built.
 async fn publish(client: Client, tokens: HashMap<&'static str, String>, interval: Duration) {
     let mut versions: HashMap<&str, (u64, u64, u64)> =
         UPSTREAMS.iter().map(|(p, _, v)| (*p, *v)).collect();
     let mut releases: HashMap<&str, u32> = HashMap::new();
     let total: u32 = UPSTREAMS.iter().map(|(_, w, _)| w).sum();
-    let mut first = true;
-    loop {
-        let project = if first {
-            UPSTREAMS[0].0
+    let runtime = UPSTREAMS[0].0;
+    // (when, the event before, version, environment), in the order they fall due.
+    let mut promotions: VecDeque<(u64, BuildId, String, &str)> = VecDeque::new();
+    for tick in 0u64.. {
+        while promotions.front().is_some_and(|(due, ..)| *due <= tick) {
+            let Some((due, before, version, environment)) = promotions.pop_front() else {
+                break;
+            };
+            // In order: a version waits for the one before it, so no environment is
+            // rolled back by a promotion that merely came late.
+            if !finished(&client, before).await {
+                promotions.push_front((due, before, version, environment));
+                break;
+            }
+            let promoted = report(&client, &tokens, runtime, &version, Some(environment)).await;
+            if let (Some(root), "test") = (promoted, environment) {
+                promotions.push_back((tick + PROMOTE_AFTER, root, version, "prod"));
+            }
+        }
+        let project = if tick == 0 {
+            runtime
         } else {
             let mut roll = rand::rng().random_range(0..total);
             UPSTREAMS
@@ -154,37 +179,61 @@ async fn publish(client: Client, tokens: HashMap<&'static str, String>, interval
                     roll = roll.saturating_sub(*w);
                     hit
                 })
-                .map_or(UPSTREAMS[0].0, |(p, _, _)| *p)
+                .map_or(runtime, |(p, _, _)| *p)
         };
-        first = false;
         let n = releases.entry(project).or_default();
         *n += 1;
         let version = versions.entry(project).or_insert((0, 1, 0));
-        if n.is_multiple_of(3) {
+        if project == runtime && *n == 4 {
+            *version = (version.0 + 1, 0, 0);
+        } else if n.is_multiple_of(3) {
             *version = (version.0, version.1 + 1, 0);
         } else {
             version.2 += 1;
         }
         let (major, minor, patch) = *version;
-        if let Ok(id) = ProjectId::parse(project) {
-            let report = Report {
-                project: id,
-                build: None,
-                attempt: None,
-                state: ReportState::Passed,
-                version: Some(format!("{major}.{minor}.{patch}")),
-                commit: Some(random_hex(20)),
-                git_ref: Some("refs/heads/main".into()),
-                environment: None,
-                url: None,
-                summary: None,
-                metadata: Default::default(),
-            };
-            if let Some(token) = tokens.get(project) {
-                // A refused publish (the daemon shutting down) is simply skipped.
-                let _ = client.report(token, &report).await;
-            }
+        let version = format!("{major}.{minor}.{patch}");
+        let released = report(&client, &tokens, project, &version, None).await;
+        if let (Some(root), true) = (released, project == runtime) {
+            promotions.push_back((tick + PROMOTE_AFTER, root, version, "test"));
         }
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Reports that `version` of `project` passed its release pipeline (into
+/// `environment`, for a promotion). A refused report (the daemon shutting down) is
+/// simply skipped; the answer is the root event it started.
+async fn report(
+    client: &Client,
+    tokens: &HashMap<&'static str, String>,
+    project: &str,
+    version: &str,
+    environment: Option<&str>,
+) -> Option<BuildId> {
+    let (Ok(id), Some(token)) = (ProjectId::parse(project), tokens.get(project)) else {
+        return None;
+    };
+    let report = Report {
+        project: id,
+        build: None,
+        attempt: None,
+        state: ReportState::Passed,
+        version: Some(version.to_owned()),
+        commit: Some(random_hex(20)),
+        git_ref: Some("refs/heads/main".into()),
+        environment: environment.map(str::to_owned),
+        url: None,
+        summary: None,
+        metadata: Default::default(),
+    };
+    client.report(token, &report).await.ok().map(|ack| ack.root)
+}
+
+/// Whether every build of root event `root` has finished.
+async fn finished(client: &Client, root: BuildId) -> bool {
+    client
+        .root(root)
+        .await
+        .is_ok_and(|event| event.summary.counts.keys().all(|state| state.is_final()))
 }
