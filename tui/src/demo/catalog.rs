@@ -416,11 +416,12 @@ mod tests {
                 )
                 .unwrap();
             spec.validate(&id).unwrap();
-            for d in p.depends_on {
+            for d in &spec.depends_on {
                 assert!(
-                    PROJECTS.iter().any(|q| q.id == *d),
-                    "{} depends on unknown {d}",
-                    p.id
+                    PROJECTS.iter().any(|q| q.id == d.project.as_str()),
+                    "{} depends on unknown {}",
+                    p.id,
+                    d.project
                 );
             }
         }
