@@ -52,17 +52,12 @@ async fn run() {
         .unwrap();
     let token = created.report_token.unwrap();
     let body = serde_json::to_vec(&Report {
-        project: lib.clone(),
-        build: None,
-        attempt: None,
-        state: ReportState::Failed,
         version: Some("1.0.0".into()),
         commit: Some("9f1c2e0".into()),
         git_ref: Some("main".into()),
-        environment: None,
         url: Some("https://ci.example/runs/1".into()),
         summary: Some("1 test failed".into()),
-        metadata: Default::default(),
+        ..Report::new(lib.clone(), ReportState::Failed)
     })
     .unwrap();
 
@@ -110,17 +105,8 @@ async fn run() {
         let waiter = done.notified();
         let start = Instant::now();
         let report = Report {
-            project: root.clone(),
-            build: None,
-            attempt: None,
-            state: ReportState::Passed,
             version: Some(format!("2.0.{run}")),
-            commit: None,
-            git_ref: None,
-            environment: None,
-            url: None,
-            summary: None,
-            metadata: Default::default(),
+            ..Report::new(root.clone(), ReportState::Passed)
         };
         let ack = daemon.api.report(&root_token, &report).await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), waiter)

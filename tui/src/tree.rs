@@ -181,10 +181,7 @@ pub fn render_releases(
     lines: &[ReleaseLine],
 ) -> String {
     let mut out = String::new();
-    let now: Vec<String> = environments
-        .iter()
-        .filter_map(|e| current.get(e).map(|v| format!("{e} {v}")))
-        .collect();
+    let now = current_versions(environments, current);
     if !now.is_empty() {
         let _ = writeln!(out, "now: {}", now.join(", "));
     }
@@ -227,6 +224,17 @@ pub fn render_releases(
         }
     }
     out
+}
+
+/// "dev 2.1.0", "test 2.0.3", …: the version each environment has, in their order.
+pub fn current_versions(
+    environments: &[String],
+    current: &BTreeMap<String, String>,
+) -> Vec<String> {
+    environments
+        .iter()
+        .filter_map(|e| current.get(e).map(|v| format!("{e} {v}")))
+        .collect()
 }
 
 /// A dependent's state in one environment, in a few words.

@@ -51,11 +51,7 @@ fn loading<T>(loaded: &Loading<T>, lines: impl Fn(&T) -> Vec<Line<'static>>) -> 
 /// the version on the line and its state in each environment.
 fn release_lines(r: &Releases) -> Vec<Line<'static>> {
     let mut out = Vec::new();
-    let now: Vec<String> = r
-        .environments
-        .iter()
-        .filter_map(|e| r.current.get(e).map(|v| format!("{e} {v}")))
-        .collect();
+    let now = crate::tree::current_versions(&r.environments, &r.current);
     out.push(Line::from(vec![
         Span::styled("now  ", Style::new().fg(Color::DarkGray)),
         Span::raw(if now.is_empty() {

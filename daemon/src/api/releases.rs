@@ -151,8 +151,8 @@ pub(super) async fn impact(
                 .read(move |store| store.release_line(&project, &version))
                 .await?;
             judge_promotion(&id, Some(&q.version), environment, previous, line.as_ref())?;
-            let line = line.expect("a promotion was judged on its line");
-            let promotion = Promotion::of(&line, &line.dependents, previous);
+            let dependents = line.as_ref().map_or(&[][..], |l| &l.dependents[..]);
+            let promotion = Promotion::of(&q.version, line.as_ref(), dependents, previous);
             let rollback_from = rollback_from(
                 graph.ecosystem(&id),
                 &q.version,

@@ -107,8 +107,8 @@ pub fn impact(graph: &Graph, root: &ProjectId, version: &str, preview: Preview<'
     let direct: BTreeSet<&ProjectId> = plan
         .not_taken
         .iter()
-        .chain(&plan.not_promoted)
         .map(|(p, _)| p)
+        .chain(plan.not_promoted.iter().map(|n| &n.project))
         .collect();
     for d in graph.transitive_dependents(root) {
         if in_event.contains_key(&d.project) || direct.contains(&d.project) {
@@ -159,11 +159,7 @@ pub fn impact(graph: &Graph, root: &ProjectId, version: &str, preview: Preview<'
         not_affected,
         blocked,
         cycles: cycles.into_iter().collect(),
-        not_promoted: plan
-            .not_promoted
-            .into_iter()
-            .map(|(project, why)| NotAffected { project, why })
-            .collect(),
+        not_promoted: plan.not_promoted,
         notes: plan.notes,
     }
 }

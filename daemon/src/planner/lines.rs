@@ -158,9 +158,17 @@ pub struct Promotion {
 }
 
 impl Promotion {
-    /// The promotion of `line` (whose dependents are `dependents`) from `previous`.
-    pub fn of(line: &ReleaseLine, dependents: &[LineDependent], previous: &str) -> Promotion {
-        let previous_root = line.environments.get(previous).map(|run| run.root);
+    /// The promotion of `version`'s line (whose dependents are `dependents`) from
+    /// `previous`; without a line, nobody goes along.
+    pub fn of(
+        version: &str,
+        line: Option<&ReleaseLine>,
+        dependents: &[LineDependent],
+        previous: &str,
+    ) -> Promotion {
+        let previous_root = line
+            .and_then(|l| l.environments.get(previous))
+            .map(|run| run.root);
         let pins = dependents
             .iter()
             .map(|d| {
@@ -172,7 +180,7 @@ impl Promotion {
             })
             .collect();
         Promotion {
-            version: line.version.clone(),
+            version: version.to_owned(),
             previous: previous.to_owned(),
             pins,
         }
@@ -346,7 +354,7 @@ mod tests {
             ),
             dependent("acme/mute", None, &[("dev", built(7, StateKind::Passed))]),
         ];
-        let p = Promotion::of(&line, &dependents, "dev");
+        let p = Promotion::of("2.0.0", Some(&line), &dependents, "dev");
         assert_eq!(
             p.pins[&id("acme/ok")],
             Ok(Pin {

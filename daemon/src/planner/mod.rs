@@ -384,8 +384,13 @@ mod tests {
         assert_eq!(pins, [None, Some("3.1.0"), Some("0.9.2"), Some("1.0.0")]);
         // e waits for a only: c is not in the event.
         assert_eq!(plan.nodes[3].parents, [1]);
+        let not_promoted: Vec<_> = plan
+            .not_promoted
+            .iter()
+            .map(|n| (n.project.clone(), n.why.clone()))
+            .collect();
         assert_eq!(
-            plan.not_promoted,
+            not_promoted,
             [
                 (id("c"), "it ended failed in test".to_owned()),
                 (id("d"), "it was not built in test".to_owned()),
@@ -406,7 +411,7 @@ mod tests {
         assert_eq!(names(&plan), ["lib", "a"]);
         assert_eq!(plan.not_promoted.len(), 1);
         assert!(plan.not_promoted[0]
-            .1
+            .why
             .contains("only through projects that are not promoted"));
     }
 

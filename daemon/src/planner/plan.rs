@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
+use conjunction_protocol::impact::NotAffected;
 use conjunction_protocol::ProjectId;
 
 use super::graph::{shortest_cycle_within, Graph, Ix};
@@ -33,7 +34,7 @@ pub struct CascadePlan {
     pub not_taken: Vec<(ProjectId, String)>,
     /// In a promotion: the dependents on the line, or reached from the projects
     /// promoted, that stay where they are, with why, sorted by project.
-    pub not_promoted: Vec<(ProjectId, String)>,
+    pub not_promoted: Vec<NotAffected>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,7 +307,7 @@ fn not_promoted(
     reached: &[Ix],
     promotion: &Promotion,
     left: impl Fn(&Ix) -> bool,
-) -> Vec<(ProjectId, String)> {
+) -> Vec<NotAffected> {
     let root_id = graph.id(root);
     let mut out: std::collections::BTreeMap<ProjectId, String> = promotion
         .pins
@@ -329,7 +330,9 @@ fn not_promoted(
             }
         }
     }
-    out.into_iter().collect()
+    out.into_iter()
+        .map(|(project, why)| NotAffected { project, why })
+        .collect()
 }
 
 /// Tarjan's algorithm, iterative, over nodes `0..next.len()`.

@@ -1,7 +1,6 @@
 //! The cascade executor: carries out what the planner decides about a root event,
 //! turning its steps into node states, triggers in the outbox and build tokens.
 
-use conjunction_protocol::impact::NotAffected;
 use conjunction_protocol::trigger::{ReportEndpoint, TriggerParent, TriggerPayload, TriggerRoot};
 use conjunction_protocol::{BlockedBy, Bump, Node, NodeState};
 
@@ -29,14 +28,8 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
         (Ok(Stage::Promotion { previous, .. }), Some(v)) => {
             let previous = previous.to_owned();
             let dependents = work.tx.line_dependents(&project, v)?;
-            Some(match work.tx.line(&project, v)? {
-                Some(line) => Promotion::of(&line, &dependents, &previous),
-                None => Promotion {
-                    version: v.clone(),
-                    previous,
-                    pins: Default::default(),
-                },
-            })
+            let line = work.tx.line(&project, v)?;
+            Some(Promotion::of(v, line.as_ref(), &dependents, &previous))
         }
         (Ok(_), _) => None,
         // The environment was known when the report came; the daemon's list changed
@@ -61,19 +54,12 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
     let record = work.record_mut(root)?;
     record.notes = plan.notes;
     record.cascade_started = true;
-    record.not_promoted = plan
-        .not_promoted
-        .iter()
-        .map(|(project, why)| NotAffected {
-            project: project.clone(),
-            why: why.clone(),
-        })
-        .collect();
     if let (Some(v), Some(env)) = (&version, &environment) {
-        for (dependent, why) in &plan.not_promoted {
-            lines::not_promoted(work, (&project, v, env), root, dependent, why)?;
+        for n in &plan.not_promoted {
+            lines::not_promoted(work, (&project, v, env), root, &n.project, &n.why)?;
         }
     }
+    work.record_mut(root)?.not_promoted = plan.not_promoted;
     let now = work.now;
     for ((position, member), planned) in started.members.into_iter().enumerate().zip(plan.nodes) {
         if position > 0 {

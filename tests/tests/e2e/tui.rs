@@ -139,17 +139,9 @@ async fn the_ui_shows_an_outage_reconnects_and_catches_up_on_builds_reported_mea
         .report(
             &payload.report.token,
             &Report {
-                project: pid("acme/app"),
                 build: Some(payload.build),
                 attempt: Some(payload.attempt),
-                state: ReportState::Passed,
-                version: None,
-                commit: None,
-                git_ref: None,
-                environment: None,
-                url: None,
-                summary: None,
-                metadata: Default::default(),
+                ..Report::new(pid("acme/app"), ReportState::Passed)
             },
         )
         .await

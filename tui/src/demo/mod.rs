@@ -215,17 +215,11 @@ async fn report(
         return None;
     };
     let report = Report {
-        project: id,
-        build: None,
-        attempt: None,
-        state: ReportState::Passed,
         version: Some(version.to_owned()),
         commit: Some(random_hex(20)),
         git_ref: Some("refs/heads/main".into()),
         environment: environment.map(str::to_owned),
-        url: None,
-        summary: None,
-        metadata: Default::default(),
+        ..Report::new(id, ReportState::Passed)
     };
     client.report(token, &report).await.ok().map(|ack| ack.root)
 }
