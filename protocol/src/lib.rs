@@ -20,6 +20,7 @@ pub mod text;
 pub mod time;
 pub mod tree;
 pub mod trigger;
+pub mod verdict;
 pub mod ws;
 
 pub use ci::{CiKind, Run, SourceSpec, SourceView};
@@ -31,6 +32,7 @@ pub use project::{
 };
 pub use report::{Report, ReportAck, ReportState};
 pub use time::Timestamp;
+pub use verdict::{Baseline, Verdict};
 
 /// The version of the wire protocol (HTTP bodies and websocket messages).
 ///

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ci::Run;
 use crate::id::{BuildId, ProjectId};
 use crate::time::Timestamp;
+use crate::verdict::{Baseline, Verdict};
 
 /// The state of a node, with the reason where the state needs one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +247,18 @@ pub struct Node {
     pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Set when this attempt is an automatic rerun, the nth, to confirm a failure
+    /// that would otherwise break the project (its `confirm_failures`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<u32>,
+    /// What the finished build means against the project's last built result in an
+    /// earlier event of the same upstream; none while it runs, and for states that
+    /// say nothing about the project's code (blocked, skipped, needs_bump, cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// The earlier build the verdict compared with; none for `new` and `infra`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_at: Option<Timestamp>,
@@ -283,6 +296,9 @@ impl Node {
             run: None,
             summary: None,
             metadata: BTreeMap::new(),
+            rerun: None,
+            verdict: None,
+            baseline: None,
             created_at,
             triggered_at: None,
             started_at: None,
@@ -317,6 +333,9 @@ pub struct RootSummary {
     pub created_at: Timestamp,
     /// How many nodes are in each state.
     pub counts: BTreeMap<StateKind, u32>,
+    /// How many finished builds have each verdict.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verdicts: BTreeMap<Verdict, u32>,
     /// Things the planner noticed and ignored, such as an edge back into the root.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

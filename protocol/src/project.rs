@@ -516,6 +516,39 @@ pub struct ProjectSpec {
     /// triggered or running is checked through its CI's API. 30 minutes when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile_after_secs: Option<u64>,
+    /// How many times a failure that would break this project (it passed the last
+    /// time) is rebuilt before it is called a break; a rerun that passes makes it
+    /// `flaky`. 0, the default, believes the first failure.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub confirm_failures: u32,
+    /// Whether anyone may fetch this project's badges without a token.
+    #[serde(default, skip_serializing_if = "Badges::is_private")]
+    pub badges: Badges,
+}
+
+/// The most reruns `confirm_failures` may ask for.
+pub const MAX_CONFIRM_FAILURES: u32 = 5;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Who may see a project's badges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Badges {
+    /// Only holders of an operator token; anyone else gets the same 404 as for a
+    /// project that does not exist.
+    #[default]
+    Private,
+    /// Anyone, without a token: for README badges.
+    Public,
+}
+
+impl Badges {
+    pub fn is_private(&self) -> bool {
+        *self == Badges::Private
+    }
 }
 
 /// How long a native build may go without news before its CI is asked about it.
@@ -648,6 +681,14 @@ impl ProjectSpec {
                 ));
             }
         }
+        if self.confirm_failures > MAX_CONFIRM_FAILURES {
+            return Err(ValidationError::new(
+                "confirm_failures",
+                format!(
+                    "confirm_failures must be from 0 to {MAX_CONFIRM_FAILURES}: the reruns a failure gets before it is called a break"
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -667,6 +708,10 @@ pub struct Project {
     pub source: Option<SourceView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile_after_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub confirm_failures: u32,
+    #[serde(default, skip_serializing_if = "Badges::is_private")]
+    pub badges: Badges,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

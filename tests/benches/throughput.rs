@@ -159,9 +159,7 @@ fn spec(name: &str, deps: &[&str], trigger: Option<&str>) -> ProjectSpec {
             secret: Some("bench-secret".into()),
         }),
         report_token: None,
-        package: None,
-        source: None,
-        reconcile_after_secs: None,
+        ..ProjectSpec::default()
     }
 }
 

@@ -335,19 +335,6 @@ fn count(counts: &mut BTreeMap<StateKind, u32>, from: Option<StateKind>, to: Sta
     *counts.entry(to).or_default() += 1;
 }
 
-/// What a project's earlier results say about its result now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// It passed the last time this upstream changed, and fails now.
-    Regression,
-    /// It did not pass the last time either.
-    FailedBefore,
-    /// No earlier final result from this upstream is known.
-    NoHistory,
-    /// It has not failed now.
-    NotFailing,
-}
-
 /// One earlier result of a project.
 #[derive(Debug, Clone)]
 pub struct PastResult<'a> {
@@ -532,27 +519,6 @@ impl Model {
                     })
             })
             .collect()
-    }
-
-    /// Whether `node`'s result in `root` is a regression: compared with the last
-    /// earlier build of the project that ran (blocked or untriggered ones say
-    /// nothing about the project's code).
-    pub fn verdict(&self, root: BuildId, node: &Node) -> Verdict {
-        if !node.state.kind().is_failure() {
-            return Verdict::NotFailing;
-        }
-        let ran = |k: StateKind| {
-            matches!(
-                k,
-                StateKind::Passed | StateKind::Failed | StateKind::Errored
-            )
-        };
-        let history = self.history(root, &node.project);
-        match history.iter().find(|p| ran(p.node.state.kind())) {
-            None => Verdict::NoHistory,
-            Some(past) if past.node.state.kind() == StateKind::Passed => Verdict::Regression,
-            Some(_) => Verdict::FailedBefore,
-        }
     }
 
     /// Live counts for the header: builds running, waiting to run, and projects

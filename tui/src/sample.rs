@@ -54,6 +54,8 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
         package: None,
         source: None,
         reconcile_after_secs: None,
+        confirm_failures: 0,
+        badges: Default::default(),
         created_at: at(86_400),
         updated_at: at(86_400),
     }
@@ -123,6 +125,7 @@ pub fn root_event(
             rollback_from: None,
             created_at: at(ago_s),
             counts,
+            verdicts: Default::default(),
             notes: Vec::new(),
             not_promoted: Vec::new(),
         },
@@ -328,6 +331,9 @@ pub fn snapshot() -> ServerMessage {
             n.finished_at = Some(at(850));
         }
     }
+    judge(&mut older, None);
+    let mut newest = newest;
+    judge(&mut newest, Some(&older));
     let design = build(400, 1);
     let design_event = root_event(
         design,
@@ -362,6 +368,40 @@ pub fn snapshot() -> ServerMessage {
         roots: events.iter().map(|e| e.summary.clone()).collect(),
         events,
     }
+}
+
+/// Gives the finished builds of `event` the verdicts the daemon gives them against
+/// `before`, the same upstream's earlier event (a passed or failed build there is
+/// what they compare with), and counts them on the root.
+fn judge(event: &mut RootEvent, before: Option<&RootEvent>) {
+    use conjunction_protocol::{Baseline, Verdict};
+    let mut counts = std::collections::BTreeMap::new();
+    for n in event.nodes.iter_mut().skip(1) {
+        let past = before
+            .and_then(|b| b.nodes.iter().find(|p| p.project == n.project))
+            .filter(|p| matches!(p.state.kind(), StateKind::Passed | StateKind::Failed));
+        let verdict = match (n.state.kind(), past.map(|p| p.state.kind())) {
+            (StateKind::Errored | StateKind::TriggerFailed, _) => Verdict::Infra,
+            (StateKind::Passed | StateKind::Failed, None) => Verdict::New,
+            (StateKind::Passed, Some(StateKind::Passed)) => Verdict::Same,
+            (StateKind::Passed, Some(_)) => Verdict::Fixed,
+            (StateKind::Failed, Some(StateKind::Passed)) => Verdict::Broke,
+            (StateKind::Failed, Some(_)) => Verdict::StillFailing,
+            _ => continue,
+        };
+        n.verdict = Some(verdict);
+        n.baseline = past
+            .filter(|_| verdict != Verdict::Infra)
+            .map(|p| Baseline {
+                root: p.root,
+                build: p.id,
+                state: p.state.kind(),
+                upstream_version: before.and_then(|b| b.summary.version.clone()),
+                at: p.finished_at.unwrap_or(p.created_at),
+            });
+        *counts.entry(verdict).or_insert(0) += 1;
+    }
+    event.summary.verdicts = counts;
 }
 
 /// A feed event at `seq`.

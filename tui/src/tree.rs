@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use conjunction_protocol::impact::Impact;
 use conjunction_protocol::releases::{LineCell, ReleaseLine};
 use conjunction_protocol::tree::assemble;
+use conjunction_protocol::verdict::counts_line;
 use conjunction_protocol::{NodeState, RootEvent, Timestamp};
 
 /// Renders `event` as text: one line per node, children indented under parents.
@@ -25,6 +26,9 @@ pub fn render(event: &RootEvent) -> String {
         s.id,
         s.created_at
     );
+    if !s.verdicts.is_empty() {
+        let _ = writeln!(out, "verdicts: {}", counts_line(&s.verdicts));
+    }
     for note in &s.notes {
         let _ = writeln!(out, "note: {note}");
     }
@@ -45,8 +49,17 @@ pub fn render(event: &RootEvent) -> String {
         if let Some(r) = &node.target_ref {
             let _ = write!(text, " on {r}");
         }
-        if node.attempt > 1 {
-            let _ = write!(text, " (attempt {})", node.attempt);
+        match node.rerun {
+            Some(n) => {
+                let _ = write!(text, " (attempt {}, rerun {n})", node.attempt);
+            }
+            None if node.attempt > 1 => {
+                let _ = write!(text, " (attempt {})", node.attempt);
+            }
+            None => {}
+        }
+        if let Some(v) = node.verdict {
+            let _ = write!(text, " [{}]", v.words());
         }
         if let Some(d) = duration(node.started_at.or(node.triggered_at), node.finished_at) {
             let _ = write!(text, " {d}");

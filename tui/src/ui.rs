@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use conjunction_protocol::node::may_rebuild;
-use conjunction_protocol::{BuildId, Contact, Node, NodeState, ProjectId, StateKind, Timestamp};
+use conjunction_protocol::verdict::explain;
+use conjunction_protocol::{
+    BuildId, Contact, Node, NodeState, ProjectId, StateKind, Timestamp, Verdict,
+};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span, Text};
@@ -13,7 +16,7 @@ use ratatui::Frame;
 
 use crate::app::{root_title, App, Confirm, Focus, Link, Mode, Row};
 use crate::keys::HELP;
-use crate::model::{Held, RootView, Verdict};
+use crate::model::{Held, RootView};
 
 /// Wider than this, the details pane gets its own column.
 const WIDE: u16 = 140;
@@ -300,6 +303,18 @@ fn draw_roots(frame: &mut Frame, area: Rect, app: &App) {
             let (g, c) = glyph(*kind);
             second.push(Span::styled(format!("{g}{count} "), Style::new().fg(c)));
         }
+        // Notable verdicts follow while they fit whole.
+        let mut used: usize = second.iter().map(Span::width).sum();
+        for (verdict, count) in root.summary.verdicts.iter() {
+            let text = format!(" {count} {}", verdict.words());
+            if notable(*verdict) && used + text.chars().count() <= inner.width as usize {
+                used += text.chars().count();
+                second.push(Span::styled(
+                    text,
+                    Style::new().fg(verdict_colour(*verdict)),
+                ));
+            }
+        }
         let mut second = Line::from(second);
         if is_selected {
             let style = if app.focus == Focus::Roots {
@@ -444,9 +459,16 @@ fn tree_row<'a>(
         ));
     }
     if node.attempt > 1 {
+        let rerun = if node.rerun.is_some() { " rerun" } else { "" };
         spans.push(Span::styled(
-            format!("  #{}", node.attempt),
+            format!("  #{}{rerun}", node.attempt),
             Style::new().fg(Color::Yellow),
+        ));
+    }
+    if let Some(v) = node.verdict.filter(|v| notable(*v)) {
+        spans.push(Span::styled(
+            format!("  {}", v.words()),
+            Style::new().fg(verdict_colour(v)).bold(),
         ));
     }
     if row.line.shared {
@@ -486,7 +508,49 @@ fn state_words(node: &Node) -> Line<'static> {
         Span::styled(format!(" {kind}"), Style::new().fg(colour).bold()),
     ];
     spans.push(Span::raw(format!("  attempt {}", node.attempt)));
+    if let Some(n) = node.rerun {
+        spans.push(Span::styled(
+            format!(" · rerun {n} to confirm a failure"),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
     Line::from(spans)
+}
+
+/// The colour a verdict is shown in.
+pub fn verdict_colour(verdict: Verdict) -> Color {
+    match verdict {
+        Verdict::Broke => Color::Red,
+        Verdict::Fixed => Color::Green,
+        Verdict::StillFailing => Color::Yellow,
+        Verdict::Flaky => Color::Magenta,
+        Verdict::Infra => Color::Blue,
+        Verdict::New => Color::Cyan,
+        Verdict::Same => Color::Gray,
+    }
+}
+
+/// The verdicts worth a glance in a list: everything but `same` and `new`.
+fn notable(verdict: Verdict) -> bool {
+    !matches!(verdict, Verdict::Same | Verdict::New)
+}
+
+/// "verdict  broke: it passed with acme/lib 1.0.0 and fails now".
+fn verdict_line(root: &RootView, node: &Node) -> Option<Line<'static>> {
+    let verdict = node.verdict?;
+    let text = explain(verdict, node.baseline.as_ref(), &root.summary.project);
+    let style = Style::new().fg(verdict_colour(verdict));
+    Some(Line::from(vec![
+        label("verdict"),
+        Span::styled(
+            text,
+            if verdict == Verdict::Broke {
+                style.bold()
+            } else {
+                style
+            },
+        ),
+    ]))
 }
 
 fn contact_lines(app: &App, heading: String, project: &ProjectId) -> Vec<Line<'static>> {
@@ -567,7 +631,9 @@ fn cause_line(root: &RootView, node: &Node) -> Line<'static> {
 
 /// State and attempt, timings, CI link and the chain of causes of `node`.
 fn facts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
-    let mut lines = vec![state_words(node), timing(node, app.now)];
+    let mut lines = vec![state_words(node)];
+    lines.extend(verdict_line(root, node));
+    lines.push(timing(node, app.now));
     if let Some(run) = &node.run {
         let mut text = run.describe();
         if let Some(learnt) = &run.learnt {
@@ -726,22 +792,6 @@ fn draw_drill(frame: &mut Frame, area: Rect, app: &App, root_id: BuildId, node_i
             )),
         ]));
     }
-    let verdict = match app.model.verdict(root.id(), node) {
-        Verdict::Regression => Some(Line::styled(
-            "  regression: it passed the last time and does not now",
-            Style::new().fg(Color::Red).bold(),
-        )),
-        Verdict::FailedBefore => Some(Line::styled(
-            "  not a regression: it did not pass the last time either",
-            Style::new().fg(Color::Yellow),
-        )),
-        Verdict::NoHistory if !history.is_empty() => Some(Line::styled(
-            "  no earlier build of it ran, so nothing to compare with",
-            Style::new().fg(Color::DarkGray),
-        )),
-        Verdict::NoHistory | Verdict::NotFailing => None,
-    };
-    lines.extend(verdict);
 
     let held: Vec<&Node> = root.descendants(node.id);
     lines.push(Line::raw(""));

@@ -17,6 +17,7 @@ pub mod refusal;
 pub mod reports;
 pub mod rule;
 mod steps;
+pub mod verdicts;
 pub mod versions;
 
 pub use graph::{Graph, Untriggerable, Want};

@@ -197,6 +197,8 @@ pub fn next_attempt(node: &Node) -> Node {
     next.triggered_at = None;
     next.started_at = None;
     next.finished_at = None;
+    // A rebuild asked for by a person is no rerun; an automatic one says so itself.
+    next.rerun = None;
     if !node.is_root() {
         next.version = None;
         next.commit = None;

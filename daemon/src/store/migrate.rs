@@ -16,8 +16,9 @@ use serde::Deserialize;
 
 use super::records::{decode, encode, RootRecord};
 use super::{
-    StoreError, DEPLOYED, EVENTS, HOOKS, HOOK_EXPIRY, LAYOUT, LAYOUT_KEY, LINES, LINE_DEPENDENTS,
-    MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
+    StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LAYOUT, LAYOUT_KEY, LINES,
+    LINE_DEPENDENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS,
+    WATCH,
 };
 use crate::planner::Member;
 
@@ -76,6 +77,8 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(LINES)?;
         txn.open_table(LINE_DEPENDENTS)?;
         txn.open_table(DEPLOYED)?;
+        txn.open_table(HISTORY)?;
+        txn.open_table(LATEST)?;
         match layout {
             Some(LAYOUT) => return Ok(None),
             Some(newer) if newer > LAYOUT => return Err(StoreError::NewerLayout(newer)),
@@ -153,6 +156,8 @@ fn from_layout_1(txn: &redb::WriteTransaction) -> Result<Migrated, StoreError> {
             not_promoted: Vec::new(),
             cascade_started: old.cascade_started,
             counts,
+            verdicts: Default::default(),
+            digest_queued: false,
             size: old.members.len() as u32,
         };
         roots.insert(*key, encode(&record).as_slice())?;

@@ -24,7 +24,7 @@ use crate::config::StoreConfig;
 
 pub use read::{RootPage, Snapshot};
 pub use records::OutboxEntry;
-pub use records::Watched;
+pub use records::{Latest, Watched};
 pub(crate) use records::{RootRecord, RunRecord, StoredProject};
 pub use write::WriteTx;
 
@@ -67,6 +67,14 @@ pub(crate) const LINE_DEPENDENTS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("line_dependents");
 /// (upstream, environment) -> the version the environment has now.
 pub(crate) const DEPLOYED: TableDefinition<(&str, &str), &str> = TableDefinition::new("deployed");
+
+/// (upstream, environment, project) -> the project's [`crate::planner::verdicts::History`]
+/// against that upstream: what the next verdict compares with.
+pub(crate) const HISTORY: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("history");
+/// Project -> its [`Latest`]: its own latest result and its latest finished cascades,
+/// which its badges show.
+pub(crate) const LATEST: TableDefinition<&str, &[u8]> = TableDefinition::new("latest");
 
 pub(crate) const SEQ_KEY: &str = "seq";
 pub(crate) const LAYOUT_KEY: &str = "layout";

@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 
 use conjunction_protocol::impact::NotAffected;
+use conjunction_protocol::project::Badges;
 use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{
-    BuildId, CiKind, Contact, Dependency, Package, Project, ProjectId, RootSummary, SourceSpec,
-    StateKind, Timestamp, TriggerSpec,
+    Baseline, BuildId, CiKind, Contact, Dependency, Package, Project, ProjectId, RootSummary,
+    SourceSpec, StateKind, Timestamp, TriggerSpec, Verdict,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,10 @@ pub(crate) struct StoredProject {
     pub source: Option<SourceSpec>,
     #[serde(default)]
     pub reconcile_after_secs: Option<u64>,
+    #[serde(default)]
+    pub confirm_failures: u32,
+    #[serde(default)]
+    pub badges: Badges,
     pub report_token_sha256: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -57,6 +62,8 @@ impl StoredProject {
             package: self.package.clone(),
             source: self.source.as_ref().map(SourceSpec::view),
             reconcile_after_secs: self.reconcile_after_secs,
+            confirm_failures: self.confirm_failures,
+            badges: self.badges,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -105,6 +112,12 @@ pub(crate) struct RootRecord {
     pub cascade_started: bool,
     /// Nodes in each state, kept as they change.
     pub counts: BTreeMap<StateKind, u32>,
+    /// Finished builds with each verdict, kept as they are given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verdicts: BTreeMap<Verdict, u32>,
+    /// Set once the upstream's digest of the finished event was queued.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest_queued: bool,
     /// How many nodes the event has (positions `0..size`).
     pub size: u32,
 }
@@ -121,9 +134,30 @@ impl RootRecord {
             rollback_from: self.rollback_from.clone(),
             created_at: self.created_at,
             counts: self.counts.clone(),
+            verdicts: self.verdicts.clone(),
             notes: self.notes.clone(),
             not_promoted: self.not_promoted.clone(),
         }
+    }
+
+    /// Moves one build's verdict from `from` to `to` in the verdict counts.
+    pub fn count_verdict(&mut self, from: Option<Verdict>, to: Option<Verdict>) {
+        if let Some(from) = from {
+            if let Some(n) = self.verdicts.get_mut(&from) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.verdicts.remove(&from);
+                }
+            }
+        }
+        if let Some(to) = to {
+            *self.verdicts.entry(to).or_insert(0) += 1;
+        }
+    }
+
+    /// Every node has reached a final state.
+    pub fn is_finished(&self) -> bool {
+        self.counts.keys().all(|k| k.is_final())
     }
 
     /// Moves one node from state `from` (if it had one) to `to` in the counts.
@@ -138,6 +172,21 @@ impl RootRecord {
         }
         *self.counts.entry(to).or_insert(0) += 1;
     }
+}
+
+/// What a project's badges show: its own latest result, and its latest finished
+/// cascades as an upstream (the one before is what the changes badge compares with).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latest {
+    /// The project's own latest final build (as a root or a dependent) that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<Baseline>,
+    /// Its latest root event whose cascade finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<BuildId>,
+    /// The finished one before that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<BuildId>,
 }
 
 /// A native CI run conjunction knows, and the build it is for.

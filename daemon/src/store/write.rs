@@ -10,14 +10,15 @@ use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Timestamp};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{
-    decode, encode, run_key, OutboxEntry, RootRecord, RunRecord, StoredProject, Watched,
+    decode, encode, run_key, Latest, OutboxEntry, RootRecord, RunRecord, StoredProject, Watched,
 };
 use super::{
-    StoreError, DEPLOYED, EVENTS, HOOKS, HOOK_EXPIRY, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
-    OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS,
+    MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
+use crate::planner::verdicts::History;
 use crate::planner::{Member, Principal};
 
 /// The open tables of one write transaction, and the events it appended.
@@ -39,6 +40,8 @@ pub struct WriteTx<'t> {
     lines: Table<'t, (&'static str, &'static str), &'static [u8]>,
     line_dependents: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
     deployed: Table<'t, (&'static str, &'static str), &'static str>,
+    history: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
+    latest: Table<'t, &'static str, &'static [u8]>,
     seq: u64,
     published: Vec<Published>,
     /// The JSON of the last timestamp an event was written at: a batch writes many
@@ -68,6 +71,8 @@ impl<'t> WriteTx<'t> {
             lines: txn.open_table(LINES)?,
             line_dependents: txn.open_table(LINE_DEPENDENTS)?,
             deployed: txn.open_table(DEPLOYED)?,
+            history: txn.open_table(HISTORY)?,
+            latest: txn.open_table(LATEST)?,
             seq,
             published: Vec::new(),
             at_json: None,
@@ -350,6 +355,52 @@ impl<'t> WriteTx<'t> {
     ) -> Result<(), StoreError> {
         self.deployed
             .insert((upstream.as_str(), environment), version)?;
+        Ok(())
+    }
+
+    // ---- verdicts and badges ----
+
+    /// What `project` last built against `upstream` in `environment`.
+    pub fn history(
+        &self,
+        upstream: &ProjectId,
+        environment: &str,
+        project: &ProjectId,
+    ) -> Result<History, StoreError> {
+        let found = self
+            .history
+            .get((upstream.as_str(), environment, project.as_str()))?;
+        Ok(found
+            .map(|g| decode(g.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn put_history(
+        &mut self,
+        upstream: &ProjectId,
+        environment: &str,
+        project: &ProjectId,
+        history: &History,
+    ) -> Result<(), StoreError> {
+        self.history.insert(
+            (upstream.as_str(), environment, project.as_str()),
+            encode(history).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn latest(&self, project: &ProjectId) -> Result<Latest, StoreError> {
+        let found = self.latest.get(project.as_str())?;
+        Ok(found
+            .map(|g| decode(g.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn put_latest(&mut self, project: &ProjectId, latest: &Latest) -> Result<(), StoreError> {
+        self.latest
+            .insert(project.as_str(), encode(latest).as_slice())?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ mod lines;
 mod projects;
 mod rebuilds;
 mod reports;
+mod verdicts;
 mod work;
 
 use std::sync::{Arc, RwLock};

@@ -214,6 +214,8 @@ fn upsert(
         package: spec.package,
         source: spec.source,
         reconcile_after_secs: spec.reconcile_after_secs,
+        confirm_failures: spec.confirm_failures,
+        badges: spec.badges,
         report_token_sha256: hex::encode(token_hash),
         created_at: old.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,

@@ -61,6 +61,9 @@ pub(super) fn root_report(
         run: None,
         summary: report.summary,
         metadata: report.metadata,
+        rerun: None,
+        verdict: None,
+        baseline: None,
         created_at: now,
         triggered_at: None,
         started_at: (!kind.is_final()).then_some(now),
@@ -80,6 +83,8 @@ pub(super) fn root_report(
         not_promoted: Vec::new(),
         cascade_started: false,
         counts: Default::default(),
+        verdicts: Default::default(),
+        digest_queued: false,
         size: 0,
     });
     work.set_member(

@@ -230,10 +230,17 @@ impl<'t, 'w> Work<'t, 'w> {
     pub fn finish(mut self) -> Result<Committed, StoreError> {
         let mut events: Vec<EventState> = self.events.into_values().collect();
         events.sort_by_key(|e| e.record.id);
-        for event in events {
+        for mut event in events {
             for (&position, &new) in &event.dirty {
                 self.tx
                     .put_member(event.record.id, position, &event.members[&position], new)?;
+            }
+            if event.record_changed
+                && event.record.cascade_started
+                && !event.record.digest_queued
+                && event.record.is_finished()
+            {
+                super::verdicts::event_finished(&mut self.tx, &mut event.record)?;
             }
             if event.record_changed {
                 self.tx.put_root(&event.record)?;
@@ -313,6 +320,11 @@ impl Edit {
         self.nodes.insert(position, node);
     }
 
+    /// The positions of the nodes this command changed, in order.
+    pub fn positions(&self) -> Vec<u32> {
+        self.nodes.keys().copied().collect()
+    }
+
     /// The node at `position` as this command has it so far.
     pub fn node_mut(
         &mut self,
@@ -336,7 +348,8 @@ impl Edit {
     }
 
     /// Writes every changed node, and returns the node at `wanted` as it now stands.
-    pub fn flush(self, work: &mut Work<'_, '_>, wanted: BuildId) -> Result<Node, StoreError> {
+    pub fn flush(mut self, work: &mut Work<'_, '_>, wanted: BuildId) -> Result<Node, StoreError> {
+        super::verdicts::judge_all(work, &mut self)?;
         if self.created {
             let event = work.event(self.root)?;
             let summary = event.record.summary();

@@ -16,6 +16,7 @@ mod startup;
 mod storage;
 mod triggers;
 mod tui;
+mod verdicts;
 mod versions;
 
 use std::time::Duration;

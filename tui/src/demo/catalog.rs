@@ -384,7 +384,7 @@ impl DemoProject {
             report_token: None,
             package: None,
             source,
-            reconcile_after_secs: None,
+            ..ProjectSpec::default()
         })
     }
 }
