@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod badges;
 pub mod ci;
 pub mod config;
 pub mod dispatch;

@@ -6,6 +6,7 @@
 //! file per resource), which use the state, the extractors and the errors, which use
 //! nothing of the API.
 
+mod badges;
 pub mod error;
 mod extract;
 pub mod feed;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/roots", get(roots::list))
         .route("/v1/roots/{id}", get(roots::get))
         .route("/v1/ws", get(feed::upgrade))
+        .route("/v1/badges/{*path}", get(badges::get))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -22,7 +22,7 @@ use redb::{Database, TableDefinition};
 
 use crate::config::StoreConfig;
 
-pub use read::{RootPage, Snapshot};
+pub use read::{BadgeFacts, RootPage, Snapshot};
 pub use records::OutboxEntry;
 pub use records::{Latest, Watched};
 pub(crate) use records::{RootRecord, RunRecord, StoredProject};

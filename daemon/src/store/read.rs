@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 
-use super::records::{decode, OutboxEntry, RootRecord, StoredProject, Watched};
+use super::records::{decode, Latest, OutboxEntry, RootRecord, StoredProject, Watched};
 use super::{
-    Store, StoreError, DEPLOYED, EVENTS, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, OUTBOX,
-    POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
+    Store, StoreError, DEPLOYED, EVENTS, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
+    OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -37,6 +37,17 @@ pub struct LinesPage {
     pub more: bool,
     /// The version each environment has now.
     pub current: BTreeMap<String, String>,
+}
+
+/// What a project's badges are drawn from, read in one transaction.
+#[derive(Debug, Clone)]
+pub struct BadgeFacts {
+    pub badges: conjunction_protocol::project::Badges,
+    /// The project's own latest build that ran.
+    pub own: Option<conjunction_protocol::Baseline>,
+    /// Its latest finished cascade, and the one before.
+    pub finished: Option<RootSummary>,
+    pub previous: Option<RootSummary>,
 }
 
 /// One page of a root event's nodes, or why there is none.
@@ -86,6 +97,35 @@ impl Store {
     /// The trigger of a project, secrets included, for the dispatcher.
     pub fn trigger_of(&self, id: &ProjectId) -> Result<Option<TriggerSpec>, StoreError> {
         Ok(self.stored_project(id)?.and_then(|p| p.trigger))
+    }
+
+    /// What `id`'s badges show; none when no such project is registered.
+    pub fn badge_facts(&self, id: &ProjectId) -> Result<Option<BadgeFacts>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let projects = txn.open_table(PROJECTS)?;
+        let Some(project) = projects.get(id.as_str())? else {
+            return Ok(None);
+        };
+        let project: StoredProject = decode(project.value())?;
+        let latest: Latest = match txn.open_table(LATEST)?.get(id.as_str())? {
+            Some(g) => decode(g.value())?,
+            None => Latest::default(),
+        };
+        let roots = txn.open_table(ROOTS)?;
+        let summary = |root: Option<BuildId>| -> Result<Option<RootSummary>, StoreError> {
+            let Some(root) = root else { return Ok(None) };
+            let found = roots.get(root.0 .0)?;
+            Ok(found
+                .map(|g| decode::<RootRecord>(g.value()))
+                .transpose()?
+                .map(|r| r.summary()))
+        };
+        Ok(Some(BadgeFacts {
+            badges: project.badges,
+            own: latest.own,
+            finished: summary(latest.finished)?,
+            previous: summary(latest.previous)?,
+        }))
     }
 
     pub fn node(&self, id: BuildId) -> Result<Option<Node>, StoreError> {

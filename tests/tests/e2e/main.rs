@@ -3,6 +3,7 @@
 //! binary; shared helpers live here and in the `conjunction_tests` library.
 
 mod bad_input;
+mod badges;
 mod cascade;
 mod cli;
 mod crash;
