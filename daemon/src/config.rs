@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::BuildTokens;
 use crate::dispatch::DispatchConfig;
+use crate::notify::NotifyConfig;
 use crate::planner::Environments;
 use crate::reconcile::ReconcileConfig;
 
@@ -40,6 +41,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub reconcile: ReconcileConfig,
     pub releases: ReleasesConfig,
+    pub notify: NotifyConfig,
 }
 
 impl Config {
@@ -54,6 +56,7 @@ impl Config {
             limits: LimitsConfig::default(),
             reconcile: ReconcileConfig::default(),
             releases: ReleasesConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -177,6 +180,8 @@ pub struct FileConfig {
     pub reconcile: ReconcileConfig,
     #[serde(default)]
     pub releases: ReleasesConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, thiserror::Error)]

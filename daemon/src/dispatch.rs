@@ -57,13 +57,19 @@ impl DispatchConfig {
     /// The delay before attempt `tries + 1`: exponential, capped, with jitter in the
     /// upper half so that triggers failing together do not retry together.
     pub fn backoff(&self, tries: u32) -> Duration {
-        let exp = self
-            .backoff_base_ms
-            .saturating_mul(1u64 << tries.saturating_sub(1).min(32))
-            .min(self.backoff_max_ms);
-        let jittered = rand::rng().random_range(exp / 2..=exp.max(1));
-        Duration::from_millis(jittered)
+        backoff(self.backoff_base_ms, self.backoff_max_ms, tries)
     }
+}
+
+/// The delay before try `tries + 1` of an outbox entry (a trigger or a notice):
+/// `base_ms` doubled with each try, capped at `max_ms`, with jitter in the upper half
+/// so that entries failing together do not retry together.
+pub fn backoff(base_ms: u64, max_ms: u64, tries: u32) -> Duration {
+    let exp = base_ms
+        .saturating_mul(1u64 << tries.saturating_sub(1).min(32))
+        .min(max_ms);
+    let jittered = rand::rng().random_range(exp / 2..=exp.max(1));
+    Duration::from_millis(jittered)
 }
 
 pub struct Dispatcher {

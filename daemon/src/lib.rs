@@ -14,6 +14,7 @@ pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod hub;
+pub mod notify;
 pub mod planner;
 pub mod reconcile;
 pub mod server;
@@ -51,6 +52,8 @@ pub enum ServeError {
     Client(#[from] reqwest::Error),
     #[error(transparent)]
     WriterFailed(#[from] writer::Fault),
+    #[error("the [notify] settings cannot be used: {0}")]
+    Notify(String),
 }
 
 /// The text of a panic's payload.
@@ -109,12 +112,17 @@ pub async fn serve(
     let hub = hub::Hub::new(config.feed.buffer);
     let health = health::Health::default();
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
+    let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+    let mut notify_config = config.notify.clone();
+    notify_config.load_files().map_err(ServeError::Notify)?;
     let (writer, writer_thread, mut writer_gone) = writer::spawn(writer::Wiring {
         store: store.clone(),
         graph,
         shared: shared_graph.clone(),
         hub: hub.clone(),
         dispatch: dispatch_tx.clone(),
+        notify: notify_tx,
+        email_default: notify_config.smtp.is_some(),
         report_url: report_url.clone(),
         build_tokens: build_tokens.clone(),
         environments: config.releases.environments.clone(),
@@ -127,6 +135,7 @@ pub async fn serve(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("conjunction/", env!("CARGO_PKG_VERSION")))
         .build()?;
+    let client_for_notices = client.clone();
     let (follow, follows) = reconcile::Follows::channel();
     let reconciler = reconcile::Reconciler {
         store: store.clone(),
@@ -151,6 +160,15 @@ pub async fn serve(
     }
     let dispatch_task =
         tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone()));
+    let notifier = notify::Notifier {
+        writer: writer.clone(),
+        client: client_for_notices,
+        config: notify_config,
+    };
+    if !startup.notices.is_empty() {
+        tracing::info!(count = startup.notices.len(), "resuming queued notices");
+    }
+    let notify_task = tokio::spawn(notifier.run(startup.notices, notify_rx, stop_rx.clone()));
 
     let state = api::AppState {
         store,
@@ -185,6 +203,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     if let Err(e) = dispatch_task.await {
         tracing::error!(error = %e, "the dispatcher ended abnormally");
+    }
+    if let Err(e) = notify_task.await {
+        tracing::error!(error = %e, "the notifier ended abnormally");
     }
     if let Err(e) = reconcile_task.await {
         tracing::error!(error = %e, "the reconciler ended abnormally");

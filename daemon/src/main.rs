@@ -106,6 +106,7 @@ fn main() -> anyhow::Result<()> {
     config.dispatch = file.dispatch;
     config.reconcile = file.reconcile;
     config.releases = file.releases;
+    config.notify = file.notify;
     config.store = file.store;
     config.limits = file.limits;
 

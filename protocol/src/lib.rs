@@ -13,6 +13,7 @@ pub mod impact;
 mod json;
 pub mod limits;
 pub mod node;
+pub mod notify;
 pub mod project;
 pub mod releases;
 pub mod report;

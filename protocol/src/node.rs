@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ci::Run;
 use crate::id::{BuildId, ProjectId};
+use crate::notify::Notice;
 use crate::time::Timestamp;
 use crate::verdict::{Baseline, Verdict};
 
@@ -259,6 +260,9 @@ pub struct Node {
     /// The earlier build the verdict compared with; none for `new` and `infra`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// Everyone told about this build (and, on a root, the upstream's digest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_at: Option<Timestamp>,
@@ -299,6 +303,7 @@ impl Node {
             rerun: None,
             verdict: None,
             baseline: None,
+            notices: Vec::new(),
             created_at,
             triggered_at: None,
             started_at: None,

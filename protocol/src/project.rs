@@ -7,6 +7,7 @@ use crate::error::ValidationError;
 use crate::http_url;
 use crate::id::ProjectId;
 use crate::limits::*;
+use crate::notify::{validate_rules, NotifyRule, NotifyView};
 use crate::text::{check_text, Layout};
 use crate::time::Timestamp;
 
@@ -524,6 +525,10 @@ pub struct ProjectSpec {
     /// Whether anyone may fetch this project's badges without a token.
     #[serde(default, skip_serializing_if = "Badges::is_private")]
     pub badges: Badges,
+    /// Who is told what, on which channel. When left out, the project's contacts
+    /// are emailed (if the daemon has SMTP settings) about everything but `infra`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyRule>,
 }
 
 /// The most reruns `confirm_failures` may ask for.
@@ -681,6 +686,7 @@ impl ProjectSpec {
                 ));
             }
         }
+        validate_rules(&self.notify)?;
         if self.confirm_failures > MAX_CONFIRM_FAILURES {
             return Err(ValidationError::new(
                 "confirm_failures",
@@ -712,6 +718,9 @@ pub struct Project {
     pub confirm_failures: u32,
     #[serde(default, skip_serializing_if = "Badges::is_private")]
     pub badges: Badges,
+    /// The notification rules, their channels named without secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyView>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

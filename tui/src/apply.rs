@@ -80,6 +80,9 @@ pub fn parse_with(text: &str, secrets: &Secrets<'_>) -> Result<Vec<ProjectEntry>
         if let Some(s) = &mut spec.source {
             fields.extend(s.secrets_mut());
         }
+        for rule in &mut spec.notify {
+            fields.extend(rule.channel.secrets_mut());
+        }
         for (field, value) in fields {
             resolve(&id, field, value, secrets)?;
         }

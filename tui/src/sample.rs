@@ -56,6 +56,7 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
         reconcile_after_secs: None,
         confirm_failures: 0,
         badges: Default::default(),
+        notify: Vec::new(),
         created_at: at(86_400),
         updated_at: at(86_400),
     }

@@ -17,8 +17,8 @@ use serde::Deserialize;
 use super::records::{decode, encode, RootRecord};
 use super::{
     StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LAYOUT, LAYOUT_KEY, LINES,
-    LINE_DEPENDENTS, MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS,
-    WATCH,
+    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS,
+    RUNS, TOKENS, WATCH,
 };
 use crate::planner::Member;
 
@@ -79,6 +79,7 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(DEPLOYED)?;
         txn.open_table(HISTORY)?;
         txn.open_table(LATEST)?;
+        txn.open_table(NOTICES)?;
         match layout {
             Some(LAYOUT) => return Ok(None),
             Some(newer) if newer > LAYOUT => return Err(StoreError::NewerLayout(newer)),
@@ -157,6 +158,7 @@ fn from_layout_1(txn: &redb::WriteTransaction) -> Result<Migrated, StoreError> {
             cascade_started: old.cascade_started,
             counts,
             verdicts: Default::default(),
+            named: Default::default(),
             digest_queued: false,
             size: old.members.len() as u32,
         };

@@ -24,7 +24,7 @@ use crate::config::StoreConfig;
 
 pub use read::{BadgeFacts, RootPage, Snapshot};
 pub use records::OutboxEntry;
-pub use records::{Latest, Watched};
+pub use records::{Latest, NoticeEntry, Watched};
 pub(crate) use records::{RootRecord, RunRecord, StoredProject};
 pub use write::WriteTx;
 
@@ -75,6 +75,9 @@ pub(crate) const HISTORY: TableDefinition<(&str, &str, &str), &[u8]> =
 /// Project -> its [`Latest`]: its own latest result and its latest finished cascades,
 /// which its badges show.
 pub(crate) const LATEST: TableDefinition<&str, &[u8]> = TableDefinition::new("latest");
+
+/// Notice id -> its [`NoticeEntry`]: the notice outbox.
+pub(crate) const NOTICES: TableDefinition<u128, &[u8]> = TableDefinition::new("notices");
 
 pub(crate) const SEQ_KEY: &str = "seq";
 pub(crate) const LAYOUT_KEY: &str = "layout";
@@ -150,6 +153,8 @@ pub struct Startup {
     pub(crate) projects: Vec<StoredProject>,
     /// Triggers queued and not yet delivered.
     pub outbox: Vec<OutboxEntry>,
+    /// Notices queued and not yet sent or given up.
+    pub notices: Vec<NoticeEntry>,
     /// The planner left nodes to decide before the daemon stopped.
     pub has_ready: bool,
 }
@@ -189,6 +194,7 @@ impl Store {
             let startup = Startup {
                 projects: store.stored_projects()?,
                 outbox: store.outbox()?,
+                notices: store.notices()?,
                 has_ready: store.has_ready()?,
             };
             Ok((store, startup, migrated))

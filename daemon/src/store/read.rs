@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 
 use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 
-use super::records::{decode, Latest, OutboxEntry, RootRecord, StoredProject, Watched};
+use super::records::{
+    decode, Latest, NoticeEntry, OutboxEntry, RootRecord, StoredProject, Watched,
+};
 use super::{
     Store, StoreError, DEPLOYED, EVENTS, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
-    OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
+    NOTICES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -360,6 +362,18 @@ impl Store {
     }
 
     /// Every trigger waiting for delivery, for the dispatcher at start-up.
+    /// Every notice not yet sent or given up, oldest first.
+    pub fn notices(&self) -> Result<Vec<NoticeEntry>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(NOTICES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         let txn = self.database().begin_read()?;
         let table = txn.open_table(OUTBOX)?;

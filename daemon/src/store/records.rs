@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 
 use conjunction_protocol::impact::NotAffected;
+use conjunction_protocol::notify::{Channel, NotifyRule};
+
+use crate::notify::message::Message;
 use conjunction_protocol::project::Badges;
 use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{
@@ -46,6 +49,8 @@ pub(crate) struct StoredProject {
     pub confirm_failures: u32,
     #[serde(default)]
     pub badges: Badges,
+    #[serde(default)]
+    pub notify: Vec<NotifyRule>,
     pub report_token_sha256: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -64,6 +69,7 @@ impl StoredProject {
             reconcile_after_secs: self.reconcile_after_secs,
             confirm_failures: self.confirm_failures,
             badges: self.badges,
+            notify: self.notify.iter().map(NotifyRule::view).collect(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -115,6 +121,10 @@ pub(crate) struct RootRecord {
     /// Finished builds with each verdict, kept as they are given.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub verdicts: BTreeMap<Verdict, u32>,
+    /// Projects to name in the digest, per verdict (`broke`, `fixed`) and for
+    /// `needs_bump`: the first few, kept as verdicts are given and given back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub named: BTreeMap<String, Vec<ProjectId>>,
     /// Set once the upstream's digest of the finished event was queued.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub digest_queued: bool,
@@ -140,8 +150,14 @@ impl RootRecord {
         }
     }
 
-    /// Moves one build's verdict from `from` to `to` in the verdict counts.
-    pub fn count_verdict(&mut self, from: Option<Verdict>, to: Option<Verdict>) {
+    /// Moves `project`'s build from verdict `from` to `to` in the verdict counts, and
+    /// in the names the digest gives.
+    pub fn count_verdict(
+        &mut self,
+        project: &ProjectId,
+        from: Option<Verdict>,
+        to: Option<Verdict>,
+    ) {
         if let Some(from) = from {
             if let Some(n) = self.verdicts.get_mut(&from) {
                 *n = n.saturating_sub(1);
@@ -149,9 +165,30 @@ impl RootRecord {
                     self.verdicts.remove(&from);
                 }
             }
+            self.unname(from.as_str(), project);
         }
         if let Some(to) = to {
             *self.verdicts.entry(to).or_insert(0) += 1;
+            if matches!(to, Verdict::Broke | Verdict::Fixed) {
+                self.name(to.as_str(), project);
+            }
+        }
+    }
+
+    /// Names `project` under `key` for the digest, while there is room.
+    pub fn name(&mut self, key: &str, project: &ProjectId) {
+        let names = self.named.entry(key.to_owned()).or_default();
+        if names.len() < crate::notify::message::DIGEST_NAMES && !names.contains(project) {
+            names.push(project.clone());
+        }
+    }
+
+    fn unname(&mut self, key: &str, project: &ProjectId) {
+        if let Some(names) = self.named.get_mut(key) {
+            names.retain(|p| p != project);
+            if names.is_empty() {
+                self.named.remove(key);
+            }
         }
     }
 
@@ -187,6 +224,35 @@ pub struct Latest {
     /// The finished one before that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<BuildId>,
+}
+
+/// A notice waiting to be sent: where to (with the channel's secrets), what it says,
+/// and the build whose `notices[index]` records how it went.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeEntry {
+    pub id: BuildId,
+    pub build: BuildId,
+    pub index: u32,
+    pub channel: Channel,
+    pub message: Message,
+    /// Tries made so far.
+    pub tries: u32,
+    pub due: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Debug for NoticeEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoticeEntry")
+            .field("id", &self.id)
+            .field("build", &self.build)
+            .field("channel", &self.channel.describe())
+            .field("kind", &self.message.kind)
+            .field("tries", &self.tries)
+            .field("due", &self.due)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A native CI run conjunction knows, and the build it is for.

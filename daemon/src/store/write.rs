@@ -10,11 +10,13 @@ use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Timestamp};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{
-    decode, encode, run_key, Latest, OutboxEntry, RootRecord, RunRecord, StoredProject, Watched,
+    decode, encode, run_key, Latest, NoticeEntry, OutboxEntry, RootRecord, RunRecord,
+    StoredProject, Watched,
 };
 use super::{
     StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS,
-    MEMBERS, META, NODES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    MEMBERS, META, NODES, NOTICES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY,
+    TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -42,6 +44,7 @@ pub struct WriteTx<'t> {
     deployed: Table<'t, (&'static str, &'static str), &'static str>,
     history: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
     latest: Table<'t, &'static str, &'static [u8]>,
+    notices: Table<'t, u128, &'static [u8]>,
     seq: u64,
     published: Vec<Published>,
     /// The JSON of the last timestamp an event was written at: a batch writes many
@@ -73,6 +76,7 @@ impl<'t> WriteTx<'t> {
             deployed: txn.open_table(DEPLOYED)?,
             history: txn.open_table(HISTORY)?,
             latest: txn.open_table(LATEST)?,
+            notices: txn.open_table(NOTICES)?,
             seq,
             published: Vec::new(),
             at_json: None,
@@ -401,6 +405,24 @@ impl<'t> WriteTx<'t> {
     pub fn put_latest(&mut self, project: &ProjectId, latest: &Latest) -> Result<(), StoreError> {
         self.latest
             .insert(project.as_str(), encode(latest).as_slice())?;
+        Ok(())
+    }
+
+    // ---- the notice outbox ----
+
+    pub fn notice(&self, id: BuildId) -> Result<Option<NoticeEntry>, StoreError> {
+        let found = self.notices.get(id.0 .0)?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub fn put_notice(&mut self, entry: &NoticeEntry) -> Result<(), StoreError> {
+        self.notices
+            .insert(entry.id.0 .0, encode(entry).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_notice(&mut self, id: BuildId) -> Result<(), StoreError> {
+        self.notices.remove(id.0 .0)?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ mod cascade;
 mod deliveries;
 mod hooks;
 mod lines;
+mod notices;
 mod projects;
 mod rebuilds;
 mod reports;
@@ -35,10 +36,11 @@ use crate::auth::BuildTokens;
 use crate::health::Health;
 use crate::hub::Hub;
 use crate::planner::{Environments, Graph, Principal, Refusal};
-use crate::store::{OutboxEntry, Store, StoreError, WriteTx};
+use crate::store::{NoticeEntry, OutboxEntry, Store, StoreError, WriteTx};
 
 pub use deliveries::{prepare_outbox, Delivery};
 pub use hooks::{Heard, News, Via};
+pub use notices::NoticeOutcome;
 use work::{Committed, Work};
 
 /// Most commands applied in one transaction.
@@ -103,6 +105,11 @@ enum Command {
     News {
         news: Box<News>,
         reply: Reply<Heard>,
+    },
+    Notice {
+        id: BuildId,
+        outcome: NoticeOutcome,
+        reply: Reply<()>,
     },
 }
 
@@ -211,6 +218,14 @@ impl WriterHandle {
     }
 }
 
+impl WriterHandle {
+    /// Records what the notifier made of a try to send notice `id`.
+    pub async fn notice(&self, id: BuildId, outcome: NoticeOutcome) -> Result<(), WriteError> {
+        self.call(|reply| Command::Notice { id, outcome, reply })
+            .await
+    }
+}
+
 /// The running writer thread.
 pub struct WriterThread(std::thread::JoinHandle<Result<(), Fault>>);
 
@@ -248,6 +263,11 @@ pub struct Wiring {
     pub shared: SharedGraph,
     pub hub: Hub,
     pub dispatch: mpsc::UnboundedSender<OutboxEntry>,
+    /// Where queued notices go once committed.
+    pub notify: mpsc::UnboundedSender<NoticeEntry>,
+    /// The daemon can send mail, so a project without notify rules has its contacts
+    /// emailed.
+    pub email_default: bool,
     pub report_url: String,
     pub build_tokens: BuildTokens,
     /// The environments releases are promoted through, in order.
@@ -360,6 +380,7 @@ impl Writer {
                     &self.w.report_url,
                     &self.w.build_tokens,
                     &self.w.environments,
+                    self.w.email_default,
                     &mut self.ulids,
                 );
                 for command in batch {
@@ -388,6 +409,9 @@ impl Writer {
                     // The dispatcher is gone only during shutdown; the entry stays in the
                     // outbox and is delivered after the next start.
                     let _ = self.w.dispatch.send(entry);
+                }
+                for entry in done.notices {
+                    let _ = self.w.notify.send(entry);
                 }
                 for a in answers.drain(..) {
                     a(None);
@@ -447,6 +471,10 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
         }
         Command::News { news, reply } => {
             answer(reply, hooks::hear(work, *news)?.map_err(Into::into))
+        }
+        Command::Notice { id, outcome, reply } => {
+            notices::record(work, id, outcome)?;
+            answer(reply, Ok(()))
         }
     })
 }

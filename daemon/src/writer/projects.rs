@@ -216,6 +216,7 @@ fn upsert(
         reconcile_after_secs: spec.reconcile_after_secs,
         confirm_failures: spec.confirm_failures,
         badges: spec.badges,
+        notify: spec.notify,
         report_token_sha256: hex::encode(token_hash),
         created_at: old.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,

@@ -64,6 +64,7 @@ pub(super) fn root_report(
         rerun: None,
         verdict: None,
         baseline: None,
+        notices: Vec::new(),
         created_at: now,
         triggered_at: None,
         started_at: (!kind.is_final()).then_some(now),
@@ -84,6 +85,7 @@ pub(super) fn root_report(
         cascade_started: false,
         counts: Default::default(),
         verdicts: Default::default(),
+        named: Default::default(),
         digest_queued: false,
         size: 0,
     });

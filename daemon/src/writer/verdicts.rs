@@ -5,13 +5,17 @@
 //! back. A failure that would break a project that asks for confirmation is rebuilt
 //! instead, as an ordinary next attempt marked as a rerun.
 
-use conjunction_protocol::{Baseline, Node, StateKind};
+use conjunction_protocol::notify::NoticeKind;
+use conjunction_protocol::{Baseline, BuildId, Node, NodeState, StateKind};
 
 use super::cascade;
+use super::notices;
 use super::work::{Edit, Work};
+use crate::notify::message::Digest;
+use crate::notify::route::{bump_is_news, transition};
 use crate::planner::reports::next_attempt;
 use crate::planner::verdicts::{is_built, judge, Judgement};
-use crate::store::{RootRecord, StoreError, WriteTx};
+use crate::store::StoreError;
 
 /// Judges every node `edit` changed.
 pub(super) fn judge_all(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), StoreError> {
@@ -29,9 +33,13 @@ fn judge_one(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result<
         if node.verdict.is_some() {
             let old = node.verdict.take();
             node.baseline = None;
-            work.record_mut(root)?.count_verdict(old, None);
+            let project = node.project.clone();
+            work.record_mut(root)?.count_verdict(&project, old, None);
         }
         return Ok(());
+    }
+    if state == StateKind::NeedsBump && position > 0 {
+        return needs_bump(work, edit, position);
     }
     if node.verdict.is_some() || !ran(state) {
         return Ok(());
@@ -71,27 +79,74 @@ fn judge_one(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result<
     let node = edit.node_mut(work, position)?;
     node.verdict = Some(verdict);
     node.baseline = baseline.filter(|_| is_built(state));
+    if let Some(kind) = transition(verdict, state, &notices::told(node)) {
+        notices::queue(work, node, kind, None)?;
+    }
     if is_built(state) {
         history.record(result);
         history.bump_told = None;
         work.tx
             .put_history(&upstream, &environment, &project, &history)?;
     }
-    work.record_mut(root)?.count_verdict(None, Some(verdict));
+    work.record_mut(root)?
+        .count_verdict(&project, None, Some(verdict));
     Ok(())
 }
 
+/// A dependent whose range stops below the release: named in the digest, and told,
+/// unless it was told about this very range on this upstream already (it is told again
+/// once it has built against the upstream since, or declares another range).
+fn needs_bump(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result<(), StoreError> {
+    let root = edit.root;
+    let node = edit.node_mut(work, position)?;
+    let NodeState::NeedsBump { bump } = &node.state else {
+        return Ok(());
+    };
+    let (project, range) = (node.project.clone(), bump.range.clone());
+    let environments = work.environments;
+    let record = work.record_mut(root)?;
+    record.name("needs_bump", &project);
+    let upstream = record.project.clone();
+    let environment = record
+        .environment
+        .clone()
+        .unwrap_or_else(|| environments.first().to_owned());
+    let mut history = work.tx.history(&upstream, &environment, &project)?;
+    if !bump_is_news(&range, history.bump_told.as_deref()) {
+        return Ok(());
+    }
+    history.bump_told = Some(range);
+    work.tx
+        .put_history(&upstream, &environment, &project, &history)?;
+    let node = edit.node_mut(work, position)?;
+    notices::queue(work, node, NoticeKind::NeedsBump, None)
+}
+
 /// A cascade finished: it becomes its upstream's latest for the badges (unless a
-/// newer one finished first), and the upstream's digest is queued, once.
-pub(super) fn event_finished(
-    tx: &mut WriteTx<'_>,
-    record: &mut RootRecord,
-) -> Result<(), StoreError> {
+/// newer one finished first), and the upstream's digest is queued on the root, once.
+pub(super) fn event_finished(work: &mut Work<'_, '_>, root: BuildId) -> Result<(), StoreError> {
+    let record = work.record_mut(root)?;
     record.digest_queued = true;
-    let mut latest = tx.latest(&record.project)?;
-    if latest.finished.is_none_or(|f| f < record.id) {
-        latest.previous = latest.finished.replace(record.id);
-        tx.put_latest(&record.project, &latest)?;
+    let project = record.project.clone();
+    let digest = Digest {
+        counts: record.counts.clone(),
+        verdicts: record.verdicts.clone(),
+        named: record.named.clone(),
+    };
+    let mut latest = work.tx.latest(&project)?;
+    if latest.finished.is_none_or(|f| f < root) {
+        latest.previous = latest.finished.replace(root);
+        work.tx.put_latest(&project, &latest)?;
+    }
+    let mut node = work
+        .tx
+        .node(root)?
+        .ok_or_else(|| StoreError::Inconsistent(format!("root event {root} has no root build")))?;
+    let before = node.notices.len();
+    notices::queue(work, &mut node, NoticeKind::Digest, Some(digest))?;
+    if node.notices.len() > before {
+        let now = work.now;
+        work.tx.put_node(now, &mut node)?;
     }
     Ok(())
 }

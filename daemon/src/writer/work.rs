@@ -14,7 +14,7 @@ use conjunction_protocol::{BuildId, Node, ProjectId, RootSummary, StateKind, Tim
 use crate::auth::BuildTokens;
 use crate::hub::Published;
 use crate::planner::{self, Environments, EventMembers, Graph, Member, Settled};
-use crate::store::{OutboxEntry, RootRecord, StoreError, WriteTx};
+use crate::store::{NoticeEntry, OutboxEntry, RootRecord, StoreError, WriteTx};
 
 /// The most steps (nodes queued, blocked, unblocked or failed) the planner takes for
 /// one command, or for one batch's share of what earlier ones left: a root report
@@ -54,6 +54,8 @@ impl GraphChange {
 pub(crate) struct Committed {
     pub published: Vec<Published>,
     pub queued: Vec<OutboxEntry>,
+    /// Notices queued, for the notifier.
+    pub notices: Vec<NoticeEntry>,
     pub graph: Vec<GraphChange>,
     /// Nodes are left for the planner to decide in a later batch.
     pub ready_left: bool,
@@ -77,10 +79,14 @@ pub(crate) struct Work<'t, 'w> {
     pub report_url: &'w str,
     pub build_tokens: &'w BuildTokens,
     pub environments: &'w Environments,
+    /// The daemon can send mail: a side without notify rules has its contacts
+    /// emailed.
+    pub email_default: bool,
     ulids: &'w mut ulid::Generator,
     graph_changes: Vec<GraphChange>,
     events: HashMap<BuildId, EventState>,
     queued: Vec<OutboxEntry>,
+    notices: Vec<NoticeEntry>,
 }
 
 impl<'t, 'w> Work<'t, 'w> {
@@ -90,6 +96,7 @@ impl<'t, 'w> Work<'t, 'w> {
         report_url: &'w str,
         build_tokens: &'w BuildTokens,
         environments: &'w Environments,
+        email_default: bool,
         ulids: &'w mut ulid::Generator,
     ) -> Self {
         Self {
@@ -99,10 +106,12 @@ impl<'t, 'w> Work<'t, 'w> {
             report_url,
             build_tokens,
             environments,
+            email_default,
             ulids,
             graph_changes: Vec::new(),
             events: HashMap::new(),
             queued: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -120,6 +129,12 @@ impl<'t, 'w> Work<'t, 'w> {
     pub fn queue(&mut self, entry: OutboxEntry) -> Result<(), StoreError> {
         self.tx.put_outbox(&entry)?;
         self.queued.push(entry);
+        Ok(())
+    }
+
+    pub fn queue_notice(&mut self, entry: NoticeEntry) -> Result<(), StoreError> {
+        self.tx.put_notice(&entry)?;
+        self.notices.push(entry);
         Ok(())
     }
 
@@ -228,19 +243,27 @@ impl<'t, 'w> Work<'t, 'w> {
     /// for each event whose summary moved) and hands back what to publish, dispatch
     /// and apply to the readers' graph after the commit.
     pub fn finish(mut self) -> Result<Committed, StoreError> {
+        let mut finished: Vec<BuildId> = self
+            .events
+            .values()
+            .filter(|e| {
+                e.record_changed
+                    && e.record.cascade_started
+                    && !e.record.digest_queued
+                    && e.record.is_finished()
+            })
+            .map(|e| e.record.id)
+            .collect();
+        finished.sort();
+        for root in finished {
+            super::verdicts::event_finished(&mut self, root)?;
+        }
         let mut events: Vec<EventState> = self.events.into_values().collect();
         events.sort_by_key(|e| e.record.id);
-        for mut event in events {
+        for event in events {
             for (&position, &new) in &event.dirty {
                 self.tx
                     .put_member(event.record.id, position, &event.members[&position], new)?;
-            }
-            if event.record_changed
-                && event.record.cascade_started
-                && !event.record.digest_queued
-                && event.record.is_finished()
-            {
-                super::verdicts::event_finished(&mut self.tx, &mut event.record)?;
             }
             if event.record_changed {
                 self.tx.put_root(&event.record)?;
@@ -256,6 +279,7 @@ impl<'t, 'w> Work<'t, 'w> {
             ready_left,
             published: self.tx.finish()?,
             queued: self.queued,
+            notices: self.notices,
             graph: self.graph_changes,
         })
     }

@@ -1,0 +1,186 @@
+//! IRC: a short-lived client for one notice. It registers, joins the channel (a
+//! channel may refuse messages from outside), says the notice in a few lines spaced
+//! against flood limits, and quits. The protocol subset is small enough that a
+//! client of its own is clearer than a general IRC library.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::message::Message;
+use super::{IrcConfig, Sent};
+
+/// The most lines one notice takes, and the most bytes of text per line (a line is at
+/// most 512 bytes with the command, the target and CRLF).
+const MAX_LINES: usize = 6;
+const LINE_BYTES: usize = 400;
+/// The pause between two lines, so that the server's flood control does not drop us.
+const LINE_GAP: Duration = Duration::from_millis(300);
+
+/// The lines said for `m`: the headline, the build, then who is on each side.
+pub fn lines(m: &Message) -> Vec<String> {
+    std::iter::once(m.headline())
+        .chain(m.details().into_iter().filter(|l| !l.starts_with("> ")))
+        .map(|l| clip(&l.replace(['\r', '\n'], " ")))
+        .take(MAX_LINES)
+        .collect()
+}
+
+fn clip(line: &str) -> String {
+    if line.len() <= LINE_BYTES {
+        return line.to_owned();
+    }
+    let cut = (0..=LINE_BYTES)
+        .rev()
+        .find(|&i| line.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &line[..cut])
+}
+
+pub async fn send(config: &IrcConfig, timeout: Duration, target: &str, m: &Message) -> Sent {
+    let server = format!("{}:{}", config.server, config.port);
+    match tokio::time::timeout(timeout, session(config, target, &lines(m))).await {
+        Ok(Ok(())) => Sent::Ok,
+        Ok(Err(Failure::Refused(e))) => Sent::Refused(format!("{server}: {e}")),
+        Ok(Err(Failure::Transient(e))) => Sent::Transient(format!("{server}: {e}")),
+        Err(_) => Sent::Transient(format!("{server} did not finish in time")),
+    }
+}
+
+enum Failure {
+    Refused(String),
+    Transient(String),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Transient(e.to_string())
+    }
+}
+
+async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(), Failure> {
+    let stream = TcpStream::connect((config.server.as_str(), config.port))
+        .await
+        .map_err(|e| Failure::Transient(format!("could not connect: {e}")))?;
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read).lines();
+    let mut nick = config.nick.clone();
+    if let Some(password) = &config.password {
+        write
+            .write_all(format!("PASS {password}\r\n").as_bytes())
+            .await?;
+    }
+    write
+        .write_all(
+            format!("NICK {nick}\r\nUSER {nick} 0 * :conjunction notifications\r\n").as_bytes(),
+        )
+        .await?;
+    let joins = target.starts_with(['#', '&', '+', '!']);
+    let mut joined = !joins;
+    let mut registered = false;
+    loop {
+        let Some(line) = read.next_line().await? else {
+            return Err(Failure::Transient(
+                "the server closed the connection".into(),
+            ));
+        };
+        let (command, rest) = command_of(&line);
+        match command {
+            "PING" => {
+                write
+                    .write_all(format!("PONG {rest}\r\n").as_bytes())
+                    .await?
+            }
+            "001" => {
+                registered = true;
+                if joins {
+                    write
+                        .write_all(format!("JOIN {target}\r\n").as_bytes())
+                        .await?;
+                }
+            }
+            // Nickname in use: try another.
+            "433" if !registered => {
+                nick.push('_');
+                write
+                    .write_all(format!("NICK {nick}\r\n").as_bytes())
+                    .await?;
+            }
+            // End of the channel's names: we are in.
+            "366" => joined = true,
+            "403" | "405" | "471" | "473" | "474" | "475" | "477" => {
+                return Err(Failure::Refused(format!("cannot join {target}: {rest}")));
+            }
+            "ERROR" => return Err(Failure::Transient(format!("the server said {rest}"))),
+            "464" | "465" => return Err(Failure::Refused(format!("refused: {rest}"))),
+            _ => {}
+        }
+        if registered && joined {
+            break;
+        }
+    }
+    for (i, text) in lines.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(LINE_GAP).await;
+        }
+        write
+            .write_all(format!("PRIVMSG {target} :{text}\r\n").as_bytes())
+            .await?;
+    }
+    write.write_all(b"QUIT :notified\r\n").await?;
+    // The server answers QUIT with ERROR and closes; what it says before then may be
+    // a refusal of the messages.
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(5), read.next_line()).await
+    {
+        let (command, rest) = command_of(&line);
+        match command {
+            "401" | "404" => {
+                return Err(Failure::Refused(format!("cannot send to {target}: {rest}")))
+            }
+            "ERROR" => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A line's command (or numeric) and what follows it, without the prefix.
+fn command_of(line: &str) -> (&str, &str) {
+    let line = match line.strip_prefix(':') {
+        Some(rest) => rest.split_once(' ').map_or("", |(_, r)| r),
+        None => line,
+    };
+    line.split_once(' ').unwrap_or((line, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::tests::broke;
+
+    #[test]
+    fn a_notice_is_a_few_lines_without_the_excerpt() {
+        let said = lines(&broke());
+        assert_eq!(
+            said,
+            [
+                "apps/x broke with acme/lib 1.5.0",
+                "build 00000000000000000000000008 (attempt 1) failed: https://ci.example/b/123",
+                "apps/x: Ana Lima (maintainer) <ana@acme.example> @ana",
+                "acme/lib (upstream): Lu Chen",
+            ]
+        );
+        assert_eq!(clip(&"é".repeat(300)).len(), 400 + '…'.len_utf8());
+    }
+
+    #[test]
+    fn commands_are_read_with_or_without_a_prefix() {
+        assert_eq!(command_of("PING :irc.test"), ("PING", ":irc.test"));
+        assert_eq!(
+            command_of(":irc.test 001 conjunction :Welcome"),
+            ("001", "conjunction :Welcome")
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! Notifications: who is told what ([`route`], pure), what a notice says
+//! ([`message`]), one file per channel (its format and how it is sent), and the
+//! [`Notifier`] that delivers the notice outbox.
+//!
+//! Notices are written to their outbox in the same transaction as the change they
+//! are about, so none is lost or sent for a change that did not commit. The notifier
+//! sends each at least once: with retries and back-off, surviving restarts, and
+//! reporting every outcome through the writer, which records it on the build
+//! ("told #design on Slack"). A notice never holds up a report.
+
+pub mod discord;
+pub mod email;
+pub mod irc;
+pub mod matrix;
+pub mod message;
+pub mod route;
+pub mod slack;
+pub mod webhook;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use conjunction_protocol::notify::Channel;
+use conjunction_protocol::trigger::SIGNATURE_HEADER;
+use conjunction_protocol::{BuildId, Timestamp};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::ci::call::{self, Outcome};
+use crate::store::NoticeEntry;
+use crate::writer::{NoticeOutcome, WriterHandle};
+
+/// How notices are sent (`[notify]` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Tries before a notice is given up (the first included).
+    pub max_attempts: u32,
+    /// How long one try may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Delay before the first retry, in milliseconds; it doubles with each retry.
+    pub backoff_base_ms: u64,
+    /// Longest delay between two tries, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Notices in flight at once.
+    pub concurrency: usize,
+    /// The SMTP server email notices go through; without it, nothing is emailed.
+    pub smtp: Option<SmtpConfig>,
+    /// The IRC server IRC notices go to.
+    pub irc: Option<IrcConfig>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            timeout_ms: 15_000,
+            backoff_base_ms: 2_000,
+            backoff_max_ms: 600_000,
+            concurrency: 8,
+            smtp: None,
+            irc: None,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Reads the files the settings name (passwords, a CA certificate), once, at start.
+    pub fn load_files(&mut self) -> Result<(), String> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+        };
+        if let Some(smtp) = &mut self.smtp {
+            if let Some(path) = &smtp.password_file {
+                smtp.password = Some(read(path, "[notify.smtp] password_file")?.trim().to_owned());
+            }
+            if let Some(path) = &smtp.ca_file {
+                smtp.ca_pem = Some(read(path, "[notify.smtp] ca_file")?);
+            }
+        }
+        if let Some(irc) = &mut self.irc {
+            if let Some(path) = &irc.password_file {
+                irc.password = Some(read(path, "[notify.irc] password_file")?.trim().to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on loopback or a trusted network (port 25).
+    None,
+}
+
+/// `[notify.smtp]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// 587 for STARTTLS, 465 for TLS, 25 without, when left out.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// The sender, such as `conjunction <ci@example.org>`.
+    pub from: String,
+    pub username: Option<String>,
+    /// A file holding the password (under systemd, a credential).
+    pub password_file: Option<PathBuf>,
+    /// A PEM certificate to trust besides the usual roots: a private CA.
+    pub ca_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub password: Option<String>,
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
+}
+
+impl SmtpConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        })
+    }
+}
+
+/// `[notify.irc]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrcConfig {
+    pub server: String,
+    #[serde(default = "IrcConfig::default_port")]
+    pub port: u16,
+    #[serde(default = "IrcConfig::default_nick")]
+    pub nick: String,
+    /// A file holding the server password, if it has one.
+    pub password_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub password: Option<String>,
+}
+
+impl IrcConfig {
+    fn default_port() -> u16 {
+        6667
+    }
+    fn default_nick() -> String {
+        "conjunction".into()
+    }
+}
+
+/// What one try to send a notice came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    Ok,
+    /// Trying again will not change it.
+    Refused(String),
+    /// Worth another try.
+    Transient(String),
+    /// The service asked to be called later; not a failed try.
+    RateLimited {
+        error: String,
+        wait: Duration,
+    },
+}
+
+impl From<Outcome> for Sent {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Accepted { .. } => Sent::Ok,
+            Outcome::Refused(e) => Sent::Refused(e),
+            Outcome::Transient { error, .. } => Sent::Transient(error),
+            Outcome::RateLimited { error, wait } => Sent::RateLimited { error, wait },
+        }
+    }
+}
+
+pub struct Notifier {
+    pub writer: WriterHandle,
+    pub client: reqwest::Client,
+    pub config: NotifyConfig,
+}
+
+impl Notifier {
+    /// Runs until `stop` turns true. Notices in flight then get a short grace; the
+    /// rest stay in the outbox and go out after the next start.
+    pub async fn run(
+        self,
+        initial: Vec<NoticeEntry>,
+        mut incoming: mpsc::UnboundedReceiver<NoticeEntry>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let this = Arc::new(self);
+        let mut schedule = Schedule::default();
+        for e in initial {
+            schedule.insert(e);
+        }
+        let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
+        let mut in_flight = JoinSet::new();
+        loop {
+            let now = Timestamp::from_system_time(SystemTime::now());
+            while in_flight.len() < this.config.concurrency.max(1)
+                && schedule.next_due().is_some_and(|due| due <= now)
+            {
+                let Some(entry) = schedule.pop_first() else {
+                    break;
+                };
+                let (this, retry) = (this.clone(), retry_tx.clone());
+                in_flight.spawn(async move { this.deliver(entry, retry).await });
+            }
+            let full = in_flight.len() >= this.config.concurrency.max(1);
+            let next = schedule.next_due().filter(|_| !full);
+            let sleep = async {
+                match next {
+                    Some(due) => {
+                        let wait = due
+                            .to_system_time()
+                            .duration_since(SystemTime::now())
+                            .unwrap_or_default();
+                        tokio::time::sleep(wait).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                entry = incoming.recv() => match entry {
+                    Some(e) => schedule.insert(e),
+                    None => break,
+                },
+                Some(e) = retry_rx.recv() => schedule.insert(e),
+                () = sleep => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                () = crate::stopped(&mut stop) => break,
+            }
+        }
+        let grace = Duration::from_secs(2);
+        if tokio::time::timeout(grace, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                left = in_flight.len(),
+                "notices still being sent at shutdown stay in the outbox and go out after the next start"
+            );
+            in_flight.abort_all();
+        }
+    }
+
+    async fn deliver(&self, mut entry: NoticeEntry, retry: mpsc::UnboundedSender<NoticeEntry>) {
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let sent = self.send(&entry, timeout).await;
+        let tries = entry.tries + 1;
+        let channel = entry.channel.describe();
+        let outcome = match sent {
+            Sent::Ok => {
+                tracing::info!(notice = %entry.id, build = %entry.build, kind = %entry.message.kind, %channel, "notice sent");
+                NoticeOutcome::Sent { tries }
+            }
+            Sent::Refused(error) => {
+                tracing::warn!(notice = %entry.id, %channel, %error, "notice refused");
+                NoticeOutcome::GaveUp { tries, error }
+            }
+            Sent::Transient(error) if tries >= self.config.max_attempts => {
+                tracing::warn!(notice = %entry.id, %channel, %error, tries, "notice given up");
+                NoticeOutcome::GaveUp {
+                    tries,
+                    error: format!("gave up after {tries} tries; last: {error}"),
+                }
+            }
+            Sent::Transient(error) => {
+                let wait = crate::dispatch::backoff(
+                    self.config.backoff_base_ms,
+                    self.config.backoff_max_ms,
+                    tries,
+                );
+                tracing::info!(notice = %entry.id, %channel, %error, tries, ?wait, "notice will be retried");
+                NoticeOutcome::Retry {
+                    due: later(wait),
+                    tries,
+                    error,
+                }
+            }
+            Sent::RateLimited { error, wait } => NoticeOutcome::Retry {
+                due: later(wait),
+                tries: entry.tries,
+                error: format!("{error} (rate limited; waiting {}s)", wait.as_secs()),
+            },
+        };
+        let requeue = match &outcome {
+            NoticeOutcome::Retry { due, tries, error } => {
+                entry.due = *due;
+                entry.tries = *tries;
+                entry.last_error = Some(error.clone());
+                Some(entry.clone())
+            }
+            _ => None,
+        };
+        match self.writer.notice(entry.id, outcome).await {
+            Ok(()) => {
+                if let Some(e) = requeue {
+                    let _ = retry.send(e);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(notice = %entry.id, error = %e, "notice outcome not recorded; it is sent again after a restart")
+            }
+        }
+    }
+
+    async fn send(&self, entry: &NoticeEntry, timeout: Duration) -> Sent {
+        let m = &entry.message;
+        let json = |request: reqwest::RequestBuilder, body: &serde_json::Value| {
+            request
+                .timeout(timeout)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+        };
+        let accepted = |_, _, _| async { Outcome::accepted() };
+        match &entry.channel {
+            Channel::Slack { url } => {
+                let request = json(self.client.post(url), &slack::body(m));
+                call::send(&self.client, request, "Slack", "", accepted)
+                    .await
+                    .into()
+            }
+            Channel::Discord { url } => {
+                let request = json(self.client.post(url), &discord::body(m));
+                call::send(&self.client, request, "Discord", "", accepted)
+                    .await
+                    .into()
+            }
+            Channel::Matrix {
+                homeserver,
+                room,
+                token,
+            } => {
+                let url = matrix::url(homeserver, room, &entry.id.to_string());
+                let request = call::bearer(json(self.client.put(url), &matrix::body(m)), token);
+                call::send(
+                    &self.client,
+                    request,
+                    "Matrix",
+                    &format!("room {room}"),
+                    accepted,
+                )
+                .await
+                .into()
+            }
+            Channel::Webhook { url, secret } => {
+                let body = webhook::body(entry.id, m);
+                let mut request = self
+                    .client
+                    .post(url)
+                    .timeout(timeout)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header("X-Conjunction-Delivery", entry.id.to_string());
+                if let Some(secret) = secret {
+                    request = request.header(
+                        SIGNATURE_HEADER,
+                        crate::ci::webhook::signature(secret, body.as_bytes()),
+                    );
+                }
+                call::send(
+                    &self.client,
+                    request.body(body),
+                    "the webhook",
+                    "",
+                    accepted,
+                )
+                .await
+                .into()
+            }
+            Channel::Email { to } => match &self.config.smtp {
+                Some(smtp) => email::send(smtp, timeout, entry.id, to, m).await,
+                None => Sent::Refused(
+                    "the daemon has no [notify.smtp] settings, so it cannot send mail".into(),
+                ),
+            },
+            Channel::Irc { target } => match &self.config.irc {
+                Some(irc_config) => irc::send(irc_config, timeout, target, m).await,
+                None => Sent::Refused(
+                    "the daemon has no [notify.irc] settings, so it cannot reach IRC".into(),
+                ),
+            },
+        }
+    }
+}
+
+fn later(wait: Duration) -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now() + wait)
+}
+
+/// Notices ordered by due time.
+#[derive(Default)]
+struct Schedule {
+    by_due: BTreeSet<(Timestamp, BuildId)>,
+    entries: HashMap<BuildId, NoticeEntry>,
+}
+
+impl Schedule {
+    fn insert(&mut self, entry: NoticeEntry) {
+        if let Some(old) = self.entries.remove(&entry.id) {
+            self.by_due.remove(&(old.due, old.id));
+        }
+        self.by_due.insert((entry.due, entry.id));
+        self.entries.insert(entry.id, entry);
+    }
+
+    fn next_due(&self) -> Option<Timestamp> {
+        self.by_due.first().map(|(due, _)| *due)
+    }
+
+    fn pop_first(&mut self) -> Option<NoticeEntry> {
+        let (_, id) = self.by_due.pop_first()?;
+        self.entries.remove(&id)
+    }
+}
