@@ -3,6 +3,7 @@
 //! triggers and reports back, a lean loopback CI for benchmarks, and small clients.
 
 pub mod bench;
+pub mod chat;
 pub mod daemon;
 pub mod feed;
 pub mod loopback_ci;

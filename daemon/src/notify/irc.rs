@@ -66,6 +66,7 @@ async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read).lines();
     let mut nick = config.nick.clone();
+    let mut renames = 0;
     if let Some(password) = &config.password {
         write
             .write_all(format!("PASS {password}\r\n").as_bytes())
@@ -100,9 +101,18 @@ async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(
                         .await?;
                 }
             }
-            // Nickname in use: try another.
-            "433" if !registered => {
-                nick.push('_');
+            // The nickname is taken, or too long for this server (RFC 2812 allows
+            // nine characters, many servers more): try another, a few times.
+            "432" | "433" if !registered => {
+                renames += 1;
+                nick = next_nick(&nick, command == "432")
+                    .filter(|_| renames <= 5)
+                    .ok_or_else(|| {
+                        Failure::Refused(format!(
+                            "the server takes no nickname like {:?}: {rest}",
+                            config.nick
+                        ))
+                    })?;
                 write
                     .write_all(format!("NICK {nick}\r\n").as_bytes())
                     .await?;
@@ -146,6 +156,26 @@ async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(
     Ok(())
 }
 
+/// The nickname to try after `nick` was refused: cut to RFC 2812's nine characters
+/// when the server found it erroneous (too long), or ending in the next digit when
+/// it is taken.
+fn next_nick(nick: &str, erroneous: bool) -> Option<String> {
+    const RFC_NICKLEN: usize = 9;
+    if erroneous {
+        return (nick.len() > RFC_NICKLEN).then(|| nick[..RFC_NICKLEN].to_owned());
+    }
+    let mut next = nick.to_owned();
+    match next.pop() {
+        Some(d @ '0'..='8') => next.push((d as u8 + 1) as char),
+        Some(c) if nick.len() < RFC_NICKLEN => {
+            next.push(c);
+            next.push('1');
+        }
+        _ => next.push('1'),
+    }
+    Some(next)
+}
+
 /// A line's command (or numeric) and what follows it, without the prefix.
 fn command_of(line: &str) -> (&str, &str) {
     let line = match line.strip_prefix(':') {
@@ -173,6 +203,15 @@ mod tests {
             ]
         );
         assert_eq!(clip(&"é".repeat(300)).len(), 400 + '…'.len_utf8());
+    }
+
+    #[test]
+    fn a_refused_nickname_is_cut_to_nine_or_numbered() {
+        assert_eq!(next_nick("conjunction", true).as_deref(), Some("conjuncti"));
+        assert_eq!(next_nick("conj", true), None);
+        assert_eq!(next_nick("conj", false).as_deref(), Some("conj1"));
+        assert_eq!(next_nick("conj1", false).as_deref(), Some("conj2"));
+        assert_eq!(next_nick("conjuncti", false).as_deref(), Some("conjunct1"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod limits;
 mod lists;
 mod migration;
 mod native;
+mod notify;
 mod startup;
 mod storage;
 mod triggers;

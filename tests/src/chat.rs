@@ -1,0 +1,303 @@
+//! Where notices go in tests, all on loopback: an HTTP sink that takes what Slack,
+//! Discord, Matrix and webhooks would (and can be down), a real SMTP server
+//! (aiosmtpd, delivering into a maildir) and a real IRC server (ngircd) with a
+//! client that listens on a channel. `.ci/run` installs the servers from Debian's
+//! packages (`python3-aiosmtpd`, `ngircd`); a test that needs one fails with the
+//! package to install when it is missing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::Router;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::daemon::free_address;
+
+/// One request the sink took.
+#[derive(Clone, Debug)]
+pub struct Posted {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+#[derive(Default)]
+struct SinkState {
+    posted: Vec<Posted>,
+    /// Answer this instead of 200 (a channel that is down).
+    status: Option<u16>,
+}
+
+/// An HTTP server on loopback that records every request as JSON.
+#[derive(Clone)]
+pub struct Sink {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<SinkState>>,
+}
+
+impl Sink {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(SinkState::default()));
+        let app = Router::new().fallback(take).with_state(state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Answers every later request with `status`.
+    pub fn answer(&self, status: u16) {
+        self.state.lock().unwrap().status = Some(status);
+    }
+
+    pub fn posted(&self) -> Vec<Posted> {
+        self.state.lock().unwrap().posted.clone()
+    }
+
+    /// What was posted to `path`.
+    pub fn posted_to(&self, path: &str) -> Vec<Posted> {
+        self.posted()
+            .into_iter()
+            .filter(|p| p.path == path)
+            .collect()
+    }
+}
+
+async fn take(
+    State(state): State<Arc<Mutex<SinkState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut s = state.lock().unwrap();
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    s.posted.push(Posted {
+        method,
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    });
+    StatusCode::from_u16(s.status.unwrap_or(200)).unwrap()
+}
+
+/// A child process killed when dropped.
+struct Child(tokio::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+fn needs(program: &str, package: &str) -> PathBuf {
+    let path = PathBuf::from(program);
+    assert!(
+        path.exists(),
+        "{program} is missing: install Debian's {package} package (`apt-get install -y {package}`; .ci/run does)"
+    );
+    path
+}
+
+async fn wait_for_port(addr: SocketAddr, what: &str) {
+    for _ in 0..500 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not listen on {addr}");
+}
+
+/// A real SMTP server (aiosmtpd) on loopback, delivering into a maildir.
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    maildir: tempfile::TempDir,
+    _child: Child,
+}
+
+impl SmtpServer {
+    pub async fn start() -> Self {
+        let python = needs("/usr/bin/python3", "python3-aiosmtpd");
+        let maildir = tempfile::tempdir().unwrap();
+        let addr = free_address();
+        let child = tokio::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(addr.to_string())
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("aiosmtpd starts (install python3-aiosmtpd)");
+        wait_for_port(addr, "aiosmtpd").await;
+        Self {
+            addr,
+            maildir,
+            _child: Child(child),
+        }
+    }
+
+    /// Every mail delivered so far, as its raw text with quoted-printable undone.
+    pub fn mails(&self) -> Vec<String> {
+        let new = self.maildir.path().join("mail/new");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|f| std::fs::read(f).ok())
+            .map(|raw| unquote(&String::from_utf8_lossy(&raw)))
+            .collect()
+    }
+}
+
+/// Quoted-printable undone: soft line breaks joined, `=XX` decoded.
+fn unquote(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
+/// A real IRC server (ngircd) on loopback.
+pub struct IrcServer {
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    _child: Child,
+}
+
+impl IrcServer {
+    pub async fn start() -> Self {
+        let ngircd = needs("/usr/sbin/ngircd", "ngircd");
+        let dir = tempfile::tempdir().unwrap();
+        let addr = free_address();
+        let conf = dir.path().join("ngircd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[Global]\n\
+                 Name = irc.conjunction.test\n\
+                 Info = conjunction test server\n\
+                 Listen = 127.0.0.1\n\
+                 Ports = {}\n\
+                 PidFile = {}\n\
+                 MotdPhrase = test\n\
+                 [Limits]\n\
+                 MaxConnectionsIP = 0\n\
+                 [Options]\n\
+                 PAM = no\n\
+                 Ident = no\n\
+                 DNS = no\n",
+                addr.port(),
+                dir.path().join("ngircd.pid").display()
+            ),
+        )
+        .unwrap();
+        let child = tokio::process::Command::new(ngircd)
+            .arg("--nodaemon")
+            .arg("--config")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ngircd starts (install ngircd)");
+        wait_for_port(addr, "ngircd").await;
+        Self {
+            addr,
+            _dir: dir,
+            _child: Child(child),
+        }
+    }
+
+    /// A client named `nick` in `channel` that hands over every PRIVMSG said there,
+    /// as `(sender nick, text)`.
+    pub async fn listen(
+        &self,
+        nick: &str,
+        channel: &str,
+    ) -> mpsc::UnboundedReceiver<(String, String)> {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write
+            .write_all(format!("NICK {nick}\r\nUSER {nick} 0 * :listener\r\n").as_bytes())
+            .await
+            .unwrap();
+        // Registered and in the channel before the test goes on.
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the server answers");
+            if line.starts_with("PING") {
+                let pong = line.replacen("PING", "PONG", 1);
+                write
+                    .write_all(format!("{pong}\r\n").as_bytes())
+                    .await
+                    .unwrap();
+            } else if line.split(' ').nth(1) == Some("001") {
+                write
+                    .write_all(format!("JOIN {channel}\r\n").as_bytes())
+                    .await
+                    .unwrap();
+            } else if line.split(' ').nth(1) == Some("366") {
+                break;
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("PING") {
+                    let pong = line.replacen("PING", "PONG", 1);
+                    let _ = write.write_all(format!("{pong}\r\n").as_bytes()).await;
+                    continue;
+                }
+                // :nick!user@host PRIVMSG #channel :text
+                let mut parts = line.splitn(4, ' ');
+                let (Some(prefix), Some("PRIVMSG"), Some(_), Some(text)) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                let from = prefix
+                    .trim_start_matches(':')
+                    .split('!')
+                    .next()
+                    .unwrap_or("");
+                let _ = tx.send((from.to_owned(), text.trim_start_matches(':').to_owned()));
+            }
+        });
+        rx
+    }
+}

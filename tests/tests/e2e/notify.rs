@@ -1,0 +1,398 @@
+//! Notifications on loopback: Slack-shaped webhooks into a sink, email through a real
+//! SMTP server and IRC through a real IRC server. A break tells both sides once; a
+//! failing rebuild and a restart tell nobody again; a fix and the digest are told
+//! once; a flaky failure is not told as a break; a channel that is down is retried
+//! and given up, with the reason on the build.
+
+use std::time::Duration;
+
+use conjunction_daemon::notify::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
+use conjunction_daemon::Config;
+use conjunction_protocol::notify::{Channel, NoticeKind, NoticeState, NotifyRule};
+use conjunction_protocol::{BuildId, Contact, Node, ProjectSpec, Verdict};
+use conjunction_tests::chat::{IrcServer, Sink, SmtpServer};
+use conjunction_tests::daemon::TestDaemon;
+use conjunction_tests::mock_ci::{Behaviour, MockCi};
+use conjunction_tui::client::Client;
+
+use crate::*;
+
+fn fast_notify(smtp: Option<&SmtpServer>, irc: Option<&IrcServer>) -> NotifyConfig {
+    NotifyConfig {
+        max_attempts: 3,
+        timeout_ms: 5_000,
+        backoff_base_ms: 50,
+        backoff_max_ms: 200,
+        smtp: smtp.map(|s| SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: Some(s.addr.port()),
+            security: SmtpSecurity::None,
+            from: "conjunction <ci@conjunction.test>".into(),
+            ..SmtpConfig::default()
+        }),
+        irc: irc.map(|s| IrcConfig {
+            server: "127.0.0.1".into(),
+            port: s.addr.port(),
+            nick: "conjunction".into(),
+            password_file: None,
+            password: None,
+        }),
+        ..NotifyConfig::default()
+    }
+}
+
+fn slack(sink: &Sink, path: &str, name: &str, on: &[NoticeKind]) -> NotifyRule {
+    NotifyRule {
+        channel: Channel::Slack {
+            url: sink.url(path),
+        },
+        on: on.to_vec(),
+        name: Some(name.into()),
+    }
+}
+
+fn contacts_email(on: &[NoticeKind]) -> NotifyRule {
+    NotifyRule {
+        channel: Channel::Email { to: Vec::new() },
+        on: on.to_vec(),
+        name: None,
+    }
+}
+
+fn person(name: &str, email: &str) -> Contact {
+    Contact {
+        name: name.into(),
+        email: Some(email.into()),
+        chat: None,
+        role: Some("maintainer".into()),
+    }
+}
+
+/// acme/lib (no trigger) and acme/app below it, triggered at `ci`, with `lib_rules`
+/// and `app_rules`; returns lib's report token.
+async fn two_projects(
+    api: &Client,
+    ci: &MockCi,
+    lib_rules: Vec<NotifyRule>,
+    app: impl FnOnce(&mut ProjectSpec),
+) -> String {
+    let mut lib = spec("acme/lib", &[], None);
+    lib.contacts = vec![person("Lu Chen", "lu@acme.example")];
+    lib.notify = lib_rules;
+    let (status, answer) = api.put_project(&pid("acme/lib"), &lib).await.unwrap();
+    assert_eq!(status, 201);
+    let mut s = spec("acme/app", &["acme/lib"], Some(ci));
+    s.contacts = vec![person("Ana Lima", "ana@acme.example")];
+    app(&mut s);
+    let (status, _) = api.put_project(&pid("acme/app"), &s).await.unwrap();
+    assert_eq!(status, 201, "{:?}", api.project(&pid("acme/app")).await);
+    answer.report_token.unwrap()
+}
+
+/// Waits until every notice on `build` is sent or given up, and returns the build.
+async fn told(api: &Client, build: BuildId, notices: usize) -> Node {
+    eventually("the notices to be sent", WAIT, || async move {
+        let node = api.build(build).await.ok()?;
+        (node.notices.len() == notices
+            && node.notices.iter().all(|n| n.state != NoticeState::Queued))
+        .then_some(node)
+    })
+    .await
+}
+
+fn texts(sink: &Sink, path: &str) -> Vec<String> {
+    sink.posted_to(path)
+        .iter()
+        .map(|p| p.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_restart_tell_no_one_again(
+) {
+    let sink = Sink::start().await;
+    let smtp = SmtpServer::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = Config::new(dir.path());
+        c.dispatch = conjunction_tests::daemon::fast_dispatch();
+        c.notify = fast_notify(Some(&smtp), None);
+        c
+    };
+    let d = TestDaemon::start_with(config()).await;
+    use NoticeKind::*;
+    let token = two_projects(
+        &d.api,
+        &ci,
+        vec![
+            slack(&sink, "/slack/lib", "#lib", &[Broke, Fixed, Digest]),
+            contacts_email(&[Broke]),
+        ],
+        |app| {
+            app.notify = vec![
+                slack(&sink, "/slack/app", "#app", &NoticeKind::defaults()),
+                contacts_email(&[Broke, Fixed]),
+            ]
+        },
+    )
+    .await;
+    ci.set_default(Behaviour::pass());
+
+    // 1.0.0: app passes for the first time; only lib's digest is told.
+    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, first.root).await;
+    let root = told(&d.api, first.root, 1).await;
+    assert_eq!(root.notices[0].kind, Digest);
+    assert_eq!(root.notices[0].channel, "#lib on Slack");
+    assert_eq!(texts(&sink, "/slack/lib"), ["acme/lib 1.0.0: 1 passed"]);
+    assert!(texts(&sink, "/slack/app").is_empty());
+
+    // 1.1.0 breaks app.
+    ci.set(
+        "acme/app",
+        Behaviour::fail("error[E0432]: unresolved import `lib::old`\nerror: aborting"),
+    );
+    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+    let event = settled(&d.api, second.root).await;
+    let app_id = node_of(&event, "acme/app").id;
+    let app = told(&d.api, app_id, 3).await;
+    assert_eq!(app.verdict, Some(Verdict::Broke));
+    let channels: Vec<(&str, NoticeKind, NoticeState)> = app
+        .notices
+        .iter()
+        .map(|n| (n.channel.as_str(), n.kind, n.state))
+        .collect();
+    assert_eq!(
+        channels,
+        [
+            ("#app on Slack", Broke, NoticeState::Sent),
+            ("#lib on Slack", Broke, NoticeState::Sent),
+            (
+                "ana@acme.example, lu@acme.example by email",
+                Broke,
+                NoticeState::Sent
+            ),
+        ]
+    );
+    let headline = "acme/app broke with acme/lib 1.1.0";
+    assert_eq!(texts(&sink, "/slack/app"), [headline]);
+    let slack_body = &sink.posted_to("/slack/app")[0].body;
+    let blocks = slack_body["blocks"].to_string();
+    for fact in [
+        &format!("https://ci.example/acme/app/{app_id}"),
+        "error[E0432]: unresolved import `lib::old`",
+        "acme/app: Ana Lima (maintainer) &lt;ana@acme.example&gt;",
+        "acme/lib (upstream): Lu Chen (maintainer) &lt;lu@acme.example&gt;",
+    ] {
+        assert!(blocks.contains(fact), "{fact:?} not in {blocks}");
+    }
+    // One email to both sides.
+    let mails = eventually("the mail", WAIT, || async {
+        Some(smtp.mails()).filter(|m| !m.is_empty())
+    })
+    .await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = &mails[0];
+    for part in [
+        &format!("Subject: {headline}\n"),
+        "To: ana@acme.example, lu@acme.example\n",
+        "From: conjunction <ci@conjunction.test>\n",
+        "> error[E0432]: unresolved import `lib::old`\n",
+        "acme/app: Ana Lima (maintainer) <ana@acme.example>\n",
+        "acme/lib (upstream): Lu Chen (maintainer) <lu@acme.example>\n",
+    ] {
+        assert!(mail.contains(part), "{part:?} not in {mail}");
+    }
+    // Threaded by the event: every mail about it names the root event.
+    assert!(
+        mail.contains(&format!("References: <{}@conjunction>\n", second.root)),
+        "{mail}"
+    );
+    // lib's digest of 1.1.0, once.
+    let lib_texts = eventually("the second digest", WAIT, || async {
+        let t = texts(&sink, "/slack/lib");
+        (t.len() == 3).then_some(t)
+    })
+    .await;
+    assert_eq!(
+        lib_texts[1..],
+        [
+            headline.to_owned(),
+            "acme/lib 1.1.0: 0 passed, 1 broke (acme/app)".to_owned()
+        ]
+    );
+
+    // A rebuild that fails again is the same break: nobody is told again.
+    d.api.rebuild(app_id).await.unwrap();
+    eventually("the rebuild to fail", WAIT, || async {
+        let n = d.api.build(app_id).await.ok()?;
+        (n.attempt == 2 && n.verdict.is_some()).then_some(())
+    })
+    .await;
+    // And after a restart, nothing is sent again either.
+    d.stop().await;
+    let d = TestDaemon::start_with(config()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let app = told(&d.api, app_id, 3).await;
+    assert_eq!(app.verdict, Some(Verdict::Broke));
+    assert_eq!(texts(&sink, "/slack/app").len(), 1);
+    assert_eq!(texts(&sink, "/slack/lib").len(), 3);
+    assert_eq!(smtp.mails().len(), 1);
+
+    // The fix: a rebuild that passes tells both sides the break is over, once.
+    ci.set("acme/app", Behaviour::pass());
+    d.api.rebuild(app_id).await.unwrap();
+    let app = eventually("the fix to be told", WAIT, || async {
+        let n = d.api.build(app_id).await.ok()?;
+        (n.notices.len() == 6 && n.notices.iter().all(|x| x.state == NoticeState::Sent))
+            .then_some(n)
+    })
+    .await;
+    assert_eq!(app.attempt, 3);
+    let kinds: Vec<NoticeKind> = app.notices.iter().map(|n| n.kind).collect();
+    assert_eq!(kinds, [Broke, Broke, Broke, Fixed, Fixed, Fixed]);
+    let fixed = "acme/app is fixed with acme/lib 1.1.0";
+    assert_eq!(texts(&sink, "/slack/app"), [headline, fixed]);
+    // lib's rule takes fixes on Slack, its email rule only breaks; app's both.
+    assert_eq!(
+        texts(&sink, "/slack/lib").last().map(String::as_str),
+        Some(fixed)
+    );
+    let mails = eventually("the fix mail", WAIT, || async {
+        Some(smtp.mails()).filter(|m| m.len() == 2)
+    })
+    .await;
+    assert!(
+        mails[1].contains(&format!("Subject: {fixed}\n")),
+        "{}",
+        mails[1]
+    );
+    assert!(mails[1].contains("To: ana@acme.example\n"), "{}", mails[1]);
+    // The event finished again, but its digest was told already.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(texts(&sink, "/slack/lib").len(), 4);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_flaky_failure_is_rerun_once_and_not_told_as_a_break() {
+    let sink = Sink::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
+    use NoticeKind::*;
+    let token = two_projects(
+        &d.api,
+        &ci,
+        vec![slack(&sink, "/slack/lib", "#lib", &[Broke, Digest])],
+        |app| {
+            app.confirm_failures = 1;
+            app.notify = vec![slack(&sink, "/slack/app", "#app", &[Broke, Fixed])];
+        },
+    )
+    .await;
+    ci.set_default(Behaviour::pass());
+    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, first.root).await;
+    ci.set("acme/app", Behaviour::FailFirstAttempt);
+    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+    let event = settled(&d.api, second.root).await;
+    let app = node_of(&event, "acme/app");
+    assert_eq!(
+        (app.verdict, app.attempt, app.rerun),
+        (Some(Verdict::Flaky), 2, Some(1))
+    );
+    told(&d.api, second.root, 1).await;
+    assert!(app.notices.is_empty(), "{:?}", app.notices);
+    assert!(texts(&sink, "/slack/app").is_empty());
+    assert_eq!(
+        texts(&sink, "/slack/lib"),
+        [
+            "acme/lib 1.0.0: 1 passed",
+            "acme/lib 1.1.0: 1 passed, 1 flaky"
+        ]
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_channel_that_is_down_is_retried_and_given_up_with_the_reason_on_the_build() {
+    let sink = Sink::start().await;
+    sink.answer(503);
+    let ci = MockCi::start(Some(SECRET)).await;
+    let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
+    let token = two_projects(&d.api, &ci, Vec::new(), |app| {
+        app.notify = vec![slack(&sink, "/slack/app", "#app", &[NoticeKind::Broke])];
+    })
+    .await;
+    ci.set_default(Behaviour::pass());
+    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, first.root).await;
+    ci.set("acme/app", Behaviour::fail("boom"));
+    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+    let event = settled(&d.api, second.root).await;
+    let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
+    let notice = &app.notices[0];
+    assert_eq!(notice.state, NoticeState::GaveUp);
+    assert_eq!(notice.tries, 3);
+    assert_eq!(
+        notice.error.as_deref(),
+        Some("gave up after 3 tries; last: Slack answered 503")
+    );
+    assert_eq!(sink.posted_to("/slack/app").len(), 3, "one post per try");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_break_is_said_on_a_real_irc_server() {
+    let ircd = IrcServer::start().await;
+    let mut heard = ircd.listen("watcher", "#builds").await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, Some(&ircd))).await;
+    let irc = NotifyRule {
+        channel: Channel::Irc {
+            target: "#builds".into(),
+        },
+        on: vec![NoticeKind::Broke],
+        name: None,
+    };
+    let token = two_projects(&d.api, &ci, vec![irc], |_| {}).await;
+    ci.set_default(Behaviour::pass());
+    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, first.root).await;
+    ci.set("acme/app", Behaviour::fail("boom"));
+    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+    let event = settled(&d.api, second.root).await;
+    let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
+    assert_eq!(app.notices[0].channel, "#builds on IRC");
+    assert_eq!(
+        app.notices[0].state,
+        NoticeState::Sent,
+        "{:?}",
+        app.notices[0]
+    );
+    let mut lines = Vec::new();
+    while lines.len() < 4 {
+        let (from, text) = tokio::time::timeout(WAIT, heard.recv())
+            .await
+            .expect("the notice is said on IRC")
+            .unwrap();
+        // ngircd takes nicknames of nine characters: "conjunction" is cut.
+        assert_eq!(from, "conjuncti");
+        lines.push(text);
+    }
+    assert_eq!(lines[0], "acme/app broke with acme/lib 1.1.0");
+    assert!(
+        lines[1].starts_with(&format!("build {} (attempt 1) failed", app.id)),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[2],
+        "acme/app: Ana Lima (maintainer) <ana@acme.example>"
+    );
+    assert_eq!(
+        lines[3],
+        "acme/lib (upstream): Lu Chen (maintainer) <lu@acme.example>"
+    );
+    d.stop().await;
+}
