@@ -400,6 +400,24 @@ fn judge(event: &mut RootEvent, before: Option<&RootEvent>) {
                 upstream_version: before.and_then(|b| b.summary.version.clone()),
                 at: p.finished_at.unwrap_or(p.created_at),
             });
+        if verdict == Verdict::Broke {
+            // Told on both sides: the dependent's channel and the upstream's email.
+            use conjunction_protocol::notify::{Notice, NoticeKind, NoticeState};
+            for (channel, to) in [
+                ("#http on Slack", n.project.clone()),
+                ("lena@example.org by email", event.summary.project.clone()),
+            ] {
+                n.notices.push(Notice {
+                    kind: NoticeKind::Broke,
+                    channel: channel.into(),
+                    to: vec![to],
+                    state: NoticeState::Sent,
+                    tries: 1,
+                    at: n.finished_at.unwrap_or(n.created_at),
+                    error: None,
+                });
+            }
+        }
         *counts.entry(verdict).or_insert(0) += 1;
     }
     event.summary.verdicts = counts;

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::collections::BTreeMap;
 
 use conjunction_protocol::impact::Impact;
+use conjunction_protocol::notify::NoticeState;
 use conjunction_protocol::releases::{LineCell, ReleaseLine};
 use conjunction_protocol::tree::assemble;
 use conjunction_protocol::verdict::counts_line;
@@ -90,6 +91,26 @@ pub fn render(event: &RootEvent) -> String {
             }
         }
         let _ = writeln!(out, "{text}");
+        if !line.elsewhere {
+            for n in &node.notices {
+                let _ = writeln!(
+                    out,
+                    "{}  told {} about {}: {}{}",
+                    "  ".repeat(line.depth),
+                    n.channel,
+                    n.kind,
+                    match n.state {
+                        NoticeState::Sent => "sent",
+                        NoticeState::Queued => "sending",
+                        NoticeState::GaveUp => "gave up",
+                    },
+                    n.error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
     }
     out
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use conjunction_protocol::node::may_rebuild;
+use conjunction_protocol::notify::{Notice, NoticeState};
 use conjunction_protocol::verdict::explain;
 use conjunction_protocol::{
     BuildId, Contact, Node, NodeState, ProjectId, StateKind, Timestamp, Verdict,
@@ -662,7 +663,39 @@ fn facts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
         ]));
     }
     lines.push(cause_line(root, node));
+    lines.extend(node.notices.iter().map(|n| told_line(app.now, n)));
     lines
+}
+
+/// "told    #design on Slack: broke, 2m ago", or why it was not.
+fn told_line(now: Timestamp, n: &Notice) -> Line<'static> {
+    let when = age(now, n.at);
+    let (text, colour) = match n.state {
+        NoticeState::Sent => (
+            format!("{}: {}, {when} ago", n.channel, n.kind),
+            Color::Green,
+        ),
+        NoticeState::Queued => (
+            match &n.error {
+                Some(e) => format!("{}: {} (try {} failed: {e})", n.channel, n.kind, n.tries),
+                None => format!("{}: {} (sending)", n.channel, n.kind),
+            },
+            Color::Yellow,
+        ),
+        NoticeState::GaveUp => (
+            format!(
+                "not {}: {}, gave up {when} ago: {}",
+                n.channel,
+                n.kind,
+                n.error.as_deref().unwrap_or("no reason given")
+            ),
+            Color::Red,
+        ),
+    };
+    Line::from(vec![
+        label("told"),
+        Span::styled(text, Style::new().fg(colour)),
+    ])
 }
 
 /// Who to contact about `node`: its project's people and those of the upstreams
