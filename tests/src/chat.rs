@@ -28,6 +28,8 @@ pub struct Posted {
     pub path: String,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
+    /// The body as sent, for checking a signature.
+    pub raw: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -84,12 +86,12 @@ async fn take(
     body: Bytes,
 ) -> StatusCode {
     let mut s = state.lock().unwrap();
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     s.posted.push(Posted {
         method,
         path: uri.path().to_owned(),
         headers,
-        body,
+        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        raw: body.to_vec(),
     });
     StatusCode::from_u16(s.status.unwrap_or(200)).unwrap()
 }
@@ -129,14 +131,44 @@ pub struct SmtpServer {
     _child: Child,
 }
 
+/// How a test SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    /// STARTTLS, required of the client.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
 impl SmtpServer {
     pub async fn start() -> Self {
+        Self::start_secured(SmtpTls::None).await
+    }
+
+    /// The CA certificate that signed the server's certificate (for `localhost` and
+    /// 127.0.0.1), when it has one.
+    pub fn ca_file(&self) -> PathBuf {
+        self.maildir.path().join("ca.pem")
+    }
+
+    pub async fn start_secured(tls: SmtpTls) -> Self {
         let python = needs("/usr/bin/python3", "python3-aiosmtpd");
         let maildir = tempfile::tempdir().unwrap();
         let addr = free_address();
-        let child = tokio::process::Command::new(python)
+        let mut command = tokio::process::Command::new(python);
+        command
             .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(addr.to_string())
+            .arg(addr.to_string());
+        if tls != SmtpTls::None {
+            let (cert, key) = certificate(maildir.path());
+            let (cert_flag, key_flag) = match tls {
+                SmtpTls::Starttls => ("--tlscert", "--tlskey"),
+                _ => ("--smtpscert", "--smtpskey"),
+            };
+            command.arg(cert_flag).arg(cert).arg(key_flag).arg(key);
+        }
+        let child = command
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("mail"))
             .stdout(Stdio::null())
@@ -165,6 +197,79 @@ impl SmtpServer {
             .map(|raw| unquote(&String::from_utf8_lossy(&raw)))
             .collect()
     }
+}
+
+/// A CA (`ca.pem` in `dir`) and a server certificate it signed for `localhost` and
+/// 127.0.0.1, made with the openssl command; returns the certificate and key files.
+fn certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let openssl = needs("/usr/bin/openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=conjunction test CA",
+    ];
+    ca.extend(ec);
+    run(&ca);
+    let mut csr = vec![
+        "req",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ];
+    csr.extend(ec);
+    run(&csr);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
 /// Quoted-printable undone: soft line breaks joined, `=XX` decoded.

@@ -396,3 +396,162 @@ async fn a_break_is_said_on_a_real_irc_server() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn discord_matrix_and_a_signed_webhook_each_get_their_format_and_no_secret_is_shown() {
+    let sink = Sink::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
+    let on = vec![NoticeKind::Broke];
+    let rules = vec![
+        NotifyRule {
+            channel: Channel::Discord {
+                url: sink.url("/api/webhooks/1/discord-secret-token"),
+            },
+            on: on.clone(),
+            name: Some("#ops".into()),
+        },
+        NotifyRule {
+            channel: Channel::Matrix {
+                homeserver: sink.url(""),
+                room: "!room:conjunction.test".into(),
+                token: "syt_matrix_secret".into(),
+            },
+            on: on.clone(),
+            name: None,
+        },
+        NotifyRule {
+            channel: Channel::Webhook {
+                url: sink.url("/hook"),
+                secret: Some("hook-signing-secret".into()),
+            },
+            on,
+            name: None,
+        },
+    ];
+    let token = two_projects(&d.api, &ci, Vec::new(), |app| app.notify = rules).await;
+    // The rules read back without their secrets.
+    let shown = serde_json::to_string(&d.api.project(&pid("acme/app")).await.unwrap()).unwrap();
+    for secret in [
+        "discord-secret-token",
+        "syt_matrix_secret",
+        "hook-signing-secret",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(
+        shown.contains("!room:conjunction.test on Matrix"),
+        "{shown}"
+    );
+    ci.set_default(Behaviour::pass());
+    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, first.root).await;
+    ci.set("acme/app", Behaviour::fail("boom"));
+    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+    let event = settled(&d.api, second.root).await;
+    let app = told(&d.api, node_of(&event, "acme/app").id, 3).await;
+    let labels: Vec<&str> = app.notices.iter().map(|n| n.channel.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "#ops on Discord",
+            "!room:conjunction.test on Matrix",
+            "webhook 127.0.0.1"
+        ]
+    );
+    let headline = "acme/app broke with acme/lib 1.1.0";
+
+    let discord = &sink.posted_to("/api/webhooks/1/discord-secret-token")[0];
+    assert_eq!(discord.body["content"], headline);
+    assert_eq!(
+        discord.body["allowed_mentions"]["parse"],
+        serde_json::json!([])
+    );
+
+    let matrix: Vec<_> = sink
+        .posted()
+        .into_iter()
+        .filter(|p| p.path.starts_with("/_matrix/client/v3/rooms/"))
+        .collect();
+    assert_eq!(matrix.len(), 1);
+    assert_eq!(matrix[0].method, reqwest::Method::PUT);
+    assert!(
+        matrix[0].path.starts_with(
+            "/_matrix/client/v3/rooms/%21room%3Aconjunction.test/send/m.room.message/"
+        ),
+        "{}",
+        matrix[0].path
+    );
+    assert_eq!(
+        matrix[0].headers["authorization"],
+        "Bearer syt_matrix_secret"
+    );
+    assert_eq!(matrix[0].body["msgtype"], "m.notice");
+
+    let hook = &sink.posted_to("/hook")[0];
+    assert_eq!(hook.body["headline"], headline);
+    assert_eq!(hook.body["kind"], "broke");
+    // Signed like a trigger: HMAC-SHA256 of the body with the rule's secret.
+    assert_eq!(
+        hook.headers["x-conjunction-signature"].to_str().unwrap(),
+        conjunction_daemon::ci::webhook::signature("hook-signing-secret", &hook.raw)
+    );
+    assert_eq!(
+        hook.headers["x-conjunction-delivery"].to_str().unwrap(),
+        hook.body["notice"].as_str().unwrap(),
+        "the delivery key is the notice's id"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn mail_goes_through_starttls_and_implicit_tls_checked_against_the_configured_ca() {
+    use conjunction_tests::chat::SmtpTls;
+    for (tls, security) in [
+        (SmtpTls::Starttls, SmtpSecurity::Starttls),
+        (SmtpTls::Implicit, SmtpSecurity::Tls),
+    ] {
+        let smtp = SmtpServer::start_secured(tls).await;
+        let ci = MockCi::start(Some(SECRET)).await;
+        let d = TestDaemon::start_adjusted(|c| {
+            let mut notify = fast_notify(Some(&smtp), None);
+            let config = notify.smtp.as_mut().unwrap();
+            config.host = "localhost".into();
+            config.security = security;
+            config.ca_file = Some(smtp.ca_file());
+            c.notify = notify;
+        })
+        .await;
+        let token = two_projects(&d.api, &ci, Vec::new(), |_| {}).await;
+        ci.set_default(Behaviour::pass());
+        let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+        settled(&d.api, first.root).await;
+        ci.set("acme/app", Behaviour::fail("boom"));
+        let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+        let event = settled(&d.api, second.root).await;
+        // No rules: both sides' contacts, in one mail, by default.
+        let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
+        assert_eq!(
+            (app.notices[0].channel.as_str(), app.notices[0].state),
+            (
+                "ana@acme.example, lu@acme.example by email",
+                NoticeState::Sent
+            ),
+            "{tls:?}: {:?}",
+            app.notices[0].error
+        );
+        // The digests of both events, and the break.
+        let mails = eventually("three mails", WAIT, || async {
+            Some(smtp.mails()).filter(|m| m.len() >= 3)
+        })
+        .await;
+        assert_eq!(mails.len(), 3, "{tls:?}: {mails:?}");
+        assert!(mails
+            .iter()
+            .any(|m| m.contains("Subject: acme/app broke with acme/lib 1.1.0\n")));
+        assert!(mails.iter().any(|m| m
+            .contains("Subject: acme/lib 1.1.0: 0 passed, 1 broke (acme/app)\n")
+            && m.contains("To: lu@acme.example\n")));
+        d.stop().await;
+    }
+}
