@@ -6,14 +6,22 @@ use conjunction_protocol::notify::{Channel, NoticeKind, NotifyRule};
 use conjunction_protocol::{Contact, ProjectId, StateKind, Verdict};
 
 /// The notice a build that just got `verdict` (in `state`) calls for, given the kinds
-/// already told about it (`told`, oldest first), or none.
+/// already told about it (`told`, oldest first) and how the project's last result
+/// against this upstream ended when it was infra (`infra_before`: errored or a refused
+/// trigger), or none.
 ///
 /// - A break is told once; a rebuild that fails again is the same break.
 /// - A fix is told when the verdict is `fixed`, or when a build told it broke passes
 ///   again in the same event (its verdict is then `same` or `flaky`); once.
 /// - `still_failing` and `new` tell nobody: nothing changed, or nothing to compare.
-/// - A refused trigger and an errored build are told once per build.
-pub fn transition(verdict: Verdict, state: StateKind, told: &[NoticeKind]) -> Option<NoticeKind> {
+/// - A refused trigger and an errored build are told when they start: once per
+///   build, and not again while every event ends the same way.
+pub fn transition(
+    verdict: Verdict,
+    state: StateKind,
+    told: &[NoticeKind],
+    infra_before: Option<StateKind>,
+) -> Option<NoticeKind> {
     let last_break_or_fix = told
         .iter()
         .rev()
@@ -31,7 +39,7 @@ pub fn transition(verdict: Verdict, state: StateKind, told: &[NoticeKind]) -> Op
     };
     let repeated = match kind {
         NoticeKind::Broke | NoticeKind::Fixed => last_break_or_fix == Some(kind),
-        _ => told.contains(&kind),
+        _ => told.contains(&kind) || infra_before == Some(state),
     };
     (!repeated).then_some(kind)
 }
@@ -157,17 +165,17 @@ mod tests {
     #[test]
     fn a_break_is_told_once_however_often_it_fails_again() {
         assert_eq!(
-            transition(Verdict::Broke, StateKind::Failed, &[]),
+            transition(Verdict::Broke, StateKind::Failed, &[], None),
             Some(K::Broke)
         );
         // A rebuild in the same event that fails again.
         assert_eq!(
-            transition(Verdict::Broke, StateKind::Failed, &[K::Broke]),
+            transition(Verdict::Broke, StateKind::Failed, &[K::Broke], None),
             None
         );
         // The next events, where it keeps failing, say still_failing.
         assert_eq!(
-            transition(Verdict::StillFailing, StateKind::Failed, &[]),
+            transition(Verdict::StillFailing, StateKind::Failed, &[], None),
             None
         );
     }
@@ -175,61 +183,84 @@ mod tests {
     #[test]
     fn an_always_failing_or_new_project_tells_nobody() {
         for v in [Verdict::StillFailing, Verdict::New, Verdict::Same] {
-            assert_eq!(transition(v, StateKind::Failed, &[]), None, "{v}");
+            assert_eq!(transition(v, StateKind::Failed, &[], None), None, "{v}");
         }
-        assert_eq!(transition(Verdict::New, StateKind::Passed, &[]), None);
+        assert_eq!(transition(Verdict::New, StateKind::Passed, &[], None), None);
     }
 
     #[test]
     fn a_fix_is_told_after_a_break_in_the_next_event_or_by_a_rebuild() {
         assert_eq!(
-            transition(Verdict::Fixed, StateKind::Passed, &[]),
+            transition(Verdict::Fixed, StateKind::Passed, &[], None),
             Some(K::Fixed)
         );
         assert_eq!(
-            transition(Verdict::Fixed, StateKind::Passed, &[K::Fixed]),
+            transition(Verdict::Fixed, StateKind::Passed, &[K::Fixed], None),
             None
         );
         // Told it broke, rebuilt, passes: against the event before it is the same as
         // ever, but the people told about the break hear that it is over.
         assert_eq!(
-            transition(Verdict::Same, StateKind::Passed, &[K::Broke]),
+            transition(Verdict::Same, StateKind::Passed, &[K::Broke], None),
             Some(K::Fixed)
         );
         // Broke, fixed, broke again: each transition once.
         assert_eq!(
-            transition(Verdict::Broke, StateKind::Failed, &[K::Broke, K::Fixed]),
+            transition(
+                Verdict::Broke,
+                StateKind::Failed,
+                &[K::Broke, K::Fixed],
+                None
+            ),
             Some(K::Broke)
         );
-        assert_eq!(transition(Verdict::Same, StateKind::Passed, &[]), None);
+        assert_eq!(
+            transition(Verdict::Same, StateKind::Passed, &[], None),
+            None
+        );
     }
 
     #[test]
     fn a_flaky_failure_is_not_told_as_a_break() {
-        assert_eq!(transition(Verdict::Flaky, StateKind::Passed, &[]), None);
+        assert_eq!(
+            transition(Verdict::Flaky, StateKind::Passed, &[], None),
+            None
+        );
     }
 
     #[test]
-    fn infrastructure_is_told_once_per_build_by_what_failed() {
+    fn infrastructure_is_told_when_it_starts_once_per_build_by_what_failed() {
         assert_eq!(
-            transition(Verdict::Infra, StateKind::TriggerFailed, &[]),
+            transition(Verdict::Infra, StateKind::TriggerFailed, &[], None),
             Some(K::TriggerFailed)
         );
         assert_eq!(
             transition(
                 Verdict::Infra,
                 StateKind::TriggerFailed,
-                &[K::TriggerFailed]
+                &[K::TriggerFailed],
+                None
             ),
             None
         );
         assert_eq!(
-            transition(Verdict::Infra, StateKind::Errored, &[]),
+            transition(Verdict::Infra, StateKind::Errored, &[], None),
             Some(K::Infra)
         );
         assert_eq!(
-            transition(Verdict::Infra, StateKind::Errored, &[K::Infra]),
+            transition(Verdict::Infra, StateKind::Errored, &[K::Infra], None),
             None
+        );
+        // A project whose trigger was refused the last time too is not told again;
+        // once it built, or failed another way, it is.
+        let refused = Some(StateKind::TriggerFailed);
+        assert_eq!(
+            transition(Verdict::Infra, StateKind::TriggerFailed, &[], refused),
+            None
+        );
+        assert_eq!(
+            transition(Verdict::Infra, StateKind::Errored, &[], refused),
+            Some(K::Infra)
         );
     }
 

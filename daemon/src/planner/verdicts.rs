@@ -23,6 +23,10 @@ pub struct History {
     /// builds against the upstream again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bump_told: Option<String>,
+    /// How the project's last result ended when it was infra (errored, or its trigger
+    /// refused); cleared once it builds again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infra: Option<StateKind>,
 }
 
 impl History {

@@ -79,15 +79,18 @@ fn judge_one(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result<
     let node = edit.node_mut(work, position)?;
     node.verdict = Some(verdict);
     node.baseline = baseline.filter(|_| is_built(state));
-    if let Some(kind) = transition(verdict, state, &notices::told(node)) {
+    if let Some(kind) = transition(verdict, state, &notices::told(node), history.infra) {
         notices::queue(work, node, kind, None)?;
     }
     if is_built(state) {
         history.record(result);
         history.bump_told = None;
-        work.tx
-            .put_history(&upstream, &environment, &project, &history)?;
+        history.infra = None;
+    } else {
+        history.infra = Some(state);
     }
+    work.tx
+        .put_history(&upstream, &environment, &project, &history)?;
     work.record_mut(root)?
         .count_verdict(&project, None, Some(verdict));
     Ok(())

@@ -1,6 +1,7 @@
 //! The demo's projects: a small ecosystem of about thirty projects with chains, a
 //! diamond, a dependency cycle, several contacts each, and how each one's CI behaves.
 
+use conjunction_protocol::notify::{Channel, NoticeKind, NotifyRule};
 use conjunction_protocol::{CiKind, Contact, Dependency, ProjectId, ProjectSpec, TriggerSpec};
 
 /// How a project's simulated CI answers triggers and how its builds end.
@@ -329,11 +330,15 @@ impl DemoProject {
 
     /// The registration, with its trigger pointing at the simulated CI: the generic
     /// one at `ci_base`, or for a [`NATIVE`] project the native one at `native_base`.
+    /// Every project tells its team's channel (`#core` for `core/...`) on the demo
+    /// chat at `chat_base` what its rules' defaults say; a flaky project has its
+    /// failures rerun once before they count as breaks.
     pub fn spec(
         &self,
         ci_base: &str,
         native_base: &str,
         secret: &str,
+        chat_base: &str,
     ) -> Result<ProjectSpec, conjunction_protocol::ValidationError> {
         let depends_on = self
             .depends_on
@@ -376,6 +381,14 @@ impl DemoProject {
                 None,
             ),
         };
+        let team = self.id.split('/').next().unwrap_or(self.id);
+        let notify = vec![NotifyRule {
+            channel: Channel::Slack {
+                url: format!("{chat_base}/chat/{team}"),
+            },
+            on: NoticeKind::defaults(),
+            name: Some(format!("#{team}")),
+        }];
         Ok(ProjectSpec {
             name: self.name.into(),
             contacts,
@@ -384,6 +397,8 @@ impl DemoProject {
             report_token: None,
             package: None,
             source,
+            confirm_failures: u32::from(self.behaviour == Flaky),
+            notify,
             ..ProjectSpec::default()
         })
     }
@@ -413,6 +428,7 @@ mod tests {
                     "http://127.0.0.1:1",
                     "http://127.0.0.1:2",
                     "s3cret0123456789",
+                    "http://127.0.0.1:3",
                 )
                 .unwrap();
             spec.validate(&id).unwrap();

@@ -3,6 +3,7 @@
 //! terminal UI opened on them. Nothing else is needed.
 
 mod catalog;
+mod chat;
 mod ci;
 pub mod native;
 
@@ -77,14 +78,40 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         pipeline.queue_polls = 1;
         native.add(pipeline);
     }
-    let report_tokens = register(&client, &ci_base, native.base_url(), &secret).await?;
+    // The chat the projects' notification rules post to, on loopback.
+    let chat_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let chat_base = format!("http://{}", chat_listener.local_addr()?);
+    let (said_tx, mut said) = tokio::sync::mpsc::unbounded_channel();
+    let chat = tokio::spawn(chat::serve(chat_listener, said_tx));
+    let report_tokens = register(&client, &ci_base, native.base_url(), &secret, &chat_base).await?;
     let publisher = tokio::spawn(publish(client.clone(), report_tokens, options.interval));
 
+    // What the chat was told: printed as it comes when headless, and the last of it
+    // once the UI closes (printing under the UI would tear its screen).
+    let headless = options.headless;
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::new()));
+    let chat_log = tokio::spawn({
+        let kept = kept.clone();
+        async move {
+            while let Some((channel, text)) = said.recv().await {
+                let line = format!("  {channel:<8} {}", text.lines().next().unwrap_or_default());
+                if headless {
+                    println!("{line}");
+                }
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                kept.push_back(line);
+                if kept.len() > CHAT_SHOWN {
+                    kept.pop_front();
+                }
+            }
+        }
+    });
     let ui = if options.headless {
         println!("conjunction demo is running; press Ctrl-C to stop.");
         println!("  daemon:  {url}");
         println!("  token:   {token}");
         println!("  connect: conjunction --url {url} --token {token}");
+        println!("What the projects' notify rules told the demo chat:");
         tokio::signal::ctrl_c().await.map_err(anyhow::Error::from)
     } else {
         crate::terminal::run(client)
@@ -94,6 +121,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
 
     publisher.abort();
     ci.abort();
+    chat.abort();
+    chat_log.abort();
+    let kept = std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner()));
+    if !headless && !kept.is_empty() {
+        println!("The last of what the projects' notify rules told the demo chat:");
+        for line in kept {
+            println!("{line}");
+        }
+    }
     let _ = stop.send(());
     match daemon.await {
         Ok(Ok(())) => {}
@@ -110,6 +146,9 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
+/// How many of the chat's last messages are printed when the UI closes.
+const CHAT_SHOWN: usize = 20;
+
 /// Registers every demo project; returns the report tokens of the upstreams, which
 /// their (simulated) release pipelines report with.
 async fn register(
@@ -117,11 +156,12 @@ async fn register(
     ci_base: &str,
     native_base: &str,
     secret: &str,
+    chat_base: &str,
 ) -> anyhow::Result<HashMap<&'static str, String>> {
     let mut tokens = HashMap::new();
     for project in PROJECTS {
         let id = project.project_id()?;
-        let spec = project.spec(ci_base, native_base, secret)?;
+        let spec = project.spec(ci_base, native_base, secret, chat_base)?;
         let (_, upserted) = client
             .put_project(&id, &spec)
             .await
