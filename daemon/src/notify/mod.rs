@@ -320,7 +320,29 @@ impl Notifier {
         }
     }
 
+    /// Sends `entry` once. What goes wrong is said without the channel's secrets: a
+    /// Slack or Discord webhook URL is its token, and an error naming the URL it could
+    /// not reach would show it on the build and in the log.
     async fn send(&self, entry: &NoticeEntry, timeout: Duration) -> Sent {
+        let sent = self.send_once(entry, timeout).await;
+        let secrets = secret_forms(&entry.channel);
+        let scrub = |e: String| {
+            secrets
+                .iter()
+                .fold(e, |e, secret| e.replace(secret.as_str(), "(secret)"))
+        };
+        match sent {
+            Sent::Ok => Sent::Ok,
+            Sent::Refused(e) => Sent::Refused(scrub(e)),
+            Sent::Transient(e) => Sent::Transient(scrub(e)),
+            Sent::RateLimited { error, wait } => Sent::RateLimited {
+                error: scrub(error),
+                wait,
+            },
+        }
+    }
+
+    async fn send_once(&self, entry: &NoticeEntry, timeout: Duration) -> Sent {
         let m = &entry.message;
         let json = |request: reqwest::RequestBuilder, body: &serde_json::Value| {
             request
@@ -399,8 +421,51 @@ impl Notifier {
     }
 }
 
+/// Every form in which a channel's secrets could appear in a message, longest first:
+/// the secret itself, and for a secret URL also the URL as shown (without its query)
+/// and its path, which holds the token.
+fn secret_forms(channel: &Channel) -> Vec<String> {
+    let mut channel = channel.clone();
+    let mut forms = Vec::new();
+    for (_, secret) in channel.secrets_mut() {
+        forms.push(secret.clone());
+        if let Ok(url) = url::Url::parse(secret) {
+            forms.push(conjunction_protocol::http_url::redact(&url));
+            if url.path().len() > 1 {
+                forms.push(url.path().to_owned());
+            }
+        }
+    }
+    forms.retain(|f| !f.is_empty());
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
+}
+
 fn later(wait: Duration) -> Timestamp {
     Timestamp::from_system_time(SystemTime::now() + wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_webhook_url_is_named_by_no_form_of_it() {
+        let channel = Channel::Slack {
+            url: "https://hooks.slack.com/services/T0/B0/s3cr3t?x=1".into(),
+        };
+        let forms = secret_forms(&channel);
+        let error = "could not connect to https://hooks.slack.com/services/T0/B0/s3cr3t";
+        let scrubbed = forms
+            .iter()
+            .fold(error.to_owned(), |e, s| e.replace(s.as_str(), "(secret)"));
+        assert_eq!(scrubbed, "could not connect to (secret)");
+        let path_only = "POST /services/T0/B0/s3cr3t failed";
+        let scrubbed = forms.iter().fold(path_only.to_owned(), |e, s| {
+            e.replace(s.as_str(), "(secret)")
+        });
+        assert!(!scrubbed.contains("s3cr3t"), "{scrubbed}");
+    }
 }
 
 /// Notices ordered by due time.

@@ -321,8 +321,21 @@ async fn a_channel_that_is_down_is_retried_and_given_up_with_the_reason_on_the_b
     sink.answer(503);
     let ci = MockCi::start(Some(SECRET)).await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
+    // A second channel nobody listens on: its URL (a Slack webhook URL is its token)
+    // must not show in the reason given up with.
+    let closed = conjunction_tests::daemon::free_address();
+    let unreachable = NotifyRule {
+        channel: Channel::Slack {
+            url: format!("http://{closed}/services/T0/B0/webhook-secret"),
+        },
+        on: vec![NoticeKind::Broke],
+        name: Some("#nowhere".into()),
+    };
     let token = two_projects(&d.api, &ci, Vec::new(), |app| {
-        app.notify = vec![slack(&sink, "/slack/app", "#app", &[NoticeKind::Broke])];
+        app.notify = vec![
+            slack(&sink, "/slack/app", "#app", &[NoticeKind::Broke]),
+            unreachable,
+        ];
     })
     .await;
     ci.set_default(Behaviour::pass());
@@ -331,7 +344,15 @@ async fn a_channel_that_is_down_is_retried_and_given_up_with_the_reason_on_the_b
     ci.set("acme/app", Behaviour::fail("boom"));
     let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
     let event = settled(&d.api, second.root).await;
-    let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
+    let app = told(&d.api, node_of(&event, "acme/app").id, 2).await;
+    let nowhere = &app.notices[1];
+    assert_eq!(nowhere.state, NoticeState::GaveUp);
+    let reason = nowhere.error.as_deref().unwrap();
+    assert!(
+        reason.starts_with("gave up after 3 tries; last: "),
+        "{reason}"
+    );
+    assert!(!reason.contains("webhook-secret"), "{reason}");
     let notice = &app.notices[0];
     assert_eq!(notice.state, NoticeState::GaveUp);
     assert_eq!(notice.tries, 3);
