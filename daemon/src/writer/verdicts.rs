@@ -175,15 +175,19 @@ fn built(work: &mut Work<'_, '_>, node: &Node) -> Result<Baseline, StoreError> {
     })
 }
 
-/// Starts rerun `n` of the failed build at `position`, to confirm its failure.
+/// Starts rerun `n` of the failed build at `position`, to confirm its failure. The
+/// failed attempt is written first, so the feed and the event log show it (with its
+/// summary and CI link) before the rerun takes its place.
 fn rerun(
     work: &mut Work<'_, '_>,
     edit: &mut Edit,
     position: u32,
     n: u32,
 ) -> Result<(), StoreError> {
-    let node = edit.node_mut(work, position)?;
-    let mut next = next_attempt(node);
+    let now = work.now;
+    let mut failed = edit.node_mut(work, position)?.clone();
+    work.tx.put_node(now, &mut failed)?;
+    let mut next = next_attempt(&failed);
     next.rerun = Some(n);
     edit.put(position, next);
     cascade::queue(work, edit, position)?;

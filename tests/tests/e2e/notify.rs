@@ -576,3 +576,63 @@ async fn mail_goes_through_starttls_and_implicit_tls_checked_against_the_configu
         d.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_notice_still_queued_at_a_restart_is_sent_after_it() {
+    let sink = Sink::start().await;
+    sink.answer(503);
+    let ci = MockCi::start(Some(SECRET)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = Config::new(dir.path());
+        c.dispatch = conjunction_tests::daemon::fast_dispatch();
+        c.notify = NotifyConfig {
+            max_attempts: 50,
+            backoff_base_ms: 100,
+            backoff_max_ms: 200,
+            ..fast_notify(None, None)
+        };
+        c
+    };
+    let d = TestDaemon::start_with(config()).await;
+    let token = two_projects(&d.api, &ci, Vec::new(), |app| {
+        app.notify = vec![slack(&sink, "/slack/app", "#app", &[NoticeKind::Broke])];
+    })
+    .await;
+    ci.set_default(Behaviour::pass());
+    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, first.root).await;
+    ci.set("acme/app", Behaviour::fail("boom"));
+    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
+    let event = settled(&d.api, second.root).await;
+    let app_id = node_of(&event, "acme/app").id;
+    // Failing: queued, with the last try's error on the build.
+    let queued = eventually("a failed try", WAIT, || async {
+        let n = d.api.build(app_id).await.ok()?;
+        n.notices
+            .first()
+            .filter(|x| x.tries >= 2 && x.state == NoticeState::Queued)
+            .cloned()
+    })
+    .await;
+    assert_eq!(queued.error.as_deref(), Some("Slack answered 503"));
+    d.stop().await;
+    let tries_before = sink.posted_to("/slack/app").len();
+
+    sink.answer(200);
+    let d = TestDaemon::start_with(config()).await;
+    let app = told(&d.api, app_id, 1).await;
+    assert_eq!(app.notices[0].state, NoticeState::Sent);
+    assert!(app.notices[0].tries > queued.tries, "{:?}", app.notices[0]);
+    let posted = sink.posted_to("/slack/app");
+    assert_eq!(
+        posted.len(),
+        tries_before + 1,
+        "sent once after the restart"
+    );
+    assert_eq!(
+        posted.last().unwrap().body["text"],
+        "acme/app broke with acme/lib 1.1.0"
+    );
+    d.stop().await;
+}
