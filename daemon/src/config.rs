@@ -42,6 +42,10 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     pub releases: ReleasesConfig,
     pub notify: NotifyConfig,
+    pub metrics: MetricsConfig,
+    /// Tell systemd how the daemon is doing (readiness, status, watchdog, stopping)
+    /// when it runs under it (`NOTIFY_SOCKET`). Off for daemons inside tests.
+    pub service_manager: bool,
 }
 
 impl Config {
@@ -57,6 +61,8 @@ impl Config {
             reconcile: ReconcileConfig::default(),
             releases: ReleasesConfig::default(),
             notify: NotifyConfig::default(),
+            metrics: MetricsConfig::default(),
+            service_manager: false,
         }
     }
 }
@@ -182,6 +188,46 @@ pub struct FileConfig {
     pub releases: ReleasesConfig,
     #[serde(default)]
     pub notify: NotifyConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `GET /metrics` (`[metrics]` in the config file): off unless enabled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` to operator tokens (and to `token_file`'s token).
+    pub enabled: bool,
+    /// A file holding a token that may read `/metrics` and nothing else, for a
+    /// scraper. Setting it enables `/metrics`.
+    pub token_file: Option<PathBuf>,
+    /// The token read from `token_file` at start.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+impl MetricsConfig {
+    pub fn is_on(&self) -> bool {
+        self.enabled || self.token_file.is_some() || self.token.is_some()
+    }
+
+    /// Reads `token_file`, once, at start.
+    pub fn load_files(&mut self) -> Result<(), String> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read [metrics] token_file {}: {e}", path.display()))?;
+            let token = text.trim();
+            if token.len() < 16 {
+                return Err(format!(
+                    "[metrics] token_file {} holds {} characters; a token needs at least 16",
+                    path.display(),
+                    token.len()
+                ));
+            }
+            self.token = Some(token.to_owned());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -73,6 +73,7 @@ pub fn backoff(base_ms: u64, max_ms: u64, tries: u32) -> Duration {
 }
 
 pub struct Dispatcher {
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub store: Store,
     pub writer: WriterHandle,
     pub client: reqwest::Client,
@@ -129,6 +130,13 @@ impl Dispatcher {
                     .spawn(async move { this.deliver(entry, trigger, permit, retry).await });
                 host_of_task.insert(task.id(), host);
             }
+            this.metrics.outbox(
+                "triggers",
+                schedule.entries.len() + hosts.waiting_len() + in_flight.len(),
+                schedule
+                    .oldest()
+                    .map_or(0.0, |t| now.since(t).as_secs_f64()),
+            );
             let waiting_for_permit = schedule.next_due().is_some_and(|due| due <= now);
             let next = schedule.next_due().filter(|_| !waiting_for_permit);
             let sleep = async {
@@ -154,7 +162,12 @@ impl Dispatcher {
                 _ = permits.acquire(), if waiting_for_permit => {}
                 Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
                     let id = match &done {
-                        Ok((id, ())) => *id,
+                        Ok((id, finished)) => {
+                            if let Some(build) = finished {
+                                schedule.done(*build);
+                            }
+                            *id
+                        }
                         Err(e) => e.id(),
                     };
                     if let Some(host) = host_of_task.remove(&id) {
@@ -181,21 +194,22 @@ impl Dispatcher {
     }
 
     /// Makes one delivery attempt, holding `permit` only until the request is done,
-    /// and records its outcome through the writer.
+    /// and records its outcome through the writer. Answers the build when its entry
+    /// is done with (not to be tried again by this process).
     async fn deliver(
         &self,
         mut entry: OutboxEntry,
         trigger: Result<Option<TriggerSpec>, StoreError>,
         permit: OwnedSemaphorePermit,
         retry: mpsc::UnboundedSender<OutboxEntry>,
-    ) {
+    ) -> Option<BuildId> {
         let trigger = match trigger {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, build = %entry.build, "cannot read the trigger; retrying later");
                 entry.due = later(Duration::from_secs(5));
                 let _ = retry.send(entry);
-                return;
+                return None;
             }
         };
         let outcome = match &trigger {
@@ -260,6 +274,17 @@ impl Dispatcher {
                 }
             }
         };
+        let kind = trigger.as_ref().map_or("none", |t| t.kind());
+        let outcome = match &delivery {
+            Delivery::Delivered { .. } => "delivered",
+            Delivery::Failed { .. } => "failed",
+            Delivery::RetryAt { tries, .. } if *tries == entry.tries => "rate_limited",
+            Delivery::RetryAt { .. } => "retry",
+        };
+        self.metrics.delivery(kind, outcome);
+        if outcome == "retry" {
+            self.metrics.retry("triggers");
+        }
         let requeue = match &delivery {
             Delivery::RetryAt { due, tries, error } => {
                 entry.due = *due;
@@ -275,6 +300,7 @@ impl Dispatcher {
             .await
         {
             Ok(()) => {
+                let requeued = requeue.is_some();
                 if let Some(e) = requeue {
                     let _ = retry.send(e);
                 }
@@ -287,9 +313,11 @@ impl Dispatcher {
                         queue_item,
                     });
                 }
+                (!requeued).then_some(entry.build)
             }
             Err(e) => {
-                tracing::warn!(build = %entry.build, error = %e, "delivery outcome not recorded; it is retried after a restart")
+                tracing::warn!(build = %entry.build, error = %e, "delivery outcome not recorded; it is retried after a restart");
+                Some(entry.build)
             }
         }
     }
@@ -346,6 +374,11 @@ impl Hosts {
         Some(entry)
     }
 
+    /// How many entries wait for their host.
+    fn waiting_len(&self) -> usize {
+        self.waiting.values().map(|q| q.len()).sum()
+    }
+
     /// A delivery to `host` ended: the entry that waited longest for it, if any.
     fn done(&mut self, host: &str) -> Option<OutboxEntry> {
         if let Some(busy) = self.busy.get_mut(host) {
@@ -367,10 +400,13 @@ fn later(wait: Duration) -> Timestamp {
     Timestamp::from_system_time(SystemTime::now() + wait)
 }
 
-/// Outbox entries ordered by due time, at most one per build.
+/// Outbox entries ordered by due time, at most one per build, and by when they
+/// first came (for the age of the oldest).
 #[derive(Default)]
 struct Schedule {
     by_due: BTreeSet<(Timestamp, BuildId)>,
+    by_arrival: BTreeSet<(Timestamp, BuildId)>,
+    arrived: HashMap<BuildId, Timestamp>,
     entries: HashMap<BuildId, OutboxEntry>,
 }
 
@@ -379,8 +415,26 @@ impl Schedule {
         if let Some(old) = self.entries.remove(&entry.build) {
             self.by_due.remove(&(old.due, old.build));
         }
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.arrived.entry(entry.build) {
+            // A retry keeps the time its entry first came.
+            let now = Timestamp::from_system_time(SystemTime::now());
+            slot.insert(now);
+            self.by_arrival.insert((now, entry.build));
+        }
         self.by_due.insert((entry.due, entry.build));
         self.entries.insert(entry.build, entry);
+    }
+
+    /// When the entry waiting longest came.
+    fn oldest(&self) -> Option<Timestamp> {
+        self.by_arrival.first().map(|(at, _)| *at)
+    }
+
+    /// The entry for `build` left the outbox (delivered, or given up).
+    fn done(&mut self, build: BuildId) {
+        if let Some(at) = self.arrived.remove(&build) {
+            self.by_arrival.remove(&(at, build));
+        }
     }
 
     fn next_due(&self) -> Option<Timestamp> {

@@ -14,11 +14,13 @@ pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod hub;
+pub mod metrics;
 pub mod notify;
 pub mod planner;
 pub mod reconcile;
 pub mod server;
 pub mod store;
+pub mod systemd;
 pub mod writer;
 
 use std::future::Future;
@@ -52,7 +54,7 @@ pub enum ServeError {
     Client(#[from] reqwest::Error),
     #[error(transparent)]
     WriterFailed(#[from] writer::Fault),
-    #[error("the [notify] settings cannot be used: {0}")]
+    #[error("the settings cannot be used: {0}")]
     Notify(String),
 }
 
@@ -115,6 +117,9 @@ pub async fn serve(
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
     let mut notify_config = config.notify.clone();
     notify_config.load_files().map_err(ServeError::Notify)?;
+    let mut metrics_config = config.metrics.clone();
+    metrics_config.load_files().map_err(ServeError::Notify)?;
+    let metrics = Arc::new(metrics::Metrics::new());
     let (writer, writer_thread, mut writer_gone) = writer::spawn(writer::Wiring {
         store: store.clone(),
         graph,
@@ -128,6 +133,7 @@ pub async fn serve(
         environments: config.releases.environments.clone(),
         health: health.clone(),
         backlog: startup.has_ready,
+        metrics: metrics.clone(),
     })?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -146,6 +152,7 @@ pub async fn serve(
     };
     let reconcile_task = tokio::spawn(reconciler.run(follows, stop_rx.clone()));
     let dispatcher = Dispatcher {
+        metrics: metrics.clone(),
         store: store.clone(),
         writer: writer.clone(),
         client,
@@ -161,6 +168,7 @@ pub async fn serve(
     let dispatch_task =
         tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone()));
     let notifier = notify::Notifier {
+        metrics: metrics.clone(),
         writer: writer.clone(),
         client: client_for_notices,
         config: notify_config,
@@ -181,8 +189,23 @@ pub async fn serve(
         feed: config.feed,
         environments: Arc::new(config.releases.environments.clone()),
         body_timeout: std::time::Duration::from_millis(config.limits.body_timeout_ms),
+        metrics: metrics.clone(),
+        metrics_on: metrics_config.is_on(),
+        metrics_token: metrics_config
+            .token
+            .clone()
+            .map(|t| Arc::new(OperatorTokens::new([t]))),
+        feed_limit: config.limits.feed_clients,
+        database_path: config.data_dir.join(config::DATABASE_FILE),
         feed_room: Arc::new(api::feed::FeedRoom::new(config.limits.feed_clients)),
     };
+    let service = systemd::ServiceManager::new(config.service_manager);
+    let pulse = tokio::spawn(supervise(
+        service,
+        state.clone(),
+        address,
+        state.shutdown.clone(),
+    ));
     let limits = server::Limits::fit(&config.limits, config.dispatch.concurrency);
     tracing::info!(
         %address,
@@ -192,15 +215,20 @@ pub async fn serve(
     );
     let app = api::router(state.clone());
     let stopping = stop_tx.clone();
+    // The database is open, the outboxes are loaded and the socket listens (a
+    // connection made now waits in its backlog until the loop below accepts it).
+    service.ready(&status_line(&state, address).await);
     server::serve(listener, app, state, limits, async move {
         tokio::select! {
             () = shutdown => tracing::info!("shutting down"),
             _ = &mut writer_gone => tracing::error!("the database writer stopped; shutting down"),
         }
+        service.stopping();
         let _ = stopping.send(true);
     })
     .await;
     let _ = stop_tx.send(true);
+    let _ = pulse.await;
     if let Err(e) = dispatch_task.await {
         tracing::error!(error = %e, "the dispatcher ended abnormally");
     }
@@ -216,4 +244,60 @@ pub async fn serve(
         .unwrap_or_else(|e| Err(writer::Fault::Panicked(e.to_string())));
     tracing::info!("stopped");
     Ok(written?)
+}
+
+/// What `systemctl status` shows: "serving 42 projects on 127.0.0.1:7431; 3 triggers
+/// and 1 notice queued; 2 cascades in progress".
+async fn status_line(state: &api::AppState, address: std::net::SocketAddr) -> String {
+    let projects = state.graph.read().map_or(0, |g| g.project_count());
+    let depth = |outbox: &str| {
+        state
+            .metrics
+            .outbox_depth
+            .get_or_create(&metrics::OutboxLabel {
+                outbox: outbox.to_owned(),
+            })
+            .get()
+    };
+    let open = state
+        .store
+        .read(|store| store.sizes())
+        .await
+        .map_or(0, |(_, open)| open);
+    let plural = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "serving {} on {address}; {} and {} queued; {} in progress",
+        plural(projects as i64, "project", "projects"),
+        plural(depth("triggers"), "trigger", "triggers"),
+        plural(depth("notices"), "notice", "notices"),
+        plural(open as i64, "cascade", "cascades"),
+    )
+}
+
+/// Keeps systemd informed while the daemon serves: the status line, and, when systemd
+/// watches, a watchdog ping each time the writer has committed a batch that was sent
+/// to prove it (a writer that stops committing stops the pings, and systemd restarts
+/// the daemon).
+async fn supervise(
+    service: systemd::ServiceManager,
+    state: api::AppState,
+    address: std::net::SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let watchdog = service.watchdog_interval();
+    let tick = watchdog.map_or(std::time::Duration::from_secs(30), |w| w / 3);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = stopped(&mut stop) => return,
+        }
+        if watchdog.is_some() {
+            match tokio::time::timeout(tick, state.writer.ping()).await {
+                Ok(Ok(())) => service.watchdog(),
+                Ok(Err(e)) => tracing::warn!(error = %e, "the writer did not answer its pulse"),
+                Err(_) => tracing::warn!("the writer did not commit its pulse in time"),
+            }
+        }
+        service.status(&status_line(&state, address).await);
+    }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use conjunction_daemon::config::{FileConfig, DEFAULT_LISTEN};
 use conjunction_daemon::Config;
 
@@ -13,16 +13,19 @@ use conjunction_daemon::Config;
 #[derive(Parser, Debug)]
 #[command(name = "conjunctiond", version)]
 struct Args {
-    /// Address to listen on [default: 127.0.0.1:7431]
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Address to listen on [default: 127.0.0.1:7431]; a socket passed by systemd
+    /// (LISTEN_FDS) wins
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Directory for the database and the generated operator token
     /// ($STATE_DIRECTORY wins when set)
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Config file (TOML) [default: $CONFIGURATION_DIRECTORY/conjunctiond.toml, then the
     /// platform config dir]
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// URL at which CI systems reach this daemon, used in trigger payloads
     #[arg(long)]
@@ -33,6 +36,13 @@ struct Args {
     check_database: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the config file (every key known, every value usable, the files it names
+    /// readable) and exit: 0 when it is, 1 with what is wrong and where.
+    CheckConfig,
+}
+
 fn systemd_dir(var: &str) -> Option<PathBuf> {
     // systemd lists several directories separated by ':' when a unit names several.
     let value = std::env::var_os(var)?;
@@ -40,15 +50,38 @@ fn systemd_dir(var: &str) -> Option<PathBuf> {
     (!first.is_empty()).then(|| PathBuf::from(first))
 }
 
-fn main() -> anyhow::Result<()> {
+/// Logs to the journal, with fields, when systemd says stderr is the journal
+/// (`JOURNAL_STREAM`); otherwise as text to stderr.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,tower_http=warn".into())
+    };
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journal) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter())
+                .with(journal.with_syslog_identifier("conjunctiond".into()))
+                .init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
         // Colours only for a person at a terminal, never into a file or the journal.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter())
         .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    // Before any thread starts: a socket systemd passed, taken out of the environment.
+    let passed = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("LISTEN_FDS names a socket that is not a listening TCP socket")?;
+    init_logging();
     let args = Args::parse();
     let dirs = directories::ProjectDirs::from("org", "conjunction", "conjunctiond");
 
@@ -61,6 +94,20 @@ fn main() -> anyhow::Result<()> {
                 .map(|d| d.config_dir().join("conjunctiond.toml"))
                 .filter(|p| p.exists())
         });
+    if let Some(Command::CheckConfig) = args.command {
+        let Some(path) = &config_path else {
+            anyhow::bail!(
+                "no config file: pass --config FILE, or put conjunctiond.toml in $CONFIGURATION_DIRECTORY or the platform config directory"
+            );
+        };
+        let mut file = FileConfig::load(path)?;
+        file.notify
+            .load_files()
+            .and_then(|()| file.metrics.load_files())
+            .map_err(|e| anyhow::anyhow!("config file {} is not usable: {e}", path.display()))?;
+        println!("{} is valid", path.display());
+        return Ok(());
+    }
     let file = match &config_path {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -107,14 +154,24 @@ fn main() -> anyhow::Result<()> {
     config.reconcile = file.reconcile;
     config.releases = file.releases;
     config.notify = file.notify;
+    config.metrics = file.metrics;
     config.store = file.store;
     config.limits = file.limits;
+    config.service_manager = true;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = match passed {
+            Some(socket) => {
+                socket.set_nonblocking(true)?;
+                let listener = tokio::net::TcpListener::from_std(socket)?;
+                tracing::info!(address = %listener.local_addr()?, "using the socket systemd passed");
+                listener
+            }
+            None => tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?,
+        };
         conjunction_daemon::serve(config, listener, shutdown_signal()).await?;
         Ok(())
     })

@@ -190,7 +190,12 @@ impl SmtpServer {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
-        files.sort();
+        // In the order they came: a maildir name's microseconds are not zero-padded,
+        // so names alone do not sort by time.
+        files.sort_by_key(|f| {
+            let modified = std::fs::metadata(f).and_then(|m| m.modified()).ok();
+            (modified, f.clone())
+        });
         files
             .iter()
             .filter_map(|f| std::fs::read(f).ok())

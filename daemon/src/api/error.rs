@@ -179,8 +179,14 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The code a response was refused with, for the refusal counter.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        response.extensions_mut().insert(RefusalCode(self.code));
+        response
     }
 }

@@ -45,6 +45,11 @@ pub struct FeedRoom {
 }
 
 impl FeedRoom {
+    /// How many clients are connected, of a room for `limit`.
+    pub fn connected(&self, limit: usize) -> usize {
+        limit.saturating_sub(self.clients.available_permits())
+    }
+
     pub fn new(clients: usize) -> Self {
         Self {
             clients: Arc::new(Semaphore::new(clients)),
@@ -95,7 +100,11 @@ pub async fn upgrade(
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
+        let metrics = state.metrics.clone();
         if let Err(reason) = run(socket, state, q.since).await {
+            if reason.contains("timed out") {
+                metrics.feed_drops.inc();
+            }
             tracing::debug!(%reason, "feed client left");
         }
         drop(seat);

@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 pub mod feed;
 mod hooks;
+mod metrics;
 mod projects;
 mod releases;
 mod reports;
@@ -57,13 +58,31 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/roots/{id}", get(roots::get))
         .route("/v1/ws", get(feed::upgrade))
         .route("/v1/badges/{*path}", get(badges::get))
+        .route("/metrics", get(metrics::get))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(declared_too_large))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_refusals,
+        ))
         .with_state(state)
+}
+
+/// Counts every answer that refused a request, by its code.
+async fn count_refusals(
+    State(s): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if let Some(code) = response.extensions().get::<error::RefusalCode>() {
+        s.metrics.refusal(code.0);
+    }
+    response
 }
 
 /// 200 while the daemon takes changes; 503 once its writer has stopped on a fault or
@@ -131,7 +150,7 @@ fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     ))
 }
 
-async fn no_route() -> ApiError {
+pub(super) async fn no_route() -> ApiError {
     ApiError::not_found(
         "no_such_endpoint",
         "there is no such endpoint; project ids in paths are percent-encoded, as in /v1/projects/acme%2Fapp",

@@ -21,6 +21,8 @@ pub(super) async fn post(
     ApiJson(report): ApiJson<Report>,
 ) -> Result<Response, ApiError> {
     report.validate()?;
+    s.metrics
+        .report(report.state.to_node_state().kind().as_str());
     let is_root = report.build.is_none();
     let ack = s.writer.report(report, principal).await?;
     let status = if is_root {

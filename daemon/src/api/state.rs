@@ -24,4 +24,10 @@ pub struct AppState {
     pub feed_room: std::sync::Arc<super::feed::FeedRoom>,
     /// How long a client may take to send a body.
     pub body_timeout: std::time::Duration,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// `/metrics` is served (to operator tokens, and to this token when set).
+    pub metrics_on: bool,
+    pub metrics_token: Option<std::sync::Arc<crate::auth::OperatorTokens>>,
+    pub feed_limit: usize,
+    pub database_path: std::path::PathBuf,
 }

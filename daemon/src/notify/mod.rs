@@ -187,6 +187,7 @@ impl From<Outcome> for Sent {
 }
 
 pub struct Notifier {
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub writer: WriterHandle,
     pub client: reqwest::Client,
     pub config: NotifyConfig,
@@ -217,8 +218,19 @@ impl Notifier {
                     break;
                 };
                 let (this, retry) = (this.clone(), retry_tx.clone());
-                in_flight.spawn(async move { this.deliver(entry, retry).await });
+                in_flight.spawn(async move {
+                    let id = entry.id;
+                    let requeued = this.deliver(entry, retry).await;
+                    (!requeued).then_some(id)
+                });
             }
+            this.metrics.outbox(
+                "notices",
+                schedule.entries.len() + in_flight.len(),
+                schedule
+                    .oldest()
+                    .map_or(0.0, |t| now.since(t).as_secs_f64()),
+            );
             let full = in_flight.len() >= this.config.concurrency.max(1);
             let next = schedule.next_due().filter(|_| !full);
             let sleep = async {
@@ -240,7 +252,11 @@ impl Notifier {
                 },
                 Some(e) = retry_rx.recv() => schedule.insert(e),
                 () = sleep => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Ok(Some(id)) = done {
+                        schedule.done(id);
+                    }
+                }
                 () = crate::stopped(&mut stop) => break,
             }
         }
@@ -259,7 +275,13 @@ impl Notifier {
         }
     }
 
-    async fn deliver(&self, mut entry: NoticeEntry, retry: mpsc::UnboundedSender<NoticeEntry>) {
+    /// Tries to send `entry` once and records the outcome; `true` when it is to be
+    /// tried again.
+    async fn deliver(
+        &self,
+        mut entry: NoticeEntry,
+        retry: mpsc::UnboundedSender<NoticeEntry>,
+    ) -> bool {
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let sent = self.send(&entry, timeout).await;
         let tries = entry.tries + 1;
@@ -299,6 +321,17 @@ impl Notifier {
                 error: format!("{error} (rate limited; waiting {}s)", wait.as_secs()),
             },
         };
+        let kind = entry.channel.kind();
+        let label = match &outcome {
+            NoticeOutcome::Sent { .. } => "sent",
+            NoticeOutcome::GaveUp { .. } => "gave_up",
+            NoticeOutcome::Retry { tries, .. } if *tries == entry.tries => "rate_limited",
+            NoticeOutcome::Retry { .. } => "retry",
+        };
+        self.metrics.notice(kind, label);
+        if label == "retry" {
+            self.metrics.retry("notices");
+        }
         let requeue = match &outcome {
             NoticeOutcome::Retry { due, tries, error } => {
                 entry.due = *due;
@@ -309,13 +342,13 @@ impl Notifier {
             _ => None,
         };
         match self.writer.notice(entry.id, outcome).await {
-            Ok(()) => {
-                if let Some(e) = requeue {
-                    let _ = retry.send(e);
-                }
-            }
+            Ok(()) => match requeue {
+                Some(e) => retry.send(e).is_ok(),
+                None => false,
+            },
             Err(e) => {
-                tracing::warn!(notice = %entry.id, error = %e, "notice outcome not recorded; it is sent again after a restart")
+                tracing::warn!(notice = %entry.id, error = %e, "notice outcome not recorded; it is sent again after a restart");
+                false
             }
         }
     }
@@ -468,10 +501,13 @@ mod tests {
     }
 }
 
-/// Notices ordered by due time.
+/// Notices ordered by due time, and by when they first came (for the age of the
+/// oldest).
 #[derive(Default)]
 struct Schedule {
     by_due: BTreeSet<(Timestamp, BuildId)>,
+    by_arrival: BTreeSet<(Timestamp, BuildId)>,
+    arrived: HashMap<BuildId, Timestamp>,
     entries: HashMap<BuildId, NoticeEntry>,
 }
 
@@ -479,6 +515,12 @@ impl Schedule {
     fn insert(&mut self, entry: NoticeEntry) {
         if let Some(old) = self.entries.remove(&entry.id) {
             self.by_due.remove(&(old.due, old.id));
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.arrived.entry(entry.id) {
+            // A retry keeps the time its entry first came.
+            let now = Timestamp::from_system_time(SystemTime::now());
+            slot.insert(now);
+            self.by_arrival.insert((now, entry.id));
         }
         self.by_due.insert((entry.due, entry.id));
         self.entries.insert(entry.id, entry);
@@ -491,5 +533,16 @@ impl Schedule {
     fn pop_first(&mut self) -> Option<NoticeEntry> {
         let (_, id) = self.by_due.pop_first()?;
         self.entries.remove(&id)
+    }
+
+    fn oldest(&self) -> Option<Timestamp> {
+        self.by_arrival.first().map(|(at, _)| *at)
+    }
+
+    /// Notice `id` is done with: sent, given up, or left for the next start.
+    fn done(&mut self, id: BuildId) {
+        if let Some(at) = self.arrived.remove(&id) {
+            self.by_arrival.remove(&(at, id));
+        }
     }
 }

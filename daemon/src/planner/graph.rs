@@ -211,6 +211,11 @@ impl Graph {
         }
     }
 
+    /// How many projects are registered.
+    pub fn project_count(&self) -> usize {
+        self.entries.iter().filter(|e| e.registered).count()
+    }
+
     pub fn is_registered(&self, project: &ProjectId) -> bool {
         self.ix(project)
             .is_some_and(|ix| self.entries[ix as usize].registered)

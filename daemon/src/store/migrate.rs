@@ -17,8 +17,8 @@ use serde::Deserialize;
 use super::records::{decode, encode, RootRecord};
 use super::{
     StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LAYOUT, LAYOUT_KEY, LINES,
-    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS,
-    RUNS, TOKENS, WATCH,
+    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY,
+    ROOTS, RUNS, TOKENS, WATCH,
 };
 use crate::planner::Member;
 
@@ -80,6 +80,7 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(HISTORY)?;
         txn.open_table(LATEST)?;
         txn.open_table(NOTICES)?;
+        txn.open_table(OPEN)?;
         match layout {
             Some(LAYOUT) => return Ok(None),
             Some(newer) if newer > LAYOUT => return Err(StoreError::NewerLayout(newer)),

@@ -79,6 +79,9 @@ pub(crate) const LATEST: TableDefinition<&str, &[u8]> = TableDefinition::new("la
 /// Notice id -> its [`NoticeEntry`]: the notice outbox.
 pub(crate) const NOTICES: TableDefinition<u128, &[u8]> = TableDefinition::new("notices");
 
+/// Root id -> (): root events whose cascade started and has not finished.
+pub(crate) const OPEN: TableDefinition<u128, ()> = TableDefinition::new("open");
+
 pub(crate) const SEQ_KEY: &str = "seq";
 pub(crate) const LAYOUT_KEY: &str = "layout";
 /// The table layout this daemon writes.

@@ -14,7 +14,7 @@ use super::records::{
 };
 use super::{
     Store, StoreError, DEPLOYED, EVENTS, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
-    NOTICES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
+    NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -362,6 +362,14 @@ impl Store {
     }
 
     /// Every trigger waiting for delivery, for the dispatcher at start-up.
+    /// How many events the event log keeps, and how many cascades are in progress.
+    pub fn sizes(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.database().begin_read()?;
+        let events = txn.open_table(EVENTS)?.len()?;
+        let open = txn.open_table(OPEN)?.len()?;
+        Ok((events, open))
+    }
+
     /// Every notice not yet sent or given up, oldest first.
     pub fn notices(&self) -> Result<Vec<NoticeEntry>, StoreError> {
         let txn = self.database().begin_read()?;

@@ -15,7 +15,7 @@ use super::records::{
 };
 use super::{
     StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS,
-    MEMBERS, META, NODES, NOTICES, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY,
+    MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY,
     TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
@@ -45,6 +45,7 @@ pub struct WriteTx<'t> {
     history: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
     latest: Table<'t, &'static str, &'static [u8]>,
     notices: Table<'t, u128, &'static [u8]>,
+    open: Table<'t, u128, ()>,
     seq: u64,
     published: Vec<Published>,
     /// The JSON of the last timestamp an event was written at: a batch writes many
@@ -77,6 +78,7 @@ impl<'t> WriteTx<'t> {
             history: txn.open_table(HISTORY)?,
             latest: txn.open_table(LATEST)?,
             notices: txn.open_table(NOTICES)?,
+            open: txn.open_table(OPEN)?,
             seq,
             published: Vec::new(),
             at_json: None,
@@ -405,6 +407,16 @@ impl<'t> WriteTx<'t> {
     pub fn put_latest(&mut self, project: &ProjectId, latest: &Latest) -> Result<(), StoreError> {
         self.latest
             .insert(project.as_str(), encode(latest).as_slice())?;
+        Ok(())
+    }
+
+    /// Marks root event `root`'s cascade as in progress, or as finished.
+    pub fn set_open(&mut self, root: BuildId, open: bool) -> Result<(), StoreError> {
+        if open {
+            self.open.insert(root.0 .0, ())?;
+        } else {
+            self.open.remove(root.0 .0)?;
+        }
         Ok(())
     }
 

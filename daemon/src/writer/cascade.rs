@@ -54,6 +54,7 @@ pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), Stor
     let record = work.record_mut(root)?;
     record.notes = plan.notes;
     record.cascade_started = true;
+    work.tx.set_open(root, true)?;
     if let (Some(v), Some(env)) = (&version, &environment) {
         for n in &plan.not_promoted {
             lines::not_promoted(work, (&project, v, env), root, &n.project, &n.why)?;

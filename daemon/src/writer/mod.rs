@@ -111,6 +111,10 @@ enum Command {
         outcome: NoticeOutcome,
         reply: Reply<()>,
     },
+    /// Answered once a batch holding it has committed: the writer's pulse.
+    Ping {
+        reply: Reply<()>,
+    },
 }
 
 /// A cheap handle for sending commands to the writer.
@@ -219,6 +223,12 @@ impl WriterHandle {
 }
 
 impl WriterHandle {
+    /// Answers once the writer has committed a batch with this request in it: proof
+    /// that it is alive and its commits go through.
+    pub async fn ping(&self) -> Result<(), WriteError> {
+        self.call(|reply| Command::Ping { reply }).await
+    }
+
     /// Records what the notifier made of a try to send notice `id`.
     pub async fn notice(&self, id: BuildId, outcome: NoticeOutcome) -> Result<(), WriteError> {
         self.call(|reply| Command::Notice { id, outcome, reply })
@@ -276,6 +286,7 @@ pub struct Wiring {
     /// The planner left nodes to decide (before the last stop, then in the last
     /// batch): the next batch carries on with them.
     pub backlog: bool,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Starts the writer thread. It runs until every [`WriterHandle`] is dropped, then
@@ -370,6 +381,9 @@ impl Writer {
         batch: Vec<Command>,
         answers: &mut Vec<Answer>,
     ) -> Result<(), Fault> {
+        let started = std::time::Instant::now();
+        let size = batch.len();
+        let mut commit_time = std::time::Duration::ZERO;
         let result = (|| -> Result<Committed, StoreError> {
             let mut txn = self.w.store.database().begin_write()?;
             txn.set_quick_repair(self.w.store.quick_repair());
@@ -391,11 +405,17 @@ impl Writer {
                 }
                 work.finish()?
             };
+            let committing = std::time::Instant::now();
             txn.commit()?;
+            commit_time = committing.elapsed();
             Ok(committed)
         })();
         match result {
             Ok(done) => {
+                let m = &self.w.metrics;
+                m.batch_size.observe(size as f64);
+                m.batch_seconds.observe(started.elapsed().as_secs_f64());
+                m.fsync_seconds.observe(commit_time.as_secs_f64());
                 self.w.backlog = done.ready_left;
                 if !done.graph.is_empty() {
                     let mut shared = self.w.shared.write().unwrap_or_else(|p| p.into_inner());
@@ -476,5 +496,6 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
             notices::record(work, id, outcome)?;
             answer(reply, Ok(()))
         }
+        Command::Ping { reply } => answer(reply, Ok(())),
     })
 }

@@ -136,6 +136,7 @@ pub(super) fn event_finished(work: &mut Work<'_, '_>, root: BuildId) -> Result<(
         verdicts: record.verdicts.clone(),
         named: record.named.clone(),
     };
+    work.tx.set_open(root, false)?;
     let mut latest = work.tx.latest(&project)?;
     if latest.finished.is_none_or(|f| f < root) {
         latest.previous = latest.finished.replace(root);

@@ -215,8 +215,11 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
         (t.len() == 3).then_some(t)
     })
     .await;
+    // The break and the digest go out side by side, in either order.
+    let mut second_event = lib_texts[1..].to_vec();
+    second_event.sort();
     assert_eq!(
-        lib_texts[1..],
+        second_event,
         [
             headline.to_owned(),
             "acme/lib 1.1.0: 0 passed, 1 broke (acme/app)".to_owned()
@@ -263,12 +266,11 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
         Some(smtp.mails()).filter(|m| m.len() == 2)
     })
     .await;
-    assert!(
-        mails[1].contains(&format!("Subject: {fixed}\n")),
-        "{}",
-        mails[1]
-    );
-    assert!(mails[1].contains("To: ana@acme.example\n"), "{}", mails[1]);
+    let fix_mail = mails
+        .iter()
+        .find(|m| m.contains(&format!("Subject: {fixed}\n")))
+        .unwrap_or_else(|| panic!("no mail tells the fix: {mails:?}"));
+    assert!(fix_mail.contains("To: ana@acme.example\n"), "{fix_mail}");
     // The event finished again, but its digest was told already.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(texts(&sink, "/slack/lib").len(), 4);

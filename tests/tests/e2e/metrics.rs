@@ -1,0 +1,154 @@
+//! `GET /metrics`: off unless configured, for operator tokens and the metrics token
+//! only, and its numbers move with the traffic.
+
+use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
+use conjunction_tests::mock_ci::{Behaviour, MockCi};
+use reqwest::Method;
+
+use crate::*;
+
+/// The value of the sample named `name` with exactly `labels` (`{a="b"}`, or empty),
+/// from the OpenMetrics text.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{labels} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.split(' ').next().unwrap().parse().unwrap())
+}
+
+async fn scrape(d: &TestDaemon, token: &str) -> (u16, String) {
+    let r = d
+        .api
+        .raw(Method::GET, "/metrics", Some(token), None)
+        .await
+        .unwrap();
+    (r.status, String::from_utf8(r.body).unwrap())
+}
+
+#[tokio::test]
+async fn metrics_are_off_unless_configured() {
+    let d = TestDaemon::start().await;
+    let (status, body) = scrape(&d, OPERATOR_TOKEN).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no_such_endpoint"), "{body}");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_counters_move_with_the_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "metrics-scraper-token-0123456789\n").unwrap();
+    let d = TestDaemon::start_adjusted(|c| {
+        c.metrics.enabled = true;
+        c.metrics.token_file = Some(token_file.clone());
+    })
+    .await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let token = register(&d.api, "acme/lib", &[], None).await;
+    for p in ["acme/a", "acme/b", "acme/c"] {
+        register(&d.api, p, &["acme/lib"], Some(&ci)).await;
+    }
+    ci.set_default(Behaviour::pass());
+
+    // The metrics token reads /metrics and nothing else; no token reads nothing.
+    let other = d
+        .api
+        .raw(
+            Method::GET,
+            "/v1/roots",
+            Some("metrics-scraper-token-0123456789"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.status, 401);
+    let none = d
+        .api
+        .raw(Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    assert_eq!(none.status, 401);
+    let (status, before) = scrape(&d, "metrics-scraper-token-0123456789").await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(
+        sample(
+            &before,
+            "conjunction_refusals_total",
+            "{code=\"unauthorized\"}"
+        ),
+        2.0,
+        "{before}"
+    );
+
+    let root = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, root.root).await;
+    // Two refused reports: a token nobody knows, and an unknown build.
+    let refused = d
+        .api
+        .raw(
+            Method::POST,
+            "/v1/reports",
+            Some("not-a-token-at-all"),
+            Some(serde_json::to_vec(&root_report("acme/lib", "1.0.1")).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 401);
+
+    let (_, after) = scrape(&d, OPERATOR_TOKEN).await;
+    let moved =
+        |name: &str, labels: &str| sample(&after, name, labels) - sample(&before, name, labels);
+    // The root report and three dependents' passed reports (and their running ones).
+    assert_eq!(
+        moved("conjunction_reports_received_total", "{state=\"passed\"}"),
+        4.0,
+        "{after}"
+    );
+    assert_eq!(
+        moved("conjunction_refusals_total", "{code=\"unauthorized\"}"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        moved(
+            "conjunction_deliveries_total",
+            "{kind=\"webhook\",outcome=\"delivered\"}"
+        ),
+        3.0,
+        "{after}"
+    );
+    assert!(
+        moved("conjunction_commit_batch_size_count", "") >= 4.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "conjunction_commit_fsync_seconds_sum", "") > 0.0,
+        "{after}"
+    );
+    assert_eq!(sample(&after, "conjunction_projects", ""), 4.0, "{after}");
+    assert_eq!(
+        sample(&after, "conjunction_cascades_in_progress", ""),
+        0.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "conjunction_event_log_events", "")
+            > sample(&before, "conjunction_event_log_events", ""),
+        "{after}"
+    );
+    assert!(
+        sample(&after, "conjunction_database_bytes", "") > 0.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "conjunction_outbox_depth", "{outbox=\"triggers\"}"),
+        0.0,
+        "{after}"
+    );
+    assert!(
+        after.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+    d.stop().await;
+}
