@@ -41,6 +41,23 @@ enum Command {
     /// Check the config file (every key known, every value usable, the files it names
     /// readable) and exit: 0 when it is, 1 with what is wrong and where.
     CheckConfig,
+    /// Ask the running daemon for a consistent copy of its database, taken while it
+    /// serves, and save it to FILE (verified before it is kept).
+    Backup {
+        /// Where to save the copy; it must not exist
+        #[arg(long)]
+        to: PathBuf,
+        /// The daemon's URL [default: http://<listen address>]
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Put a backup in place as the database of the data directory, with the daemon
+    /// stopped; the database there is kept beside it as conjunction.redb.before-restore-*.
+    Restore {
+        /// The backup to restore
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 fn systemd_dir(var: &str) -> Option<PathBuf> {
@@ -133,6 +150,25 @@ fn main() -> anyhow::Result<()> {
     }
     operator_tokens.extend(file.operator_tokens.iter().cloned());
 
+    match &args.command {
+        Some(Command::Backup { to, url }) => {
+            let listen = args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
+            let url = url.clone().unwrap_or_else(|| format!("http://{listen}"));
+            let token = match operator_tokens.first() {
+                Some(t) => t.clone(),
+                None => std::fs::read_to_string(data_dir.join(conjunction_daemon::config::OPERATOR_TOKEN_FILE))
+                    .map(|t| t.trim().to_owned())
+                    .context("no operator token: set CONJUNCTIOND_OPERATOR_TOKEN, or run where the data directory's operator.token is readable")?,
+            };
+            return backup(&url, &token, to);
+        }
+        Some(Command::Restore { from }) => return restore(from, &data_dir),
+        _ => {}
+    }
+
     if args.check_database {
         let path = data_dir.join(conjunction_daemon::config::DATABASE_FILE);
         let size = conjunction_daemon::store::Store::check(&path)?;
@@ -175,6 +211,113 @@ fn main() -> anyhow::Result<()> {
         conjunction_daemon::serve(config, listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Saves the running daemon's backup to `to`: written beside it, verified page by
+/// page, then renamed into place.
+fn backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    if to.exists() {
+        anyhow::bail!("{} exists; give a new file", to.display());
+    }
+    let partial = to.with_extension("partial");
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let seq = runtime.block_on(async {
+        let endpoint = format!("{}/v1/backup", url.trim_end_matches('/'));
+        let mut response = reqwest::Client::new()
+            .post(&endpoint)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the daemon at {url}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            anyhow::bail!("the daemon refused the backup ({status}): {body}");
+        }
+        let seq = response
+            .headers()
+            .get(conjunction_daemon::api::BACKUP_SEQ_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_owned();
+        let mut out = std::fs::File::create(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        while let Some(chunk) = response.chunk().await.context("the backup was cut off")? {
+            out.write_all(&chunk)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+        }
+        out.sync_all()?;
+        anyhow::Ok(seq)
+    });
+    let seq = match seq {
+        Ok(seq) => seq,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    if let Err(e) = conjunction_daemon::store::Store::check(&partial) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e).context("the backup received does not verify; nothing was kept");
+    }
+    std::fs::rename(&partial, to)?;
+    let bytes = std::fs::metadata(to)?.len();
+    println!(
+        "backed up to {}: {bytes} bytes, every page verified, events up to {seq}",
+        to.display()
+    );
+    Ok(())
+}
+
+/// Puts the backup `from` in place as the data directory's database, the daemon
+/// stopped. The database there (if any) is kept beside it.
+fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let size = conjunction_daemon::store::Store::check(from)
+        .with_context(|| format!("{} is not a usable backup", from.display()))?;
+    let db = data_dir.join(conjunction_daemon::config::DATABASE_FILE);
+    if db.exists() {
+        if in_use(&db)? {
+            anyhow::bail!(
+                "{} is in use: stop the daemon (systemctl stop conjunctiond) before restoring",
+                db.display()
+            );
+        }
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let aside = data_dir.join(format!(
+            "{}.before-restore-{secs}",
+            conjunction_daemon::config::DATABASE_FILE
+        ));
+        std::fs::rename(&db, &aside)?;
+        println!("kept the database that was there as {}", aside.display());
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let restoring = db.with_extension("restoring");
+    std::fs::copy(from, &restoring)
+        .with_context(|| format!("cannot copy {} into {}", from.display(), data_dir.display()))?;
+    std::fs::File::open(&restoring)?.sync_all()?;
+    std::fs::rename(&restoring, &db)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    println!(
+        "restored {} ({size} bytes, every page verified) as {}; start the daemon",
+        from.display(),
+        db.display()
+    );
+    Ok(())
+}
+
+/// Whether another process (a running daemon) has the database open: redb refuses a
+/// second open of a file that one process holds.
+fn in_use(db: &std::path::Path) -> anyhow::Result<bool> {
+    match redb::Database::open(db) {
+        Ok(_) => Ok(false),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Ok(true),
+        // A damaged file is not in use; it is set aside all the same.
+        Err(_) => Ok(false),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

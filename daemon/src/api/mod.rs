@@ -6,6 +6,7 @@
 //! file per resource), which use the state, the extractors and the errors, which use
 //! nothing of the API.
 
+mod backup;
 mod badges;
 pub mod error;
 mod extract;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use conjunction_protocol::limits::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES, MAX_HOOK_BODY_BYTES};
 
+pub use backup::SEQ_HEADER as BACKUP_SEQ_HEADER;
 pub use error::ApiError;
 pub use extract::{ApiJson, Operator, Reporter};
 pub use state::AppState;
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ws", get(feed::upgrade))
         .route("/v1/badges/{*path}", get(badges::get))
         .route("/metrics", get(metrics::get))
+        .route("/v1/backup", post(backup::post))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

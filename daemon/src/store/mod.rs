@@ -8,6 +8,7 @@
 //! member inside the root's record; [`migrate`] turns such a database into this one
 //! on first open.
 
+mod backup;
 mod migrate;
 mod read;
 mod records;
@@ -22,6 +23,7 @@ use redb::{Database, TableDefinition};
 
 use crate::config::StoreConfig;
 
+pub use backup::Backup;
 pub use read::{BadgeFacts, RootPage, Snapshot};
 pub use records::OutboxEntry;
 pub use records::{Latest, NoticeEntry, Watched};
