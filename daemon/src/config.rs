@@ -43,6 +43,9 @@ pub struct Config {
     pub releases: ReleasesConfig,
     pub notify: NotifyConfig,
     pub metrics: MetricsConfig,
+    pub retention: RetentionConfig,
+    /// The time retention goes by; the system's, or a test's own.
+    pub clock: Clock,
     /// Tell systemd how the daemon is doing (readiness, status, watchdog, stopping)
     /// when it runs under it (`NOTIFY_SOCKET`). Off for daemons inside tests.
     pub service_manager: bool,
@@ -62,6 +65,8 @@ impl Config {
             releases: ReleasesConfig::default(),
             notify: NotifyConfig::default(),
             metrics: MetricsConfig::default(),
+            retention: RetentionConfig::default(),
+            clock: Clock::system(),
             service_manager: false,
         }
     }
@@ -190,6 +195,76 @@ pub struct FileConfig {
     pub notify: NotifyConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// What is kept, and for how long (`[retention]` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Prune at all. With it off, everything is kept forever.
+    pub enabled: bool,
+    /// Finished root events (with their builds) and events of the log are kept this
+    /// many days.
+    #[serde(deserialize_with = "at_least_one")]
+    pub keep_days: u64,
+    /// The last this many root events of every upstream are kept however old, so
+    /// verdicts and badges always have something to compare with.
+    #[serde(deserialize_with = "at_least_one_usize")]
+    pub keep_per_upstream: usize,
+    /// How often retention looks for what to prune, in milliseconds.
+    #[serde(deserialize_with = "at_least_one")]
+    pub interval_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keep_days: 90,
+            keep_per_upstream: 20,
+            interval_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if n == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn at_least_one_usize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    at_least_one(d).map(|n| n as usize)
+}
+
+/// The time, as retention reads it.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> conjunction_protocol::Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self::new(
+            || conjunction_protocol::Timestamp::from_system_time(std::time::SystemTime::now()),
+        )
+    }
+
+    pub fn new(now: impl Fn() -> conjunction_protocol::Timestamp + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(now))
+    }
+
+    pub fn now(&self) -> conjunction_protocol::Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
 }
 
 /// `GET /metrics` (`[metrics]` in the config file): off unless enabled.

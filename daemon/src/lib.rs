@@ -199,6 +199,14 @@ pub async fn serve(
         database_path: config.data_dir.join(config::DATABASE_FILE),
         feed_room: Arc::new(api::feed::FeedRoom::new(config.limits.feed_clients)),
     };
+    let retention = config.retention.enabled.then(|| {
+        tokio::spawn(retain(
+            state.writer.clone(),
+            config.retention,
+            config.clock.clone(),
+            state.shutdown.clone(),
+        ))
+    });
     let service = systemd::ServiceManager::new(config.service_manager);
     let pulse = tokio::spawn(supervise(
         service,
@@ -229,6 +237,9 @@ pub async fn serve(
     .await;
     let _ = stop_tx.send(true);
     let _ = pulse.await;
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     if let Err(e) = dispatch_task.await {
         tracing::error!(error = %e, "the dispatcher ended abnormally");
     }
@@ -299,5 +310,61 @@ async fn supervise(
             }
         }
         service.status(&status_line(&state, address).await);
+    }
+}
+
+/// Prunes what retention no longer keeps, every `interval_ms`, a small step at a time
+/// so that reports share the writer with it, and says in the log what went.
+async fn retain(
+    writer: writer::WriterHandle,
+    config: config::RetentionConfig,
+    clock: config::Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let interval = std::time::Duration::from_millis(config.interval_ms);
+    let keep = std::time::Duration::from_secs(config.keep_days.saturating_mul(24 * 3600));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stopped(&mut stop) => return,
+        }
+        let now = clock.now();
+        let cutoff = conjunction_protocol::Timestamp(now.0.saturating_sub(keep.as_millis() as u64));
+        let mut total = writer::Pruned::default();
+        let mut cursor = None;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match writer.prune(cutoff, config.keep_per_upstream, cursor).await {
+                Ok(step) => {
+                    total.roots += step.roots;
+                    total.builds += step.builds;
+                    total.events += step.events;
+                    total.lines += step.lines;
+                    cursor = step.cursor;
+                    if !step.more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention stopped for now; it tries again later");
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        if total.roots + total.events + total.lines > 0 {
+            tracing::info!(
+                root_events = total.roots,
+                builds = total.builds,
+                log_events = total.events,
+                release_lines = total.lines,
+                older_than = %cutoff,
+                keep_days = config.keep_days,
+                keep_per_upstream = config.keep_per_upstream,
+                "pruned what retention no longer keeps"
+            );
+        }
     }
 }

@@ -191,6 +191,7 @@ fn main() -> anyhow::Result<()> {
     config.releases = file.releases;
     config.notify = file.notify;
     config.metrics = file.metrics;
+    config.retention = file.retention;
     config.store = file.store;
     config.limits = file.limits;
     config.service_manager = true;

@@ -8,7 +8,7 @@ use std::path::Path;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 use super::{
-    Store, StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES,
+    Store, StoreError, BY_UPSTREAM, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES,
     LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY,
     ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
@@ -56,6 +56,7 @@ impl Store {
         rows += copy_table(&read, &write, LATEST)?;
         rows += copy_table(&read, &write, NOTICES)?;
         rows += copy_table(&read, &write, OPEN)?;
+        rows += copy_table(&read, &write, BY_UPSTREAM)?;
         write.commit()?;
         Ok(Backup { seq, rows })
     }

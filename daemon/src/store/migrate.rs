@@ -16,9 +16,9 @@ use serde::Deserialize;
 
 use super::records::{decode, encode, RootRecord};
 use super::{
-    StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LAYOUT, LAYOUT_KEY, LINES,
-    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY,
-    ROOTS, RUNS, TOKENS, WATCH,
+    StoreError, BY_UPSTREAM, BY_UPSTREAM_KEY, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY,
+    LATEST, LAYOUT, LAYOUT_KEY, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN,
+    OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
 };
 use crate::planner::Member;
 
@@ -81,6 +81,10 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(LATEST)?;
         txn.open_table(NOTICES)?;
         txn.open_table(OPEN)?;
+        if meta.get(BY_UPSTREAM_KEY)?.is_none() {
+            index_by_upstream(&txn)?;
+            meta.insert(BY_UPSTREAM_KEY, 1)?;
+        }
         match layout {
             Some(LAYOUT) => return Ok(None),
             Some(newer) if newer > LAYOUT => return Err(StoreError::NewerLayout(newer)),
@@ -94,6 +98,23 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
     };
     txn.commit()?;
     Ok((migrated.roots > 0).then_some(migrated))
+}
+
+/// Lists every root event under its upstream (databases written before retention).
+fn index_by_upstream(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let roots = txn.open_table(ROOTS)?;
+    let mut index = txn.open_table(BY_UPSTREAM)?;
+    for row in roots.iter()? {
+        let (key, value) = row?;
+        // Layout 1 records hold the project too, under the same name.
+        #[derive(serde::Deserialize)]
+        struct Project {
+            project: String,
+        }
+        let record: Project = decode(value.value())?;
+        index.insert((record.project.as_str(), key.value()), ())?;
+    }
+    Ok(())
 }
 
 fn from_layout_1(txn: &redb::WriteTransaction) -> Result<Migrated, StoreError> {

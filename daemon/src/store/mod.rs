@@ -84,6 +84,13 @@ pub(crate) const NOTICES: TableDefinition<u128, &[u8]> = TableDefinition::new("n
 /// Root id -> (): root events whose cascade started and has not finished.
 pub(crate) const OPEN: TableDefinition<u128, ()> = TableDefinition::new("open");
 
+/// (upstream, root id) -> (): each project's root events in order, so retention can
+/// keep the last few of every upstream.
+pub(crate) const BY_UPSTREAM: TableDefinition<(&str, u128), ()> =
+    TableDefinition::new("by_upstream");
+/// The META key set once `BY_UPSTREAM` holds every root event.
+pub(crate) const BY_UPSTREAM_KEY: &str = "by_upstream";
+
 pub(crate) const SEQ_KEY: &str = "seq";
 pub(crate) const LAYOUT_KEY: &str = "layout";
 /// The table layout this daemon writes.

@@ -14,9 +14,9 @@ use super::records::{
     StoredProject, Watched,
 };
 use super::{
-    StoreError, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS,
-    MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY,
-    TOKENS, WATCH,
+    StoreError, BY_UPSTREAM, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES,
+    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY,
+    ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -46,6 +46,7 @@ pub struct WriteTx<'t> {
     latest: Table<'t, &'static str, &'static [u8]>,
     notices: Table<'t, u128, &'static [u8]>,
     open: Table<'t, u128, ()>,
+    by_upstream: Table<'t, (&'static str, u128), ()>,
     seq: u64,
     published: Vec<Published>,
     /// The JSON of the last timestamp an event was written at: a batch writes many
@@ -79,6 +80,7 @@ impl<'t> WriteTx<'t> {
             latest: txn.open_table(LATEST)?,
             notices: txn.open_table(NOTICES)?,
             open: txn.open_table(OPEN)?,
+            by_upstream: txn.open_table(BY_UPSTREAM)?,
             seq,
             published: Vec::new(),
             at_json: None,
@@ -418,6 +420,138 @@ impl<'t> WriteTx<'t> {
             self.open.remove(root.0 .0)?;
         }
         Ok(())
+    }
+
+    // ---- retention ----
+
+    /// Lists root event `root` under its upstream.
+    pub fn index_root(&mut self, project: &ProjectId, root: BuildId) -> Result<(), StoreError> {
+        self.by_upstream.insert((project.as_str(), root.0 .0), ())?;
+        Ok(())
+    }
+
+    /// Up to `limit` root events created before `before`, oldest first, after `after`.
+    pub(crate) fn roots_before(
+        &self,
+        before: BuildId,
+        after: Option<BuildId>,
+        limit: usize,
+    ) -> Result<Vec<RootRecord>, StoreError> {
+        let from = after.map_or(0, |a| a.0 .0 + 1);
+        let mut out = Vec::new();
+        if from >= before.0 .0 {
+            return Ok(out);
+        }
+        for row in self.roots.range(from..before.0 .0)?.take(limit) {
+            let (_, v) = row?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// How many root events of `project` are newer than `root`, counting up to `up_to`.
+    pub fn newer_roots_of(
+        &self,
+        project: &ProjectId,
+        root: BuildId,
+        up_to: usize,
+    ) -> Result<usize, StoreError> {
+        let range = (project.as_str(), root.0 .0 + 1)..=(project.as_str(), u128::MAX);
+        Ok(self.by_upstream.range(range)?.take(up_to).count())
+    }
+
+    /// Removes a finished root event and everything of its builds: the nodes, their
+    /// places, their build tokens (`token_hash` makes each attempt's) and their runs.
+    /// Answers how many builds went.
+    pub(crate) fn remove_event(
+        &mut self,
+        record: &RootRecord,
+        token_hash: &dyn Fn(BuildId, u32) -> TokenHash,
+    ) -> Result<u64, StoreError> {
+        let root = record.id.0 .0;
+        for position in 0..record.size {
+            let Some(member) = self.members.remove((root, position))? else {
+                continue;
+            };
+            let member: Member = decode(member.value())?;
+            let id = member.id;
+            self.positions.remove(id.0 .0)?;
+            self.ready.remove((root, position))?;
+            self.watch.remove(id.0 .0)?;
+            if let Some(node) = self.nodes.remove(id.0 .0)? {
+                let node: Node = decode(node.value())?;
+                for attempt in 1..=node.attempt {
+                    self.tokens.remove(token_hash(id, attempt).as_slice())?;
+                }
+                if let Some(run_id) = node.run.as_ref().and_then(|r| r.id.as_deref()) {
+                    let ci = node.run.as_ref().map(|r| r.ci).expect("checked above");
+                    self.runs
+                        .remove(run_key(&node.project, ci, run_id).as_str())?;
+                }
+            }
+        }
+        self.roots.remove(root)?;
+        self.open.remove(root)?;
+        self.by_upstream.remove((record.project.as_str(), root))?;
+        Ok(u64::from(record.size))
+    }
+
+    /// Whether any environment has `version` of `upstream` now.
+    pub fn is_deployed(&self, upstream: &ProjectId, version: &str) -> Result<bool, StoreError> {
+        let range = (upstream.as_str(), "")..=(upstream.as_str(), "\u{10ffff}");
+        for row in self.deployed.range(range)? {
+            if row?.1.value() == version {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Removes the release line of `version` of `upstream` and its dependents' rows.
+    pub fn remove_line(&mut self, upstream: &ProjectId, version: &str) -> Result<u64, StoreError> {
+        self.lines.remove((upstream.as_str(), version))?;
+        let range = (upstream.as_str(), version, "")..=(upstream.as_str(), version, "\u{10ffff}");
+        let keys: Vec<String> = self
+            .line_dependents
+            .range(range)?
+            .map(|row| row.map(|(k, _)| k.value().2.to_owned()))
+            .collect::<Result<_, _>>()?;
+        for dependent in &keys {
+            self.line_dependents
+                .remove((upstream.as_str(), version, dependent.as_str()))?;
+        }
+        Ok(keys.len() as u64)
+    }
+
+    /// Removes up to `limit` of the oldest events of the log written before `before`;
+    /// answers how many went, and whether older ones are left.
+    pub fn prune_log(
+        &mut self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<(u64, bool), StoreError> {
+        #[derive(serde::Deserialize)]
+        struct At {
+            at: Timestamp,
+        }
+        let mut old = Vec::new();
+        let mut more = false;
+        for row in self.events.iter()? {
+            let (seq, json) = row?;
+            let at: At = serde_json::from_str(json.value())?;
+            if at.at >= before {
+                break;
+            }
+            if old.len() == limit {
+                more = true;
+                break;
+            }
+            old.push(seq.value());
+        }
+        for seq in &old {
+            self.events.remove(seq)?;
+        }
+        Ok((old.len() as u64, more))
     }
 
     // ---- the notice outbox ----

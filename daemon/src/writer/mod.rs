@@ -21,6 +21,7 @@ mod notices;
 mod projects;
 mod rebuilds;
 mod reports;
+mod retention;
 mod verdicts;
 mod work;
 
@@ -41,6 +42,7 @@ use crate::store::{NoticeEntry, OutboxEntry, Store, StoreError, WriteTx};
 pub use deliveries::{prepare_outbox, Delivery};
 pub use hooks::{Heard, News, Via};
 pub use notices::NoticeOutcome;
+pub use retention::Pruned;
 use work::{Committed, Work};
 
 /// Most commands applied in one transaction.
@@ -114,6 +116,13 @@ enum Command {
     /// Answered once a batch holding it has committed: the writer's pulse.
     Ping {
         reply: Reply<()>,
+    },
+    /// One step of retention.
+    Prune {
+        cutoff: conjunction_protocol::Timestamp,
+        keep_per_upstream: usize,
+        cursor: Option<BuildId>,
+        reply: Reply<Pruned>,
     },
 }
 
@@ -227,6 +236,24 @@ impl WriterHandle {
     /// that it is alive and its commits go through.
     pub async fn ping(&self) -> Result<(), WriteError> {
         self.call(|reply| Command::Ping { reply }).await
+    }
+
+    /// Removes, in one small step, what retention no longer keeps: finished root events
+    /// created before `cutoff` (but the last `keep_per_upstream` of each upstream)
+    /// after `cursor`, and events of the log written before it.
+    pub async fn prune(
+        &self,
+        cutoff: conjunction_protocol::Timestamp,
+        keep_per_upstream: usize,
+        cursor: Option<BuildId>,
+    ) -> Result<Pruned, WriteError> {
+        self.call(|reply| Command::Prune {
+            cutoff,
+            keep_per_upstream,
+            cursor,
+            reply,
+        })
+        .await
     }
 
     /// Records what the notifier made of a try to send notice `id`.
@@ -497,5 +524,14 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
             answer(reply, Ok(()))
         }
         Command::Ping { reply } => answer(reply, Ok(())),
+        Command::Prune {
+            cutoff,
+            keep_per_upstream,
+            cursor,
+            reply,
+        } => answer(
+            reply,
+            Ok(retention::step(work, cutoff, keep_per_upstream, cursor)?),
+        ),
     })
 }

@@ -71,6 +71,7 @@ pub(super) fn root_report(
         finished_at: kind.is_final().then_some(now),
         seq: 0,
     };
+    work.tx.index_root(&report.project, id)?;
     work.create_event(RootRecord {
         id,
         project: report.project.clone(),

@@ -154,6 +154,11 @@ impl<'t, 'w> Work<'t, 'w> {
         );
     }
 
+    /// Whether this batch has root event `root` open.
+    pub fn has_event(&self, root: BuildId) -> bool {
+        self.events.contains_key(&root)
+    }
+
     /// A root event, read on first use in this batch.
     pub fn event(&mut self, root: BuildId) -> Result<&mut EventState, StoreError> {
         if !self.events.contains_key(&root) {

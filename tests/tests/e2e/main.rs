@@ -16,6 +16,7 @@ mod metrics;
 mod migration;
 mod native;
 mod notify;
+mod retention;
 mod startup;
 mod storage;
 mod systemd;

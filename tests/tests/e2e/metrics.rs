@@ -118,8 +118,14 @@ async fn the_counters_move_with_the_traffic() {
         3.0,
         "{after}"
     );
+    // Commands are grouped into batches as they come, so their count is what is
+    // certain: 7 reports and 3 delivery outcomes went through the writer at least.
     assert!(
-        moved("conjunction_commit_batch_size_count", "") >= 4.0,
+        moved("conjunction_commit_batch_size_sum", "") >= 10.0,
+        "{after}"
+    );
+    assert!(
+        moved("conjunction_commit_batch_size_count", "") >= 1.0,
         "{after}"
     );
     assert!(
