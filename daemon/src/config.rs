@@ -200,15 +200,15 @@ pub struct FileConfig {
 }
 
 /// What is kept, and for how long (`[retention]` in the config file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Prune at all. With it off, everything is kept forever.
     pub enabled: bool,
     /// Finished root events (with their builds) and events of the log are kept this
-    /// many days.
-    #[serde(deserialize_with = "at_least_one")]
-    pub keep_days: u64,
+    /// many days (a fraction, such as 0.5, keeps hours).
+    #[serde(deserialize_with = "positive_days")]
+    pub keep_days: f64,
     /// The last this many root events of every upstream are kept however old, so
     /// verdicts and badges always have something to compare with.
     #[serde(deserialize_with = "at_least_one_usize")]
@@ -222,10 +222,25 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            keep_days: 90,
+            keep_days: 90.0,
             keep_per_upstream: 20,
             interval_ms: 10 * 60 * 1000,
         }
+    }
+}
+
+fn positive_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let days = f64::deserialize(d)?;
+    if !(days.is_finite() && days > 0.0) {
+        return Err(serde::de::Error::custom("must be a number of days above 0"));
+    }
+    Ok(days)
+}
+
+impl RetentionConfig {
+    /// How long finished root events and the log are kept.
+    pub fn keep(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.keep_days * 24.0 * 3600.0)
     }
 }
 
@@ -457,6 +472,32 @@ mod tests {
             let refused =
                 toml::from_str::<FileConfig>(&format!("[releases]\nenvironments = {bad}"));
             assert!(refused.is_err(), "{bad} was taken");
+        }
+    }
+
+    #[test]
+    fn retention_takes_whole_or_fractional_days_above_zero() {
+        let c: FileConfig = toml::from_str("[retention]\nkeep_days = 90").unwrap();
+        assert_eq!(
+            c.retention.keep(),
+            std::time::Duration::from_secs(90 * 24 * 3600)
+        );
+        let c: FileConfig = toml::from_str("[retention]\nkeep_days = 0.5").unwrap();
+        assert_eq!(
+            c.retention.keep(),
+            std::time::Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(c.retention.keep_per_upstream, 20);
+        for bad in [
+            "keep_days = 0",
+            "keep_days = -1",
+            "keep_per_upstream = 0",
+            "keep = 3",
+        ] {
+            assert!(
+                toml::from_str::<FileConfig>(&format!("[retention]\n{bad}")).is_err(),
+                "{bad}"
+            );
         }
     }
 

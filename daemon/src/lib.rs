@@ -322,7 +322,7 @@ async fn retain(
     mut stop: watch::Receiver<bool>,
 ) {
     let interval = std::time::Duration::from_millis(config.interval_ms);
-    let keep = std::time::Duration::from_secs(config.keep_days.saturating_mul(24 * 3600));
+    let keep = config.keep();
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -50,7 +50,7 @@ async fn old_finished_events_go_but_the_last_of_each_upstream_and_running_cascad
     let d = TestDaemon::start_adjusted(move |c| {
         c.retention = RetentionConfig {
             enabled: true,
-            keep_days: 1,
+            keep_days: 1.0,
             keep_per_upstream: 2,
             interval_ms: 50,
         };
