@@ -80,7 +80,12 @@ fn init_logging() {
         if let Ok(journal) = tracing_journald::layer() {
             tracing_subscriber::registry()
                 .with(filter())
-                .with(journal.with_syslog_identifier("conjunctiond".into()))
+                .with(
+                    journal
+                        .with_syslog_identifier("conjunctiond".into())
+                        // `journalctl BUILD=…`, not `F_BUILD=…`.
+                        .with_field_prefix(None),
+                )
                 .init();
             return;
         }
