@@ -6,17 +6,17 @@
 //! so retries and their back-off survive a restart too. Delivery is at least once:
 //! the `X-Conjunction-Delivery` header lets a receiver drop duplicates.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use conjunction_protocol::{BuildId, Timestamp, TriggerSpec};
-use rand::Rng;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::auth::BuildTokens;
 use crate::ci::call::Outcome;
+use crate::outbox::{later, Schedule};
 use crate::reconcile::{Follow, Follows};
 use crate::store::{OutboxEntry, Store, StoreError};
 use crate::writer::{Delivery, WriterHandle};
@@ -57,19 +57,8 @@ impl DispatchConfig {
     /// The delay before attempt `tries + 1`: exponential, capped, with jitter in the
     /// upper half so that triggers failing together do not retry together.
     pub fn backoff(&self, tries: u32) -> Duration {
-        backoff(self.backoff_base_ms, self.backoff_max_ms, tries)
+        crate::outbox::backoff(self.backoff_base_ms, self.backoff_max_ms, tries)
     }
-}
-
-/// The delay before try `tries + 1` of an outbox entry (a trigger or a notice):
-/// `base_ms` doubled with each try, capped at `max_ms`, with jitter in the upper half
-/// so that entries failing together do not retry together.
-pub fn backoff(base_ms: u64, max_ms: u64, tries: u32) -> Duration {
-    let exp = base_ms
-        .saturating_mul(1u64 << tries.saturating_sub(1).min(32))
-        .min(max_ms);
-    let jittered = rand::rng().random_range(exp / 2..=exp.max(1));
-    Duration::from_millis(jittered)
 }
 
 pub struct Dispatcher {
@@ -99,7 +88,7 @@ impl Dispatcher {
     ) {
         let this = Arc::new(self);
         let permits = Arc::new(Semaphore::new(this.config.concurrency.max(1)));
-        let mut schedule = Schedule::default();
+        let mut schedule = Schedule::<OutboxEntry>::default();
         for e in initial {
             schedule.insert(e);
         }
@@ -132,7 +121,7 @@ impl Dispatcher {
             }
             this.metrics.outbox(
                 "triggers",
-                schedule.entries.len() + hosts.waiting_len() + in_flight.len(),
+                schedule.len() + hosts.waiting_len() + in_flight.len(),
                 schedule
                     .oldest()
                     .map_or(0.0, |t| now.since(t).as_secs_f64()),
@@ -396,55 +385,12 @@ impl Hosts {
     }
 }
 
-fn later(wait: Duration) -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now() + wait)
-}
-
-/// Outbox entries ordered by due time, at most one per build, and by when they
-/// first came (for the age of the oldest).
-#[derive(Default)]
-struct Schedule {
-    by_due: BTreeSet<(Timestamp, BuildId)>,
-    by_arrival: BTreeSet<(Timestamp, BuildId)>,
-    arrived: HashMap<BuildId, Timestamp>,
-    entries: HashMap<BuildId, OutboxEntry>,
-}
-
-impl Schedule {
-    fn insert(&mut self, entry: OutboxEntry) {
-        if let Some(old) = self.entries.remove(&entry.build) {
-            self.by_due.remove(&(old.due, old.build));
-        }
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.arrived.entry(entry.build) {
-            // A retry keeps the time its entry first came.
-            let now = Timestamp::from_system_time(SystemTime::now());
-            slot.insert(now);
-            self.by_arrival.insert((now, entry.build));
-        }
-        self.by_due.insert((entry.due, entry.build));
-        self.entries.insert(entry.build, entry);
+impl crate::outbox::Entry for OutboxEntry {
+    fn key(&self) -> BuildId {
+        self.build
     }
-
-    /// When the entry waiting longest came.
-    fn oldest(&self) -> Option<Timestamp> {
-        self.by_arrival.first().map(|(at, _)| *at)
-    }
-
-    /// The entry for `build` left the outbox (delivered, or given up).
-    fn done(&mut self, build: BuildId) {
-        if let Some(at) = self.arrived.remove(&build) {
-            self.by_arrival.remove(&(at, build));
-        }
-    }
-
-    fn next_due(&self) -> Option<Timestamp> {
-        self.by_due.first().map(|(due, _)| *due)
-    }
-
-    /// Takes the entry due first.
-    fn pop_first(&mut self) -> Option<OutboxEntry> {
-        let (_, build) = self.by_due.pop_first()?;
-        self.entries.remove(&build)
+    fn due(&self) -> Timestamp {
+        self.due
     }
 }
 

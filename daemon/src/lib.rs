@@ -16,6 +16,7 @@ pub mod health;
 pub mod hub;
 pub mod metrics;
 pub mod notify;
+pub mod outbox;
 pub mod planner;
 pub mod reconcile;
 pub mod server;
@@ -55,7 +56,7 @@ pub enum ServeError {
     #[error(transparent)]
     WriterFailed(#[from] writer::Fault),
     #[error("the settings cannot be used: {0}")]
-    Notify(String),
+    Settings(String),
 }
 
 /// The text of a panic's payload.
@@ -116,9 +117,9 @@ pub async fn serve(
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
     let mut notify_config = config.notify.clone();
-    notify_config.load_files().map_err(ServeError::Notify)?;
+    notify_config.load_files().map_err(ServeError::Settings)?;
     let mut metrics_config = config.metrics.clone();
-    metrics_config.load_files().map_err(ServeError::Notify)?;
+    metrics_config.load_files().map_err(ServeError::Settings)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (writer, writer_thread, mut writer_gone) = writer::spawn(writer::Wiring {
         store: store.clone(),

@@ -17,7 +17,6 @@ pub mod route;
 pub mod slack;
 pub mod webhook;
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -30,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::ci::call::{self, Outcome};
+use crate::outbox::{later, Schedule};
 use crate::store::NoticeEntry;
 use crate::writer::{NoticeOutcome, WriterHandle};
 
@@ -203,7 +203,7 @@ impl Notifier {
         mut stop: watch::Receiver<bool>,
     ) {
         let this = Arc::new(self);
-        let mut schedule = Schedule::default();
+        let mut schedule = Schedule::<NoticeEntry>::default();
         for e in initial {
             schedule.insert(e);
         }
@@ -226,7 +226,7 @@ impl Notifier {
             }
             this.metrics.outbox(
                 "notices",
-                schedule.entries.len() + in_flight.len(),
+                schedule.len() + in_flight.len(),
                 schedule
                     .oldest()
                     .map_or(0.0, |t| now.since(t).as_secs_f64()),
@@ -303,7 +303,7 @@ impl Notifier {
                 }
             }
             Sent::Transient(error) => {
-                let wait = crate::dispatch::backoff(
+                let wait = crate::outbox::backoff(
                     self.config.backoff_base_ms,
                     self.config.backoff_max_ms,
                     tries,
@@ -474,8 +474,13 @@ fn secret_forms(channel: &Channel) -> Vec<String> {
     forms
 }
 
-fn later(wait: Duration) -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now() + wait)
+impl crate::outbox::Entry for NoticeEntry {
+    fn key(&self) -> BuildId {
+        self.id
+    }
+    fn due(&self) -> Timestamp {
+        self.due
+    }
 }
 
 #[cfg(test)]
@@ -498,51 +503,5 @@ mod tests {
             e.replace(s.as_str(), "(secret)")
         });
         assert!(!scrubbed.contains("s3cr3t"), "{scrubbed}");
-    }
-}
-
-/// Notices ordered by due time, and by when they first came (for the age of the
-/// oldest).
-#[derive(Default)]
-struct Schedule {
-    by_due: BTreeSet<(Timestamp, BuildId)>,
-    by_arrival: BTreeSet<(Timestamp, BuildId)>,
-    arrived: HashMap<BuildId, Timestamp>,
-    entries: HashMap<BuildId, NoticeEntry>,
-}
-
-impl Schedule {
-    fn insert(&mut self, entry: NoticeEntry) {
-        if let Some(old) = self.entries.remove(&entry.id) {
-            self.by_due.remove(&(old.due, old.id));
-        }
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.arrived.entry(entry.id) {
-            // A retry keeps the time its entry first came.
-            let now = Timestamp::from_system_time(SystemTime::now());
-            slot.insert(now);
-            self.by_arrival.insert((now, entry.id));
-        }
-        self.by_due.insert((entry.due, entry.id));
-        self.entries.insert(entry.id, entry);
-    }
-
-    fn next_due(&self) -> Option<Timestamp> {
-        self.by_due.first().map(|(due, _)| *due)
-    }
-
-    fn pop_first(&mut self) -> Option<NoticeEntry> {
-        let (_, id) = self.by_due.pop_first()?;
-        self.entries.remove(&id)
-    }
-
-    fn oldest(&self) -> Option<Timestamp> {
-        self.by_arrival.first().map(|(at, _)| *at)
-    }
-
-    /// Notice `id` is done with: sent, given up, or left for the next start.
-    fn done(&mut self, id: BuildId) {
-        if let Some(at) = self.arrived.remove(&id) {
-            self.by_arrival.remove(&(at, id));
-        }
     }
 }

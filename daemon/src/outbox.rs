@@ -1,0 +1,136 @@
+//! What the two outboxes (triggers and notices) share: the back-off between tries, and
+//! the schedule of entries by when they are due and by when they first came.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use conjunction_protocol::{BuildId, Timestamp};
+use rand::Rng;
+
+/// The delay before try `tries + 1` of an outbox entry: `base_ms` doubled with each
+/// try, capped at `max_ms`, with jitter in the upper half so that entries failing
+/// together do not retry together.
+pub fn backoff(base_ms: u64, max_ms: u64, tries: u32) -> Duration {
+    let exp = base_ms
+        .saturating_mul(1u64 << tries.saturating_sub(1).min(32))
+        .min(max_ms);
+    let jittered = rand::rng().random_range(exp / 2..=exp.max(1));
+    Duration::from_millis(jittered)
+}
+
+/// The moment `wait` from now.
+pub fn later(wait: Duration) -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now() + wait)
+}
+
+/// An entry of an outbox: its key (at most one entry per key is scheduled) and when
+/// it is due.
+pub trait Entry {
+    fn key(&self) -> BuildId;
+    fn due(&self) -> Timestamp;
+}
+
+/// Entries ordered by due time, and by when they first came (for the age of the
+/// oldest, which a retry does not reset).
+pub struct Schedule<E> {
+    by_due: BTreeSet<(Timestamp, BuildId)>,
+    by_arrival: BTreeSet<(Timestamp, BuildId)>,
+    arrived: HashMap<BuildId, Timestamp>,
+    entries: HashMap<BuildId, E>,
+}
+
+impl<E> Default for Schedule<E> {
+    fn default() -> Self {
+        Self {
+            by_due: BTreeSet::new(),
+            by_arrival: BTreeSet::new(),
+            arrived: HashMap::new(),
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl<E: Entry> Schedule<E> {
+    pub fn insert(&mut self, entry: E) {
+        let key = entry.key();
+        if let Some(old) = self.entries.remove(&key) {
+            self.by_due.remove(&(old.due(), key));
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.arrived.entry(key) {
+            let now = Timestamp::from_system_time(SystemTime::now());
+            slot.insert(now);
+            self.by_arrival.insert((now, key));
+        }
+        self.by_due.insert((entry.due(), key));
+        self.entries.insert(key, entry);
+    }
+
+    /// Entries waiting for their time (not those taken to be tried).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.by_due.first().map(|(due, _)| *due)
+    }
+
+    /// Takes the entry due first.
+    pub fn pop_first(&mut self) -> Option<E> {
+        let (_, key) = self.by_due.pop_first()?;
+        self.entries.remove(&key)
+    }
+
+    /// When the entry waiting longest came, taken or not.
+    pub fn oldest(&self) -> Option<Timestamp> {
+        self.by_arrival.first().map(|(at, _)| *at)
+    }
+
+    /// The entry `key` left the outbox (done with, or given up).
+    pub fn done(&mut self, key: BuildId) {
+        if let Some(at) = self.arrived.remove(&key) {
+            self.by_arrival.remove(&(at, key));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct E(u128, u64);
+
+    impl Entry for E {
+        fn key(&self) -> BuildId {
+            BuildId(ulid::Ulid(self.0))
+        }
+        fn due(&self) -> Timestamp {
+            Timestamp(self.1)
+        }
+    }
+
+    #[test]
+    fn entries_come_out_by_due_time_and_a_retry_keeps_its_first_arrival() {
+        let mut s = Schedule::default();
+        s.insert(E(1, 30));
+        std::thread::sleep(Duration::from_millis(2));
+        s.insert(E(2, 10));
+        let first = s.oldest().unwrap();
+        // Entry 1 again, due later: one entry, its arrival unchanged.
+        s.insert(E(1, 50));
+        assert_eq!((s.len(), s.oldest()), (2, Some(first)));
+        assert_eq!(s.pop_first().map(|e| e.0), Some(2));
+        assert_eq!(s.next_due(), Some(Timestamp(50)));
+        // Taken is not done: it is still the oldest until it leaves the outbox.
+        assert_eq!(s.pop_first().map(|e| e.0), Some(1));
+        assert!(s.is_empty());
+        assert_eq!(s.oldest(), Some(first));
+        s.done(BuildId(ulid::Ulid(1)));
+        assert!(s.oldest().is_some(), "entry 2 was taken but is not done");
+        s.done(BuildId(ulid::Ulid(2)));
+        assert_eq!(s.oldest(), None);
+    }
+}
