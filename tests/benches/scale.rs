@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::{ProjectId, ProjectSpec, Report, ReportState, StateKind};
-use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
+use conjunction_tests::daemon::DaemonProcess;
 use conjunction_tests::loopback_ci::LoopbackCi;
 
 const ROOT_TOKEN: &str = "scale-root-report-token";
@@ -131,17 +131,8 @@ async fn run(shape: &str, nodes: usize) -> Measured {
     std::fs::write(&file, projects_file(shape, nodes, &ci.hook_url())).expect("projects file");
 
     let start = Instant::now();
-    let status = tokio::process::Command::new(binaries().join("conjunction"))
-        .args(["apply", "-f"])
-        .arg(&file)
-        .env("CONJUNCTION_URL", format!("http://{}", daemon.addr))
-        .env("CONJUNCTION_TOKEN", OPERATOR_TOKEN)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .expect("conjunction apply runs");
+    daemon.apply(&file).await;
     let register = start.elapsed();
-    assert!(status.success(), "conjunction apply succeeded");
 
     let pid = daemon.pid();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak RSS");

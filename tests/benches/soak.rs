@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::{ProjectId, Report, ReportState};
-use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
+use conjunction_tests::daemon::DaemonProcess;
 use conjunction_tests::loopback_ci::LoopbackCi;
 
 const UPSTREAMS: usize = 4;
@@ -68,16 +68,7 @@ async fn phase(title: &str, config: &str, secs: u64) -> Vec<(u64, u64)> {
     }
     let projects = dir.path().join("projects.toml");
     std::fs::write(&projects, file).expect("projects file");
-    let status = tokio::process::Command::new(binaries().join("conjunction"))
-        .args(["apply", "-f"])
-        .arg(&projects)
-        .env("CONJUNCTION_URL", format!("http://{}", daemon.addr))
-        .env("CONJUNCTION_TOKEN", OPERATOR_TOKEN)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .expect("conjunction apply runs");
-    assert!(status.success());
+    daemon.apply(&projects).await;
 
     let db = dir.path().join("conjunction.redb");
     let size = || std::fs::metadata(&db).map_or(0, |m| m.len());

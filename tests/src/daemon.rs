@@ -158,6 +158,25 @@ impl DaemonProcess {
         Self::start_on(free_address(), data_dir, config_toml).await
     }
 
+    /// Registers the projects of `file` with the real `conjunction apply -f`, as an
+    /// operator would, and panics when it fails.
+    pub async fn apply(&self, file: &Path) {
+        let status = tokio::process::Command::new(binaries().join("conjunction"))
+            .args(["apply", "-f"])
+            .arg(file)
+            .env("CONJUNCTION_URL", format!("http://{}", self.addr))
+            .env("CONJUNCTION_TOKEN", OPERATOR_TOKEN)
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .expect("conjunction apply runs");
+        assert!(
+            status.success(),
+            "conjunction apply -f {} failed",
+            file.display()
+        );
+    }
+
     /// Like [`DaemonProcess::start`], with its log at `info` written to `log`.
     pub async fn start_logging(data_dir: &Path, config_toml: &str, log: &Path) -> Self {
         let addr = free_address();

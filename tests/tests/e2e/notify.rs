@@ -9,7 +9,7 @@ use std::time::Duration;
 use conjunction_daemon::notify::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
 use conjunction_daemon::Config;
 use conjunction_protocol::notify::{Channel, NoticeKind, NoticeState, NotifyRule};
-use conjunction_protocol::{BuildId, Contact, Node, ProjectSpec, Verdict};
+use conjunction_protocol::{BuildId, Contact, Node, ProjectSpec, RootEvent, Verdict};
 use conjunction_tests::chat::{IrcServer, Sink, SmtpServer};
 use conjunction_tests::daemon::TestDaemon;
 use conjunction_tests::mock_ci::{Behaviour, MockCi};
@@ -98,6 +98,17 @@ async fn told(api: &Client, build: BuildId, notices: usize) -> Node {
         .then_some(node)
     })
     .await
+}
+
+/// Releases acme/lib 1.0.0, which acme/app passes, then 1.1.0 with app's CI behaving
+/// as `then`: the second event, settled.
+async fn pass_then(api: &Client, ci: &MockCi, token: &str, then: Behaviour) -> RootEvent {
+    ci.set_default(Behaviour::pass());
+    let first = report_root(api, token, "acme/lib", "1.0.0").await;
+    settled(api, first.root).await;
+    ci.set("acme/app", then);
+    let second = report_root(api, token, "acme/lib", "1.1.0").await;
+    settled(api, second.root).await
 }
 
 fn texts(sink: &Sink, path: &str) -> Vec<String> {
@@ -293,18 +304,13 @@ async fn a_flaky_failure_is_rerun_once_and_not_told_as_a_break() {
         },
     )
     .await;
-    ci.set_default(Behaviour::pass());
-    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
-    settled(&d.api, first.root).await;
-    ci.set("acme/app", Behaviour::FailFirstAttempt);
-    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
-    let event = settled(&d.api, second.root).await;
+    let event = pass_then(&d.api, &ci, &token, Behaviour::FailFirstAttempt).await;
     let app = node_of(&event, "acme/app");
     assert_eq!(
         (app.verdict, app.attempt, app.rerun),
         (Some(Verdict::Flaky), 2, Some(1))
     );
-    told(&d.api, second.root, 1).await;
+    told(&d.api, event.summary.id, 1).await;
     assert!(app.notices.is_empty(), "{:?}", app.notices);
     assert!(texts(&sink, "/slack/app").is_empty());
     assert_eq!(
@@ -340,12 +346,7 @@ async fn a_channel_that_is_down_is_retried_and_given_up_with_the_reason_on_the_b
         ];
     })
     .await;
-    ci.set_default(Behaviour::pass());
-    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
-    settled(&d.api, first.root).await;
-    ci.set("acme/app", Behaviour::fail("boom"));
-    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
-    let event = settled(&d.api, second.root).await;
+    let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
     let app = told(&d.api, node_of(&event, "acme/app").id, 2).await;
     let nowhere = &app.notices[1];
     assert_eq!(nowhere.state, NoticeState::GaveUp);
@@ -380,12 +381,7 @@ async fn a_break_is_said_on_a_real_irc_server() {
         name: None,
     };
     let token = two_projects(&d.api, &ci, vec![irc], |_| {}).await;
-    ci.set_default(Behaviour::pass());
-    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
-    settled(&d.api, first.root).await;
-    ci.set("acme/app", Behaviour::fail("boom"));
-    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
-    let event = settled(&d.api, second.root).await;
+    let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
     let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
     assert_eq!(app.notices[0].channel, "#builds on IRC");
     assert_eq!(
@@ -466,12 +462,7 @@ async fn discord_matrix_and_a_signed_webhook_each_get_their_format_and_no_secret
         shown.contains("!room:conjunction.test on Matrix"),
         "{shown}"
     );
-    ci.set_default(Behaviour::pass());
-    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
-    settled(&d.api, first.root).await;
-    ci.set("acme/app", Behaviour::fail("boom"));
-    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
-    let event = settled(&d.api, second.root).await;
+    let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
     let app = told(&d.api, node_of(&event, "acme/app").id, 3).await;
     let labels: Vec<&str> = app.notices.iter().map(|n| n.channel.as_str()).collect();
     assert_eq!(
@@ -546,12 +537,7 @@ async fn mail_goes_through_starttls_and_implicit_tls_checked_against_the_configu
         })
         .await;
         let token = two_projects(&d.api, &ci, Vec::new(), |_| {}).await;
-        ci.set_default(Behaviour::pass());
-        let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
-        settled(&d.api, first.root).await;
-        ci.set("acme/app", Behaviour::fail("boom"));
-        let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
-        let event = settled(&d.api, second.root).await;
+        let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
         // No rules: both sides' contacts, in one mail, by default.
         let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
         assert_eq!(
@@ -601,12 +587,7 @@ async fn a_notice_still_queued_at_a_restart_is_sent_after_it() {
         app.notify = vec![slack(&sink, "/slack/app", "#app", &[NoticeKind::Broke])];
     })
     .await;
-    ci.set_default(Behaviour::pass());
-    let first = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
-    settled(&d.api, first.root).await;
-    ci.set("acme/app", Behaviour::fail("boom"));
-    let second = report_root(&d.api, &token, "acme/lib", "1.1.0").await;
-    let event = settled(&d.api, second.root).await;
+    let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
     let app_id = node_of(&event, "acme/app").id;
     // Failing: queued, with the last try's error on the build.
     let queued = eventually("a failed try", WAIT, || async {
