@@ -106,9 +106,7 @@ pub fn explain(verdict: Verdict, baseline: Option<&Baseline>, upstream: &Project
 
 /// Verdict counts as a short line: "2 broke · 1 fixed · 39 same", in the order of
 /// [`Verdict::ALL`]; verdicts with no build are left out.
-pub fn counts_line<'a>(counts: impl IntoIterator<Item = (&'a Verdict, &'a u32)>) -> String {
-    let counts: std::collections::BTreeMap<Verdict, u32> =
-        counts.into_iter().map(|(v, n)| (*v, *n)).collect();
+pub fn counts_line(counts: &std::collections::BTreeMap<Verdict, u32>) -> String {
     Verdict::ALL
         .iter()
         .filter_map(|v| counts.get(v).filter(|n| **n > 0).map(|n| (v, n)))

@@ -25,18 +25,18 @@ pub(super) async fn post(_: Operator, State(s): State<AppState>) -> Result<Respo
     let path = dir.join(format!(".backup-{}.redb", ulid::Ulid::new()));
     let target = path.clone();
     let started = std::time::Instant::now();
-    let backup = s.store.read(move |store| store.backup(&target)).await;
-    let backup = match backup {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(e.into());
-        }
+    let opened = match s.store.read(move |store| store.backup(&target)).await {
+        Ok(backup) => tokio::fs::File::open(&path)
+            .await
+            .map(|file| (backup, file))
+            .map_err(io_error),
+        Err(e) => Err(e.into()),
     };
-    let file = tokio::fs::File::open(&path).await.map_err(io_error)?;
-    let size = file.metadata().await.map_err(io_error)?.len();
-    // Unlinked now: the open file stays readable until the answer is sent.
+    // Unlinked now, whatever happened: an open file stays readable until the answer
+    // is sent, and a failed copy leaves nothing behind.
     let _ = tokio::fs::remove_file(&path).await;
+    let (backup, file) = opened?;
+    let size = file.metadata().await.map_err(io_error)?.len();
     tracing::info!(
         seq = backup.seq,
         rows = backup.rows,
