@@ -371,24 +371,21 @@ pub fn snapshot() -> ServerMessage {
     }
 }
 
-/// Gives the finished builds of `event` the verdicts the daemon gives them against
-/// `before`, the same upstream's earlier event (a passed or failed build there is
-/// what they compare with), and counts them on the root.
+/// Gives the finished builds of `event` the verdicts the daemon's rule gives them
+/// against `before`, the same upstream's earlier event (a passed or failed build there
+/// is what they compare with), and counts them on the root.
 fn judge(event: &mut RootEvent, before: Option<&RootEvent>) {
     use conjunction_protocol::{Baseline, Verdict};
     let mut counts = std::collections::BTreeMap::new();
     for n in event.nodes.iter_mut().skip(1) {
+        use conjunction_daemon::planner::verdicts::{is_built, judge, Judgement};
         let past = before
             .and_then(|b| b.nodes.iter().find(|p| p.project == n.project))
-            .filter(|p| matches!(p.state.kind(), StateKind::Passed | StateKind::Failed));
-        let verdict = match (n.state.kind(), past.map(|p| p.state.kind())) {
-            (StateKind::Errored | StateKind::TriggerFailed, _) => Verdict::Infra,
-            (StateKind::Passed | StateKind::Failed, None) => Verdict::New,
-            (StateKind::Passed, Some(StateKind::Passed)) => Verdict::Same,
-            (StateKind::Passed, Some(_)) => Verdict::Fixed,
-            (StateKind::Failed, Some(StateKind::Passed)) => Verdict::Broke,
-            (StateKind::Failed, Some(_)) => Verdict::StillFailing,
-            _ => continue,
+            .filter(|p| is_built(p.state.kind()));
+        let Judgement::Verdict(verdict) =
+            judge(n.state.kind(), past.map(|p| p.state.kind()), None, 0)
+        else {
+            continue;
         };
         n.verdict = Some(verdict);
         n.baseline = past
