@@ -104,9 +104,11 @@ pub fn binaries() -> &'static Path {
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
-        // The same package set and features as `cargo test --workspace`, so after a
-        // workspace test build this is only a freshness check.
-        cmd.args(["build", "--quiet", "--workspace", "--bins"]);
+        // The same targets as `cargo test --workspace`: with `--tests`, dev-dependencies
+        // switch on the same features of shared crates, so after a workspace test build
+        // this is only a freshness check. Without it cargo would build the daemon and
+        // its dependencies a second time with other features, in more time and disk.
+        cmd.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
