@@ -16,7 +16,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabel {
+pub struct ReportLabel {
+    /// How the report came: `api` (`POST /v1/reports`) or `webhook` (a CI's own).
+    pub via: String,
     pub state: String,
 }
 
@@ -39,8 +41,8 @@ pub struct OutboxLabel {
 
 pub struct Metrics {
     registry: Registry,
-    /// Reports taken, by the state they report.
-    pub reports: Family<StateLabel, Counter>,
+    /// Reports taken, by how they came and the state they report.
+    pub reports: Family<ReportLabel, Counter>,
     /// Requests refused, by the error code they were answered with.
     pub refusals: Family<CodeLabel, Counter>,
     /// Commands per write transaction.
@@ -99,7 +101,7 @@ impl Metrics {
         let r = &mut registry;
         r.register(
             "reports_received",
-            "Reports taken, by the state they report",
+            "Reports taken, by how they came (api or a CI's webhook) and the state they report",
             m.reports.clone(),
         );
         r.register(
@@ -176,9 +178,11 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    pub fn report(&self, state: &str) {
+    /// Counts a report that came `via` (`api` or `webhook`) saying `state`.
+    pub fn report(&self, via: &str, state: &str) {
         self.reports
-            .get_or_create(&StateLabel {
+            .get_or_create(&ReportLabel {
+                via: via.to_owned(),
                 state: state.to_owned(),
             })
             .inc();

@@ -16,7 +16,7 @@ use conjunction_protocol::{CiKind, SourceSpec};
 use super::error::ApiError;
 use super::projects::project_id;
 use super::state::AppState;
-use crate::ci::{self, HookError, RunNews};
+use crate::ci::{self, HookError, RunNews, RunState};
 use crate::planner::Refusal;
 use crate::writer::{Heard, News, Via};
 
@@ -68,6 +68,13 @@ pub(super) async fn post(
         .as_secs();
     verify(&source, &body, &header, query.token.as_deref(), now).map_err(refused)?;
     let (run, delivery) = parse(ci, &body, &header).map_err(refused)?;
+    s.metrics.report(
+        "webhook",
+        match run.state {
+            RunState::Ignored(_) => "ignored",
+            state => state.report_state().to_node_state().kind().as_str(),
+        },
+    );
     let delivery = delivery.unwrap_or_else(|| run.semantic_key.clone());
     let news = News {
         project: id,

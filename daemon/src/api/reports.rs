@@ -22,7 +22,7 @@ pub(super) async fn post(
 ) -> Result<Response, ApiError> {
     report.validate()?;
     s.metrics
-        .report(report.state.to_node_state().kind().as_str());
+        .report("api", report.state.to_node_state().kind().as_str());
     let is_root = report.build.is_none();
     let ack = s.writer.report(report, principal).await?;
     let status = if is_root {

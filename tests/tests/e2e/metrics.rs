@@ -9,14 +9,14 @@ use crate::*;
 
 /// The value of the sample named `name` with exactly `labels` (`{a="b"}`, or empty),
 /// from the OpenMetrics text.
-fn sample(text: &str, name: &str, labels: &str) -> f64 {
+pub fn sample(text: &str, name: &str, labels: &str) -> f64 {
     let prefix = format!("{name}{labels} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0.0, |v| v.split(' ').next().unwrap().parse().unwrap())
 }
 
-async fn scrape(d: &TestDaemon, token: &str) -> (u16, String) {
+pub async fn scrape(d: &TestDaemon, token: &str) -> (u16, String) {
     let r = d
         .api
         .raw(Method::GET, "/metrics", Some(token), None)
@@ -101,7 +101,10 @@ async fn the_counters_move_with_the_traffic() {
         |name: &str, labels: &str| sample(&after, name, labels) - sample(&before, name, labels);
     // The root report and three dependents' passed reports (and their running ones).
     assert_eq!(
-        moved("conjunction_reports_received_total", "{state=\"passed\"}"),
+        moved(
+            "conjunction_reports_received_total",
+            "{via=\"api\",state=\"passed\"}"
+        ),
         4.0,
         "{after}"
     );

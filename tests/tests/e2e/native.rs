@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use conjunction_protocol::ci::{build_key, HookAnswer, HookOutcome};
 use conjunction_protocol::{CiKind, Node, ProjectSpec, StateKind};
-use conjunction_tests::daemon::TestDaemon;
+use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
 use conjunction_tests::eventually;
 use conjunction_tui::client::Client;
 use conjunction_tui::demo::native::{
@@ -126,6 +126,7 @@ async fn daemon() -> TestDaemon {
     TestDaemon::start_adjusted(|c| {
         c.reconcile.interval_ms = 100;
         c.reconcile.queue_poll_ms = 50;
+        c.metrics.enabled = true;
     })
     .await
 }
@@ -198,6 +199,22 @@ async fn a_github_release_cascades_through_all_four_cis_by_their_apis_and_webhoo
         "{hooks:?}"
     );
     assert_eq!(hooks.len(), 1 + 4 * 2, "{hooks:?}");
+    // And each is counted as a report, by how it came.
+    let (_, metrics) = crate::metrics::scrape(&d, OPERATOR_TOKEN).await;
+    let reports = |labels: &str| {
+        crate::metrics::sample(&metrics, "conjunction_reports_received_total", labels)
+    };
+    assert_eq!(
+        reports("{via=\"webhook\",state=\"passed\"}"),
+        5.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        reports("{via=\"webhook\",state=\"running\"}"),
+        4.0,
+        "{metrics}"
+    );
+    assert_eq!(reports("{via=\"api\",state=\"passed\"}"), 0.0, "{metrics}");
     assert!(
         ci.refused().is_empty(),
         "no CI refused a call: {:?}",
