@@ -300,51 +300,81 @@ fn unquote(text: &str) -> String {
 
 /// A real IRC server (ngircd) on loopback.
 pub struct IrcServer {
+    /// The plain port, where listeners connect.
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// The TLS port, when the server was started with one.
+    pub tls_addr: Option<SocketAddr>,
+    dir: tempfile::TempDir,
     _child: Child,
 }
 
 impl IrcServer {
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// A server that also takes TLS, with a certificate for `localhost` and 127.0.0.1
+    /// signed by the CA in [`IrcServer::ca_file`].
+    pub async fn start_secured() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// The CA certificate that signed the server's certificate, when it has one.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    async fn start_with(tls: bool) -> Self {
         let ngircd = needs("/usr/sbin/ngircd", "ngircd");
         let dir = tempfile::tempdir().unwrap();
         let addr = free_address();
-        let conf = dir.path().join("ngircd.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "[Global]\n\
-                 Name = irc.conjunction.test\n\
-                 Info = conjunction test server\n\
-                 Listen = 127.0.0.1\n\
-                 Ports = {}\n\
-                 PidFile = {}\n\
-                 MotdPhrase = test\n\
-                 [Limits]\n\
-                 MaxConnectionsIP = 0\n\
-                 [Options]\n\
-                 PAM = no\n\
-                 Ident = no\n\
-                 DNS = no\n",
-                addr.port(),
-                dir.path().join("ngircd.pid").display()
-            ),
-        )
-        .unwrap();
+        let mut conf = format!(
+            "[Global]\n\
+             Name = irc.conjunction.test\n\
+             Info = conjunction test server\n\
+             Listen = 127.0.0.1\n\
+             Ports = {}\n\
+             PidFile = {}\n\
+             MotdPhrase = test\n\
+             [Limits]\n\
+             MaxConnectionsIP = 0\n\
+             [Options]\n\
+             PAM = no\n\
+             Ident = no\n\
+             DNS = no\n",
+            addr.port(),
+            dir.path().join("ngircd.pid").display()
+        );
+        let tls_addr = tls.then(|| {
+            let (cert, key) = certificate(dir.path());
+            let tls_addr = free_address();
+            conf.push_str(&format!(
+                "[SSL]\nCertFile = {}\nKeyFile = {}\nPorts = {}\n",
+                cert.display(),
+                key.display(),
+                tls_addr.port()
+            ));
+            tls_addr
+        });
+        let path = dir.path().join("ngircd.conf");
+        std::fs::write(&path, conf).unwrap();
         let child = tokio::process::Command::new(ngircd)
             .arg("--nodaemon")
             .arg("--config")
-            .arg(&conf)
+            .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("ngircd starts (install ngircd)");
         wait_for_port(addr, "ngircd").await;
+        if let Some(tls_addr) = tls_addr {
+            wait_for_port(tls_addr, "ngircd's TLS port").await;
+        }
         Self {
             addr,
-            _dir: dir,
+            tls_addr,
+            dir,
             _child: Child(child),
         }
     }

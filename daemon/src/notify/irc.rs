@@ -1,12 +1,17 @@
-//! IRC: a short-lived client for one notice. It registers, joins the channel (a
-//! channel may refuse messages from outside), says the notice in a few lines spaced
-//! against flood limits, and quits. The protocol subset is small enough that a
+//! IRC: a short-lived client for one notice. It connects (over TLS unless told not
+//! to), registers, joins the channel (a channel may refuse messages from outside),
+//! says the notice in a few lines spaced against flood limits, and quits. The protocol subset is small enough that a
 //! client of its own is clearer than a general IRC library.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
 
 use super::message::Message;
 use super::{IrcConfig, Sent};
@@ -39,8 +44,8 @@ fn clip(line: &str) -> String {
 }
 
 pub async fn send(config: &IrcConfig, timeout: Duration, target: &str, m: &Message) -> Sent {
-    let server = format!("{}:{}", config.server, config.port);
-    match tokio::time::timeout(timeout, session(config, target, &lines(m))).await {
+    let server = format!("{}:{}", config.server, config.port());
+    match tokio::time::timeout(timeout, connect_and_say(config, target, &lines(m))).await {
         Ok(Ok(())) => Sent::Ok,
         Ok(Err(Failure::Refused(e))) => Sent::Refused(format!("{server}: {e}")),
         Ok(Err(Failure::Transient(e))) => Sent::Transient(format!("{server}: {e}")),
@@ -59,24 +64,96 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(), Failure> {
-    let stream = TcpStream::connect((config.server.as_str(), config.port))
+/// The roots a server's certificate is checked against: the web's (webpki-roots,
+/// Mozilla's list), and the certificates in `ca_pem`.
+pub fn trusted_roots(ca_pem: Option<&str>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = ca_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("holds no PEM certificate".into());
+        }
+    }
+    Ok(roots)
+}
+
+async fn connect_and_say(
+    config: &IrcConfig,
+    target: &str,
+    lines: &[String],
+) -> Result<(), Failure> {
+    let tcp = TcpStream::connect((config.server.as_str(), config.port()))
         .await
         .map_err(|e| Failure::Transient(format!("could not connect: {e}")))?;
-    let (read, mut write) = stream.into_split();
+    if !config.tls {
+        return session(tcp, config, target, lines).await;
+    }
+    let roots = trusted_roots(config.ca_pem.as_deref()).map_err(Failure::Refused)?;
+    let tls =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Failure::Refused(format!("TLS cannot be set up: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = ServerName::try_from(config.server.clone()).map_err(|e| {
+        Failure::Refused(format!(
+            "{:?} is not a name a certificate can be checked against: {e}",
+            config.server
+        ))
+    })?;
+    let stream = TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            // A certificate the roots do not vouch for stays so until someone changes
+            // the server or `ca_file`: trying again soon would not help.
+            let untrusted = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|inner| matches!(inner, rustls::Error::InvalidCertificate(_)));
+            let reason = format!("TLS handshake failed: {e}");
+            if untrusted {
+                Failure::Refused(reason)
+            } else {
+                Failure::Transient(reason)
+            }
+        })?;
+    session(stream, config, target, lines).await
+}
+
+/// Writes `line` and flushes it, so that a TLS stream sends its record now.
+async fn say<W: AsyncWrite + Unpin>(write: &mut W, line: &str) -> std::io::Result<()> {
+    write.write_all(line.as_bytes()).await?;
+    write.flush().await
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    config: &IrcConfig,
+    target: &str,
+    lines: &[String],
+) -> Result<(), Failure> {
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read).lines();
     let mut nick = config.nick.clone();
     let mut renames = 0;
     if let Some(password) = &config.password {
-        write
-            .write_all(format!("PASS {password}\r\n").as_bytes())
-            .await?;
+        say(&mut write, &format!("PASS {password}\r\n")).await?;
     }
-    write
-        .write_all(
-            format!("NICK {nick}\r\nUSER {nick} 0 * :conjunction notifications\r\n").as_bytes(),
-        )
-        .await?;
+    say(
+        &mut write,
+        &format!("NICK {nick}\r\nUSER {nick} 0 * :conjunction notifications\r\n"),
+    )
+    .await?;
     let joins = target.starts_with(['#', '&', '+', '!']);
     let mut joined = !joins;
     let mut registered = false;
@@ -88,17 +165,11 @@ async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(
         };
         let (command, rest) = command_of(&line);
         match command {
-            "PING" => {
-                write
-                    .write_all(format!("PONG {rest}\r\n").as_bytes())
-                    .await?
-            }
+            "PING" => say(&mut write, &format!("PONG {rest}\r\n")).await?,
             "001" => {
                 registered = true;
                 if joins {
-                    write
-                        .write_all(format!("JOIN {target}\r\n").as_bytes())
-                        .await?;
+                    say(&mut write, &format!("JOIN {target}\r\n")).await?;
                 }
             }
             // The nickname is taken, or too long for this server (RFC 2812 allows
@@ -113,9 +184,7 @@ async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(
                             config.nick
                         ))
                     })?;
-                write
-                    .write_all(format!("NICK {nick}\r\n").as_bytes())
-                    .await?;
+                say(&mut write, &format!("NICK {nick}\r\n")).await?;
             }
             // End of the channel's names: we are in.
             "366" => joined = true,
@@ -134,11 +203,9 @@ async fn session(config: &IrcConfig, target: &str, lines: &[String]) -> Result<(
         if i > 0 {
             tokio::time::sleep(LINE_GAP).await;
         }
-        write
-            .write_all(format!("PRIVMSG {target} :{text}\r\n").as_bytes())
-            .await?;
+        say(&mut write, &format!("PRIVMSG {target} :{text}\r\n")).await?;
     }
-    write.write_all(b"QUIT :notified\r\n").await?;
+    say(&mut write, "QUIT :notified\r\n").await?;
     // The server answers QUIT with ERROR and closes; what it says before then may be
     // a refusal of the messages.
     while let Ok(Ok(Some(line))) =
@@ -212,6 +279,31 @@ mod tests {
         assert_eq!(next_nick("conj", false).as_deref(), Some("conj1"));
         assert_eq!(next_nick("conj1", false).as_deref(), Some("conj2"));
         assert_eq!(next_nick("conjuncti", false).as_deref(), Some("conjunct1"));
+    }
+
+    #[test]
+    fn tls_is_the_default_and_picks_the_port() {
+        let tls: IrcConfig = toml::from_str(r#"server = "irc.example.org""#).unwrap();
+        assert!(tls.tls);
+        assert_eq!(tls.port(), 6697);
+        let plain: IrcConfig = toml::from_str("server = \"irc.lan\"\ntls = false").unwrap();
+        assert_eq!(plain.port(), 6667);
+        let chosen: IrcConfig = toml::from_str("server = \"irc.lan\"\nport = 7000").unwrap();
+        assert_eq!(chosen.port(), 7000);
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let web = trusted_roots(None).unwrap().len();
+        assert!(web > 100, "the web's roots: {web}");
+        assert_eq!(
+            trusted_roots(Some("not a certificate\n")).unwrap_err(),
+            "holds no PEM certificate"
+        );
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(trusted_roots(Some(broken))
+            .unwrap_err()
+            .starts_with("not a PEM certificate"));
     }
 
     #[test]

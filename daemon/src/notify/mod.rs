@@ -86,6 +86,12 @@ impl NotifyConfig {
             if let Some(path) = &irc.password_file {
                 irc.password = Some(read(path, "[notify.irc] password_file")?.trim().to_owned());
             }
+            if let Some(path) = &irc.ca_file {
+                let pem = read(path, "[notify.irc] ca_file")?;
+                irc::trusted_roots(Some(&pem))
+                    .map_err(|e| format!("[notify.irc] ca_file {}: {e}", path.display()))?;
+                irc.ca_pem = Some(pem);
+            }
         }
         Ok(())
     }
@@ -141,20 +147,47 @@ impl SmtpConfig {
 #[serde(deny_unknown_fields)]
 pub struct IrcConfig {
     pub server: String,
-    #[serde(default = "IrcConfig::default_port")]
-    pub port: u16,
+    /// 6697 with TLS, 6667 without, when left out.
+    pub port: Option<u16>,
+    /// TLS from the first byte, checked against the web's roots and `ca_file`. On by
+    /// default; off only for a server on loopback or a trusted network.
+    #[serde(default = "IrcConfig::default_tls")]
+    pub tls: bool,
     #[serde(default = "IrcConfig::default_nick")]
     pub nick: String,
     /// A file holding the server password, if it has one.
     pub password_file: Option<PathBuf>,
+    /// A PEM certificate to trust besides the usual roots: a private CA.
+    pub ca_file: Option<PathBuf>,
     #[serde(skip)]
     pub password: Option<String>,
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
 }
 
 impl IrcConfig {
-    fn default_port() -> u16 {
-        6667
+    /// A server at `server:port`, with TLS and the default nickname.
+    pub fn new(server: impl Into<String>, port: Option<u16>) -> Self {
+        Self {
+            server: server.into(),
+            port,
+            tls: Self::default_tls(),
+            nick: Self::default_nick(),
+            password_file: None,
+            ca_file: None,
+            password: None,
+            ca_pem: None,
+        }
     }
+
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls { 6697 } else { 6667 })
+    }
+
+    fn default_tls() -> bool {
+        true
+    }
+
     fn default_nick() -> String {
         "conjunction".into()
     }

@@ -28,12 +28,15 @@ fn fast_notify(smtp: Option<&SmtpServer>, irc: Option<&IrcServer>) -> NotifyConf
             from: "conjunction <ci@conjunction.test>".into(),
             ..SmtpConfig::default()
         }),
-        irc: irc.map(|s| IrcConfig {
-            server: "127.0.0.1".into(),
-            port: s.addr.port(),
-            nick: "conjunction".into(),
-            password_file: None,
-            password: None,
+        irc: irc.map(|s| match s.tls_addr {
+            Some(tls) => IrcConfig {
+                ca_file: Some(s.ca_file()),
+                ..IrcConfig::new("127.0.0.1", Some(tls.port()))
+            },
+            None => IrcConfig {
+                tls: false,
+                ..IrcConfig::new("127.0.0.1", Some(s.addr.port()))
+            },
         }),
         ..NotifyConfig::default()
     }
@@ -368,18 +371,21 @@ async fn a_channel_that_is_down_is_retried_and_given_up_with_the_reason_on_the_b
 
 #[tokio::test]
 async fn a_break_is_said_on_a_real_irc_server() {
-    let ircd = IrcServer::start().await;
+    a_break_is_said_on(IrcServer::start().await).await;
+}
+
+#[tokio::test]
+async fn a_break_is_said_on_irc_over_tls_checked_against_the_configured_ca() {
+    a_break_is_said_on(IrcServer::start_secured().await).await;
+}
+
+/// A break told to `#builds` on `ircd`, over TLS when it has a TLS port, is heard
+/// there by another client line by line.
+async fn a_break_is_said_on(ircd: IrcServer) {
     let mut heard = ircd.listen("watcher", "#builds").await;
     let ci = MockCi::start(Some(SECRET)).await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, Some(&ircd))).await;
-    let irc = NotifyRule {
-        channel: Channel::Irc {
-            target: "#builds".into(),
-        },
-        on: vec![NoticeKind::Broke],
-        name: None,
-    };
-    let token = two_projects(&d.api, &ci, vec![irc], |_| {}).await;
+    let token = two_projects(&d.api, &ci, vec![irc_rule("#builds")], |_| {}).await;
     let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
     let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
     assert_eq!(app.notices[0].channel, "#builds on IRC");
@@ -413,6 +419,50 @@ async fn a_break_is_said_on_a_real_irc_server() {
         "acme/lib (upstream): Lu Chen (maintainer) <lu@acme.example>"
     );
     d.stop().await;
+}
+
+#[tokio::test]
+async fn an_irc_server_whose_certificate_is_not_trusted_is_given_up_at_once_and_told_nothing() {
+    let ircd = IrcServer::start_secured().await;
+    let mut heard = ircd.listen("watcher", "#builds").await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    // The server's CA is not among the trusted roots.
+    let d = TestDaemon::start_adjusted(|c| {
+        c.notify = fast_notify(None, Some(&ircd));
+        c.notify.irc.as_mut().unwrap().ca_file = None;
+    })
+    .await;
+    let token = two_projects(&d.api, &ci, vec![irc_rule("#builds")], |_| {}).await;
+    let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
+    let app = told(&d.api, node_of(&event, "acme/app").id, 1).await;
+    let notice = &app.notices[0];
+    assert_eq!(notice.state, NoticeState::GaveUp, "{notice:?}");
+    assert_eq!(
+        notice.tries, 1,
+        "an untrusted certificate is not tried again"
+    );
+    let error = notice.error.as_deref().unwrap();
+    assert!(
+        error.contains("TLS handshake failed") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), heard.recv())
+            .await
+            .is_err(),
+        "nothing is said"
+    );
+    d.stop().await;
+}
+
+fn irc_rule(target: &str) -> NotifyRule {
+    NotifyRule {
+        channel: Channel::Irc {
+            target: target.into(),
+        },
+        on: vec![NoticeKind::Broke],
+        name: None,
+    }
 }
 
 #[tokio::test]
