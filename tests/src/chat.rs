@@ -114,8 +114,10 @@ fn needs(program: &str, package: &str) -> PathBuf {
     path
 }
 
+/// Waits up to 20 s for `addr` to take connections: ngircd with TLS makes its DH
+/// parameters first (about 0.3 s here), and a busy machine may take many times that.
 async fn wait_for_port(addr: SocketAddr, what: &str) {
-    for _ in 0..500 {
+    for _ in 0..2_000 {
         if TcpStream::connect(addr).await.is_ok() {
             return;
         }
