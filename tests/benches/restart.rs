@@ -10,15 +10,19 @@
 //! 2. kills it with SIGKILL and times a restart until `/healthz` answers (redb then
 //!    verifies and repairs the whole file),
 //! 3. stops it with SIGTERM and times a clean restart,
-//! 4. reads memory again after the restart and after reading the 1,000 newest events.
+//! 4. reads memory again after the restart and after reading the 1,000 newest events,
+//! 5. sends reports for 10 s to measure their rate, then takes a backup with
+//!    `conjunctiond backup` while the same load goes on, and reports how long it took
+//!    and the rate during it,
+//! 6. restores the backup into a new data directory and times a daemon's start on it.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use conjunction_protocol::{ProjectEntry, ProjectId, ProjectSpec, Report, ReportState};
-use conjunction_tests::daemon::DaemonProcess;
+use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
 
 const PROJECTS: usize = 1_000;
 const IN_FLIGHT: usize = 256;
@@ -77,8 +81,49 @@ fn main() {
             daemon.api.root(root.id).await.expect("root");
         }
         println!("after reading 1,000 events: {}", memory(&daemon));
+
+        let baseline = load_while(&daemon, &tokens, reports, async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        })
+        .await;
+        let backup = dir.path().join("backup.redb");
+        let url = format!("http://{addr}");
+        let backing_up = load_while(&daemon, &tokens, reports + baseline.0, async {
+            let args = ["backup", "--to", path(&backup), "--url", &url];
+            let said = conjunctiond(&args).await;
+            println!("backup: {said}");
+        })
+        .await;
+        let backup_size = std::fs::metadata(&backup).expect("the backup").len();
+        println!(
+            "reports/s: {:.0} for 10 s before the backup, {:.0} during it; backup: {:.1} s for {} MB",
+            baseline.0 as f64 / baseline.1.as_secs_f64(),
+            backing_up.0 as f64 / backing_up.1.as_secs_f64(),
+            backing_up.1.as_secs_f64(),
+            backup_size >> 20,
+        );
         assert!(daemon.terminate().await.success());
         print_repairs(&log);
+
+        let restored = dir.path().join("restored");
+        println!(
+            "restore: {}",
+            conjunctiond(&[
+                "restore",
+                "--from",
+                path(&backup),
+                "--data-dir",
+                path(&restored)
+            ])
+            .await
+        );
+        let starting = Instant::now();
+        let daemon = DaemonProcess::start(&restored, &config).await;
+        println!(
+            "start on the restored copy: {:.2} s until /healthz answers; {} root events listed",
+            starting.elapsed().as_secs_f64(),
+            daemon.api.roots(1_000).await.expect("roots").len()
+        );
     });
 }
 
@@ -127,6 +172,73 @@ async fn send_reports(daemon: &DaemonProcess, tokens: &[(ProjectId, String)], re
         });
     }
     senders.join_all().await;
+}
+
+/// Sends root reports, 256 in flight and numbered from `first`, for as long as `work`
+/// takes; returns how many were acknowledged and how long that was.
+async fn load_while(
+    daemon: &DaemonProcess,
+    tokens: &[(ProjectId, String)],
+    first: u64,
+    work: impl std::future::Future<Output = ()>,
+) -> (u64, Duration) {
+    let next = Arc::new(AtomicU64::new(first));
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tokens = Arc::new(tokens.to_vec());
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..IN_FLIGHT {
+        let (api, next, done, stop, tokens) = (
+            daemon.api.clone(),
+            next.clone(),
+            done.clone(),
+            stop.clone(),
+            tokens.clone(),
+        );
+        senders.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let (project, token) = &tokens[n as usize % tokens.len()];
+                let mut report = Report::new(project.clone(), ReportState::Passed);
+                report.version = Some(format!("1.0.{n}"));
+                report.commit = Some(format!("{n:040x}"));
+                api.report(token, &report)
+                    .await
+                    .expect("report acknowledged");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let started = Instant::now();
+    work.await;
+    let took = started.elapsed();
+    let acknowledged = done.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    senders.join_all().await;
+    (acknowledged, took)
+}
+
+/// Runs the `conjunctiond` command with `args` and the bench's operator token, and
+/// returns what it printed.
+async fn conjunctiond(args: &[&str]) -> String {
+    let out = tokio::process::Command::new(binaries().join("conjunctiond"))
+        .args(args)
+        .env("CONJUNCTIOND_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .expect("conjunctiond runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "conjunctiond {args:?}: {said}");
+    said.trim().to_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
 }
 
 /// `VmRSS` and `VmHWM` of the daemon, in MB.

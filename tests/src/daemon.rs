@@ -104,12 +104,16 @@ pub fn binaries() -> &'static Path {
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
-        // The same targets as `cargo test --workspace`: with `--tests`, dev-dependencies
-        // switch on the same features of shared crates, so after a workspace test build
-        // this is only a freshness check. Without it cargo would build the daemon and
-        // its dependencies a second time with other features, in more time and disk.
-        cmd.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
-        if !cfg!(debug_assertions) {
+        // Under `cargo test`, the same targets: with `--tests`, dev-dependencies switch
+        // on the same features of shared crates, so after the workspace's test build
+        // this is only a freshness check (without it cargo built the daemon and its
+        // dependencies a second time, and CI's disk ran out). Benches build the
+        // release binaries on their own: `--benches` or `--tests` there was measured
+        // to rebuild the daemon on every run, which plain `--bins` does not.
+        cmd.args(["build", "--quiet", "--workspace", "--bins"]);
+        if cfg!(debug_assertions) {
+            cmd.arg("--tests");
+        } else {
             cmd.arg("--release");
         }
         let status = cmd
