@@ -128,18 +128,7 @@ impl Dispatcher {
             );
             let waiting_for_permit = schedule.next_due().is_some_and(|due| due <= now);
             let next = schedule.next_due().filter(|_| !waiting_for_permit);
-            let sleep = async {
-                match next {
-                    Some(due) => {
-                        let wait = due
-                            .to_system_time()
-                            .duration_since(SystemTime::now())
-                            .unwrap_or_default();
-                        tokio::time::sleep(wait).await
-                    }
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::outbox::until(next);
             tokio::select! {
                 entry = incoming.recv() => match entry {
                     Some(e) => schedule.insert(e),

@@ -23,6 +23,21 @@ pub fn later(wait: Duration) -> Timestamp {
     Timestamp::from_system_time(SystemTime::now() + wait)
 }
 
+/// Waits until `due`, or forever when nothing is due: the sleep arm of an outbox's
+/// loop, which wakes it for the next entry.
+pub async fn until(due: Option<Timestamp>) {
+    match due {
+        Some(due) => {
+            let wait = due
+                .to_system_time()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::sleep(wait).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// An entry of an outbox: its key (at most one entry per key is scheduled) and when
 /// it is due.
 pub trait Entry {

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, ClientConfig};
 use tokio_rustls::TlsConnector;
 
 use super::message::Message;
-use super::{IrcConfig, Sent};
+use super::{trusted_roots, IrcConfig, Sent};
 
 /// The most lines one notice takes, and the most bytes of text per line (a line is at
 /// most 512 bytes with the command, the target and CRLF).
@@ -62,28 +61,6 @@ impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         Failure::Transient(e.to_string())
     }
-}
-
-/// The roots a server's certificate is checked against: the web's (webpki-roots,
-/// Mozilla's list), and the certificates in `ca_pem`.
-pub fn trusted_roots(ca_pem: Option<&str>) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(pem) = ca_pem {
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("not a usable CA certificate: {e}"))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err("holds no PEM certificate".into());
-        }
-    }
-    Ok(roots)
 }
 
 async fn connect_and_say(
@@ -290,20 +267,6 @@ mod tests {
         assert_eq!(plain.port(), 6667);
         let chosen: IrcConfig = toml::from_str("server = \"irc.lan\"\nport = 7000").unwrap();
         assert_eq!(chosen.port(), 7000);
-    }
-
-    #[test]
-    fn a_ca_file_must_hold_a_certificate() {
-        let web = trusted_roots(None).unwrap().len();
-        assert!(web > 100, "the web's roots: {web}");
-        assert_eq!(
-            trusted_roots(Some("not a certificate\n")).unwrap_err(),
-            "holds no PEM certificate"
-        );
-        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
-        assert!(trusted_roots(Some(broken))
-            .unwrap_err()
-            .starts_with("not a PEM certificate"));
     }
 
     #[test]

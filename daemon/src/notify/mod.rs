@@ -27,6 +27,9 @@ use conjunction_protocol::{BuildId, Timestamp};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::RootCertStore;
 
 use crate::ci::call::{self, Outcome};
 use crate::outbox::{later, Schedule};
@@ -70,31 +73,63 @@ impl Default for NotifyConfig {
 impl NotifyConfig {
     /// Reads the files the settings name (passwords, a CA certificate), once, at start.
     pub fn load_files(&mut self) -> Result<(), String> {
-        let read = |path: &PathBuf, what: &str| {
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
-        };
         if let Some(smtp) = &mut self.smtp {
-            if let Some(path) = &smtp.password_file {
-                smtp.password = Some(read(path, "[notify.smtp] password_file")?.trim().to_owned());
-            }
-            if let Some(path) = &smtp.ca_file {
-                smtp.ca_pem = Some(read(path, "[notify.smtp] ca_file")?);
-            }
+            (smtp.password, smtp.ca_pem) =
+                read_files("smtp", smtp.password_file.as_ref(), smtp.ca_file.as_ref())?;
         }
         if let Some(irc) = &mut self.irc {
-            if let Some(path) = &irc.password_file {
-                irc.password = Some(read(path, "[notify.irc] password_file")?.trim().to_owned());
-            }
-            if let Some(path) = &irc.ca_file {
-                let pem = read(path, "[notify.irc] ca_file")?;
-                irc::trusted_roots(Some(&pem))
-                    .map_err(|e| format!("[notify.irc] ca_file {}: {e}", path.display()))?;
-                irc.ca_pem = Some(pem);
-            }
+            (irc.password, irc.ca_pem) =
+                read_files("irc", irc.password_file.as_ref(), irc.ca_file.as_ref())?;
         }
         Ok(())
     }
+}
+
+/// The password (trimmed) and the CA certificates that `[notify.<table>]` names in
+/// files; a CA file must hold certificates TLS can trust.
+fn read_files(
+    table: &str,
+    password_file: Option<&PathBuf>,
+    ca_file: Option<&PathBuf>,
+) -> Result<(Option<String>, Option<String>), String> {
+    let read = |path: &PathBuf, key: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read [notify.{table}] {key} {}: {e}", path.display()))
+    };
+    let password = password_file
+        .map(|path| read(path, "password_file").map(|p| p.trim().to_owned()))
+        .transpose()?;
+    let ca_pem = ca_file
+        .map(|path| {
+            let pem = read(path, "ca_file")?;
+            trusted_roots(Some(&pem))
+                .map_err(|e| format!("[notify.{table}] ca_file {}: {e}", path.display()))?;
+            Ok::<_, String>(pem)
+        })
+        .transpose()?;
+    Ok((password, ca_pem))
+}
+
+/// The roots a server's certificate is checked against: the web's (webpki-roots,
+/// Mozilla's list), and the certificates in `ca_pem`.
+pub fn trusted_roots(ca_pem: Option<&str>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = ca_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("holds no PEM certificate".into());
+        }
+    }
+    Ok(roots)
 }
 
 /// How the SMTP connection is secured.
@@ -266,18 +301,7 @@ impl Notifier {
             );
             let full = in_flight.len() >= this.config.concurrency.max(1);
             let next = schedule.next_due().filter(|_| !full);
-            let sleep = async {
-                match next {
-                    Some(due) => {
-                        let wait = due
-                            .to_system_time()
-                            .duration_since(SystemTime::now())
-                            .unwrap_or_default();
-                        tokio::time::sleep(wait).await
-                    }
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::outbox::until(next);
             tokio::select! {
                 entry = incoming.recv() => match entry {
                     Some(e) => schedule.insert(e),
@@ -519,6 +543,20 @@ impl crate::outbox::Entry for NoticeEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let web = trusted_roots(None).unwrap().len();
+        assert!(web > 100, "the web's roots: {web}");
+        assert_eq!(
+            trusted_roots(Some("not a certificate\n")).unwrap_err(),
+            "holds no PEM certificate"
+        );
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(trusted_roots(Some(broken))
+            .unwrap_err()
+            .starts_with("not a PEM certificate"));
+    }
 
     #[test]
     fn a_secret_webhook_url_is_named_by_no_form_of_it() {
