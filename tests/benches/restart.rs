@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::{ProjectEntry, ProjectId, ProjectSpec, Report, ReportState};
-use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
+use conjunction_tests::daemon::{run_conjunctiond, DaemonProcess};
 
 const PROJECTS: usize = 1_000;
 const IN_FLIGHT: usize = 256;
@@ -150,28 +150,11 @@ async fn register(daemon: &DaemonProcess) -> Vec<(ProjectId, String)> {
 }
 
 async fn send_reports(daemon: &DaemonProcess, tokens: &[(ProjectId, String)], reports: u64) {
-    let next = Arc::new(AtomicU64::new(0));
-    let tokens = Arc::new(tokens.to_vec());
-    let mut senders = tokio::task::JoinSet::new();
-    for _ in 0..IN_FLIGHT {
-        let (api, next, tokens) = (daemon.api.clone(), next.clone(), tokens.clone());
-        senders.spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= reports {
-                    break;
-                }
-                let (project, token) = &tokens[n as usize % tokens.len()];
-                let mut report = Report::new(project.clone(), ReportState::Passed);
-                report.version = Some(format!("1.0.{n}"));
-                report.commit = Some(format!("{n:040x}"));
-                api.report(token, &report)
-                    .await
-                    .expect("report acknowledged");
-            }
-        });
-    }
-    senders.join_all().await;
+    let never = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    senders(daemon, tokens, 0..reports, never, done)
+        .join_all()
+        .await;
 }
 
 /// Sends root reports, 256 in flight and numbered from `first`, for as long as `work`
@@ -182,9 +165,28 @@ async fn load_while(
     first: u64,
     work: impl std::future::Future<Output = ()>,
 ) -> (u64, Duration) {
-    let next = Arc::new(AtomicU64::new(first));
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let senders = senders(daemon, tokens, first..u64::MAX, stop.clone(), done.clone());
+    let started = Instant::now();
+    work.await;
+    let took = started.elapsed();
+    let acknowledged = done.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    senders.join_all().await;
+    (acknowledged, took)
+}
+
+/// 256 tasks sending the root reports numbered `numbers`, spread over the projects,
+/// until they are all sent or `stop` is set; each acknowledged one counts in `done`.
+fn senders(
+    daemon: &DaemonProcess,
+    tokens: &[(ProjectId, String)],
+    numbers: std::ops::Range<u64>,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+) -> tokio::task::JoinSet<()> {
+    let next = Arc::new(AtomicU64::new(numbers.start));
     let tokens = Arc::new(tokens.to_vec());
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..IN_FLIGHT {
@@ -195,9 +197,13 @@ async fn load_while(
             stop.clone(),
             tokens.clone(),
         );
+        let end = numbers.end;
         senders.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= end {
+                    break;
+                }
                 let (project, token) = &tokens[n as usize % tokens.len()];
                 let mut report = Report::new(project.clone(), ReportState::Passed);
                 report.version = Some(format!("1.0.{n}"));
@@ -209,31 +215,13 @@ async fn load_while(
             }
         });
     }
-    let started = Instant::now();
-    work.await;
-    let took = started.elapsed();
-    let acknowledged = done.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    senders.join_all().await;
-    (acknowledged, took)
+    senders
 }
 
-/// Runs the `conjunctiond` command with `args` and the bench's operator token, and
-/// returns what it printed.
+/// Runs the `conjunctiond` command with `args`, and returns what it printed.
 async fn conjunctiond(args: &[&str]) -> String {
-    let out = tokio::process::Command::new(binaries().join("conjunctiond"))
-        .args(args)
-        .env("CONJUNCTIOND_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .await
-        .expect("conjunctiond runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "conjunctiond {args:?}: {said}");
+    let (ok, said) = run_conjunctiond(args).await;
+    assert!(ok, "conjunctiond {args:?}: {said}");
     said.trim().to_owned()
 }
 

@@ -130,6 +130,28 @@ pub fn binaries() -> &'static Path {
     })
 }
 
+/// Runs the `conjunctiond` command with `args`, with the tests' operator token and
+/// none of the systemd directories the environment may name: whether it succeeded,
+/// and what it printed (standard output, then standard error).
+pub async fn run_conjunctiond<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
+    let out = tokio::process::Command::new(binaries().join("conjunctiond"))
+        .args(args)
+        .env("CONJUNCTIOND_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("CONFIGURATION_DIRECTORY")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .expect("conjunctiond runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
 /// Where a daemon's output goes: appended to `log`, or to the test's own output.
 fn output(log: Option<&Path>) -> Stdio {
     match log {

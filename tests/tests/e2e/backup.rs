@@ -7,28 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use conjunction_protocol::BuildId;
-use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
+use conjunction_tests::daemon::{run_conjunctiond, DaemonProcess};
 
 use crate::*;
-
-async fn conjunctiond(args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(binaries().join("conjunctiond"))
-        .args(args)
-        .env("CONJUNCTIOND_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("CONFIGURATION_DIRECTORY")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 #[tokio::test]
 async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_began() {
@@ -69,7 +50,7 @@ async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_
     let began = Instant::now();
     let url = format!("http://{}", daemon.addr);
     let (ok, said) =
-        conjunctiond(&["backup", "--to", backup.to_str().unwrap(), "--url", &url]).await;
+        run_conjunctiond(&["backup", "--to", backup.to_str().unwrap(), "--url", &url]).await;
     let ended = Instant::now();
     assert!(ok, "{said}");
     assert!(said.contains("every page verified"), "{said}");
@@ -84,7 +65,7 @@ async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_
     .await;
 
     // Restoring over a database a daemon has open is refused.
-    let (ok, said) = conjunctiond(&[
+    let (ok, said) = run_conjunctiond(&[
         "restore",
         "--from",
         backup.to_str().unwrap(),
@@ -109,7 +90,7 @@ async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_
     assert!(daemon.terminate().await.success());
 
     let restored = dir.path().join("restored");
-    let (ok, said) = conjunctiond(&[
+    let (ok, said) = run_conjunctiond(&[
         "restore",
         "--from",
         backup.to_str().unwrap(),

@@ -34,22 +34,13 @@ async fn an_emptied_database_is_refused_at_start_with_what_to_do() {
 
 /// Runs `conjunctiond --check-database` on `data_dir`: how it exited and what it said.
 async fn check_database(data_dir: &std::path::Path) -> (bool, String) {
-    let out =
-        tokio::process::Command::new(conjunction_tests::daemon::binaries().join("conjunctiond"))
-            .arg("--check-database")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("STATE_DIRECTORY")
-            .env_remove("CONFIGURATION_DIRECTORY")
-            .output()
-            .await
-            .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    let data_dir = data_dir.as_os_str();
+    conjunction_tests::daemon::run_conjunctiond(&[
+        "--check-database".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir,
+    ])
+    .await
 }
 
 #[tokio::test]
