@@ -112,9 +112,12 @@ pub fn parse_build_key(key: &str) -> Option<(crate::BuildId, u32)> {
 /// to `POST /v1/hooks/{kind}/{project}`, with the secret that proves it. Secrets are
 /// write-only.
 ///
-/// A run the daemon triggered updates its node. A run of the configured workflow
-/// (GitHub), branch or ref that finishes is a root report. Anything else is noted and
-/// changes nothing.
+/// A run the daemon triggered updates its node. A run is a root report only when the
+/// source names the release it is: its repository and workflow (GitHub), project
+/// (GitLab), pipeline (Buildkite) or job (Jenkins), and it ran on the branch the
+/// source names or on a version tag, never for a pull request or from a fork. A
+/// source that names no release only updates builds conjunction triggered. Anything
+/// else is noted and changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSpec {
@@ -122,16 +125,22 @@ pub enum SourceSpec {
     Github {
         /// The webhook's secret: it signs each delivery (`X-Hub-Signature-256`).
         secret: String,
-        /// The workflow whose runs are this project's root reports, as its path
-        /// (`.github/workflows/release.yml`) or file name; every workflow when left out.
+        /// The project's repository (`owner/name`): only its runs are root reports.
+        /// An organisation webhook sends every repository's runs with one secret.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repo: Option<String>,
+        /// The release workflow whose runs are this project's root reports, as its
+        /// path (`.github/workflows/release.yml`) or file name. Without it, the
+        /// webhook only updates builds conjunction triggered.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         workflow: Option<String>,
-        /// The branch whose runs count; every branch when left out. Runs of a version
-        /// tag (`v1.4.0`) always count: a release is built from its tag.
+        /// The branch whose runs of the release workflow count. Runs of a version tag
+        /// (`v1.4.0`) always count: a release is built from its tag. Without it, only
+        /// tags count.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branch: Option<String>,
     },
-    /// A project webhook with "Pipeline events".
+    /// A project (or group) webhook with "Pipeline events".
     Gitlab {
         /// The webhook's secret token, which GitLab sends in clear (`X-Gitlab-Token`).
         token: String,
@@ -139,8 +148,12 @@ pub enum SourceSpec {
         /// every delivery must carry a valid `webhook-signature`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signing_token: Option<String>,
-        /// The branch whose pipelines count; every branch when left out. Tag pipelines
-        /// of a version (`v1.4.0`) always count.
+        /// The project's path (`group/name`) whose pipelines are root reports.
+        /// Without it, the webhook only updates builds conjunction triggered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        project: Option<String>,
+        /// The branch whose pipelines count. Tag pipelines of a version (`v1.4.0`)
+        /// always count; without it, only they do.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         git_ref: Option<String>,
     },
@@ -152,6 +165,13 @@ pub enum SourceSpec {
         /// Accept deliveries that carry the token in clear instead of a signature.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         allow_plain_token: bool,
+        /// The pipeline whose builds are root reports, as its slug (`lib`) or with its
+        /// organization (`acme/lib`). Without it, the webhook only updates builds
+        /// conjunction triggered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pipeline: Option<String>,
+        /// The branch whose builds count; version tags always do, and without it
+        /// only they do.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branch: Option<String>,
     },
@@ -161,25 +181,48 @@ pub enum SourceSpec {
     /// `?token=SECRET`.
     Jenkins {
         secret: String,
-        /// The job whose builds are root reports (its full name, `team/lib`); every
-        /// job that posts here when left out.
+        /// The job whose builds are root reports, by its full name (`team/lib`, a
+        /// folder path). Without it, the endpoint only updates builds conjunction
+        /// triggered.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job: Option<String>,
+        /// The branch whose builds count; version tags always do, and without it
+        /// only they do.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branch: Option<String>,
     },
 }
 
-/// The public face of a source: its kind and filters, never its secret.
+/// What a source names as the project's own release: where its root reports come
+/// from. `None` parts are not named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Release<'a> {
+    /// GitHub's repository, GitLab's project path, Buildkite's pipeline.
+    pub place: Option<&'a str>,
+    /// GitHub's workflow, Jenkins's job.
+    pub workflow: Option<&'a str>,
+    pub branch: Option<&'a str>,
+}
+
+/// The public face of a source: its kind and what it names as the project's release,
+/// never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceView {
     pub kind: CiKind,
+    /// The repository (GitHub), project path (GitLab) or pipeline (Buildkite) whose
+    /// runs are root reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
     /// Which workflow or job's runs are root reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
-    /// Which branch's runs are root reports.
+    /// Which branch's runs are root reports (besides version tags).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// The source names a release, so its runs can start root events; otherwise it
+    /// only updates builds conjunction triggered.
+    #[serde(default)]
+    pub roots: bool,
     /// Deliveries are signed (not only a token sent in clear).
     pub signed: bool,
 }
@@ -194,24 +237,67 @@ impl SourceSpec {
         }
     }
 
-    /// Which workflow (GitHub) or job (Jenkins) counts, and which branch.
-    pub fn filters(&self) -> (Option<&str>, Option<&str>) {
+    /// What the source names as the project's release. A GitHub source that names no
+    /// repository is about the repository `trigger` dispatches to, when it is a GitHub
+    /// trigger: the project's own.
+    pub fn release<'a>(&'a self, trigger: Option<&'a crate::TriggerSpec>) -> Release<'a> {
         match self {
             SourceSpec::Github {
-                workflow, branch, ..
-            } => (workflow.as_deref(), branch.as_deref()),
-            SourceSpec::Gitlab { git_ref, .. } => (None, git_ref.as_deref()),
-            SourceSpec::Buildkite { branch, .. } => (None, branch.as_deref()),
-            SourceSpec::Jenkins { job, branch, .. } => (job.as_deref(), branch.as_deref()),
+                repo,
+                workflow,
+                branch,
+                ..
+            } => Release {
+                place: repo.as_deref().or(match trigger {
+                    Some(crate::TriggerSpec::Github { repo, .. }) => Some(repo.as_str()),
+                    _ => None,
+                }),
+                workflow: workflow.as_deref(),
+                branch: branch.as_deref(),
+            },
+            SourceSpec::Gitlab {
+                project, git_ref, ..
+            } => Release {
+                place: project.as_deref(),
+                workflow: None,
+                branch: git_ref.as_deref(),
+            },
+            SourceSpec::Buildkite {
+                pipeline, branch, ..
+            } => Release {
+                place: pipeline.as_deref(),
+                workflow: None,
+                branch: branch.as_deref(),
+            },
+            SourceSpec::Jenkins { job, branch, .. } => Release {
+                place: None,
+                workflow: job.as_deref(),
+                branch: branch.as_deref(),
+            },
         }
     }
 
-    pub fn view(&self) -> SourceView {
-        let (workflow, branch) = self.filters();
+    /// Whether the source names its release fully enough for runs to be root
+    /// reports: GitHub needs the repository and the workflow, GitLab the project,
+    /// Buildkite the pipeline, Jenkins the job.
+    pub fn names_release(&self, trigger: Option<&crate::TriggerSpec>) -> bool {
+        let r = self.release(trigger);
+        match self.kind() {
+            CiKind::Github => r.place.is_some() && r.workflow.is_some(),
+            CiKind::Gitlab | CiKind::Buildkite => r.place.is_some(),
+            CiKind::Jenkins => r.workflow.is_some(),
+        }
+    }
+
+    /// The source of a project whose trigger is `trigger`, without its secrets.
+    pub fn view(&self, trigger: Option<&crate::TriggerSpec>) -> SourceView {
+        let r = self.release(trigger);
         SourceView {
             kind: self.kind(),
-            workflow: workflow.map(str::to_owned),
-            branch: branch.map(str::to_owned),
+            place: r.place.map(str::to_owned),
+            workflow: r.workflow.map(str::to_owned),
+            branch: r.branch.map(str::to_owned),
+            roots: self.names_release(trigger),
             signed: match self {
                 SourceSpec::Github { .. } => true,
                 SourceSpec::Gitlab { signing_token, .. } => signing_token.is_some(),
@@ -244,7 +330,11 @@ impl SourceSpec {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ValidationError> {
+    /// Checks the source of a project whose trigger is `trigger`.
+    pub(crate) fn validate(
+        &self,
+        trigger: Option<&crate::TriggerSpec>,
+    ) -> Result<(), ValidationError> {
         let mut this = self.clone();
         for (field, secret) in this.secrets_mut() {
             check_secret(field, Some(secret))?;
@@ -262,20 +352,31 @@ impl SourceSpec {
                 ));
             }
         }
-        let (workflow, branch) = self.filters();
-        let workflow_field = match self.kind() {
-            CiKind::Jenkins => "source.job",
-            _ => "source.workflow",
+        let release = self.release(None);
+        let (place_field, workflow_field, branch_field) = match self.kind() {
+            CiKind::Github => ("source.repo", "source.workflow", "source.branch"),
+            CiKind::Gitlab => ("source.project", "source.workflow", "source.ref"),
+            CiKind::Buildkite => ("source.pipeline", "source.workflow", "source.branch"),
+            CiKind::Jenkins => ("source.place", "source.job", "source.branch"),
         };
-        if let Some(w) = workflow {
+        if let Some(place) = release.place {
+            check_place(place_field, place)?;
+        }
+        if let Some(w) = release.workflow {
             check_text(workflow_field, w, MAX_SHORT_TEXT, true, Layout::Line)?;
         }
-        if let Some(b) = branch {
-            let field = match self.kind() {
-                CiKind::Gitlab => "source.ref",
-                _ => "source.branch",
-            };
-            check_ref(field, b)?;
+        if let Some(b) = release.branch {
+            check_ref(branch_field, b)?;
+        }
+        if let (CiKind::Github, Some(_), None) =
+            (self.kind(), release.workflow, self.release(trigger).place)
+        {
+            return Err(ValidationError::new(
+                "source.repo",
+                "source.workflow names a release workflow but source.repo names no repository: \
+                 add repo = \"owner/name\", the repository whose runs of that workflow are this \
+                 project's releases (an organisation webhook sends every repository's runs)",
+            ));
         }
         Ok(())
     }
@@ -313,6 +414,23 @@ pub(crate) fn check_ref(field: &str, value: &str) -> Result<(), ValidationError>
         return Err(ValidationError::new(
             field,
             format!("{field} {value:?} is not a git ref: refs have no spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// A repository, project path or pipeline as a CI names it: one line of
+/// `/`-separated names without spaces (`acme/lib`, `group/sub/lib`, `lib`).
+fn check_place(field: &str, value: &str) -> Result<(), ValidationError> {
+    check_text(field, value, MAX_SHORT_TEXT, true, Layout::Line)?;
+    let bad = value.chars().any(char::is_whitespace)
+        || value.starts_with('/')
+        || value.ends_with('/')
+        || value.contains("//");
+    if bad {
+        return Err(ValidationError::new(
+            field,
+            format!("{field} {value:?} is not a name its CI uses: write it as `owner/name`, without spaces or empty parts"),
         ));
     }
     Ok(())
@@ -369,13 +487,15 @@ mod tests {
     #[test]
     fn a_source_view_has_no_secret() {
         let s: SourceSpec = serde_json::from_str(
-            r#"{"kind":"github","secret":"hunter2hunter2","workflow":".github/workflows/release.yml","branch":"main"}"#,
+            r#"{"kind":"github","secret":"hunter2hunter2","repo":"acme/lib","workflow":".github/workflows/release.yml","branch":"main"}"#,
         )
         .unwrap();
-        s.validate().unwrap();
-        let json = serde_json::to_string(&s.view()).unwrap();
+        s.validate(None).unwrap();
+        let json = serde_json::to_string(&s.view(None)).unwrap();
         assert!(!json.contains("hunter2"), "{json}");
         assert!(json.contains("release.yml"), "{json}");
+        assert!(json.contains(r#""place":"acme/lib""#), "{json}");
+        assert!(json.contains(r#""roots":true"#), "{json}");
     }
 
     #[test]
@@ -386,6 +506,6 @@ mod tests {
         .is_err());
         let s: SourceSpec =
             serde_json::from_str(r#"{"kind":"jenkins","secret":"two words"}"#).unwrap();
-        assert_eq!(s.validate().unwrap_err().field, "source.secret");
+        assert_eq!(s.validate(None).unwrap_err().field, "source.secret");
     }
 }

@@ -676,7 +676,7 @@ impl ProjectSpec {
             check_text("package.name", &p.name, MAX_SHORT_TEXT, true, Layout::Line)?;
         }
         if let Some(source) = &self.source {
-            source.validate()?;
+            source.validate(self.trigger.as_ref())?;
         }
         if let Some(secs) = self.reconcile_after_secs {
             if !(1..=RECONCILE_AFTER_MAX_SECS).contains(&secs) {

@@ -30,3 +30,29 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The bytes of `../shared/fixtures/<path>` (the shared folder beside the repository,
+/// where third-party payloads, logs and tables are kept; they are never copied here).
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(path);
+    std::fs::read(&full).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the fixtures are read from ../shared beside the repository)",
+            full.display()
+        )
+    })
+}
+
+/// A JSON fixture; a captured request (`{"headers": …, "body": …}`) gives its body.
+pub fn fixture_json(path: &str) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_slice(&fixture(path))
+        .unwrap_or_else(|e| panic!("{path} is not JSON: {e}"));
+    match value {
+        serde_json::Value::Object(mut o) if o.contains_key("headers") && o.contains_key("body") => {
+            o.remove("body").unwrap_or_default()
+        }
+        other => other,
+    }
+}

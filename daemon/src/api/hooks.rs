@@ -16,7 +16,7 @@ use conjunction_protocol::{CiKind, SourceSpec};
 use super::error::ApiError;
 use super::projects::project_id;
 use super::state::AppState;
-use crate::ci::{self, HookError, RunNews, RunState};
+use crate::ci::{self, Hook, HookError, RunState};
 use crate::planner::Refusal;
 use crate::writer::{Heard, News, Via};
 
@@ -67,7 +67,18 @@ pub(super) async fn post(
         .unwrap_or_default()
         .as_secs();
     verify(&source, &body, &header, query.token.as_deref(), now).map_err(refused)?;
-    let (run, delivery) = parse(ci, &body, &header).map_err(refused)?;
+    let (run, delivery) = match parse(ci, &body, &header).map_err(refused)? {
+        (Hook::Run(run), delivery) => (run, delivery),
+        (Hook::Unused(note), _) => {
+            s.metrics.report("webhook", "ignored");
+            let answer = answer(
+                HookOutcome::Noted,
+                None,
+                Some(format!("{note}; nothing changed")),
+            );
+            return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
+        }
+    };
     s.metrics.report(
         "webhook",
         match run.state {
@@ -182,7 +193,7 @@ fn parse<'h>(
     ci: CiKind,
     body: &[u8],
     header: &impl Fn(&str) -> Option<&'h str>,
-) -> Result<(RunNews, Option<String>), HookError> {
+) -> Result<(Hook, Option<String>), HookError> {
     let delivery = |name: &str| header(name).map(str::to_owned);
     Ok(match ci {
         CiKind::Github => {
@@ -190,17 +201,18 @@ fn parse<'h>(
                 ci: "GitHub",
                 reason: "the request has no X-GitHub-Event header".into(),
             })?;
+            let json = ci::github::json_body(header("content-type"), body)?;
             (
-                ci::github::parse(event, body)?,
+                ci::github::parse(event, &json)?,
                 delivery(ci::github::DELIVERY_HEADER),
             )
         }
         CiKind::Gitlab => (
-            ci::gitlab::parse(body)?,
+            ci::gitlab::parse(header(ci::gitlab::EVENT_HEADER), body)?,
             delivery(ci::gitlab::DELIVERY_HEADER),
         ),
         CiKind::Buildkite => (
-            ci::buildkite::parse_webhook(body)?,
+            ci::buildkite::parse_webhook(header(ci::buildkite::EVENT_HEADER), body)?,
             delivery(ci::buildkite::DELIVERY_HEADER),
         ),
         CiKind::Jenkins => (ci::jenkins::parse(body)?, None),

@@ -9,11 +9,13 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::call::{self, Outcome, TriggerValues};
-use super::{HookError, RunNews, RunState};
+use super::{Hook, HookError, RunNews, RunState};
 use conjunction_protocol::{CiKind, Run};
 
 /// `timestamp=<unix seconds>,signature=<hex HMAC-SHA256(token, "<timestamp>.<body>")>`.
 pub const SIGNATURE_HEADER: &str = "x-buildkite-signature";
+/// The header naming the event: `build.finished`, `ping`, …
+pub const EVENT_HEADER: &str = "x-buildkite-event";
 /// The webhook token in clear, when Buildkite is set to send it instead of signing.
 pub const TOKEN_HEADER: &str = "x-buildkite-token";
 /// The header naming the delivery (undocumented, seen in real requests).
@@ -159,6 +161,14 @@ struct Build {
     message: Option<String>,
     #[serde(default)]
     meta_data: std::collections::BTreeMap<String, String>,
+    /// The pull request a build is for (from a fork too); null otherwise.
+    pull_request: Option<PullRequest>,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    id: Option<serde_json::Value>,
+    repository: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -167,21 +177,37 @@ struct Webhook {
     build: Option<Build>,
 }
 
-/// Reads a pipeline webhook (`{"event": "build.finished", "build": {…}, …}`). Verify
-/// it first.
-pub fn parse_webhook(body: &[u8]) -> Result<RunNews, HookError> {
-    let hook: Webhook = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
-    match hook.build {
-        Some(build) if hook.event.starts_with("build.") => {
-            let mut news = news(build)?;
-            news.semantic_key = format!("{}:{}", hook.event, news.semantic_key);
-            Ok(news)
-        }
-        _ => Err(unreadable(format!(
-            "a {} event; conjunction reads build events only",
-            hook.event
-        ))),
+#[derive(Deserialize)]
+struct Event {
+    event: Option<String>,
+}
+
+/// Reads a pipeline webhook (`{"event": "build.finished", "build": {…}, …}`) whose
+/// `X-Buildkite-Event` header is `event`. Verify it first. Only build events are
+/// read; the rest (`ping`, `job.*`, `agent.*`, …) are noted.
+pub fn parse_webhook(event: Option<&str>, body: &[u8]) -> Result<Hook, HookError> {
+    let event = match event {
+        Some(e) => e.to_owned(),
+        None => serde_json::from_slice::<Event>(body)
+            .map_err(|e| unreadable(e.to_string()))?
+            .event
+            .unwrap_or_default(),
+    };
+    if !event.starts_with("build.") {
+        let why = if event == "ping" {
+            "Buildkite's test delivery; the webhook reaches conjunction".to_owned()
+        } else {
+            "conjunction reads build events only; the webhook needs only build.* events".to_owned()
+        };
+        return Ok(Hook::Unused(format!("Buildkite's {event:?} event: {why}")));
     }
+    let hook: Webhook = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
+    let build = hook
+        .build
+        .ok_or_else(|| unreadable(format!("a {} event without its build", hook.event)))?;
+    let mut news = news(build)?;
+    news.semantic_key = format!("{}:{}", hook.event, news.semantic_key);
+    Ok(Hook::Run(news))
 }
 
 /// Reads a build as the REST API answers it (creating one, or reading one back).
@@ -210,7 +236,20 @@ fn news(build: Build) -> Result<RunNews, HookError> {
             .map(str::to_owned),
         Some(sha) => Some(sha.to_owned()),
     };
+    let candidate = build.pull_request.as_ref().map(|pr| {
+        let id = match &pr.id {
+            Some(serde_json::Value::String(id)) => format!(" #{id}"),
+            Some(serde_json::Value::Number(id)) => format!(" #{id}"),
+            _ => String::new(),
+        };
+        match &pr.repository {
+            Some(repo) => format!("a build of pull request{id} from {repo}"),
+            None => format!("a build of pull request{id}"),
+        }
+    });
     Ok(RunNews {
+        candidate,
+        tag: Some(build.tag.is_some()),
         semantic_key: format!(
             "{}:{}:{}:{}",
             build.id,

@@ -1,6 +1,6 @@
 //! GitHub Actions webhooks: `workflow_run` (a run of a workflow, the news that
-//! counts), `check_suite` (all checks of one app on a commit), and the events that name
-//! no run (`workflow_job`, `workflow_dispatch`, `repository_dispatch`, `ping`).
+//! counts) and `check_suite` (all checks of one app on a commit); every other event
+//! (`ping`, `push`, `workflow_job`, `check_run`, …) is about no run conjunction follows.
 
 use conjunction_protocol::ReportState;
 use hmac::{Hmac, Mac};
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::call::{self, Outcome, TriggerValues};
-use super::{HookError, RunNews, RunState};
+use super::{Hook, HookError, RunNews, RunState};
 use conjunction_protocol::{CiKind, Run};
 
 /// The header GitHub signs the body in: `sha256=<hex HMAC-SHA256(secret, body)>`.
@@ -142,6 +142,11 @@ struct WorkflowRun {
     html_url: Option<String>,
     display_title: Option<String>,
     run_attempt: Option<u32>,
+    /// Where the head commit came from: another repository for a fork's pull request.
+    head_repository: Option<Repository>,
+    /// The repository the run is in (the REST API's run has it; a webhook has it at
+    /// the top level too).
+    repository: Option<Repository>,
 }
 
 #[derive(Deserialize)]
@@ -154,112 +159,114 @@ struct CheckSuite {
 }
 
 #[derive(Deserialize)]
-struct WorkflowJob {
-    run_id: u64,
-    head_sha: Option<String>,
-    head_branch: Option<String>,
-    html_url: Option<String>,
-    run_attempt: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct Event {
-    repository: Repository,
+struct RunEvent {
+    repository: Option<Repository>,
     workflow_run: Option<WorkflowRun>,
     workflow: Option<serde_json::Value>,
     check_suite: Option<CheckSuite>,
-    workflow_job: Option<WorkflowJob>,
 }
 
-/// Reads a webhook of `event` (the `X-GitHub-Event` value). Verify its signature
-/// first.
-pub fn parse(event: &str, body: &[u8]) -> Result<RunNews, HookError> {
+/// The JSON of a delivery: the body itself, or the `payload` field of a form, which
+/// is what GitHub sends when the webhook's content type is left at
+/// `application/x-www-form-urlencoded`.
+pub fn json_body<'b>(
+    content_type: Option<&str>,
+    body: &'b [u8],
+) -> Result<std::borrow::Cow<'b, [u8]>, HookError> {
+    let form = content_type.is_some_and(|t| {
+        t.split(';').next().is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !form {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    url::form_urlencoded::parse(body)
+        .find(|(key, _)| key == "payload")
+        .map(|(_, value)| std::borrow::Cow::Owned(value.into_owned().into_bytes()))
+        .ok_or_else(|| HookError::Unreadable {
+            ci: "GitHub",
+            reason: "a form-encoded delivery without its `payload` field".into(),
+        })
+}
+
+/// Reads a webhook of `event` (the `X-GitHub-Event` value), whose JSON is `body`.
+/// Verify its signature first. Events about no workflow run are not read at all.
+pub fn parse(event: &str, body: &[u8]) -> Result<Hook, HookError> {
+    let unused = |why: &str| Ok(Hook::Unused(format!("GitHub's {event} event: {why}")));
+    match event {
+        "workflow_run" | "check_suite" => {}
+        "workflow_job" => {
+            return unused("a job of a run; the run's own workflow_run event says how it ends")
+        }
+        "workflow_dispatch" | "repository_dispatch" => {
+            return unused("a dispatch names no run; its run's workflow_run events do")
+        }
+        "ping" => return unused("GitHub's test delivery; the webhook reaches conjunction"),
+        _ => {
+            return unused(
+                "conjunction does not act on it; the webhook needs only \"Workflow runs\"",
+            )
+        }
+    }
     let unreadable = |reason: String| HookError::Unreadable {
         ci: "GitHub",
         reason,
     };
-    let e: Event = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
-    let source = e.repository.full_name;
+    let e: RunEvent = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
     let missing = |field: &str| unreadable(format!("a {event} event without `{field}`"));
-    let news = match event {
-        "workflow_run" => {
-            let run = e.workflow_run.ok_or_else(|| missing("workflow_run"))?;
-            let workflow = e
-                .workflow
-                .and_then(|w| serde_json::from_value::<Workflow>(w).ok())
-                .map(|w| w.path);
-            run_news(source, run, workflow)
-        }
-        "check_suite" => {
-            let suite = e.check_suite.ok_or_else(|| missing("check_suite"))?;
-            RunNews {
-                semantic_key: format!(
-                    "check_suite:{}:{}:{}",
-                    suite.id,
-                    suite.status.as_deref().unwrap_or_default(),
-                    suite.conclusion.as_deref().unwrap_or_default()
-                ),
-                source,
-                run_id: Some(suite.id.to_string()),
-                workflow: None,
-                attempt: None,
-                number: None,
-                summary: None,
-                state: state(suite.status.as_deref(), suite.conclusion.as_deref()),
-                commit: suite.head_sha,
-                git_ref: suite.head_branch,
-                url: None,
-                title: None,
-                conjunction_build: None,
-            }
-        }
-        "workflow_job" => {
-            let job = e.workflow_job.ok_or_else(|| missing("workflow_job"))?;
-            RunNews {
-                semantic_key: format!("workflow_job:{}", job.run_id),
-                source,
-                run_id: Some(job.run_id.to_string()),
-                workflow: None,
-                attempt: job.run_attempt,
-                number: None,
-                summary: None,
-                state: RunState::Ignored(
-                    "a job of a run; the run's own workflow_run event says how it ends",
-                ),
-                commit: job.head_sha,
-                git_ref: job.head_branch,
-                url: job.html_url,
-                title: None,
-                conjunction_build: None,
-            }
-        }
-        other => RunNews {
-            semantic_key: other.to_owned(),
+    let source = e.repository.ok_or_else(|| missing("repository"))?.full_name;
+    let news = if event == "workflow_run" {
+        let run = e.workflow_run.ok_or_else(|| missing("workflow_run"))?;
+        let workflow = e
+            .workflow
+            .and_then(|w| serde_json::from_value::<Workflow>(w).ok())
+            .map(|w| w.path);
+        run_news(source, run, workflow)
+    } else {
+        let suite = e.check_suite.ok_or_else(|| missing("check_suite"))?;
+        RunNews {
+            semantic_key: format!(
+                "check_suite:{}:{}:{}",
+                suite.id,
+                suite.status.as_deref().unwrap_or_default(),
+                suite.conclusion.as_deref().unwrap_or_default()
+            ),
             source,
-            run_id: None,
-            workflow: e.workflow.and_then(|w| w.as_str().map(str::to_owned)),
+            run_id: Some(suite.id.to_string()),
+            workflow: None,
             attempt: None,
             number: None,
             summary: None,
-            state: RunState::Ignored(match other {
-                "workflow_dispatch" | "repository_dispatch" => {
-                    "a dispatch names no run; its run's workflow_run events do"
-                }
-                "ping" => "GitHub's test delivery",
-                _ => "an event conjunction does not act on; subscribe to workflow runs",
-            }),
-            commit: None,
-            git_ref: None,
+            state: state(suite.status.as_deref(), suite.conclusion.as_deref()),
+            commit: suite.head_sha,
+            git_ref: suite.head_branch,
+            tag: None,
+            candidate: None,
             url: None,
             title: None,
             conjunction_build: None,
-        },
+        }
     };
-    Ok(news)
+    Ok(Hook::Run(news))
+}
+
+/// Why a run tests a change rather than releasing one: a run of a fork's commit (a
+/// pull request from a fork), whatever branch its head is on. A pull request within
+/// the repository is on its own branch, which the branch rule keeps out.
+fn candidate(source: &str, run: &WorkflowRun) -> Option<String> {
+    let head = run.head_repository.as_ref()?;
+    (!head.full_name.eq_ignore_ascii_case(source))
+        .then(|| format!("a run of a commit from the fork {}", head.full_name))
 }
 
 /// What a workflow run object says (a webhook's `workflow_run`, or the REST API's run).
 fn run_news(source: String, run: WorkflowRun, workflow: Option<String>) -> RunNews {
+    let source = run
+        .repository
+        .as_ref()
+        .map_or(source, |r| r.full_name.clone());
     RunNews {
         semantic_key: format!(
             "workflow_run:{}:{}:{}:{}",
@@ -268,6 +275,7 @@ fn run_news(source: String, run: WorkflowRun, workflow: Option<String>) -> RunNe
             run.status.as_deref().unwrap_or_default(),
             run.conclusion.as_deref().unwrap_or_default()
         ),
+        candidate: candidate(&source, &run),
         source,
         run_id: Some(run.id.to_string()),
         workflow: run.path.or(workflow),
@@ -277,6 +285,7 @@ fn run_news(source: String, run: WorkflowRun, workflow: Option<String>) -> RunNe
         state: state(run.status.as_deref(), run.conclusion.as_deref()),
         commit: run.head_sha,
         git_ref: run.head_branch,
+        tag: None,
         url: run.html_url,
         conjunction_build: run
             .display_title

@@ -5,7 +5,7 @@ use conjunction_protocol::ReportState;
 use serde::Deserialize;
 
 use super::call::{self, Outcome, TriggerValues};
-use super::{HookError, RunNews, RunState, BUILD_VARIABLE};
+use super::{Hook, HookError, RunNews, RunState, BUILD_VARIABLE};
 use conjunction_protocol::{CiKind, Run};
 
 /// The header carrying the webhook's secret token, in clear.
@@ -96,6 +96,7 @@ struct PipelineRead {
     sha: Option<String>,
     #[serde(rename = "ref")]
     git_ref: Option<String>,
+    tag: Option<bool>,
     web_url: Option<String>,
 }
 
@@ -130,6 +131,8 @@ pub async fn lookup(
         state: state(&p.status),
         commit: p.sha,
         git_ref: p.git_ref,
+        tag: p.tag,
+        candidate: None,
         url: p.web_url,
         title: None,
         conjunction_build: None,
@@ -205,6 +208,7 @@ struct Pipeline {
     sha: Option<String>,
     #[serde(rename = "ref")]
     git_ref: Option<String>,
+    tag: Option<bool>,
     url: Option<String>,
     #[serde(default)]
     variables: Vec<Variable>,
@@ -221,12 +225,25 @@ struct Job {
 }
 
 #[derive(Deserialize)]
-struct Hook {
-    object_kind: String,
+struct PipelineHook {
     project: Project,
     object_attributes: Pipeline,
+    /// The merge request of a merge request pipeline; null otherwise.
+    merge_request: Option<MergeRequest>,
     #[serde(default)]
     builds: Vec<Job>,
+}
+
+#[derive(Deserialize)]
+struct MergeRequest {
+    iid: Option<u64>,
+    source_project_id: Option<u64>,
+    target_project_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Kind {
+    object_kind: Option<String>,
 }
 
 /// The jobs that failed the pipeline, one per line: `test (stage test): script_failure`.
@@ -249,19 +266,29 @@ fn failed_jobs(jobs: &[Job]) -> Option<String> {
     (!lines.is_empty()).then(|| format!("failed jobs:\n{}", lines.join("\n")))
 }
 
-/// Reads a Pipeline Hook body. Verify its token first.
-pub fn parse(body: &[u8]) -> Result<RunNews, HookError> {
+/// Reads a delivery whose `X-Gitlab-Event` header is `event`. Verify its token first.
+/// Only pipeline events are read; every other event a project webhook can send
+/// (pushes, tags, merge requests, jobs, …) is noted.
+pub fn parse(event: Option<&str>, body: &[u8]) -> Result<Hook, HookError> {
     let unreadable = |reason: String| HookError::Unreadable {
         ci: "GitLab",
         reason,
     };
-    let hook: Hook = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
-    if hook.object_kind != "pipeline" {
-        return Err(unreadable(format!(
-            "a {} hook; conjunction reads pipeline events only",
-            hook.object_kind
+    let pipeline = match event {
+        Some(e) => e.eq_ignore_ascii_case("Pipeline Hook"),
+        // Without the header, the body says what it is.
+        None => {
+            let kind: Kind = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
+            kind.object_kind.as_deref() == Some("pipeline")
+        }
+    };
+    if !pipeline {
+        let what = event.map_or_else(|| "a delivery".to_owned(), |e| format!("a {e}"));
+        return Ok(Hook::Unused(format!(
+            "{what}: conjunction reads pipeline events only; the webhook needs only \"Pipeline events\""
         )));
     }
+    let hook: PipelineHook = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
     let pipeline = hook.object_attributes;
     // Older GitLab leaves the URL out; it is the project's page of the pipeline.
     let url = pipeline.url.or_else(|| {
@@ -274,7 +301,20 @@ pub fn parse(body: &[u8]) -> Result<RunNews, HookError> {
         .iter()
         .find(|v| v.key == BUILD_VARIABLE)
         .map(|v| v.value.clone());
-    Ok(RunNews {
+    // A merge request pipeline builds its source branch (or, for merged results,
+    // `refs/merge-requests/…`, which names no branch): the branch rule decides, unless
+    // the branch is a fork's, whose code is never the project's release.
+    let candidate = hook.merge_request.as_ref().and_then(|mr| {
+        let from_fork = match (mr.source_project_id, mr.target_project_id) {
+            (Some(from), Some(to)) => from != to,
+            _ => false,
+        };
+        from_fork.then(|| match mr.iid {
+            Some(iid) => format!("a pipeline of merge request !{iid} from a fork"),
+            None => "a merge request pipeline from a fork".to_owned(),
+        })
+    });
+    Ok(Hook::Run(RunNews {
         semantic_key: format!("pipeline:{}:{}", pipeline.id, pipeline.status),
         summary: failed_jobs(&hook.builds),
         source: hook.project.path_with_namespace,
@@ -285,10 +325,12 @@ pub fn parse(body: &[u8]) -> Result<RunNews, HookError> {
         state: state(&pipeline.status),
         commit: pipeline.sha,
         git_ref: pipeline.git_ref,
+        tag: pipeline.tag,
+        candidate,
         url,
         title: pipeline.name,
         conjunction_build,
-    })
+    }))
 }
 
 /// A pipeline's `status` as conjunction sees it (reference §2.2).

@@ -6,7 +6,7 @@ use conjunction_protocol::ReportState;
 use serde::Deserialize;
 
 use super::call::{self, Outcome, TriggerValues};
-use super::{HookError, RunNews, RunState, BUILD_VARIABLE};
+use super::{Hook, HookError, RunNews, RunState, BUILD_VARIABLE};
 use conjunction_protocol::{CiKind, Run};
 
 /// What a Jenkins trigger names.
@@ -169,7 +169,7 @@ pub async fn lookup(
         serde_json::from_slice(&body).map_err(|e| format!("Jenkins's build does not read: {e}"))?;
     let state = match (build.building, build.result.as_deref()) {
         (true, _) | (false, None) => RunState::Running,
-        (false, Some(result)) => state("FINALIZED", Some(result)),
+        (false, Some(result)) => result_state(result),
     };
     Ok(Some(queued_news(
         b.job,
@@ -198,6 +198,8 @@ pub fn queued_news(
         state,
         commit: None,
         git_ref: None,
+        tag: None,
+        candidate: None,
         url,
         title: number.map(|n| format!("#{n}")),
         conjunction_build: None,
@@ -314,17 +316,42 @@ fn failed_tests(summary: &TestSummary) -> Option<String> {
 #[derive(Deserialize)]
 struct Notification {
     name: String,
+    /// The job's page under the root: `job/team/job/lib/`.
+    url: Option<String>,
     build: Build,
 }
 
-/// Reads a notification. The run id is the queue id when the plugin sends it (what
-/// the trigger learns from `buildWithParameters`), else the build's URL.
-pub fn parse(body: &[u8]) -> Result<RunNews, HookError> {
+/// A job's full name (`team/lib`, its folders and its name) from its page under the
+/// root (`job/team/job/lib/`); the plugin's `name` is the last part only.
+pub fn full_name(job_url: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut segments = job_url.trim_matches('/').split('/');
+    while let Some(segment) = segments.next() {
+        if segment != "job" {
+            return None;
+        }
+        let name = segments.next()?;
+        parts.push(urlencoding::decode(name).ok()?.into_owned());
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Reads a notification. Verify its secret first. The run id is the queue id when
+/// the plugin sends it (what the trigger learns from `buildWithParameters`), else the
+/// build's URL.
+pub fn parse(body: &[u8]) -> Result<Hook, HookError> {
     let n: Notification = serde_json::from_slice(body).map_err(|e| HookError::Unreadable {
         ci: "Jenkins",
         reason: e.to_string(),
     })?;
     let build = n.build;
+    let Some(state) = state(&build.phase, build.status.as_deref()) else {
+        return Ok(Hook::Unused(format!(
+            "Jenkins's {} phase of {} #{}: conjunction reads QUEUED, STARTED, COMPLETED and FINALIZED",
+            build.phase, n.name, build.number
+        )));
+    };
+    let job = n.url.as_deref().and_then(full_name).unwrap_or(n.name);
     let (branch, commit) = match build.scm {
         Some(scm) => (scm.branch, scm.commit),
         None => (None, None),
@@ -334,22 +361,24 @@ pub fn parse(body: &[u8]) -> Result<RunNews, HookError> {
         (None, Some(url)) => Some(url.clone()),
         (None, None) => None,
     };
-    Ok(RunNews {
+    Ok(Hook::Run(RunNews {
         semantic_key: format!(
             "{}:{}:{}",
-            build.full_url.as_deref().unwrap_or(&n.name),
+            build.full_url.as_deref().unwrap_or(&job),
             build.number,
             build.phase
         ),
         summary: build.test_summary.as_ref().and_then(failed_tests),
-        workflow: Some(n.name.clone()),
-        source: n.name,
+        workflow: Some(job.clone()),
+        source: job,
         run_id,
         attempt: None,
         number: Some(build.number),
-        state: state(&build.phase, build.status.as_deref()),
+        state,
         commit,
-        git_ref: branch,
+        git_ref: branch.as_deref().map(branch_name),
+        tag: None,
+        candidate: None,
         url: build.full_url,
         title: Some(format!("#{}", build.number)),
         conjunction_build: build
@@ -358,18 +387,40 @@ pub fn parse(body: &[u8]) -> Result<RunNews, HookError> {
             .and_then(|p| p.get(BUILD_VARIABLE))
             .and_then(|v| v.as_str())
             .map(str::to_owned),
+    }))
+}
+
+/// The branch as people name it: the Git plugin says `origin/main` or
+/// `refs/remotes/origin/main` for a branch it fetched.
+fn branch_name(branch: &str) -> String {
+    let name = branch
+        .strip_prefix("refs/remotes/")
+        .or_else(|| branch.strip_prefix("remotes/"))
+        .unwrap_or(branch);
+    let name = name.strip_prefix("refs/heads/").unwrap_or(name);
+    name.strip_prefix("origin/").unwrap_or(name).to_owned()
+}
+
+/// A build's phase and result as conjunction sees them (reference §4.2); `None` for a
+/// phase that says nothing about how the build went. The result is known from
+/// COMPLETED on; FINALIZED (FINISHED in old versions of the plugin) repeats it once
+/// post-build steps are done.
+fn state(phase: &str, status: Option<&str>) -> Option<RunState> {
+    Some(match (phase, status) {
+        ("QUEUED" | "STARTED", _) => RunState::Running,
+        ("COMPLETED" | "FINALIZED" | "FINISHED", None) => RunState::Running,
+        ("COMPLETED" | "FINALIZED" | "FINISHED", Some(result)) => result_state(result),
+        _ => return None,
     })
 }
 
-/// A build's phase and result as conjunction sees them (reference §4.2). The result is
-/// known from COMPLETED on; FINALIZED repeats it once post-build steps are done.
-fn state(phase: &str, status: Option<&str>) -> RunState {
-    match (phase, status) {
-        ("QUEUED" | "STARTED", _) | (_, None) => RunState::Running,
-        (_, Some("SUCCESS")) => RunState::Finished(ReportState::Passed),
+/// A finished build's result.
+fn result_state(result: &str) -> RunState {
+    match result {
+        "SUCCESS" => RunState::Finished(ReportState::Passed),
         // Tests failed but the build ran.
-        (_, Some("UNSTABLE" | "FAILURE")) => RunState::Finished(ReportState::Failed),
-        (_, Some("ABORTED" | "NOT_BUILT")) => RunState::Finished(ReportState::Cancelled),
+        "UNSTABLE" | "FAILURE" => RunState::Finished(ReportState::Failed),
+        "ABORTED" | "NOT_BUILT" => RunState::Finished(ReportState::Cancelled),
         _ => RunState::Ignored("a build result conjunction does not know"),
     }
 }

@@ -169,6 +169,28 @@ pub async fn jenkins_queue(
     }
 }
 
+/// What one webhook delivery is about.
+// One per request, moved once: boxing the run would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hook {
+    /// News of a run.
+    Run(RunNews),
+    /// An event about no run conjunction follows (a ping, a push, a job of a run):
+    /// answered `202` with this note, and nothing changes.
+    Unused(String),
+}
+
+impl Hook {
+    /// The news of a run, when the delivery is about one.
+    pub fn into_run(self) -> Option<RunNews> {
+        match self {
+            Hook::Run(news) => Some(news),
+            Hook::Unused(_) => None,
+        }
+    }
+}
+
 /// What a CI's webhook says about one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunNews {
@@ -187,6 +209,11 @@ pub struct RunNews {
     pub commit: Option<String>,
     /// The branch or tag the run built, as the CI names it.
     pub git_ref: Option<String>,
+    /// Whether `git_ref` is a tag, where the CI says (GitLab, Buildkite).
+    pub tag: Option<bool>,
+    /// Why the run tests a change rather than releasing one, so that it is never a
+    /// root report: a pull request's run, a fork's commit.
+    pub candidate: Option<String>,
     /// The run's page, for people.
     pub url: Option<String>,
     /// The run's title (GitHub's `display_title`, GitLab's pipeline name).
@@ -234,7 +261,7 @@ pub enum RunState {
     Running,
     /// Finished, with the result conjunction records.
     Finished(ReportState),
-    /// Says nothing conjunction acts on (a job of a run, a dispatch, a skipped run),
+    /// Says nothing conjunction acts on (a skipped run, a state it does not know),
     /// and why.
     Ignored(&'static str),
 }

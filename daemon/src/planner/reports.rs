@@ -186,12 +186,14 @@ pub fn judge_rebuild(
 }
 
 /// The node at the start of its next attempt, queued: what the last attempt's CI said
-/// is cleared. A dependent's version, commit and ref came from its CI too; the root's
-/// came from the upstream's report and stay.
+/// is cleared, its run too (the next attempt is another run, which its trigger's
+/// answer or webhook names). A dependent's version, commit and ref came from its CI
+/// too; the root's came from the upstream's report and stay.
 pub fn next_attempt(node: &Node) -> Node {
     let mut next = node.clone();
     next.attempt += 1;
     next.state = NodeState::Queued;
+    next.run = None;
     next.url = None;
     next.summary = None;
     next.triggered_at = None;

@@ -65,7 +65,7 @@ impl StoredProject {
             depends_on: self.depends_on.clone(),
             trigger: self.trigger.as_ref().map(TriggerSpec::view),
             package: self.package.clone(),
-            source: self.source.as_ref().map(SourceSpec::view),
+            source: self.source.as_ref().map(|s| s.view(self.trigger.as_ref())),
             reconcile_after_secs: self.reconcile_after_secs,
             confirm_failures: self.confirm_failures,
             badges: self.badges,

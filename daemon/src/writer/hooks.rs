@@ -1,6 +1,7 @@
 //! News of native CI runs, from their webhooks or from asking their APIs: a run
-//! conjunction triggered moves its build on; a run of the project's own configured
-//! workflow or branch is a root report; anything else is noted and changes nothing.
+//! conjunction triggered moves its build on; a run of the release the project's source
+//! names, on its branch or a version tag, is a root report; anything else is noted and
+//! changes nothing.
 //!
 //! A run is tied to its build by the run id the CI answered the trigger with, or
 //! else by the build key (`<build>/<attempt>`) the run carries in a field of its own
@@ -9,7 +10,9 @@
 use std::time::Duration;
 
 use conjunction_protocol::ci::{parse_build_key, version_from_ref};
-use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Report, ReportAck, Run, SourceSpec};
+use conjunction_protocol::{
+    BuildId, CiKind, Node, ProjectId, Report, ReportAck, Run, SourceSpec, TriggerSpec,
+};
 
 use super::reports;
 use super::work::Work;
@@ -78,7 +81,7 @@ pub(super) fn hear(
     if let RunState::Ignored(why) = run.state {
         return Ok(Ok(Heard::Noted(format!("{why}; nothing changed"))));
     }
-    let found = match find_build(work, &news)? {
+    let found = match find_build(work, &news, project.trigger.as_ref())? {
         Ok(found) => found,
         Err(note) => return Ok(Ok(Heard::Noted(note))),
     };
@@ -91,7 +94,7 @@ pub(super) fn hear(
         }
     }
     let source = project.source.as_ref();
-    if let Some(note) = not_counted(source, news.ci, run) {
+    if let Some(note) = not_counted(source, project.trigger.as_ref(), news.ci, run) {
         return Ok(Ok(Heard::Noted(note)));
     }
     root_news(work, news)
@@ -103,6 +106,7 @@ pub(super) fn hear(
 fn find_build(
     work: &mut Work<'_, '_>,
     news: &News,
+    trigger: Option<&TriggerSpec>,
 ) -> Result<Result<Option<(RunRecord, Node)>, String>, StoreError> {
     let run = &news.run;
     let record = match (&news.via, &run.run_id) {
@@ -125,11 +129,24 @@ fn find_build(
                     run.conjunction_build.as_deref().unwrap_or_default()
                 )))
             }
-            Some(Some((build, attempt))) => RunRecord {
-                build,
-                attempt,
-                ci_attempt: None,
-            },
+            Some(Some((build, attempt))) => {
+                // A title is written by whoever runs a workflow: one of another
+                // repository that shares an organisation webhook cannot claim a build.
+                if let Some(TriggerSpec::Github { repo, .. }) = trigger {
+                    if news.ci == CiKind::Github && !run.source.eq_ignore_ascii_case(repo) {
+                        return Ok(Err(format!(
+                            "the run names conjunction build {build}, but it is in {}, not in \
+                             {repo}, where {}'s trigger starts its runs; nothing changed",
+                            run.source, news.project
+                        )));
+                    }
+                }
+                RunRecord {
+                    build,
+                    attempt,
+                    ci_attempt: None,
+                }
+            }
         },
     };
     let Some(node) = work.tx.node(record.build)? else {
@@ -232,8 +249,16 @@ fn amend_run(node: &mut Node, run: &Run) {
     }
 }
 
-/// Why a run is not one of the project's own root reports, or `None` when it is.
-fn not_counted(source: Option<&SourceSpec>, ci: CiKind, run: &RunNews) -> Option<String> {
+/// Why a run is not one of the project's own root reports, or `None` when it is: a
+/// run is a root report only when the source names the release it is (its
+/// repository and workflow, project, pipeline or job), on the branch the source names
+/// or on a version tag, and it releases rather than tests a change.
+fn not_counted(
+    source: Option<&SourceSpec>,
+    trigger: Option<&TriggerSpec>,
+    ci: CiKind,
+    run: &RunNews,
+) -> Option<String> {
     let Some(source) = source else {
         return Some("the project has no source configured; nothing changed".into());
     };
@@ -244,9 +269,8 @@ fn not_counted(source: Option<&SourceSpec>, ci: CiKind, run: &RunNews) -> Option
             ci
         ));
     }
-    let (workflow, branch) = source.filters();
     let described = || {
-        let mut d = String::from("a run");
+        let mut d = format!("a run in {}", run.source);
         if let Some(w) = &run.workflow {
             d.push_str(&format!(" of {w}"));
         }
@@ -255,11 +279,40 @@ fn not_counted(source: Option<&SourceSpec>, ci: CiKind, run: &RunNews) -> Option
         }
         d
     };
-    if let Some(wanted) = workflow {
+    if !source.names_release(trigger) {
+        let needs = match ci {
+            CiKind::Github => "repo and workflow",
+            CiKind::Gitlab => "project",
+            CiKind::Buildkite => "pipeline",
+            CiKind::Jenkins => "job",
+        };
+        return Some(format!(
+            "{} that conjunction did not trigger; the source names no release (its {needs}), \
+             so its webhook only updates builds conjunction triggered; nothing changed",
+            described()
+        ));
+    }
+    if let Some(why) = &run.candidate {
+        return Some(format!(
+            "{}: {why}, which tests a change and is never a release; nothing changed",
+            described()
+        ));
+    }
+    let release = source.release(trigger);
+    if let Some(wanted) = release.place {
+        if !same_place(ci, &run.source, wanted) {
+            return Some(format!(
+                "{} that conjunction did not trigger, and not in {wanted}, whose runs the \
+                 source counts; nothing changed",
+                described()
+            ));
+        }
+    }
+    if let Some(wanted) = release.workflow {
         let matches = run
             .workflow
             .as_deref()
-            .is_some_and(|w| same_workflow(w, wanted));
+            .is_some_and(|w| same_workflow(ci, w, wanted));
         if !matches {
             return Some(format!(
                 "{} that conjunction did not trigger, and not of {wanted}, which the source \
@@ -268,25 +321,56 @@ fn not_counted(source: Option<&SourceSpec>, ci: CiKind, run: &RunNews) -> Option
             ));
         }
     }
-    if let Some(wanted) = branch {
-        let on_ref = run.git_ref.as_deref();
-        let matches = on_ref.is_some_and(|r| r == wanted || version_from_ref(r).is_some());
-        if !matches {
-            return Some(format!(
-                "{} that conjunction did not trigger, and not on {wanted} or a version tag, \
-                 which the source counts; nothing changed",
-                described()
-            ));
-        }
+    let on_ref = run.git_ref.as_deref();
+    let version_tag =
+        on_ref.is_some_and(|r| run.tag != Some(false) && version_from_ref(r).is_some());
+    let on_branch = match (on_ref, release.branch) {
+        (Some(r), Some(wanted)) => branch_name(r) == branch_name(wanted),
+        _ => false,
+    };
+    if !(version_tag || on_branch) {
+        let counted = match release.branch {
+            Some(wanted) => format!("not on {wanted} or a version tag, which the source counts"),
+            None => {
+                "not on a version tag, which is all the source counts without a branch".to_owned()
+            }
+        };
+        return Some(format!(
+            "{} that conjunction did not trigger, and {counted}; nothing changed",
+            described()
+        ));
     }
     None
 }
 
-/// A workflow named by its path or its file name (`.github/workflows/release.yml`,
-/// `release.yml`), or a Jenkins job by its full name or its own name.
-fn same_workflow(run: &str, wanted: &str) -> bool {
-    let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
-    run == wanted || last(run) == last(wanted)
+/// A branch without the `refs/heads/` of its full name.
+fn branch_name(r: &str) -> &str {
+    r.strip_prefix("refs/heads/").unwrap_or(r)
+}
+
+/// Whether a run in `run` (a repository, project path or `org/pipeline`) is in the
+/// place a source names. GitHub and GitLab names are case-insensitive; a Buildkite
+/// pipeline may be named by its slug alone.
+fn same_place(ci: CiKind, run: &str, wanted: &str) -> bool {
+    match ci {
+        CiKind::Buildkite if !wanted.contains('/') => {
+            run.rsplit('/').next().is_some_and(|slug| slug == wanted)
+        }
+        CiKind::Buildkite | CiKind::Jenkins => run == wanted,
+        CiKind::Github | CiKind::Gitlab => run.eq_ignore_ascii_case(wanted),
+    }
+}
+
+/// A GitHub workflow named by its path or its file name
+/// (`.github/workflows/release.yml`, `release.yml`); a Jenkins job by its full name.
+fn same_workflow(ci: CiKind, run: &str, wanted: &str) -> bool {
+    match ci {
+        CiKind::Github => {
+            let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
+            run == wanted || last(run) == last(wanted)
+        }
+        _ => run == wanted,
+    }
 }
 
 /// A root report from the project's own run.
@@ -328,9 +412,9 @@ mod tests {
     use super::*;
     use conjunction_protocol::ReportState;
 
-    fn news(workflow: Option<&str>, git_ref: Option<&str>) -> RunNews {
+    fn news(source: &str, workflow: Option<&str>, git_ref: Option<&str>) -> RunNews {
         RunNews {
-            source: "acme/lib".into(),
+            source: source.into(),
             run_id: Some("1".into()),
             workflow: workflow.map(str::to_owned),
             attempt: Some(1),
@@ -338,6 +422,8 @@ mod tests {
             state: RunState::Finished(ReportState::Passed),
             commit: None,
             git_ref: git_ref.map(str::to_owned),
+            tag: None,
+            candidate: None,
             url: None,
             title: None,
             conjunction_build: None,
@@ -346,51 +432,194 @@ mod tests {
         }
     }
 
-    fn github(workflow: Option<&str>, branch: Option<&str>) -> SourceSpec {
+    fn github(repo: Option<&str>, workflow: Option<&str>, branch: Option<&str>) -> SourceSpec {
         SourceSpec::Github {
             secret: "s".into(),
+            repo: repo.map(str::to_owned),
             workflow: workflow.map(str::to_owned),
             branch: branch.map(str::to_owned),
         }
     }
 
+    const RELEASE: Option<&str> = Some(".github/workflows/release.yml");
+
+    fn counted(source: &SourceSpec, ci: CiKind, run: &RunNews) -> Result<(), String> {
+        match not_counted(Some(source), None, ci, run) {
+            None => Ok(()),
+            Some(note) => Err(note),
+        }
+    }
+
     #[test]
-    fn the_configured_workflow_on_its_branch_or_a_version_tag_counts() {
-        let source = github(Some(".github/workflows/release.yml"), Some("main"));
-        let release = Some(".github/workflows/release.yml");
-        assert_eq!(
-            not_counted(Some(&source), CiKind::Github, &news(release, Some("main"))),
-            None
+    fn the_named_workflow_of_the_named_repository_on_its_branch_or_a_version_tag_counts() {
+        let source = github(Some("acme/lib"), RELEASE, Some("main"));
+        let gh = CiKind::Github;
+        counted(&source, gh, &news("acme/lib", RELEASE, Some("main"))).unwrap();
+        counted(&source, gh, &news("acme/lib", RELEASE, Some("v1.4.0"))).unwrap();
+        // GitHub's names are case-insensitive; a workflow may be named by file name.
+        counted(&source, gh, &news("Acme/Lib", RELEASE, Some("main"))).unwrap();
+        let by_name = github(Some("acme/lib"), Some("release.yml"), Some("main"));
+        counted(&by_name, gh, &news("acme/lib", RELEASE, Some("main"))).unwrap();
+    }
+
+    #[test]
+    fn without_a_branch_only_version_tags_count() {
+        let source = github(Some("acme/lib"), RELEASE, None);
+        let gh = CiKind::Github;
+        counted(&source, gh, &news("acme/lib", RELEASE, Some("v2.0.0"))).unwrap();
+        let note = counted(&source, gh, &news("acme/lib", RELEASE, Some("fix-1"))).unwrap_err();
+        assert!(
+            note.contains("fix-1") && note.contains("version tag"),
+            "{note}"
         );
-        assert_eq!(
-            not_counted(
-                Some(&source),
-                CiKind::Github,
-                &news(release, Some("v1.4.0"))
+    }
+
+    #[test]
+    fn a_source_that_names_no_release_never_starts_a_cascade() {
+        let run = news("acme/lib", RELEASE, Some("v1.0.0"));
+        for (source, ci) in [
+            (github(Some("acme/lib"), None, None), CiKind::Github),
+            (github(None, RELEASE, Some("main")), CiKind::Github),
+            (
+                SourceSpec::Gitlab {
+                    token: "t".into(),
+                    signing_token: None,
+                    project: None,
+                    git_ref: Some("main".into()),
+                },
+                CiKind::Gitlab,
             ),
+            (
+                SourceSpec::Buildkite {
+                    token: "t".into(),
+                    allow_plain_token: false,
+                    pipeline: None,
+                    branch: Some("main".into()),
+                },
+                CiKind::Buildkite,
+            ),
+            (
+                SourceSpec::Jenkins {
+                    secret: "t".into(),
+                    job: None,
+                    branch: None,
+                },
+                CiKind::Jenkins,
+            ),
+        ] {
+            let note = counted(&source, ci, &run).unwrap_err();
+            assert!(
+                note.contains("only updates builds conjunction triggered"),
+                "{ci}: {note}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_github_source_without_a_repo_is_about_the_repository_its_trigger_dispatches_to() {
+        let source = github(None, RELEASE, Some("main"));
+        let trigger = TriggerSpec::Github {
+            repo: "acme/lib".into(),
+            workflow: "downstream.yml".into(),
+            git_ref: "main".into(),
+            token: "t".into(),
+            api_url: None,
+        };
+        let mine = news("acme/lib", RELEASE, Some("main"));
+        assert_eq!(
+            not_counted(Some(&source), Some(&trigger), CiKind::Github, &mine),
             None
         );
-        let by_name = github(Some("release.yml"), None);
-        assert_eq!(
-            not_counted(Some(&by_name), CiKind::Github, &news(release, Some("x"))),
-            None
+        let theirs = news("acme/other", RELEASE, Some("main"));
+        assert!(not_counted(Some(&source), Some(&trigger), CiKind::Github, &theirs).is_some());
+    }
+
+    #[test]
+    fn forks_pull_requests_and_other_repositories_are_never_roots() {
+        let source = github(Some("acme/lib"), RELEASE, Some("main"));
+        let gh = CiKind::Github;
+        let mut fork = news("acme/lib", RELEASE, Some("main"));
+        fork.candidate = Some("a run of a commit from the fork evil/lib".into());
+        let note = counted(&source, gh, &fork).unwrap_err();
+        assert!(
+            note.contains("evil/lib") && note.contains("never a release"),
+            "{note}"
+        );
+        // An organisation webhook pointed at acme/lib's URL sends acme/other's runs.
+        let note = counted(&source, gh, &news("acme/other", RELEASE, Some("v1.0.0"))).unwrap_err();
+        assert!(
+            note.contains("acme/other") && note.contains("not in acme/lib"),
+            "{note}"
         );
     }
 
     #[test]
     fn other_workflows_branches_and_kinds_are_noted() {
-        let source = github(Some(".github/workflows/release.yml"), Some("main"));
-        let other = news(Some(".github/workflows/test.yml"), Some("main"));
-        let note = not_counted(Some(&source), CiKind::Github, &other).unwrap();
+        let source = github(Some("acme/lib"), RELEASE, Some("main"));
+        let other = news("acme/lib", Some(".github/workflows/test.yml"), Some("main"));
+        let note = counted(&source, CiKind::Github, &other).unwrap_err();
         assert!(
             note.contains("test.yml") && note.contains("release.yml"),
             "{note}"
         );
-        let feature = news(Some(".github/workflows/release.yml"), Some("feature"));
-        let note = not_counted(Some(&source), CiKind::Github, &feature).unwrap();
+        let feature = news("acme/lib", RELEASE, Some("feature"));
+        let note = counted(&source, CiKind::Github, &feature).unwrap_err();
         assert!(note.contains("feature") && note.contains("main"), "{note}");
-        let note = not_counted(Some(&source), CiKind::Gitlab, &feature).unwrap();
+        let note = counted(&source, CiKind::Gitlab, &feature).unwrap_err();
         assert!(note.contains("source is github"), "{note}");
-        assert!(not_counted(None, CiKind::Github, &feature).is_some());
+        assert!(not_counted(None, None, CiKind::Github, &feature).is_some());
+    }
+
+    #[test]
+    fn gitlab_buildkite_and_jenkins_name_their_release_by_project_pipeline_and_full_job_name() {
+        let gitlab = SourceSpec::Gitlab {
+            token: "t".into(),
+            signing_token: None,
+            project: Some("acme/sub/lib".into()),
+            git_ref: Some("main".into()),
+        };
+        counted(
+            &gitlab,
+            CiKind::Gitlab,
+            &news("acme/sub/lib", None, Some("main")),
+        )
+        .unwrap();
+        assert!(counted(
+            &gitlab,
+            CiKind::Gitlab,
+            &news("acme/other", None, Some("main"))
+        )
+        .is_err());
+        // GitLab says whether a ref is a tag: a branch named like a version is not one.
+        let mut branch = news("acme/sub/lib", None, Some("v9.9.9"));
+        branch.tag = Some(false);
+        assert!(counted(&gitlab, CiKind::Gitlab, &branch).is_err());
+        branch.tag = Some(true);
+        counted(&gitlab, CiKind::Gitlab, &branch).unwrap();
+
+        let buildkite = |pipeline: &str| SourceSpec::Buildkite {
+            token: "t".into(),
+            allow_plain_token: false,
+            pipeline: Some(pipeline.into()),
+            branch: Some("main".into()),
+        };
+        let run = news("acme/lib", None, Some("main"));
+        counted(&buildkite("lib"), CiKind::Buildkite, &run).unwrap();
+        counted(&buildkite("acme/lib"), CiKind::Buildkite, &run).unwrap();
+        assert!(counted(&buildkite("other/lib"), CiKind::Buildkite, &run).is_err());
+        assert!(counted(&buildkite("app"), CiKind::Buildkite, &run).is_err());
+
+        let jenkins = SourceSpec::Jenkins {
+            secret: "t".into(),
+            job: Some("team/lib".into()),
+            branch: Some("main".into()),
+        };
+        let run = |job: &str| news(job, Some(job), Some("main"));
+        counted(&jenkins, CiKind::Jenkins, &run("team/lib")).unwrap();
+        let note = counted(&jenkins, CiKind::Jenkins, &run("other/lib")).unwrap_err();
+        assert!(
+            note.contains("other/lib") && note.contains("team/lib"),
+            "{note}"
+        );
     }
 }

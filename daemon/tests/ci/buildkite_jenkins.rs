@@ -1,6 +1,6 @@
 //! Buildkite's webhooks and REST builds, and the Jenkins Notification plugin's JSON.
 
-use conjunction_daemon::ci::{buildkite, jenkins, HookError, RunNews, RunState};
+use conjunction_daemon::ci::{buildkite, jenkins, Hook, HookError, RunNews, RunState};
 use conjunction_protocol::ReportState;
 
 fn read(ci: &str, name: &str) -> String {
@@ -43,7 +43,8 @@ fn every_buildkite_build_is_read_and_a_blocked_build_is_still_running() {
         ],
     );
     // "passed" with blocked: true waits at a block step for a person.
-    let blocked = buildkite::parse_webhook(read("buildkite", BLOCKED).as_bytes()).unwrap();
+    let blocked =
+        crate::run(buildkite::parse_webhook(None, read("buildkite", BLOCKED).as_bytes()).unwrap());
     let web = "https://buildkite.com/fluid-project/infusion/builds/302";
     check(
         &blocked,
@@ -60,7 +61,9 @@ fn every_buildkite_build_is_read_and_a_blocked_build_is_still_running() {
     assert!(head.contains("X-Buildkite-Event: build.finished"));
     assert!(head.lines().any(|l| l.starts_with("X-Buildkite-Request: ")));
     assert_eq!(
-        buildkite::parse_webhook(body.trim().as_bytes()).unwrap(),
+        crate::run(
+            buildkite::parse_webhook(Some("build.finished"), body.trim().as_bytes()).unwrap()
+        ),
         blocked
     );
 
@@ -149,7 +152,44 @@ fn a_buildkite_signature_covers_the_timestamp_and_the_body_and_expires() {
     );
     assert!(buildkite::verify_token(token, Some("webhook-token")).is_ok());
     assert!(buildkite::verify_token(token, Some("xxx")).is_err());
-    assert!(buildkite::parse_webhook(br#"{"event":"ping"}"#).is_err());
+}
+
+#[test]
+fn buildkite_pings_and_job_and_agent_events_are_noted() {
+    let envelope = read("buildkite", BLOCKED);
+    for (header, body) in [
+        (
+            Some("ping"),
+            &br#"{"event":"ping","service":{"id":"x"},"organization":{"slug":"acme"}}"#[..],
+        ),
+        (None, &br#"{"event":"ping"}"#[..]),
+        (Some("job.finished"), envelope.as_bytes()),
+        (Some("agent.connected"), &b"{}"[..]),
+    ] {
+        let Hook::Unused(note) = buildkite::parse_webhook(header, body).unwrap() else {
+            panic!("{header:?} is about no build");
+        };
+        assert!(note.contains(header.unwrap_or("ping")), "{note}");
+    }
+}
+
+#[test]
+fn a_buildkite_build_of_a_pull_request_is_a_candidate_and_a_tag_build_says_so() {
+    let mut hook: serde_json::Value = serde_json::from_str(&read("buildkite", BLOCKED)).unwrap();
+    let plain =
+        crate::run(buildkite::parse_webhook(None, &serde_json::to_vec(&hook).unwrap()).unwrap());
+    assert_eq!(plain.candidate, None);
+    assert_eq!(plain.tag, Some(false));
+    hook["build"]["pull_request"] = serde_json::json!({"id": "42", "base": "master", "repository": "https://github.com/someone/infusion.git"});
+    hook["build"]["tag"] = "v1.2.3".into();
+    let pr =
+        crate::run(buildkite::parse_webhook(None, &serde_json::to_vec(&hook).unwrap()).unwrap());
+    assert_eq!(
+        pr.candidate.as_deref(),
+        Some("a build of pull request #42 from https://github.com/someone/infusion.git")
+    );
+    assert_eq!(pr.tag, Some(true));
+    assert_eq!(pr.git_ref.as_deref(), Some("v1.2.3"));
 }
 
 #[test]
@@ -164,7 +204,8 @@ fn every_jenkins_notification_is_read_into_its_build() {
     );
     let job = "Build my awesome project";
     let base = "http://ec2-18-130-79-165.eu-west-2.compute.amazonaws.com/job/Build%20my%20awesome%20project";
-    let started = jenkins::parse(read("jenkins", "notification.started.json").as_bytes()).unwrap();
+    let parse = |body: &[u8]| crate::run(jenkins::parse(body).unwrap());
+    let started = parse(read("jenkins", "notification.started.json").as_bytes());
     check(
         &started,
         job,
@@ -174,8 +215,7 @@ fn every_jenkins_notification_is_read_into_its_build() {
         None,
         &format!("{base}/3/"),
     );
-    let failed =
-        jenkins::parse(read("jenkins", "notification.completed.failure.json").as_bytes()).unwrap();
+    let failed = parse(read("jenkins", "notification.completed.failure.json").as_bytes());
     check(
         &failed,
         job,
@@ -187,15 +227,15 @@ fn every_jenkins_notification_is_read_into_its_build() {
     );
     // An older plugin sends no queue id: the build's URL names the run.
     let url = "http://build1.use.dynamicyield.com:8080/job/cookbook-test/3885/";
-    let unstable =
-        jenkins::parse(read("jenkins", "notification.completed.unstable.json").as_bytes()).unwrap();
+    let unstable = parse(read("jenkins", "notification.completed.unstable.json").as_bytes());
     check(
         &unstable,
         "cookbook-test",
         url,
         RunState::Finished(ReportState::Failed),
         Some("5fd7ed5ea61ff8dab124d17c1c7dd23917f26ed3"),
-        Some("origin/master"),
+        // The Git plugin's `origin/master`, as people name the branch.
+        Some("master"),
         url,
     );
     assert_eq!(unstable.conjunction_build, None);
@@ -204,7 +244,7 @@ fn every_jenkins_notification_is_read_into_its_build() {
         serde_json::from_str(&read("jenkins", "notification.completed.unstable.json")).unwrap();
     with_parameter["build"]["parameters"]["CONJUNCTION_BUILD"] =
         "01JD3Q8Z5K2V7WQ4M6N8P0R2S4/1".into();
-    let news = jenkins::parse(&serde_json::to_vec(&with_parameter).unwrap()).unwrap();
+    let news = parse(&serde_json::to_vec(&with_parameter).unwrap());
     assert_eq!(
         news.conjunction_build.as_deref(),
         Some("01JD3Q8Z5K2V7WQ4M6N8P0R2S4/1")
@@ -213,4 +253,33 @@ fn every_jenkins_notification_is_read_into_its_build() {
         jenkins::parse(b"[]"),
         Err(HookError::Unreadable { ci: "Jenkins", .. })
     ));
+}
+
+#[test]
+fn a_jenkins_job_is_named_by_its_full_name_and_other_phases_are_noted() {
+    assert_eq!(
+        jenkins::full_name("job/team/job/lib/").as_deref(),
+        Some("team/lib")
+    );
+    assert_eq!(
+        jenkins::full_name("job/Build%20my%20awesome%20project/").as_deref(),
+        Some("Build my awesome project")
+    );
+    assert_eq!(jenkins::full_name("view/all/job/x/"), None);
+    let mut n: serde_json::Value =
+        serde_json::from_str(&read("jenkins", "notification.completed.failure.json")).unwrap();
+    n["name"] = "lib".into();
+    n["url"] = "job/team/job/lib/".into();
+    let news = crate::run(jenkins::parse(&serde_json::to_vec(&n).unwrap()).unwrap());
+    assert_eq!(news.source, "team/lib");
+    assert_eq!(news.workflow.as_deref(), Some("team/lib"));
+    // Old plugins say FINISHED for FINALIZED.
+    n["build"]["phase"] = "FINISHED".into();
+    let news = crate::run(jenkins::parse(&serde_json::to_vec(&n).unwrap()).unwrap());
+    assert_eq!(news.state, RunState::Finished(ReportState::Failed));
+    n["build"]["phase"] = "DELETED".into();
+    let Hook::Unused(note) = jenkins::parse(&serde_json::to_vec(&n).unwrap()).unwrap() else {
+        panic!("a deleted build says nothing about how it went");
+    };
+    assert!(note.contains("DELETED"), "{note}");
 }

@@ -1,7 +1,7 @@
 //! GitHub: every payload is read, and the signed captures verify with the secret their
 //! source publishes.
 
-use conjunction_daemon::ci::{github, HookError, RunNews, RunState};
+use conjunction_daemon::ci::{github, Hook, HookError, RunNews, RunState};
 use conjunction_protocol::ReportState;
 
 fn read(name: &str) -> Vec<u8> {
@@ -31,7 +31,6 @@ struct Expected {
 const SHA_OCTO: &str = "3484a3fb816e0859fd6e1cea078d76385ff50625";
 const SHA_TEST_REPO: &str = "a69811586879ea72cb7657e555fcdb45cf96c6d6";
 const RUN_URL: &str = "https://github.com/octo-org/octo-repo/actions/runs/289782451";
-const JOB_URL: &str = "https://github.com/octo-org/octo-repo/runs/1291536064";
 
 fn expected() -> Vec<Expected> {
     use RunState::*;
@@ -97,48 +96,16 @@ fn expected() -> Vec<Expected> {
             git_ref: Some("e2e-test-1760227487027"),
             url: None,
         },
-        Expected {
-            file: "workflow_job.completed.failure.json",
-            source: "Codertocat/Hello-World",
-            run_id: Some("2202229078"),
-            workflow: None,
-            state: Ignored("a job of a run; the run's own workflow_run event says how it ends"),
-            commit: Some(SHA_OCTO),
-            git_ref: Some("main"),
-            url: Some(JOB_URL),
-        },
-        Expected {
-            file: "workflow_job.in_progress.json",
-            source: "Codertocat/Hello-World",
-            run_id: Some("2202229078"),
-            workflow: None,
-            state: Ignored("a job of a run; the run's own workflow_run event says how it ends"),
-            commit: Some(SHA_OCTO),
-            git_ref: Some("main"),
-            url: Some(JOB_URL),
-        },
-        Expected {
-            file: "workflow_dispatch.json",
-            source: "octo-org/octo-repo",
-            run_id: None,
-            workflow: Some(".github/workflows/hello-world-workflow.yml"),
-            state: Ignored("a dispatch names no run; its run's workflow_run events do"),
-            commit: None,
-            git_ref: None,
-            url: None,
-        },
-        Expected {
-            file: "repository_dispatch.json",
-            source: "octo-org/octo-repo",
-            run_id: None,
-            workflow: None,
-            state: Ignored("a dispatch names no run; its run's workflow_run events do"),
-            commit: None,
-            git_ref: None,
-            url: None,
-        },
     ]
 }
+
+/// Deliveries about no run, and what their note says.
+const UNUSED: [(&str, &str); 4] = [
+    ("workflow_job.completed.failure.json", "a job of a run"),
+    ("workflow_job.in_progress.json", "a job of a run"),
+    ("workflow_dispatch.json", "a dispatch names no run"),
+    ("repository_dispatch.json", "a dispatch names no run"),
+];
 
 /// The event a fixture holds, from its name: `workflow_run.completed.success.json`.
 fn event_of(file: &str) -> &str {
@@ -149,12 +116,21 @@ fn event_of(file: &str) -> &str {
 fn every_github_payload_is_read_into_its_run() {
     let expected = expected();
     let mut names: Vec<&str> = expected.iter().map(|e| e.file).collect();
+    names.extend(UNUSED.iter().map(|(file, _)| *file));
     // The captures' bodies are the *.signed-body.json files; the next test takes them.
     names.extend(CAPTURES);
     crate::all_named("github", &names);
+    for (file, why) in UNUSED {
+        match github::parse(event_of(file), &read(file)).unwrap() {
+            Hook::Unused(note) => assert!(note.contains(why), "{file}: {note}"),
+            Hook::Run(news) => panic!("{file} is about no run: {news:?}"),
+        }
+    }
     for e in expected {
-        let news: RunNews = github::parse(event_of(e.file), &read(e.file))
-            .unwrap_or_else(|err| panic!("{}: {err}", e.file));
+        let news: RunNews = crate::run(
+            github::parse(event_of(e.file), &read(e.file))
+                .unwrap_or_else(|err| panic!("{}: {err}", e.file)),
+        );
         assert_eq!(news.source, e.source, "{}", e.file);
         assert_eq!(news.run_id.as_deref(), e.run_id, "{}", e.file);
         assert_eq!(news.workflow.as_deref(), e.workflow, "{}", e.file);
@@ -219,15 +195,73 @@ fn a_run_named_by_its_run_name_carries_the_conjunction_build() {
     let mut run: serde_json::Value =
         serde_json::from_slice(&read("workflow_run.completed.success.json")).unwrap();
     run["workflow_run"]["display_title"] = "conjunction 01JD3Q8Z5K2V7WQ4M6N8P0R2S4/2".into();
-    let news = github::parse("workflow_run", &serde_json::to_vec(&run).unwrap()).unwrap();
+    let news =
+        crate::run(github::parse("workflow_run", &serde_json::to_vec(&run).unwrap()).unwrap());
     assert_eq!(
         news.conjunction_build.as_deref(),
         Some("01JD3Q8Z5K2V7WQ4M6N8P0R2S4/2")
     );
-    let plain =
-        github::parse("workflow_run", &read("workflow_run.completed.success.json")).unwrap();
+    let plain = crate::run(
+        github::parse("workflow_run", &read("workflow_run.completed.success.json")).unwrap(),
+    );
     assert_eq!(
         plain.conjunction_build, None,
         "an ordinary title carries none"
     );
+}
+
+#[test]
+fn events_about_no_run_are_noted_without_reading_them_even_from_an_organisation() {
+    // An organisation webhook's ping names no repository; a push or check run is
+    // nothing conjunction follows. None of them is read, so none can be refused.
+    for (event, body) in [
+        (
+            "ping",
+            &br#"{"zen":"Design for failure.","hook_id":1,"organization":{"login":"acme"}}"#[..],
+        ),
+        (
+            "push",
+            &br#"{"ref":"refs/heads/main","repository":{"full_name":"acme/lib"}}"#[..],
+        ),
+        ("check_run", &b"{}"[..]),
+        ("pull_request", &b"not even json"[..]),
+        ("installation", &b"{}"[..]),
+    ] {
+        let Hook::Unused(note) = github::parse(event, body).unwrap() else {
+            panic!("{event} is about no run");
+        };
+        assert!(note.contains(event), "{note}");
+    }
+}
+
+#[test]
+fn a_run_of_a_forks_commit_is_a_candidate() {
+    let body = crate::read_acceptance("native-ci/github", "workflow_run.completed.cdviz.json");
+    let own = crate::run(github::parse("workflow_run", &body).unwrap());
+    assert_eq!(own.source, "aaaaa-aaa/aaaaa-aaaaaaaaa");
+    assert_eq!(own.candidate, None, "the head is in the repository itself");
+    let mut fork: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    fork["workflow_run"]["head_repository"]["full_name"] = "someone/aaaaa-aaaaaaaaa".into();
+    let fork =
+        crate::run(github::parse("workflow_run", &serde_json::to_vec(&fork).unwrap()).unwrap());
+    assert_eq!(
+        fork.candidate.as_deref(),
+        Some("a run of a commit from the fork someone/aaaaa-aaaaaaaaa")
+    );
+}
+
+#[test]
+fn a_form_encoded_delivery_is_read_from_its_payload_field() {
+    let json = read("workflow_run.completed.success.json");
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", std::str::from_utf8(&json).unwrap())
+        .finish();
+    let body =
+        github::json_body(Some("application/x-www-form-urlencoded"), form.as_bytes()).unwrap();
+    assert_eq!(&*body, &json[..]);
+    assert_eq!(
+        &*github::json_body(Some("application/json"), &json).unwrap(),
+        &json[..]
+    );
+    assert!(github::json_body(Some("application/x-www-form-urlencoded"), b"x=1").is_err());
 }

@@ -1,6 +1,6 @@
 //! GitLab: every Pipeline Hook is read, and the request with a broken body is refused.
 
-use conjunction_daemon::ci::{gitlab, HookError, RunState};
+use conjunction_daemon::ci::{gitlab, Hook, HookError, RunState};
 use conjunction_protocol::ReportState;
 
 fn read(name: &str) -> Vec<u8> {
@@ -44,7 +44,10 @@ fn every_gitlab_pipeline_hook_is_read_into_its_run() {
     names.push(REQUEST);
     crate::all_named("gitlab", &names);
     for (file, source, run_id, state, sha, git_ref, url) in expected {
-        let news = gitlab::parse(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let news = crate::run(
+            gitlab::parse(Some("Pipeline Hook"), &read(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}")),
+        );
         assert_eq!(news.source, source, "{file}");
         assert_eq!(news.run_id.as_deref(), Some(run_id), "{file}");
         assert_eq!(news.state, state, "{file}");
@@ -65,7 +68,7 @@ fn the_published_request_with_a_broken_body_is_refused_with_the_reason() {
         .split_once("\n\n")
         .expect("headers, a blank line, the body");
     assert!(head.lines().any(|l| l == "X-Gitlab-Event: Pipeline Hook"));
-    let err = gitlab::parse(body.as_bytes()).unwrap_err();
+    let err = gitlab::parse(Some("Pipeline Hook"), body.as_bytes()).unwrap_err();
     let HookError::Unreadable { ci, reason } = &err else {
         panic!("refused as unreadable: {err}");
     };
@@ -86,7 +89,7 @@ fn the_trigger_variables_come_back_with_the_conjunction_build() {
         {"key": "UPSTREAM_VERSION", "value": "1.4.0"},
         {"key": "CONJUNCTION_BUILD", "value": "01JD3Q8Z5K2V7WQ4M6N8P0R2S4/2"},
     ]);
-    let news = gitlab::parse(&serde_json::to_vec(&hook).unwrap()).unwrap();
+    let news = crate::run(gitlab::parse(None, &serde_json::to_vec(&hook).unwrap()).unwrap());
     assert_eq!(
         news.conjunction_build.as_deref(),
         Some("01JD3Q8Z5K2V7WQ4M6N8P0R2S4/2")
@@ -107,9 +110,53 @@ fn the_secret_token_is_compared_whole() {
         gitlab::verify(b"s3cret-token", None),
         Err(HookError::Unsigned("X-Gitlab-Token"))
     );
+}
+
+#[test]
+fn every_other_event_a_project_webhook_sends_is_noted_without_reading_it() {
     let issue = br#"{"object_kind":"issue","project":{"path_with_namespace":"a/b"},"object_attributes":{"id":1,"status":"x"}}"#;
-    assert!(gitlab::parse(issue)
-        .unwrap_err()
-        .to_string()
-        .contains("pipeline events only"));
+    let Hook::Unused(note) = gitlab::parse(None, issue).unwrap() else {
+        panic!("an issue event is about no pipeline");
+    };
+    assert!(note.contains("pipeline events only"), "{note}");
+    // GitLab ticks "Push events" by default; its push payload has no object_attributes.
+    let push = crate::read_acceptance("ops", "gitlab-push-event.json");
+    for event in [
+        "Push Hook",
+        "Tag Push Hook",
+        "Merge Request Hook",
+        "Job Hook",
+        "Note Hook",
+        "Issue Hook",
+        "Wiki Page Hook",
+        "Deployment Hook",
+        "Release Hook",
+    ] {
+        let Hook::Unused(note) = gitlab::parse(Some(event), &push).unwrap() else {
+            panic!("{event} is about no pipeline");
+        };
+        assert!(note.contains(event), "{note}");
+    }
+    let Hook::Unused(_) = gitlab::parse(None, &push).unwrap() else {
+        panic!("a push without the header is read by its object_kind");
+    };
+}
+
+#[test]
+fn a_merge_request_pipeline_from_a_fork_is_a_candidate_and_a_tag_pipeline_says_so() {
+    // The documentation's example is a merge request pipeline within the project.
+    let docs = read("pipeline.success.docs-example.json");
+    let own = crate::run(gitlab::parse(Some("Pipeline Hook"), &docs).unwrap());
+    assert_eq!(own.candidate, None);
+    assert_eq!(own.tag, Some(false), "a branch pipeline");
+    let mut hook: serde_json::Value = serde_json::from_slice(&docs).unwrap();
+    hook["merge_request"]["source_project_id"] = 99.into();
+    hook["merge_request"]["iid"] = 12.into();
+    let fork = crate::run(
+        gitlab::parse(Some("Pipeline Hook"), &serde_json::to_vec(&hook).unwrap()).unwrap(),
+    );
+    assert_eq!(
+        fork.candidate.as_deref(),
+        Some("a pipeline of merge request !12 from a fork")
+    );
 }

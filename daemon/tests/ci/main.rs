@@ -36,3 +36,27 @@ fn all_named(ci: &str, names: &[&str]) {
         );
     }
 }
+
+/// The run a delivery is about; it must be about one.
+fn run(hook: conjunction_daemon::ci::Hook) -> conjunction_daemon::ci::RunNews {
+    match hook {
+        conjunction_daemon::ci::Hook::Run(news) => news,
+        conjunction_daemon::ci::Hook::Unused(note) => panic!("about no run: {note}"),
+    }
+}
+
+/// A file of `../shared/fixtures/acceptance/<dir>/`; a `{"headers", "body"}` capture
+/// gives its body, serialised.
+fn read_acceptance(dir: &str, name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/acceptance")
+        .join(dir)
+        .join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(capture) if capture.get("headers").is_some() && capture.get("body").is_some() => {
+            serde_json::to_vec(&capture["body"]).unwrap()
+        }
+        _ => bytes,
+    }
+}

@@ -17,6 +17,7 @@ mod migration;
 mod native;
 mod notify;
 mod retention;
+mod sources;
 mod startup;
 mod storage;
 mod systemd;

@@ -75,7 +75,7 @@ async fn downstream(
     let mut p = pipeline(kind, name, project);
     register(api, project, deps, |spec| {
         spec.trigger = Some(native::trigger(kind, name, ci.base_url(), api_token(kind)));
-        spec.source = Some(native::source(kind, HOOK_SECRET));
+        spec.source = Some(native::source(kind, name, HOOK_SECRET));
         tune(spec, &mut p);
     })
     .await;
@@ -85,7 +85,7 @@ async fn downstream(
 /// An upstream whose GitHub release workflow reports by its webhook.
 async fn upstream(api: &Client, ci: &NativeCi, project: &str) {
     register(api, project, &[], |s| {
-        s.source = Some(native::source(CiKind::Github, HOOK_SECRET))
+        s.source = Some(native::source(CiKind::Github, project, HOOK_SECRET))
     })
     .await;
     ci.add(pipeline(CiKind::Github, project, project));
@@ -288,6 +288,50 @@ async fn a_github_dispatch_without_run_details_is_tied_to_its_build_by_its_run_n
         "asked once with the field, then without"
     );
     assert_eq!(ci.runs().len(), 1, "one run for one build");
+}
+
+#[tokio::test]
+async fn a_rebuilt_github_build_shows_the_run_its_dispatch_answered_with() {
+    let d = daemon().await;
+    let ci = NativeCi::start(&d.url()).await.unwrap();
+    upstream(&d.api, &ci, "acme/lib").await;
+    let github = (CiKind::Github, "acme/app");
+    downstream(&d.api, &ci, "acme/app", &["acme/lib"], github, |_, p| {
+        p.outcome = conjunction_protocol::ReportState::Failed;
+    })
+    .await;
+    let root = release(&ci, "acme/lib", "1.0.2").await;
+    let event = settled(&d.api, root).await;
+    let first = node_of(&event, "acme/app").clone();
+    assert_eq!(first.state.kind(), StateKind::Failed);
+
+    // Attempt 2's run sends no webhook: only the dispatch's answer names it.
+    let mut quiet = pipeline(CiKind::Github, "acme/app", "acme/app");
+    quiet.silent = true;
+    ci.add(quiet);
+    d.api.rebuild(first.id).await.unwrap();
+    let second_run = eventually("attempt 2's run", WAIT, || async {
+        ci.runs()
+            .into_iter()
+            .filter(|r| r.pipeline == "acme/app")
+            .nth(1)
+    })
+    .await;
+    let node = node_where(&d.api, root, "acme/app", "attempt 2 to be triggered", |n| {
+        n.attempt == 2 && n.state.kind() == StateKind::Triggered
+    })
+    .await;
+    assert_eq!(
+        node.run.as_ref().and_then(|r| r.id.as_deref()),
+        Some(second_run.id.as_str()),
+        "attempt 2's run, not attempt 1's {:?}",
+        first.run
+    );
+    assert_eq!(node.url.as_deref(), Some(second_run.web_url.as_str()));
+    assert_ne!(
+        first.run.as_ref().and_then(|r| r.id.clone()),
+        Some(second_run.id)
+    );
 }
 
 #[tokio::test]

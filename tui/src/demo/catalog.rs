@@ -370,7 +370,7 @@ impl DemoProject {
         let (trigger, source) = match native {
             Some(&(_, ci, name)) => (
                 super::native::trigger(ci, name, native_base, secret),
-                Some(super::native::source(ci, secret)),
+                Some(super::native::source(ci, name, secret)),
             ),
             None => (
                 TriggerSpec::Webhook {

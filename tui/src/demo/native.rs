@@ -67,29 +67,33 @@ pub fn trigger(ci: CiKind, name: &str, base: &str, secret: &str) -> TriggerSpec 
     }
 }
 
-/// The source of a project built on the simulated `ci`: its webhook, signed with
-/// `secret`; its own root reports are runs of [`RELEASE_WORKFLOW`] on `main`.
-pub fn source(ci: CiKind, secret: &str) -> SourceSpec {
+/// The source of a project built as `name` on the simulated `ci`: its webhook, signed
+/// with `secret`; its own root reports are runs in `name` (of [`RELEASE_WORKFLOW`] on
+/// GitHub, of the job `name` on Jenkins) on `main` or a version tag.
+pub fn source(ci: CiKind, name: &str, secret: &str) -> SourceSpec {
     match ci {
         CiKind::Github => SourceSpec::Github {
             secret: secret.into(),
+            repo: Some(name.into()),
             workflow: Some(RELEASE_WORKFLOW.into()),
             branch: Some("main".into()),
         },
         CiKind::Gitlab => SourceSpec::Gitlab {
             token: secret.into(),
             signing_token: None,
+            project: Some(name.into()),
             git_ref: Some("main".into()),
         },
         CiKind::Buildkite => SourceSpec::Buildkite {
             token: secret.into(),
             allow_plain_token: false,
+            pipeline: Some(name.into()),
             branch: Some("main".into()),
         },
         CiKind::Jenkins => SourceSpec::Jenkins {
             secret: secret.into(),
-            job: None,
-            branch: None,
+            job: Some(name.into()),
+            branch: Some("main".into()),
         },
     }
 }
