@@ -99,6 +99,18 @@ impl Report {
         }
     }
 
+    /// Makes the summary printable (a coloured or Windows log, see
+    /// [`crate::text::clean_log`]) before it is checked and stored. The single-line
+    /// fields are left as they came: [`Report::validate`] refuses what they must not
+    /// hold.
+    pub fn clean(&mut self) {
+        if let Some(summary) = &mut self.summary {
+            if let std::borrow::Cow::Owned(clean) = crate::text::clean_log(summary) {
+                *summary = clean;
+            }
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.attempt.is_some() && self.build.is_none() {
             return Err(ValidationError::new(

@@ -1,7 +1,11 @@
 //! What text the protocol accepts. Every field is shown somewhere: in the terminal UI,
 //! in `conjunction projects` and `tree`, in notifications. A newline in a name prints
 //! a fake line there, and a bidirectional override (U+202E) makes text read
-//! differently from what it is, so single-line fields refuse both.
+//! differently from what it is, so single-line fields refuse both. A log is another
+//! matter: real ones are coloured and have Windows line ends, so [`clean_log`] makes
+//! one printable instead of refusing it.
+
+use std::borrow::Cow;
 
 use crate::error::ValidationError;
 
@@ -27,6 +31,43 @@ fn is_deceptive(c: char) -> bool {
             | '\u{2066}'..='\u{2069}'
             | '\u{FEFF}'
     )
+}
+
+/// What a log's character becomes where it cannot be shown as itself.
+pub const REPLACEMENT: char = '\u{FFFD}';
+
+/// A log as it can be shown: terminal escape sequences (colours, cursor moves, OSC 8
+/// links: `CARGO_TERM_COLOR=always`, pytest `--color=yes`, Criterion) and the C0
+/// controls a terminal acts on (a bell, a backspace) taken out by anstream's parser, a
+/// leading byte-order mark dropped, CRLF and a lone CR (a progress line redrawn in
+/// place) turned into LF, and every other control, invisible or text-direction
+/// character (C1 controls, U+202E) replaced by U+FFFD. What comes out passes
+/// [`check_text`] with [`Layout::Lines`]; text that needs nothing is borrowed.
+pub fn clean_log(text: &str) -> Cow<'_, str> {
+    let needs = |c: char| {
+        c == '\r' || c == '\u{1b}' || (c.is_control() && c != '\n' && c != '\t') || is_deceptive(c)
+    };
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let stripped = anstream::adapter::strip_str(text).to_string();
+    let mut out = String::with_capacity(stripped.len());
+    let mut chars = stripped.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() || is_deceptive(c) => out.push(REPLACEMENT),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Checks one text field: not empty when `required`, at most `max` bytes, and only
@@ -79,6 +120,24 @@ pub fn check_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_coloured_windows_log_becomes_plain_lines() {
+        let log = "\u{feff}\u{1b}[1m\u{1b}[31merror\u{1b}[0m: boom\r\n  --> src/lib.rs:1:1\r\n";
+        assert_eq!(clean_log(log), "error: boom\n  --> src/lib.rs:1:1\n");
+        // A progress line redrawn in place, an OSC 8 link, a bell and a backspace.
+        let tty = "Warming up\r\u{1b}[KCollecting\r\u{1b}]8;;https://x.example\u{7}link\u{1b}]8;;\u{7} a\u{8}b\u{7}";
+        assert_eq!(clean_log(tty), "Warming up\nCollecting\nlink ab");
+        // What prints as something else is shown as U+FFFD.
+        assert_eq!(
+            clean_log("a\u{202E}b\u{85}c\u{c}d"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d"
+        );
+        for cleaned in [clean_log(log), clean_log(tty), clean_log("x\u{202E}\u{0}")] {
+            check_text("summary", &cleaned, 1000, false, Layout::Lines).unwrap();
+        }
+        assert!(matches!(clean_log("plain\n\tlog"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn one_line_fields_refuse_line_breaks_tabs_and_direction_overrides() {

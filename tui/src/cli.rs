@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use conjunction_protocol::limits::MAX_SUMMARY;
+use conjunction_protocol::text::clean_log;
 use conjunction_protocol::{BuildId, ProjectId, Report, ReportState};
 
 use crate::client::{Client, ClientError};
@@ -245,12 +246,16 @@ async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
     let Some(token) = client.token() else {
         bail!("no token: set CONJUNCTION_TOKEN to the project's report token or the build token from the trigger");
     };
+    // Cleaned before the tail is taken, so escape sequences spend none of the limit.
     let summary = match (&args.summary, &args.summary_file) {
-        (Some(s), _) => Some(tail(s, MAX_SUMMARY)),
+        (Some(s), _) => Some(tail(&clean_log(s), MAX_SUMMARY)),
         (None, Some(path)) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Some(tail(&String::from_utf8_lossy(&bytes), MAX_SUMMARY))
+            Some(tail(
+                &clean_log(&String::from_utf8_lossy(&bytes)),
+                MAX_SUMMARY,
+            ))
         }
         (None, None) => None,
     };

@@ -18,8 +18,9 @@ fn build_id(raw: &str) -> Result<BuildId, ApiError> {
 pub(super) async fn post(
     Reporter(principal): Reporter,
     State(s): State<AppState>,
-    ApiJson(report): ApiJson<Report>,
+    ApiJson(mut report): ApiJson<Report>,
 ) -> Result<Response, ApiError> {
+    report.clean();
     report.validate()?;
     s.metrics
         .report("api", report.state.to_node_state().kind().as_str());

@@ -199,7 +199,7 @@ fn build_news(
         learnt,
     };
     let url = news.run.url.clone();
-    let report = Report {
+    let mut report = Report {
         project: news.project,
         build: Some(node.id),
         attempt: Some(record.attempt),
@@ -212,6 +212,8 @@ fn build_news(
         summary: news.run.summary,
         metadata: Default::default(),
     };
+    // Job and test names come from the CI as its users wrote them.
+    report.clean();
     let principal = Principal::Build {
         build: node.id,
         attempt: record.attempt,
@@ -388,6 +390,7 @@ fn root_news(work: &mut Work<'_, '_>, news: News) -> Result<Result<Heard, Refusa
     report.git_ref = news.run.git_ref;
     report.url = news.run.url;
     report.summary = news.run.summary;
+    report.clean();
     let principal = Principal::Project {
         project: news.project.clone(),
     };

@@ -12,6 +12,7 @@ mod damage;
 mod feed;
 mod limits;
 mod lists;
+mod logs;
 mod metrics;
 mod migration;
 mod native;
