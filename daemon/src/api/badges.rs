@@ -43,11 +43,11 @@ pub(super) async fn get(
     } else {
         format!("private, max-age={CACHE_SECONDS}")
     };
-    let mut response = if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
+    let asked = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let mut response = if none_match(asked, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let content_type = match format {
@@ -68,10 +68,45 @@ pub(super) async fn get(
     Ok(response)
 }
 
+/// Whether `If-None-Match` (every value of it) names `etag`, by the weak comparison
+/// RFC 9110 13.1.2 prescribes for it: `W/"x"` matches `"x"`, as a proxy that
+/// compresses the answer (nginx's gzip) turns a strong tag into a weak one.
+fn none_match<'a>(values: impl Iterator<Item = &'a str>, etag: &str) -> bool {
+    fn opaque(tag: &str) -> &str {
+        let tag = tag.trim();
+        tag.strip_prefix("W/").unwrap_or(tag)
+    }
+    values
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(etag))
+}
+
 fn unknown_badge() -> ApiError {
     ApiError::not_found(
         "unknown_badge",
         "there is no such badge: use /v1/badges/<project>/downstream.svg, changes.svg or \
          status.svg, or .json instead of .svg for shields.io's endpoint badge",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::none_match;
+
+    #[test]
+    fn if_none_match_compares_weakly_across_every_value() {
+        let etag = "\"abc\"";
+        for asked in [
+            &["\"abc\""][..],
+            &["W/\"abc\""],
+            &[" W/\"x\", W/\"abc\" "],
+            &["\"x\"", "W/\"abc\""],
+            &["*"],
+        ] {
+            assert!(none_match(asked.iter().copied(), etag), "{asked:?}");
+        }
+        for asked in [&["\"abd\""][..], &["W/abc"], &["w/\"abc\""], &[]] {
+            assert!(!none_match(asked.iter().copied(), etag), "{asked:?}");
+        }
+    }
 }

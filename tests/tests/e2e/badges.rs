@@ -148,6 +148,15 @@ async fn public_badges_match_the_committed_svgs_and_private_ones_look_missing() 
         let (status, again, body) = fetch(&url, None, Some(&etag)).await;
         assert_eq!((status, body.as_str()), (StatusCode::NOT_MODIFIED, ""));
         assert_eq!(again["etag"].to_str().unwrap(), etag);
+        assert_eq!(again["cache-control"], "public, max-age=300");
+        // What nginx's gzip makes of it: the weak tag still matches (RFC 9110 13.1.2).
+        let weak = format!("W/{etag}");
+        let (status, _, body) = fetch(&url, None, Some(&weak)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::NOT_MODIFIED, ""),
+            "{weak}"
+        );
 
         let (status, headers, body) = fetch(&format!("{base}/{name}.json"), None, None).await;
         assert_eq!(status, 200);
