@@ -122,9 +122,7 @@ impl Dispatcher {
             this.metrics.outbox(
                 "triggers",
                 schedule.len() + hosts.waiting_len() + in_flight.len(),
-                schedule
-                    .oldest()
-                    .map_or(0.0, |t| now.since(t).as_secs_f64()),
+                schedule.oldest(),
             );
             let waiting_for_permit = schedule.next_due().is_some_and(|due| due <= now);
             let next = schedule.next_due().filter(|_| !waiting_for_permit);

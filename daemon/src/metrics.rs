@@ -6,7 +6,11 @@
 //! outboxes, the feed); what is a size (the event log, the database file, cascades in
 //! progress, feed clients) is read when the metrics are scraped.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use conjunction_protocol::Timestamp;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -57,9 +61,12 @@ pub struct Metrics {
     pub notices: Family<DeliveryLabel, Counter>,
     /// Tries that will be tried again, per outbox.
     pub retries: Family<OutboxLabel, Counter>,
-    /// Entries waiting in each outbox (queued or being tried), and the age of the oldest.
+    /// Entries waiting in each outbox (queued or being tried), and the age of the oldest,
+    /// computed when scraped from what [`Metrics::outbox`] last heard.
     pub outbox_depth: Family<OutboxLabel, Gauge>,
     pub outbox_oldest_seconds: Family<OutboxLabel, Gauge<f64, AtomicU64>>,
+    /// Per outbox: its depth and when its oldest entry came, as its loop last saw them.
+    outboxes: Mutex<BTreeMap<&'static str, (usize, Option<Timestamp>)>>,
     /// Feed clients dropped because they could not keep up.
     pub feed_drops: Counter,
     /// Read at each scrape.
@@ -90,6 +97,7 @@ impl Metrics {
             retries: Family::default(),
             outbox_depth: Family::default(),
             outbox_oldest_seconds: Family::default(),
+            outboxes: Mutex::default(),
             feed_drops: Counter::default(),
             feed_clients: Gauge::default(),
             event_log_events: Gauge::default(),
@@ -222,22 +230,64 @@ impl Metrics {
             .inc();
     }
 
-    /// How many entries wait in `outbox`, and how long the oldest has waited.
-    pub fn outbox(&self, outbox: &str, depth: usize, oldest_seconds: f64) {
-        let label = OutboxLabel {
-            outbox: outbox.to_owned(),
-        };
-        self.outbox_depth.get_or_create(&label).set(depth as i64);
-        self.outbox_oldest_seconds
-            .get_or_create(&label)
-            .set(oldest_seconds);
+    /// How many entries wait in `outbox`, and when the oldest of them came. The age
+    /// is reckoned at each scrape, so it grows while the outbox's loop sleeps.
+    pub fn outbox(&self, outbox: &'static str, depth: usize, oldest: Option<Timestamp>) {
+        if let Ok(mut outboxes) = self.outboxes.lock() {
+            outboxes.insert(outbox, (depth, oldest));
+        }
     }
 
-    /// The OpenMetrics text of every metric.
-    pub fn encode(&self) -> String {
+    /// The OpenMetrics text of every metric, the outboxes' ages as of `now`.
+    pub fn encode_at(&self, now: Timestamp) -> String {
+        let outboxes = self.outboxes.lock().map(|o| o.clone()).unwrap_or_default();
+        for (outbox, (depth, oldest)) in outboxes {
+            let label = OutboxLabel {
+                outbox: outbox.to_owned(),
+            };
+            self.outbox_depth.get_or_create(&label).set(depth as i64);
+            let age = oldest.map_or(0.0, |t| now.since(t).as_secs_f64());
+            self.outbox_oldest_seconds.get_or_create(&label).set(age);
+        }
+        self.encode()
+    }
+
+    /// The OpenMetrics text of every metric as it stands.
+    fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String does not fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outboxs_oldest_age_is_reckoned_when_scraped() {
+        let m = Metrics::new();
+        m.outbox("triggers", 2, Some(Timestamp(1_000)));
+        m.outbox("notices", 0, None);
+        let text = m.encode_at(Timestamp(61_000));
+        assert!(
+            text.contains("conjunction_outbox_oldest_seconds{outbox=\"triggers\"} 60.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("conjunction_outbox_depth{outbox=\"triggers\"} 2"),
+            "{text}"
+        );
+        // No loop woke in between: a later scrape sees an older entry.
+        let later = m.encode_at(Timestamp(961_000));
+        assert!(
+            later.contains("conjunction_outbox_oldest_seconds{outbox=\"triggers\"} 960.0"),
+            "{later}"
+        );
+        assert!(
+            later.contains("conjunction_outbox_oldest_seconds{outbox=\"notices\"} 0.0"),
+            "{later}"
+        );
     }
 }

@@ -79,13 +79,10 @@ pub(super) async fn post(
             return Ok((StatusCode::ACCEPTED, Json(answer)).into_response());
         }
     };
-    s.metrics.report(
-        "webhook",
-        match run.state {
-            RunState::Ignored(_) => "ignored",
-            state => state.report_state().to_node_state().kind().as_str(),
-        },
-    );
+    let state = match run.state {
+        RunState::Ignored(_) => "ignored",
+        state => state.report_state().to_node_state().kind().as_str(),
+    };
     let delivery = delivery.unwrap_or_else(|| run.semantic_key.clone());
     let news = News {
         project: id,
@@ -93,7 +90,17 @@ pub(super) async fn post(
         run,
         via: Via::Webhook { delivery },
     };
-    let (status, answer) = match s.writer.news(news).await? {
+    let heard = s.writer.news(news).await?;
+    // What changed nothing is counted as ignored, whatever state the run said.
+    s.metrics.report(
+        "webhook",
+        match heard {
+            Heard::Build(_) | Heard::Root(_) => state,
+            Heard::Duplicate => "duplicate",
+            Heard::Noted(_) => "ignored",
+        },
+    );
+    let (status, answer) = match heard {
         Heard::Build(ack) => (
             StatusCode::OK,
             answer(HookOutcome::Updated, Some(ack), None),

@@ -44,7 +44,9 @@ pub(super) async fn get(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        m.encode(),
+        m.encode_at(conjunction_protocol::Timestamp::from_system_time(
+            std::time::SystemTime::now(),
+        )),
     )
         .into_response())
 }

@@ -22,10 +22,11 @@ pub(super) async fn post(
 ) -> Result<Response, ApiError> {
     report.clean();
     report.validate()?;
-    s.metrics
-        .report("api", report.state.to_node_state().kind().as_str());
+    let state = report.state.to_node_state().kind().as_str();
     let is_root = report.build.is_none();
+    // Counted once taken: a refused report is counted as a refusal, by its code.
     let ack = s.writer.report(report, principal).await?;
+    s.metrics.report("api", state);
     let status = if is_root {
         StatusCode::CREATED
     } else {

@@ -295,9 +295,7 @@ impl Notifier {
             this.metrics.outbox(
                 "notices",
                 schedule.len() + in_flight.len(),
-                schedule
-                    .oldest()
-                    .map_or(0.0, |t| now.since(t).as_secs_f64()),
+                schedule.oldest(),
             );
             let full = in_flight.len() >= this.config.concurrency.max(1);
             let next = schedule.next_due().filter(|_| !full);

@@ -161,3 +161,131 @@ async fn the_counters_move_with_the_traffic() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn refused_reports_and_noted_webhooks_are_not_counted_as_reports_taken() {
+    let d = TestDaemon::start_adjusted(|c| c.metrics.enabled = true).await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let lib = register(&d.api, "acme/lib", &[], None).await;
+    let app = register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
+    let secret = "webhook-secret-0123456789";
+    let source = conjunction_protocol::SourceSpec::Github {
+        secret: secret.into(),
+        repo: Some("acme/gh".into()),
+        workflow: Some("release.yml".into()),
+        branch: Some("main".into()),
+    };
+    let spec = conjunction_protocol::ProjectSpec {
+        source: Some(source),
+        ..spec("acme/gh", &[], None)
+    };
+    d.api.put_project(&pid("acme/gh"), &spec).await.unwrap();
+    let root = report_root(&d.api, &lib, "acme/lib", "1.0.0").await;
+    let event = settled(&d.api, root.root).await;
+    let built = node_of(&event, "acme/app").clone();
+    let (_, before) = scrape(&d, OPERATOR_TOKEN).await;
+
+    // 403: acme/app's token for acme/lib's release.
+    let forbidden = d.api.report(&app, &root_report("acme/lib", "1.0.1")).await;
+    assert_eq!(forbidden.unwrap_err().code(), Some("forbidden"));
+    // 409: a passed build reported failed.
+    let mut late = conjunction_protocol::Report::new(pid("acme/app"), ReportState::Failed);
+    late.build = Some(built.id);
+    late.attempt = Some(1);
+    let conflict = d.api.report(&app, &late).await;
+    assert_eq!(conflict.unwrap_err().code(), Some("already_final"));
+    // 401: no such token.
+    assert!(d
+        .api
+        .report("no-such-token-anywhere", &root_report("acme/lib", "1.0.2"))
+        .await
+        .is_err());
+    // A green run on a branch the source does not count: 202 noted.
+    let run = serde_json::to_vec(&serde_json::json!({
+        "action": "completed",
+        "workflow_run": {"id": 5, "path": ".github/workflows/release.yml", "status": "completed",
+                         "conclusion": "success", "head_branch": "feature", "run_attempt": 1},
+        "repository": {"full_name": "acme/gh"},
+    }))
+    .unwrap();
+    let noted = reqwest::Client::new()
+        .post(format!("{}/v1/hooks/github/acme%2Fgh", d.url()))
+        .header("x-github-event", "workflow_run")
+        .header("x-github-delivery", "noted-1")
+        .header(
+            "x-hub-signature-256",
+            conjunction_tui::demo::native::github_signature(secret, &run),
+        )
+        .body(run)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(noted.status(), 202);
+
+    let (_, after) = scrape(&d, OPERATOR_TOKEN).await;
+    let moved =
+        |name: &str, labels: &str| sample(&after, name, labels) - sample(&before, name, labels);
+    let taken = "conjunction_reports_received_total";
+    for state in ["passed", "failed", "running"] {
+        for via in ["api", "webhook"] {
+            let labels = format!("{{via=\"{via}\",state=\"{state}\"}}");
+            assert_eq!(moved(taken, &labels), 0.0, "{labels}: {after}");
+        }
+    }
+    assert_eq!(
+        moved(taken, "{via=\"webhook\",state=\"ignored\"}"),
+        1.0,
+        "{after}"
+    );
+    for code in ["forbidden", "already_final", "unauthorized"] {
+        let labels = format!("{{code=\"{code}\"}}");
+        assert_eq!(
+            moved("conjunction_refusals_total", &labels),
+            1.0,
+            "{code}: {after}"
+        );
+    }
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_oldest_outbox_entry_ages_between_scrapes_while_the_dispatcher_sleeps() {
+    // The first try fails and the next is a minute away: the dispatcher sleeps.
+    let d = TestDaemon::start_adjusted(|c| {
+        c.metrics.enabled = true;
+        c.dispatch.backoff_base_ms = 120_000;
+        c.dispatch.backoff_max_ms = 120_000;
+    })
+    .await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let lib = register(&d.api, "acme/lib", &[], None).await;
+    register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
+    ci.set("acme/app", Behaviour::UnavailableTimes { times: 100 });
+    report_root(&d.api, &lib, "acme/lib", "1.0.0").await;
+    conjunction_tests::eventually("the first try", WAIT, || async {
+        (ci.attempts_of("acme/app") == 1).then_some(())
+    })
+    .await;
+    let oldest = |text: &str| {
+        sample(
+            text,
+            "conjunction_outbox_oldest_seconds",
+            "{outbox=\"triggers\"}",
+        )
+    };
+    let first = conjunction_tests::eventually("a waiting entry", WAIT, || async {
+        let (_, text) = scrape(&d, OPERATOR_TOKEN).await;
+        (sample(&text, "conjunction_outbox_depth", "{outbox=\"triggers\"}") == 1.0)
+            .then(|| oldest(&text))
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (_, text) = scrape(&d, OPERATOR_TOKEN).await;
+    let second = oldest(&text);
+    assert!(
+        second - first >= 1.4,
+        "the age moves with the clock, not with the dispatcher: {first} then {second}"
+    );
+    assert_eq!(ci.attempts_of("acme/app"), 1, "the dispatcher slept");
+    d.stop().await;
+}
