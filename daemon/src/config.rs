@@ -44,6 +44,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
+    pub health: crate::health::HealthConfig,
     /// The time retention goes by; the system's, or a test's own.
     pub clock: Clock,
     /// Tell systemd how the daemon is doing (readiness, status, watchdog, stopping)
@@ -66,6 +67,7 @@ impl Config {
             notify: NotifyConfig::default(),
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
+            health: crate::health::HealthConfig::default(),
             clock: Clock::system(),
             service_manager: false,
         }
@@ -197,6 +199,8 @@ pub struct FileConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub health: crate::health::HealthConfig,
 }
 
 /// What is kept, and for how long (`[retention]` in the config file).

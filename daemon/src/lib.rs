@@ -76,20 +76,146 @@ pub(crate) async fn stopped(flag: &mut watch::Receiver<bool>) {
 /// Runs the daemon on `listener` until `shutdown` resolves, then stops accepting,
 /// closes websockets, lets deliveries in flight finish, commits the writer's last
 /// batch and closes the database.
+///
+/// The listener answers from the start: while the database opens and the outboxes
+/// load, `/healthz` and `/readyz` say the daemon is starting and other requests wait
+/// for the API.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let address = listener.local_addr()?;
+    let health = health::Health::new(std::time::Duration::from_millis(config.health.stall_ms));
+    let limits = server::Limits::fit(&config.limits, config.dispatch.concurrency);
+    let gate = server::Gate::default();
+    let shed = server::ServerShed::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(server::serve(
+            listener,
+            gate.clone(),
+            health.clone(),
+            shed.clone(),
+            limits,
+            async move { stopped(&mut stop).await },
+        ))
+    };
+    // Everything on disk is read off the async threads (opening the database can read
+    // the whole file, a repair after a crash), so the server answers meanwhile.
+    let read = {
+        let config = config.clone();
+        match tokio::task::spawn_blocking(move || read_disk(&config)).await {
+            Ok(read) => read,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    };
+    let opened = match read {
+        Ok(disk) => {
+            let operators = OperatorTokens::new(disk.operator_tokens.clone());
+            start(
+                &config,
+                disk,
+                Started {
+                    address,
+                    operators,
+                    health: health.clone(),
+                    stop: stop_rx,
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let Running {
+        state,
+        writer_thread,
+        mut writer_gone,
+        tasks,
+    } = match opened {
+        Ok(running) => running,
+        Err(e) => {
+            gate.close();
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    let service = systemd::ServiceManager::new(config.service_manager);
+    let pulse = tokio::spawn(supervise(
+        service,
+        state.clone(),
+        address,
+        std::time::Duration::from_millis(config.health.pulse_ms),
+        state.shutdown.clone(),
+    ));
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    tracing::info!(
+        %address,
+        %public_url,
+        max_connections = limits.max_connections,
+        "conjunctiond is serving"
+    );
+    health.serving(conjunction_protocol::Timestamp::from_system_time(
+        std::time::SystemTime::now(),
+    ));
+    gate.open(api::router(state.clone()), state.operators.clone(), &shed);
+    service.ready(&status_line(&state, address).await);
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        _ = &mut writer_gone => tracing::error!("the database writer stopped; shutting down"),
+    }
+    service.stopping();
+    health.stopping();
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    // The gate holds the API, and the API a writer handle.
+    gate.close();
+    let _ = pulse.await;
+    for (name, task) in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the {name} ended abnormally");
+        }
+    }
+    // Every writer handle is gone now, so the writer finishes its batch and stops.
+    drop(state);
+    let written = tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .unwrap_or_else(|e| Err(writer::Fault::Panicked(e.to_string())));
+    tracing::info!("stopped");
+    Ok(written?)
+}
+
+/// What the daemon reads from disk before it serves: its tokens and key, the files
+/// its settings name, and the database with what it holds at start.
+struct Disk {
+    operator_tokens: Vec<String>,
+    build_tokens: auth::BuildTokens,
+    notify_config: notify::NotifyConfig,
+    metrics_config: config::MetricsConfig,
+    store: Store,
+    startup: store::Startup,
+}
+
+/// Reads what [`Disk`] holds; blocking.
+fn read_disk(config: &Config) -> Result<Disk, ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
-    let (tokens, token_file) = config::operator_tokens(&config)?;
+    let (operator_tokens, token_file) = config::operator_tokens(config)?;
     if let Some(path) = token_file {
         tracing::info!(path = %path.display(), "operator token is in this file");
     }
-    let (build_tokens, new_key) = config::build_token_key(&config)?;
+    let (build_tokens, new_key) = config::build_token_key(config)?;
+    let mut notify_config = config.notify.clone();
+    notify_config.load_files().map_err(ServeError::Settings)?;
+    let mut metrics_config = config.metrics.clone();
+    metrics_config.load_files().map_err(ServeError::Settings)?;
     let (store, mut startup) =
         Store::open(&config.data_dir.join(config::DATABASE_FILE), &config.store)?;
     let rekeyed = writer::prepare_outbox(&store, &mut startup.outbox, &build_tokens, new_key)?;
@@ -99,13 +225,51 @@ pub async fn serve(
             "queued triggers get build tokens derived from the current key"
         );
     }
+    Ok(Disk {
+        operator_tokens,
+        build_tokens,
+        notify_config,
+        metrics_config,
+        store,
+        startup,
+    })
+}
+
+/// What the daemon has before it starts its workers.
+struct Started {
+    address: std::net::SocketAddr,
+    operators: OperatorTokens,
+    health: health::Health,
+    stop: watch::Receiver<bool>,
+}
+
+/// The daemon once it serves: what the API reaches, the writer, and the workers to
+/// wait for at shutdown.
+struct Running {
+    state: api::AppState,
+    writer_thread: writer::WriterThread,
+    writer_gone: tokio::sync::oneshot::Receiver<()>,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+/// Builds the graph from what the database holds, and starts the writer and the
+/// workers.
+async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, ServeError> {
+    let Disk {
+        build_tokens,
+        notify_config,
+        metrics_config,
+        store,
+        startup,
+        ..
+    } = disk;
     let mut graph = Graph::new();
     for p in &startup.projects {
         let ecosystem = p.package.as_ref().map(|p| p.ecosystem);
         graph.register(&p.id, &p.depends_on, p.trigger.is_some(), ecosystem);
     }
     let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
-    let address = listener.local_addr()?;
+    let address = s.address;
     let public_url = config
         .public_url
         .clone()
@@ -113,15 +277,11 @@ pub async fn serve(
     let report_url = format!("{}/v1/reports", public_url.trim_end_matches('/'));
 
     let hub = hub::Hub::new(config.feed.buffer);
-    let health = health::Health::default();
+    let health = s.health;
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-    let mut notify_config = config.notify.clone();
-    notify_config.load_files().map_err(ServeError::Settings)?;
-    let mut metrics_config = config.metrics.clone();
-    metrics_config.load_files().map_err(ServeError::Settings)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let (writer, writer_thread, mut writer_gone) = writer::spawn(writer::Wiring {
+    let (writer, writer_thread, writer_gone) = writer::spawn(writer::Wiring {
         store: store.clone(),
         graph,
         shared: shared_graph.clone(),
@@ -136,7 +296,7 @@ pub async fn serve(
         backlog: startup.has_ready,
         metrics: metrics.clone(),
     })?;
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = s.stop;
 
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -151,7 +311,10 @@ pub async fn serve(
         config: config.reconcile.clone(),
         timeout: std::time::Duration::from_millis(config.dispatch.timeout_ms),
     };
-    let reconcile_task = tokio::spawn(reconciler.run(follows, stop_rx.clone()));
+    let mut tasks = vec![(
+        "reconciler",
+        tokio::spawn(reconciler.run(follows, stop_rx.clone())),
+    )];
     let dispatcher = Dispatcher {
         metrics: metrics.clone(),
         store: store.clone(),
@@ -166,8 +329,10 @@ pub async fn serve(
     if !pending.is_empty() {
         tracing::info!(count = pending.len(), "resuming queued triggers");
     }
-    let dispatch_task =
-        tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone()));
+    tasks.push((
+        "dispatcher",
+        tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone())),
+    ));
     let notifier = notify::Notifier {
         metrics: metrics.clone(),
         writer: writer.clone(),
@@ -177,14 +342,17 @@ pub async fn serve(
     if !startup.notices.is_empty() {
         tracing::info!(count = startup.notices.len(), "resuming queued notices");
     }
-    let notify_task = tokio::spawn(notifier.run(startup.notices, notify_rx, stop_rx.clone()));
+    tasks.push((
+        "notifier",
+        tokio::spawn(notifier.run(startup.notices, notify_rx, stop_rx.clone())),
+    ));
 
     let state = api::AppState {
         store,
         writer,
         hub,
         graph: shared_graph,
-        operators: OperatorTokens::new(tokens),
+        operators: s.operators,
         shutdown: stop_rx,
         health,
         feed: config.feed,
@@ -200,62 +368,23 @@ pub async fn serve(
         database_path: config.data_dir.join(config::DATABASE_FILE),
         feed_room: Arc::new(api::feed::FeedRoom::new(config.limits.feed_clients)),
     };
-    let retention = config.retention.enabled.then(|| {
-        tokio::spawn(retain(
-            state.writer.clone(),
-            config.retention,
-            config.clock.clone(),
-            state.shutdown.clone(),
-        ))
-    });
-    let service = systemd::ServiceManager::new(config.service_manager);
-    let pulse = tokio::spawn(supervise(
-        service,
-        state.clone(),
-        address,
-        state.shutdown.clone(),
-    ));
-    let limits = server::Limits::fit(&config.limits, config.dispatch.concurrency);
-    tracing::info!(
-        %address,
-        %public_url,
-        max_connections = limits.max_connections,
-        "conjunctiond is serving"
-    );
-    let app = api::router(state.clone());
-    let stopping = stop_tx.clone();
-    // The database is open, the outboxes are loaded and the socket listens (a
-    // connection made now waits in its backlog until the loop below accepts it).
-    service.ready(&status_line(&state, address).await);
-    server::serve(listener, app, state, limits, async move {
-        tokio::select! {
-            () = shutdown => tracing::info!("shutting down"),
-            _ = &mut writer_gone => tracing::error!("the database writer stopped; shutting down"),
-        }
-        service.stopping();
-        let _ = stopping.send(true);
+    if config.retention.enabled {
+        tasks.push((
+            "retention",
+            tokio::spawn(retain(
+                state.writer.clone(),
+                config.retention,
+                config.clock.clone(),
+                state.shutdown.clone(),
+            )),
+        ));
+    }
+    Ok(Running {
+        state,
+        writer_thread,
+        writer_gone,
+        tasks,
     })
-    .await;
-    let _ = stop_tx.send(true);
-    let _ = pulse.await;
-    if let Some(retention) = retention {
-        let _ = retention.await;
-    }
-    if let Err(e) = dispatch_task.await {
-        tracing::error!(error = %e, "the dispatcher ended abnormally");
-    }
-    if let Err(e) = notify_task.await {
-        tracing::error!(error = %e, "the notifier ended abnormally");
-    }
-    if let Err(e) = reconcile_task.await {
-        tracing::error!(error = %e, "the reconciler ended abnormally");
-    }
-    // Every writer handle is gone now, so the writer finishes its batch and stops.
-    let written = tokio::task::spawn_blocking(move || writer_thread.join())
-        .await
-        .unwrap_or_else(|e| Err(writer::Fault::Panicked(e.to_string())));
-    tracing::info!("stopped");
-    Ok(written?)
 }
 
 /// What `systemctl status` shows: "serving 42 projects on 127.0.0.1:7431; 3 triggers
@@ -286,31 +415,56 @@ async fn status_line(state: &api::AppState, address: std::net::SocketAddr) -> St
     )
 }
 
-/// Keeps systemd informed while the daemon serves: the status line, and, when systemd
-/// watches, a watchdog ping each time the writer has committed a batch that was sent
-/// to prove it (a writer that stops committing stops the pings, and systemd restarts
-/// the daemon).
+/// How often systemd's status line is sent again when nothing in it changed.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The writer's pulse while the daemon serves: every `pulse` (or three times per
+/// watchdog interval, when systemd watches), a command the writer answers once a
+/// batch holding it has committed. Each commit is recorded for `/healthz`, which calls
+/// a writer stalled when none came in time, and pings systemd's watchdog, so a writer
+/// that stops committing stops the pings and systemd restarts the daemon. The status
+/// line goes to systemd when it changes, and every [`STATUS_EVERY`] whatever the
+/// watchdog.
 async fn supervise(
     service: systemd::ServiceManager,
     state: api::AppState,
     address: std::net::SocketAddr,
+    pulse: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let watchdog = service.watchdog_interval();
-    let tick = watchdog.map_or(std::time::Duration::from_secs(30), |w| w / 3);
+    let tick = watchdog
+        .map_or(pulse, |w| pulse.min(w / 3))
+        .max(std::time::Duration::from_millis(10));
+    let mut said = String::new();
+    let mut said_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep(tick) => {}
             () = stopped(&mut stop) => return,
         }
-        if watchdog.is_some() {
-            match tokio::time::timeout(tick, state.writer.ping()).await {
-                Ok(Ok(())) => service.watchdog(),
-                Ok(Err(e)) => tracing::warn!(error = %e, "the writer did not answer its pulse"),
-                Err(_) => tracing::warn!("the writer did not commit its pulse in time"),
+        // A stuck writer answers nothing; the pulse waits only until the next tick so
+        // the status line and the health check carry on.
+        match tokio::time::timeout(tick, state.writer.ping()).await {
+            Ok(Ok(())) => {
+                state
+                    .health
+                    .pulsed(conjunction_protocol::Timestamp::from_system_time(
+                        std::time::SystemTime::now(),
+                    ));
+                if watchdog.is_some() {
+                    service.watchdog();
+                }
             }
+            Ok(Err(e)) => tracing::warn!(error = %e, "the writer did not answer its pulse"),
+            Err(_) => tracing::debug!("the writer did not commit its pulse within a tick"),
         }
-        service.status(&status_line(&state, address).await);
+        let line = status_line(&state, address).await;
+        if line != said || said_at.elapsed() >= STATUS_EVERY {
+            service.status(&line);
+            said = line;
+            said_at = tokio::time::Instant::now();
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use conjunction_daemon::config::{FileConfig, DEFAULT_LISTEN};
+use conjunction_daemon::systemd::Passed;
 use conjunction_daemon::Config;
 
 /// Links CI pipelines across projects: takes build reports, triggers dependents,
@@ -67,8 +68,8 @@ fn systemd_dir(var: &str) -> Option<PathBuf> {
     (!first.is_empty()).then(|| PathBuf::from(first))
 }
 
-/// Logs to the journal, with fields, when systemd says stderr is the journal
-/// (`JOURNAL_STREAM`); otherwise as text to stderr.
+/// Logs to the journal, with fields, when stderr is the journal (`JOURNAL_STREAM`
+/// names stderr's own device and inode); otherwise as text to stderr.
 fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -76,7 +77,7 @@ fn init_logging() {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| "info,tower_http=warn".into())
     };
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if conjunction_daemon::systemd::stderr_is_journal() {
         if let Ok(journal) = tracing_journald::layer() {
             tracing_subscriber::registry()
                 .with(filter())
@@ -100,10 +101,21 @@ fn init_logging() {
 
 fn main() -> anyhow::Result<()> {
     // Before any thread starts: a socket systemd passed, taken out of the environment.
-    let passed = listenfd::ListenFd::from_env()
-        .take_tcp_listener(0)
+    let passed = conjunction_daemon::systemd::passed_socket()
         .context("LISTEN_FDS names a socket that is not a listening TCP socket")?;
     init_logging();
+    let passed = match passed {
+        Passed::Socket(socket) => Some(socket),
+        Passed::NotOurs { listen_pid } => {
+            tracing::warn!(
+                listen_pid = listen_pid.as_deref().unwrap_or("(not set)"),
+                pid = std::process::id(),
+                "LISTEN_FDS is set for another process (LISTEN_PID is not this one's); not using the sockets it names"
+            );
+            None
+        }
+        Passed::Nothing => None,
+    };
     let args = Args::parse();
     let dirs = directories::ProjectDirs::from("org", "conjunction", "conjunctiond");
 
@@ -197,6 +209,7 @@ fn main() -> anyhow::Result<()> {
     config.notify = file.notify;
     config.metrics = file.metrics;
     config.retention = file.retention;
+    config.health = file.health;
     config.store = file.store;
     config.limits = file.limits;
     config.service_manager = true;
@@ -279,16 +292,32 @@ fn backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
 /// Puts the backup `from` in place as the data directory's database, the daemon
 /// stopped. The database there (if any) is kept beside it.
 fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let size = conjunction_daemon::store::Store::check(from)
-        .with_context(|| format!("{} is not a usable backup", from.display()))?;
+    use std::os::unix::fs::PermissionsExt;
     let db = data_dir.join(conjunction_daemon::config::DATABASE_FILE);
-    if db.exists() {
-        if in_use(&db)? {
-            anyhow::bail!(
-                "{} is in use: stop the daemon (systemctl stop conjunctiond) before restoring",
-                db.display()
-            );
+    if db.exists() && in_use(&db)? {
+        anyhow::bail!(
+            "{} is in use: stop the daemon (systemctl stop conjunctiond) before restoring",
+            db.display()
+        );
+    }
+    std::fs::create_dir_all(data_dir)?;
+    // The backup is only read: it may be on read-only media. The copy is what is
+    // checked, so what goes in place is exactly what was verified.
+    let restoring = db.with_extension("restoring");
+    std::fs::copy(from, &restoring)
+        .with_context(|| format!("cannot copy {} into {}", from.display(), data_dir.display()))?;
+    // A copy takes the backup's mode, which on read-only media may say read-only.
+    std::fs::set_permissions(&restoring, std::fs::Permissions::from_mode(0o600))?;
+    let size = match conjunction_daemon::store::Store::check(&restoring) {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = std::fs::remove_file(&restoring);
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("{} is not a usable backup", from.display()));
         }
+    };
+    std::fs::File::open(&restoring)?.sync_all()?;
+    if db.exists() {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -300,11 +329,6 @@ fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result
         std::fs::rename(&db, &aside)?;
         println!("kept the database that was there as {}", aside.display());
     }
-    std::fs::create_dir_all(data_dir)?;
-    let restoring = db.with_extension("restoring");
-    std::fs::copy(from, &restoring)
-        .with_context(|| format!("cannot copy {} into {}", from.display(), data_dir.display()))?;
-    std::fs::File::open(&restoring)?.sync_all()?;
     std::fs::rename(&restoring, &db)?;
     std::fs::File::open(data_dir)?.sync_all()?;
     println!(
@@ -316,9 +340,9 @@ fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result
 }
 
 /// Whether another process (a running daemon) has the database open: redb refuses a
-/// second open of a file that one process holds.
+/// read-only open, which changes nothing, of a file a writer holds.
 fn in_use(db: &std::path::Path) -> anyhow::Result<bool> {
-    match redb::Database::open(db) {
+    match redb::ReadOnlyDatabase::open(db) {
         Ok(_) => Ok(false),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Ok(true),
         // A damaged file is not in use; it is set aside all the same.
@@ -326,24 +350,26 @@ fn in_use(db: &std::path::Path) -> anyhow::Result<bool> {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a SIGTERM right after READY=1 (a `systemctl stop`
+/// of a service that just started) must find them, or it would kill the process
+/// before it says STOPPING=1 and closes its database.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        tokio::select! {
+            () = wait(interrupt) => {}
+            () = wait(terminate) => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

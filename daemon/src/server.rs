@@ -10,6 +10,9 @@
 //!   reserve, connections are closed as soon as they are accepted, so the process
 //!   never runs out of file descriptors and `accept` keeps working.
 //! - What was shed is logged, at most once every [`SHED_LOG_EVERY`].
+//! - It serves from the moment the daemon listens: while the daemon opens its database
+//!   ([`Gate`]), `/healthz` and `/readyz` answer that it is starting, and every other
+//!   request waits until the API serves it, as it would in the listen backlog.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,9 +29,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::api::{ApiError, AppState};
-use crate::auth::bearer;
+use crate::api::ApiError;
+use crate::auth::{bearer, OperatorTokens};
 use crate::config::LimitsConfig;
+use crate::health::Health;
 
 /// Connections served beyond the limit for health checks and operators.
 pub const RESERVE: usize = 32;
@@ -122,20 +126,98 @@ impl Shed {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets
+/// Where the daemon's API stands for the server: not yet there, open, or gone (the
+/// daemon could not start, or it stopped).
+#[derive(Clone)]
+enum Opening {
+    Starting,
+    Open { app: Router, reserve: Router },
+    Closed,
+}
+
+/// Hands the API to the server once the daemon has opened its database, loaded its
+/// outboxes and started its workers.
+#[derive(Clone)]
+pub struct Gate {
+    tx: Arc<watch::Sender<Opening>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            tx: Arc::new(watch::channel(Opening::Starting).0),
+        }
+    }
+}
+
+impl Gate {
+    /// The API serves from now on, also the requests that waited for it.
+    pub fn open(&self, app: Router, operators: OperatorTokens, shed: &ServerShed) {
+        let reserve = app.clone().layer(axum::middleware::from_fn_with_state(
+            (operators, shed.0.clone()),
+            reserve_gate,
+        ));
+        self.tx.send_replace(Opening::Open { app, reserve });
+    }
+
+    /// The daemon does not serve (any more): requests that waited are answered 503,
+    /// and the API is let go.
+    pub fn close(&self) {
+        self.tx.send_replace(Opening::Closed);
+    }
+}
+
+/// What was shed, shared by the server and the reserve's gate.
+#[derive(Clone, Default)]
+pub struct ServerShed(Arc<Shed>);
+
+/// The API while the daemon starts: the health routes answer at once; everything else
+/// waits for the API and is then served by it.
+fn starting(health: Health, gate: &Gate) -> Router {
+    Router::<watch::Receiver<Opening>>::new()
+        .fallback(waiting)
+        .with_state(gate.tx.subscribe())
+        .merge(crate::api::health::routes(health))
+}
+
+async fn waiting(
+    State(mut opening): State<watch::Receiver<Opening>>,
+    request: Request,
+) -> Response {
+    use tower::ServiceExt;
+    let app = opening
+        .wait_for(|o| !matches!(o, Opening::Starting))
+        .await
+        .ok()
+        .and_then(|o| match &*o {
+            Opening::Open { app, .. } => Some(app.clone()),
+            _ => None,
+        });
+    match app {
+        Some(app) => app.oneshot(request).await.into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_started",
+            "the daemon is not serving: it could not start, or it is stopping; its log says why",
+        )
+        .into_response(),
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves: the API `gate` opens, and until
+/// then the health routes and requests that wait for it. Then stops accepting, lets
 /// requests in progress finish (up to a few seconds) and returns.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
-    state: AppState,
+    gate: Gate,
+    health: Health,
+    shed: ServerShed,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let shed = Arc::new(Shed::default());
-    let reserve_app = app.clone().layer(axum::middleware::from_fn_with_state(
-        (state, shed.clone()),
-        reserve_gate,
-    ));
+    let shed = shed.0;
+    let opening = gate.tx.subscribe();
+    let starting = starting(health, &gate);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let reserve = Arc::new(Semaphore::new(RESERVE));
     let (closing_tx, closing) = watch::channel(false);
@@ -165,11 +247,15 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let (app, reserve_app) = match &*opening.borrow() {
+            Opening::Open { app, reserve } => (app.clone(), reserve.clone()),
+            Opening::Starting | Opening::Closed => (starting.clone(), starting.clone()),
+        };
         let (permit, service, header_timeout, keep_alive) =
             if let Ok(permit) = slots.clone().try_acquire_owned() {
-                (permit, app.clone(), limits.header_timeout, true)
+                (permit, app, limits.header_timeout, true)
             } else if let Ok(permit) = reserve.clone().try_acquire_owned() {
-                (permit, reserve_app.clone(), RESERVE_HEADER_TIMEOUT, false)
+                (permit, reserve_app, RESERVE_HEADER_TIMEOUT, false)
             } else {
                 shed.closed.fetch_add(1, Ordering::Relaxed);
                 drop(stream);
@@ -211,12 +297,12 @@ pub async fn serve(
 /// Lets through, on a connection from the reserve, only health checks and requests
 /// with an operator token; answers the rest 503.
 async fn reserve_gate(
-    State((state, shed)): State<(AppState, Arc<Shed>)>,
+    State((operators, shed)): State<(OperatorTokens, Arc<Shed>)>,
     request: Request,
     next: Next,
 ) -> Response {
-    let health = request.uri().path() == "/healthz";
-    let operator = bearer(request.headers()).is_some_and(|t| state.operators.verify(t));
+    let health = matches!(request.uri().path(), "/healthz" | "/readyz");
+    let operator = bearer(request.headers()).is_some_and(|t| operators.verify(t));
     if health || operator {
         return next.run(request).await;
     }

@@ -11,6 +11,7 @@ mod badges;
 pub mod error;
 mod extract;
 pub mod feed;
+pub mod health;
 mod hooks;
 mod metrics;
 mod projects;
@@ -31,8 +32,8 @@ pub use extract::{ApiJson, Operator, Reporter};
 pub use state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    let health = health::routes(state.health.clone());
     Router::new()
-        .route("/healthz", get(healthz))
         .route(
             "/v1/projects",
             get(projects::list)
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
             count_refusals,
         ))
         .with_state(state)
+        .merge(health)
 }
 
 /// Counts every answer that refused a request, by its code.
@@ -86,34 +88,6 @@ async fn count_refusals(
         s.metrics.refusal(code.0);
     }
     response
-}
-
-/// 200 while the daemon takes changes; 503 once its writer has stopped on a fault or
-/// it is shutting down, so a load balancer or monitor stops sending it work.
-async fn healthz(State(s): State<AppState>) -> (StatusCode, axum::Json<serde_json::Value>) {
-    let version = env!("CARGO_PKG_VERSION");
-    let (status, body) = if s.health.fault().is_some() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({
-                "status": "failing",
-                "writer": "stopped",
-                "message": "the database writer stopped on a fault and the daemon is exiting; its log says why",
-                "version": version,
-            }),
-        )
-    } else if *s.shutdown.borrow() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "stopping", "writer": "ok", "version": version}),
-        )
-    } else {
-        (
-            StatusCode::OK,
-            serde_json::json!({"status": "ok", "writer": "ok", "version": version}),
-        )
-    };
-    (status, axum::Json(body))
 }
 
 /// Answers 413 at once to a request whose `Content-Length` is over what its endpoint

@@ -12,6 +12,7 @@ mod backup;
 mod migrate;
 mod read;
 mod records;
+mod verify;
 mod write;
 
 use std::panic::AssertUnwindSafe;
@@ -127,6 +128,12 @@ pub enum StoreError {
         .0.display()
     )]
     Empty(std::path::PathBuf),
+    #[error(
+        "the database file {} is open in a running daemon; check a backup of it \
+         (conjunctiond backup --to FILE), or stop the daemon first",
+        .0.display()
+    )]
+    InUse(std::path::PathBuf),
 }
 
 impl From<redb::Error> for StoreError {
@@ -243,8 +250,10 @@ impl Store {
     }
 
     /// Reads the whole file at `path` and verifies every page's checksum, as redb does
-    /// after a crash, without starting anything: for an operator checking a file (a
-    /// restored backup, say) before serving it. Returns its size in bytes.
+    /// after a crash, without starting anything and without changing the file (it is
+    /// opened read-only, and what the check writes stays in memory): for an operator
+    /// checking a file (a backup, say) before serving it. Refused while a daemon has
+    /// the file open. Returns its size in bytes.
     pub fn check(path: &Path) -> Result<u64, StoreError> {
         let damaged = |reason: String| StoreError::Damaged {
             path: path.to_owned(),
@@ -256,12 +265,15 @@ impl Store {
         if size == 0 {
             return Err(StoreError::Empty(path.to_owned()));
         }
-        let checked = std::panic::catch_unwind(|| {
+        let _held = verify::not_in_use(path)?;
+        let view =
+            verify::CopyOnWrite::open(path).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        let checked = std::panic::catch_unwind(AssertUnwindSafe(|| {
             redb::Builder::new()
                 .set_check_integrity_on_open(true)
-                .open(path)
+                .create_with_backend(view)
                 .map(drop)
-        });
+        }));
         match checked {
             Ok(Ok(())) => Ok(size),
             Ok(Err(e)) => match redb::Error::from(e) {

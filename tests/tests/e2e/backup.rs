@@ -110,3 +110,81 @@ async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_
     report_root(&daemon.api, &token, "acme/lib", "9.9.9").await;
     assert!(daemon.terminate().await.success());
 }
+
+#[tokio::test]
+async fn checking_and_restoring_only_read_the_file_and_a_backup_on_read_only_media_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let daemon = DaemonProcess::start(&data, "").await;
+    let token = register(&daemon.api, "acme/lib", &[], None).await;
+    report_root(&daemon.api, &token, "acme/lib", "1.0.0").await;
+    let backup = dir.path().join("backup.redb");
+    let url = format!("http://{}", daemon.addr);
+    let (ok, said) =
+        run_conjunctiond(&["backup", "--to", backup.to_str().unwrap(), "--url", &url]).await;
+    assert!(ok, "{said}");
+    // A check of a file a daemon has open is refused, and changes nothing.
+    let db = data.join("conjunction.redb");
+    let (ok, said) =
+        run_conjunctiond(&["--check-database", "--data-dir", data.to_str().unwrap()]).await;
+    assert!(!ok && said.contains("open in a running daemon"), "{said}");
+    assert!(daemon.terminate().await.success());
+
+    let before = std::fs::read(&db).unwrap();
+    let (ok, said) =
+        run_conjunctiond(&["--check-database", "--data-dir", data.to_str().unwrap()]).await;
+    assert!(ok && said.contains("is intact"), "{said}");
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "--check-database changed the file it read"
+    );
+
+    let backup_bytes = std::fs::read(&backup).unwrap();
+    let restored = dir.path().join("restored");
+    let (ok, said) = run_conjunctiond(&[
+        "restore",
+        "--from",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "{said}");
+    assert!(
+        std::fs::read(&backup).unwrap() == backup_bytes,
+        "restore changed the backup it read"
+    );
+
+    // The backup on a read-only file system (a tmpfs mounted read-only in a mount
+    // namespace of the restore's own), restored by the real binary.
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let from_media = dir.path().join("from-media");
+    let script = format!(
+        "mount -t tmpfs none '{m}' && cp '{b}' '{m}/backup.redb' && chmod 0444 '{m}/backup.redb' \
+         && mount -o remount,ro '{m}' && exec \"$0\" restore --from '{m}/backup.redb' --data-dir '{d}'",
+        m = media.display(),
+        b = backup.display(),
+        d = from_media.display(),
+    );
+    let out = tokio::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .arg(conjunction_tests::daemon::binaries().join("conjunctiond"))
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("CONFIGURATION_DIRECTORY")
+        .output()
+        .await
+        .expect("unshare runs (util-linux)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("every page verified"), "{said}");
+    let daemon = DaemonProcess::start(&from_media, "").await;
+    let event = daemon.api.roots(10).await.unwrap();
+    assert_eq!(event.len(), 1, "the restored database has the release");
+    report_root(&daemon.api, &token, "acme/lib", "1.0.1").await;
+    assert!(daemon.terminate().await.success());
+}
