@@ -404,6 +404,54 @@ mod tests {
     }
 
     #[test]
+    fn a_promotion_names_every_dependent_it_leaves_transitive_ones_too_as_its_preview_does() {
+        // c failed in test; d below c was not built; f below d was never on the line,
+        // and g below f neither: they stay, and the event says so.
+        let g = versioned(
+            &[("a", ""), ("c", "")],
+            &[("d", &["c"]), ("f", &["d"]), ("g", &["f"])],
+        );
+        let p = promotion(&[
+            ("a", Ok("3.1.0")),
+            ("c", Err("it ended failed in test")),
+            ("d", Err("it was not built in test")),
+        ]);
+        let plan = plan_cascade(&g, &id("lib"), Reach::Promotion(&p));
+        assert_eq!(names(&plan), ["lib", "a"]);
+        let said: Vec<(&str, &str)> = plan
+            .not_promoted
+            .iter()
+            .map(|n| (n.project.as_str(), n.why.as_str()))
+            .collect();
+        let through = "it depends on acme/lib only through projects that are not promoted";
+        assert_eq!(
+            said,
+            [
+                ("acme/c", "it ended failed in test"),
+                ("acme/d", "it was not built in test"),
+                ("acme/f", through),
+                ("acme/g", through),
+            ]
+        );
+        let preview = impact::impact(
+            &g,
+            &id("lib"),
+            "2.0.0",
+            impact::Preview::Promotion {
+                environment: "prod",
+                promotion: &p,
+                rollback_from: None,
+            },
+        );
+        assert_eq!(preview.not_promoted, plan.not_promoted);
+        assert!(
+            preview.not_affected.is_empty(),
+            "{:?}",
+            preview.not_affected
+        );
+    }
+
+    #[test]
     fn a_promoted_project_no_longer_reached_stays_and_says_so() {
         // x was on the line below a, but no longer depends on anything in the event.
         let g = versioned(&[("a", "")], &[("x", &[])]);

@@ -299,8 +299,9 @@ pub fn plan_cascade(graph: &Graph, root: &ProjectId, reach: Reach<'_>) -> Cascad
 }
 
 /// The projects a promotion leaves where they are: those on the line that may not go
-/// along, those that may but are no longer reached, and the dependents of the root
-/// and of promoted projects that are not on the line.
+/// along, those that may but are no longer reached, the dependents of the root and of
+/// promoted projects that are not on the line, and every other dependent of the root,
+/// which depends on it only through those.
 fn not_promoted(
     graph: &Graph,
     root: Ix,
@@ -328,6 +329,16 @@ fn not_promoted(
                 out.entry(project.clone())
                     .or_insert_with(|| promotion.not_on_line(root_id));
             }
+        }
+    }
+    // Below those: everything else that depends on the root stays where it is too,
+    // and the event says so, as its preview does.
+    for d in graph.transitive_dependents(root_id) {
+        let outside = graph.ix(&d.project).is_some_and(|ix| left(&ix));
+        if outside {
+            out.entry(d.project).or_insert_with(|| {
+                format!("it depends on {root_id} only through projects that are not promoted")
+            });
         }
     }
     out.into_iter()

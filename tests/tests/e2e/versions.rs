@@ -451,3 +451,51 @@ async fn a_release_line_is_promoted_pinned_refused_out_of_order_and_rolled_back(
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_promotion_names_every_dependent_it_leaves_transitive_ones_included() {
+    let d = TestDaemon::start().await;
+    let ci = MockCi::start(Some(SECRET)).await;
+    let token = library(&d.api, Ecosystem::Cargo).await;
+    dependent(&d.api, &ci, "acme/app", Some("^1"), &[]).await;
+    dependent(&d.api, &ci, "acme/red", Some("^1"), &[]).await;
+    ci.set("acme/red", Behaviour::fail("tests failed"));
+    ci.publishes("acme/app", "3.1.0");
+    let dev = report_root(&d.api, &token, "acme/lib", "1.0.0").await;
+    settled(&d.api, dev.root).await;
+    // Subscribed after the release, below a project the promotion leaves behind: it is
+    // on no line and depends on nothing the promotion builds.
+    register(&d.api, "acme/late", &["acme/red"], Some(&ci)).await;
+    register(&d.api, "acme/later", &["acme/late"], Some(&ci)).await;
+
+    let preview = d
+        .api
+        .impact(&pid("acme/lib"), "1.0.0", Some("test"))
+        .await
+        .unwrap();
+    let stays: Vec<(&str, &str)> = preview
+        .not_promoted
+        .iter()
+        .map(|n| (n.project.as_str(), n.why.as_str()))
+        .collect();
+    let through = "it depends on acme/lib only through projects that are not promoted";
+    assert_eq!(
+        stays,
+        [
+            ("acme/late", through),
+            ("acme/later", through),
+            ("acme/red", "it ended failed in dev"),
+        ]
+    );
+    assert!(
+        preview.not_affected.is_empty(),
+        "the preview files nobody else: {:?}",
+        preview.not_affected
+    );
+    let test = promote(&d.api, &token, "1.0.0", "test").await.unwrap();
+    let event = settled(&d.api, test.root).await;
+    assert_eq!(
+        event.summary.not_promoted, preview.not_promoted,
+        "the event names whom it leaves exactly as its preview did"
+    );
+}
