@@ -20,6 +20,7 @@
 //! - pypa `test_arbitrary_equality` rows whose version is not a PEP 440 version
 //!   (`foobar`): a project's version must be one, so such rows are refused as versions.
 
+mod maven;
 mod node;
 mod own;
 mod pypa;

@@ -7,7 +7,10 @@
 //! item, as is `alpha-1`; zeros dropped where Maven drops them, so `1.0.0 == 1`), and
 //! the range syntax: `[1.0,2.0)`, `(,1.5]`, `[1.0]` and sets of restrictions
 //! `(,1.1),(1.1,)`. A bare version such as `1.2` is Maven's soft requirement: it takes
-//! any version.
+//! any version. Where Maven's current `VersionRangeTest` reads a range differently from
+//! the order alone (exact pins, zero-prefixed qualifiers), this follows the test;
+//! docs/versions.md names each case, and `daemon/tests/semver/maven.rs` runs Maven's
+//! tables.
 
 use std::cmp::Ordering;
 
@@ -64,7 +67,14 @@ fn item(combination: bool, digits: bool, token: &str) -> Item {
         let at = token
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(token.len());
-        Item::Combination(qualifier(&token[..at], true), number(&token[at..]))
+        let (word, n) = (qualifier(&token[..at], true), number(&token[at..]));
+        // A release qualifier numbered zero (`ga0`, `final000`) is the qualifier alone,
+        // as `VersionRangeTest` (`testZeroPrefixedReleaseQualifierRange`) reads it.
+        if n == 0 && rank(&word).0 == RELEASE_RANK {
+            Item::Text(word)
+        } else {
+            Item::Combination(word, n)
+        }
     } else if digits {
         Item::Int(number(token))
     } else {
@@ -98,6 +108,30 @@ impl Version {
             })
         }
         any(&self.items)
+    }
+}
+
+impl Version {
+    /// Whether `other` is this version, not only a version Maven orders with it: the
+    /// number of a release qualifier (`ga2`, `final1`) counts, which Maven's order
+    /// leaves out (`1.2.3-ga2` sorts with `1.2.3`), so that an exact pin `[1.2.3]` takes
+    /// only 1.2.3, as `VersionRangeTest` asks. A zero is no number: `1-ga0` is `1-ga`.
+    pub fn is_exactly(&self, other: &Version) -> bool {
+        fn release_numbers(items: &[Item], out: &mut Vec<u128>) {
+            for item in items {
+                match item {
+                    Item::Combination(q, n) if rank(q).0 == RELEASE_RANK && *n != 0 => out.push(*n),
+                    Item::List(l) => release_numbers(l, out),
+                    _ => {}
+                }
+            }
+        }
+        let numbers = |v: &Version| {
+            let mut out = Vec::new();
+            release_numbers(&v.items, &mut out);
+            out
+        };
+        self == other && numbers(self) == numbers(other)
     }
 }
 
@@ -203,8 +237,22 @@ fn is_null(item: &Item) -> bool {
 }
 
 /// Drops a null item that ends the list or comes before a qualifier (or a sub-list
-/// that begins with one): `1.0.0` is `1`, and `1.0-rc` is `1-rc`.
+/// that begins with one): `1.0.0` is `1`, and `1.0-rc` is `1-rc`. A list left
+/// beginning with a sub-list (only zeros stood before it) is that sub-list's items: a
+/// qualifier prefixed with zeros is the qualifier, so `0-alpha` and `0-0-alpha` are
+/// `alpha`, as Maven's `VersionRangeTest` (`testZeroPrefixedQualifierRange`) reads
+/// them. Without it `0-alpha` would sort above `x`, and `[0-alpha,x]` would take
+/// nothing.
 fn normalize(items: &mut Vec<Item>) {
+    drop_nulls(items);
+    if let Some(Item::List(_)) = items.first() {
+        if let Item::List(inner) = items.remove(0) {
+            items.splice(0..0, inner);
+        }
+    }
+}
+
+fn drop_nulls(items: &mut Vec<Item>) {
     for i in (0..items.len()).rev() {
         if !is_null(&items[i]) {
             continue;
@@ -298,6 +346,11 @@ pub struct Restriction {
 
 impl Restriction {
     fn contains(&self, v: &Version) -> bool {
+        if let (Some(l), Some(u)) = (&self.lower, &self.upper) {
+            if l.inclusive && u.inclusive && l.version == u.version {
+                return l.version.is_exactly(v);
+            }
+        }
         let above_lower = self.lower.as_ref().is_none_or(|b| match v.cmp(&b.version) {
             Ordering::Greater => true,
             Ordering::Equal => b.inclusive,
@@ -368,9 +421,9 @@ impl Range {
                     "restrictions overlap in {text:?}: an unbounded end must come last"
                 ));
             };
-            if upper.version > lower.version
-                || (upper.version == lower.version && upper.inclusive && lower.inclusive)
-            {
+            // Maven refuses a lower end below the upper end before it; restrictions
+            // that touch are a set as it reads them.
+            if upper.version > lower.version {
                 return Err(format!(
                     "restrictions overlap or are out of order at {} in {text:?}",
                     lower.version
@@ -378,6 +431,35 @@ impl Range {
             }
         }
         Ok(Range::Restrictions(restrictions))
+    }
+
+    /// Each restriction's ends as Maven's `VersionRange` gives them: (lower, its
+    /// inclusiveness, upper, its inclusiveness). A soft requirement has one restriction
+    /// open at both ends.
+    pub fn bounds(&self) -> Vec<(Option<String>, bool, Option<String>, bool)> {
+        let end = |b: &Option<Bound>| match b {
+            Some(b) => (Some(b.version.to_string()), b.inclusive),
+            None => (None, false),
+        };
+        match self {
+            Range::Soft(_) => vec![(None, false, None, false)],
+            Range::Restrictions(rs) => rs
+                .iter()
+                .map(|r| {
+                    let (lower, lower_inclusive) = end(&r.lower);
+                    let (upper, upper_inclusive) = end(&r.upper);
+                    (lower, lower_inclusive, upper, upper_inclusive)
+                })
+                .collect(),
+        }
+    }
+
+    /// The version a soft requirement recommends; ranges in brackets recommend none.
+    pub fn recommended(&self) -> Option<&Version> {
+        match self {
+            Range::Soft(v) => Some(v),
+            Range::Restrictions(_) => None,
+        }
     }
 
     pub fn takes(&self, v: &Version) -> bool {
@@ -563,6 +645,33 @@ mod tests {
         for (range, version, expected) in rows {
             assert_eq!(takes(range, version), expected, "{range} takes {version}");
         }
+    }
+
+    #[test]
+    fn zero_prefixed_qualifiers_and_exact_pins_read_as_version_range_test_asks() {
+        // testZeroPrefixedQualifierRange: a qualifier after zeros is the qualifier.
+        assert_eq!(v("0-alpha"), v("alpha"));
+        assert_eq!(v("0-0-alpha"), v("alpha"));
+        assert!(v("0-alpha") < v("x") && v("alpha-snapshot") < v("alpha"));
+        // testZeroPrefixedReleaseQualifierRange: a release qualifier's zero is no number.
+        for release in ["ga", "final", "release"] {
+            let range = format!("[1,1-0-{release}.1]");
+            assert!(takes(&range, &format!("1-{release}0")), "{range}");
+            assert!(
+                takes(&range, &format!("1-{release}{}", "0".repeat(19))),
+                "{range}"
+            );
+            assert!(!takes(&range, &format!("1-{release}1")), "{range}");
+            assert!(takes(&format!("[1-{release}]"), &format!("1-{release}0")));
+        }
+        // testExactRangeMatchesOnlyTheExactVersion.
+        assert!(takes("[1.2.3]", "1.2.3") && takes("[1.2.3]", "1.2.3.0"));
+        assert!(!takes("[1.2.3]", "1.2.3-ga2") && !takes("[1.2.3]", "1.2.3-final1"));
+        assert_eq!(
+            v("1.2.3-ga2"),
+            v("1.2.3"),
+            "they sort together all the same"
+        );
     }
 
     #[test]
