@@ -45,6 +45,10 @@ const SHED_LOG_EVERY: Duration = Duration::from_secs(10);
 const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for requests in progress.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How much of a refused body is read and thrown away at most, and for how long at
+/// most (never longer than the body timeout).
+const LINGER_BYTES: u64 = 64 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(30);
 
 /// The limits the server runs under, after fitting them to the file descriptor limit.
 #[derive(Debug, Clone, Copy)]
@@ -291,6 +295,26 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still in progress after {DRAIN:?} are cut off");
+    }
+}
+
+/// Reads and throws away what a client still sends of a body that was refused, as
+/// nginx's lingering close does: closing a socket with unread data makes the kernel
+/// send a reset, and a client still writing its body (one that reads only after it
+/// has written, as Python's `http.client` does) then gets a broken pipe and loses the
+/// answer it was sent. The answer goes out first (with `Connection: close`); this
+/// keeps reading until the body ends, [`LINGER_BYTES`] are read, or the body timeout
+/// (at most [`LINGER_TIME`]) passes, and then the connection closes.
+pub(crate) async fn linger(body: axum::body::Body, body_timeout: Duration) {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + body_timeout.min(LINGER_TIME);
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while read < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.len() as u64,
+            _ => break,
+        }
     }
 }
 

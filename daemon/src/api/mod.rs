@@ -66,7 +66,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(declared_too_large))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            declared_too_large,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn_with_state(
@@ -91,8 +94,12 @@ async fn count_refusals(
 }
 
 /// Answers 413 at once to a request whose `Content-Length` is over what its endpoint
-/// takes, instead of reading (or waiting for) a body it would refuse anyway.
+/// takes, instead of reading (or waiting for) a body it would refuse anyway. The body
+/// is then read and thrown away for a while ([`crate::server::linger`]), so that a
+/// client that writes its whole body before it reads (Python's `http.client` and
+/// `requests`) gets the answer instead of a reset.
 async fn declared_too_large(
+    State(s): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -110,7 +117,13 @@ async fn declared_too_large(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return axum::response::IntoResponse::into_response(error::body_too_large());
+        tokio::spawn(crate::server::linger(request.into_body(), s.body_timeout));
+        let mut response = axum::response::IntoResponse::into_response(error::body_too_large());
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
     }
     next.run(request).await
 }

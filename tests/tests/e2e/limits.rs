@@ -233,6 +233,20 @@ async fn a_declared_oversize_body_is_refused_at_once_and_a_slow_body_times_out()
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("body_too_large"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(2));
+    // The daemon reads what the client may still send for the body timeout at most,
+    // then closes.
+    let closed = Instant::now();
+    let mut rest = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest))
+        .await
+        .expect("closed within the body timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "nothing more is answered");
+    assert!(
+        closed.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        closed.elapsed()
+    );
 
     // 100 bytes declared, 10 sent: 408 after the body timeout.
     let mut s = TcpStream::connect(daemon.addr).await.unwrap();
@@ -436,4 +450,42 @@ async fn snapshots_are_built_once_sent_a_few_at_a_time_and_not_held_after() {
     );
     drop(connected);
     daemon.terminate().await;
+}
+
+#[tokio::test]
+async fn a_client_that_writes_its_whole_oversize_body_before_reading_gets_the_413() {
+    // As Python's http.client and requests do: headers and all of a 16 MiB body (far
+    // more than the socket buffers hold) written before the answer is read.
+    let d = conjunction_tests::daemon::TestDaemon::start().await;
+    let addr = d.addr;
+    for (method, path) in [
+        ("PUT", "/v1/projects/acme%2Fa"),
+        ("POST", "/v1/reports"),
+        ("POST", "/v1/hooks/github/acme%2Fa"),
+    ] {
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let body = vec![b' '; 16 << 20];
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {OPERATOR_TOKEN}\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes())?;
+            s.write_all(&body)?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer)?;
+            Ok::<_, std::io::Error>(answer)
+        })
+        .await
+        .unwrap();
+        let answer = answer.unwrap_or_else(|e| panic!("{path}: the client lost the answer: {e}"));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(
+            answer.contains("\"error\":\"body_too_large\""),
+            "{path}: {answer}"
+        );
+    }
+    d.stop().await;
 }
