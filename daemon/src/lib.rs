@@ -338,6 +338,7 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
         writer: writer.clone(),
         client: client_for_notices,
         config: notify_config,
+        rooms: Default::default(),
     };
     if !startup.notices.is_empty() {
         tracing::info!(count = startup.notices.len(), "resuming queued notices");

@@ -130,7 +130,19 @@ impl Channel {
                 Err(_) => "webhook".into(),
             },
             Channel::Email { to } if to.is_empty() => "the contacts by email".into(),
-            Channel::Email { to } => format!("{} by email", to.join(", ")),
+            Channel::Email { to } => {
+                // The addresses alone, and only the first few of a long list.
+                let address = |t: &String| {
+                    t.rsplit_once('<')
+                        .map_or(t.as_str(), |(_, a)| a.trim_end_matches('>'))
+                        .to_owned()
+                };
+                let shown: Vec<String> = to.iter().take(3).map(address).collect();
+                match to.len() {
+                    n if n > 3 => format!("{}, and {} more by email", shown.join(", "), n - 3),
+                    _ => format!("{} by email", shown.join(", ")),
+                }
+            }
             Channel::Irc { target } => format!("{target} on IRC"),
         }
     }

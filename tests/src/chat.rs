@@ -1,7 +1,7 @@
 //! Where notices go in tests, all on loopback: an HTTP sink that takes what Slack,
-//! Discord, Matrix and webhooks would (and can be down), a real SMTP server
-//! (aiosmtpd, delivering into a maildir) and a real IRC server (ngircd) with a
-//! client that listens on a channel. `.ci/run` installs the servers from Debian's
+//! Discord, Matrix and webhooks would, refusing what each refuses by its documented
+//! limits (and can be down), a real SMTP server (aiosmtpd, delivering into a maildir)
+//! and a real IRC server (ngircd) with a client that listens on a channel. `.ci/run` installs the servers from Debian's
 //! packages (`python3-aiosmtpd`, `ngircd`); a test that needs one fails with the
 //! package to install when it is missing.
 
@@ -37,6 +37,8 @@ struct SinkState {
     posted: Vec<Posted>,
     /// Answer this instead of 200 (a channel that is down).
     status: Option<u16>,
+    /// Matrix room aliases the directory knows, and the room ids they name.
+    aliases: std::collections::HashMap<String, String>,
 }
 
 /// An HTTP server on loopback that records every request as JSON.
@@ -65,6 +67,15 @@ impl Sink {
         self.state.lock().unwrap().status = Some(status);
     }
 
+    /// The Matrix room directory maps `alias` to `room_id` from now on.
+    pub fn alias(&self, alias: &str, room_id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .aliases
+            .insert(alias.into(), room_id.into());
+    }
+
     pub fn posted(&self) -> Vec<Posted> {
         self.state.lock().unwrap().posted.clone()
     }
@@ -84,16 +95,218 @@ async fn take(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, String) {
     let mut s = state.lock().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     s.posted.push(Posted {
-        method,
+        method: method.clone(),
         path: uri.path().to_owned(),
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        headers: headers.clone(),
+        body: json.clone(),
         raw: body.to_vec(),
     });
-    StatusCode::from_u16(s.status.unwrap_or(200)).unwrap()
+    if let Some(status) = s.status {
+        return (StatusCode::from_u16(status).unwrap(), String::new());
+    }
+    let path = uri.path();
+    let refused = if let Some(alias) = path.strip_prefix("/_matrix/client/v3/directory/room/") {
+        let alias = decode(alias);
+        return match s.aliases.get(&alias) {
+            Some(id) => (
+                StatusCode::OK,
+                serde_json::json!({"room_id": id, "servers": ["conjunction.test"]}).to_string(),
+            ),
+            None => (
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"errcode": "M_NOT_FOUND", "error": format!("Room alias {alias} not found")})
+                    .to_string(),
+            ),
+        };
+    } else if let Some(rest) = path.strip_prefix("/_matrix/client/v3/rooms/") {
+        matrix_send(&method, &headers, rest, body.len())
+    } else if path.starts_with("/api/webhooks/") {
+        discord(&json)
+    } else if json.get("blocks").is_some() {
+        slack(&json)
+    } else {
+        None
+    };
+    refused.unwrap_or((StatusCode::OK, "ok".into()))
+}
+
+fn decode(segment: &str) -> String {
+    urlencoding::decode(segment).map_or_else(|_| segment.to_owned(), |s| s.into_owned())
+}
+
+fn chars(v: &serde_json::Value) -> usize {
+    v.as_str().map_or(0, |s| s.chars().count())
+}
+
+/// Slack's incoming webhook: `400 invalid_blocks` for blocks past Block Kit's limits
+/// (docs.slack.dev Block Kit reference: at most 50 blocks; a section's text 1 to
+/// 3,000 characters and at most 10 fields of 2,000; a context block 1 to 10
+/// elements, each text at most 3,000).
+fn slack(body: &serde_json::Value) -> Option<(StatusCode, String)> {
+    let invalid = || Some((StatusCode::BAD_REQUEST, "invalid_blocks".to_owned()));
+    let blocks = body["blocks"].as_array()?;
+    if blocks.len() > 50 {
+        return invalid();
+    }
+    for block in blocks {
+        match block["type"].as_str() {
+            Some("section") => {
+                let text = chars(&block["text"]["text"]);
+                if block.get("text").is_some() && !(1..=3000).contains(&text) {
+                    return invalid();
+                }
+                if let Some(fields) = block["fields"].as_array() {
+                    if fields.len() > 10 || fields.iter().any(|f| chars(&f["text"]) > 2000) {
+                        return invalid();
+                    }
+                }
+            }
+            Some("context") => {
+                let elements = block["elements"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                if elements.is_empty()
+                    || elements.len() > 10
+                    || elements.iter().any(|e| {
+                        e.get("text").is_some() && !(1..=3000).contains(&chars(&e["text"]))
+                    })
+                {
+                    return invalid();
+                }
+            }
+            Some("header") if chars(&block["text"]["text"]) > 150 => return invalid(),
+            Some("divider" | "header" | "image" | "actions") => {}
+            _ => return invalid(),
+        }
+    }
+    None
+}
+
+/// Discord's Execute Webhook: `400` with code 50035 for a message past its limits
+/// (content 2,000 characters; 10 embeds; an embed's title 256, description 4,096, 25
+/// fields of 256 and 1,024, footer 2,048, author 256; all embeds together 6,000).
+fn discord(body: &serde_json::Value) -> Option<(StatusCode, String)> {
+    let invalid = |errors: &str| {
+        Some((
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"code": 50035, "message": "Invalid Form Body", "errors": errors})
+                .to_string(),
+        ))
+    };
+    let embeds = body["embeds"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if chars(&body["content"]) == 0 && embeds.is_empty() {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"code": 50006, "message": "Cannot send an empty message"})
+                .to_string(),
+        ));
+    }
+    if chars(&body["content"]) > 2000 {
+        return invalid("content: Must be 2000 or fewer in length.");
+    }
+    if embeds.len() > 10 {
+        return invalid("embeds: Must be 10 or fewer in length.");
+    }
+    let mut total = 0;
+    for e in embeds {
+        let fields = e["fields"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if chars(&e["title"]) > 256
+            || chars(&e["description"]) > 4096
+            || fields.len() > 25
+            || chars(&e["footer"]["text"]) > 2048
+            || chars(&e["author"]["name"]) > 256
+            || fields
+                .iter()
+                .any(|f| chars(&f["name"]) > 256 || chars(&f["value"]) > 1024)
+        {
+            return invalid("embeds.0: a field is over its limit");
+        }
+        total += chars(&e["title"])
+            + chars(&e["description"])
+            + chars(&e["footer"]["text"])
+            + chars(&e["author"]["name"])
+            + fields
+                .iter()
+                .map(|f| chars(&f["name"]) + chars(&f["value"]))
+                .sum::<usize>();
+    }
+    if total > 6000 {
+        return invalid("embeds: Embed size exceeds maximum size of 6000");
+    }
+    None
+}
+
+/// The Matrix client-server API's send endpoint,
+/// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`: it takes a room id,
+/// never an alias (Synapse: `400 M_INVALID_PARAM "Expected RoomID string to start with
+/// '!'"`), needs an access token, and takes an event of at most 65,536 bytes.
+fn matrix_send(
+    method: &Method,
+    headers: &HeaderMap,
+    rest: &str,
+    size: usize,
+) -> Option<(StatusCode, String)> {
+    let error = |status: StatusCode, code: &str, text: &str| {
+        Some((
+            status,
+            serde_json::json!({"errcode": code, "error": text}).to_string(),
+        ))
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [room, "send", _event_type, _txn] = parts.as_slice() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "M_UNRECOGNIZED",
+            "Unrecognized request",
+        );
+    };
+    if method != Method::PUT {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "M_UNRECOGNIZED",
+            "Unrecognized request",
+        );
+    }
+    if !headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "M_MISSING_TOKEN",
+            "Missing access token",
+        );
+    }
+    if !decode(room).starts_with('!') {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "M_INVALID_PARAM",
+            "Expected RoomID string to start with '!'",
+        );
+    }
+    if size > 65_536 {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "M_TOO_LARGE",
+            "event too large",
+        );
+    }
+    Some((
+        StatusCode::OK,
+        serde_json::json!({"event_id": "$event:conjunction.test"}).to_string(),
+    ))
 }
 
 /// A child process killed when dropped.

@@ -22,10 +22,15 @@ const LINE_BYTES: usize = 400;
 /// The pause between two lines, so that the server's flood control does not drop us.
 const LINE_GAP: Duration = Duration::from_millis(300);
 
-/// The lines said for `m`: the headline, the build, then who is on each side.
+/// The lines said for `m`: the headline, the build, then who is on each side, as many
+/// people as a line holds and the rest counted.
 pub fn lines(m: &Message) -> Vec<String> {
     std::iter::once(m.headline())
-        .chain(m.details().into_iter().filter(|l| !l.starts_with("> ")))
+        .chain(
+            m.details_within(LINE_BYTES, &|s: &str| s.len())
+                .into_iter()
+                .filter(|l| !l.starts_with("> ")),
+        )
         .map(|l| clip(&l.replace(['\r', '\n'], " ")))
         .take(MAX_LINES)
         .collect()
@@ -247,6 +252,21 @@ mod tests {
             ]
         );
         assert_eq!(clip(&"é".repeat(300)).len(), 400 + '…'.len_utf8());
+    }
+
+    #[test]
+    fn a_crowd_is_said_within_a_line_with_the_rest_counted() {
+        let m = Message {
+            downstream_contacts: crate::notify::message::tests::crowd("d"),
+            ..broke()
+        };
+        let said = lines(&m);
+        let people = &said[2];
+        assert!(people.len() <= LINE_BYTES, "{people}");
+        assert!(
+            people.ends_with(" more") && !people.ends_with('…'),
+            "{people}"
+        );
     }
 
     #[test]

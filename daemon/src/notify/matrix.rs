@@ -1,5 +1,7 @@
 //! Matrix: an `m.notice` sent with the client-server API, its transaction id the
-//! notice's own id, so a retry after an unknown outcome is not posted twice.
+//! notice's own id, so a retry after an unknown outcome is not posted twice. The send
+//! API takes a room id (`!abc:example.org`); a room alias (`#builds:example.org`) is
+//! first resolved to one through the room directory.
 
 use serde_json::{json, Value};
 
@@ -14,6 +16,27 @@ pub fn url(homeserver: &str, room: &str, txn: &str) -> String {
         urlencoding::encode(txn)
     )
 }
+
+/// `GET {homeserver}/_matrix/client/v3/directory/room/{alias}`: the room an alias
+/// names.
+pub fn directory_url(homeserver: &str, alias: &str) -> String {
+    format!(
+        "{}/_matrix/client/v3/directory/room/{}",
+        homeserver.trim_end_matches('/'),
+        urlencoding::encode(alias)
+    )
+}
+
+/// The room id of a directory answer (`{"room_id": "!abc:example.org", "servers": …}`).
+pub fn room_in(answer: &[u8]) -> Option<String> {
+    let answer: Value = serde_json::from_slice(answer).ok()?;
+    let id = answer["room_id"].as_str()?;
+    id.starts_with('!').then(|| id.to_owned())
+}
+
+/// The most characters of one line of people: a notice stays far below the 64 KiB
+/// Matrix allows an event.
+pub const PEOPLE_CHARS: usize = 3000;
 
 fn html(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -34,12 +57,18 @@ pub fn body(m: &Message) -> Value {
             m.state
         ));
     }
-    for line in m.details().iter().filter(|l| !l.starts_with("build ")) {
+    let details = m.details_within(PEOPLE_CHARS, &|s: &str| s.chars().count());
+    for line in details.iter().filter(|l| !l.starts_with("build ")) {
         formatted.push_str(&format!("<br>{}", html(line)));
+    }
+    let mut text = m.headline();
+    for line in &details {
+        text.push('\n');
+        text.push_str(line);
     }
     json!({
         "msgtype": "m.notice",
-        "body": m.text(),
+        "body": text,
         "format": "org.matrix.custom.html",
         "formatted_body": formatted,
     })
@@ -66,5 +95,19 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("&lt;ana@acme.example&gt;"));
+    }
+
+    #[test]
+    fn an_alias_is_looked_up_in_the_room_directory() {
+        assert_eq!(
+            directory_url("https://matrix.example.org", "#builds:example.org"),
+            "https://matrix.example.org/_matrix/client/v3/directory/room/%23builds%3Aexample.org"
+        );
+        assert_eq!(
+            room_in(br#"{"room_id":"!abc:example.org","servers":["example.org"]}"#).as_deref(),
+            Some("!abc:example.org")
+        );
+        assert_eq!(room_in(br##"{"room_id":"#not-an-id:x"}"##), None);
+        assert_eq!(room_in(b"{}"), None);
     }
 }

@@ -50,6 +50,19 @@ pub struct Message {
     pub upstream_contacts: Vec<Contact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// The mail this notice answers: for a fix, the mail that told of the break it
+    /// fixes, which may be of an earlier event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replies_to: Option<MailRef>,
+}
+
+/// A notice sent by mail, by which a later one threads under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailRef {
+    /// The notice's id, its mail's `Message-ID`.
+    pub notice: BuildId,
+    /// The root event it was about, its thread's first `References` entry.
+    pub root: BuildId,
 }
 
 /// A finished event in numbers, and the projects worth naming.
@@ -170,8 +183,15 @@ impl Message {
     }
 
     /// The facts below the headline, one per line: the build, why, the excerpt and
-    /// who is on each side.
+    /// who is on each side, everyone named.
     pub fn details(&self) -> Vec<String> {
+        self.details_within(usize::MAX, &|s: &str| s.len())
+    }
+
+    /// [`Message::details`] with each line of people within `budget` as `measure`
+    /// counts it (a channel's own limit, after its escaping): as many as fit, then
+    /// "and N more".
+    pub fn details_within(&self, budget: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
         let mut lines = Vec::new();
         if self.kind != NoticeKind::Digest {
             let mut build = format!(
@@ -191,17 +211,21 @@ impl Message {
         }
         let (down, up) = super::route::sides(self.kind);
         if down && self.kind != NoticeKind::Digest {
-            lines.push(format!(
-                "{}: {}",
-                self.project,
-                people(&self.downstream_contacts)
+            let prefix = format!("{}: ", self.project);
+            lines.push(people_line(
+                prefix,
+                &self.downstream_contacts,
+                budget,
+                measure,
             ));
         }
         if up {
-            lines.push(format!(
-                "{} (upstream): {}",
-                self.upstream,
-                people(&self.upstream_contacts)
+            let prefix = format!("{} (upstream): ", self.upstream);
+            lines.push(people_line(
+                prefix,
+                &self.upstream_contacts,
+                budget,
+                measure,
             ));
         }
         lines
@@ -223,23 +247,62 @@ pub fn people(contacts: &[Contact]) -> String {
     if contacts.is_empty() {
         return "no contacts listed".into();
     }
-    contacts
-        .iter()
-        .map(|c| {
-            let mut s = c.name.clone();
-            if let Some(r) = &c.role {
-                let _ = write!(s, " ({r})");
-            }
-            if let Some(e) = &c.email {
-                let _ = write!(s, " <{e}>");
-            }
-            if let Some(h) = &c.chat {
-                let _ = write!(s, " {h}");
-            }
-            s
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    contacts.iter().map(person).collect::<Vec<_>>().join(", ")
+}
+
+/// "Ana Lima (maintainer) <ana@x.org> @ana".
+fn person(c: &Contact) -> String {
+    let mut s = c.name.clone();
+    if let Some(r) = &c.role {
+        let _ = write!(s, " ({r})");
+    }
+    if let Some(e) = &c.email {
+        let _ = write!(s, " <{e}>");
+    }
+    if let Some(h) = &c.chat {
+        let _ = write!(s, " {h}");
+    }
+    s
+}
+
+/// `prefix` and the people, as many as fit within `budget` as `measure` counts the
+/// whole line, the rest said as "and N more" (32 contacts make 4,000 characters; a
+/// Slack text takes 3,000 and an IRC line 512 bytes).
+fn people_line(
+    prefix: String,
+    contacts: &[Contact],
+    budget: usize,
+    measure: &dyn Fn(&str) -> usize,
+) -> String {
+    let all = format!("{prefix}{}", people(contacts));
+    if measure(&all) <= budget {
+        return all;
+    }
+    let names: Vec<String> = contacts.iter().map(person).collect();
+    // Fewer and fewer named; a contact too long alone is named by its name only.
+    for keep in (1..names.len()).rev() {
+        let line = format!(
+            "{prefix}{}, and {} more",
+            names[..keep].join(", "),
+            names.len() - keep
+        );
+        if measure(&line) <= budget {
+            return line;
+        }
+    }
+    let first = contacts
+        .first()
+        .map(|c| c.name.as_str())
+        .unwrap_or_default();
+    let short = match names.len() {
+        1 => format!("{prefix}{first}"),
+        n => format!("{prefix}{first}, and {} more", n - 1),
+    };
+    if measure(&short) <= budget {
+        short
+    } else {
+        format!("{prefix}{} people", names.len())
+    }
 }
 
 #[cfg(test)]
@@ -274,7 +337,49 @@ pub(crate) mod tests {
                 role: None,
             }],
             digest: None,
+            replies_to: None,
         }
+    }
+
+    /// 32 people with long names, as many as a project may list.
+    pub fn crowd(side: &str) -> Vec<Contact> {
+        (0..32)
+            .map(|i| Contact {
+                name: format!("Przemysław-Bartłomiej Wierzbicki-Szczepański {side}{i}"),
+                email: Some(format!(
+                    "przemyslaw.wierzbicki.{side}{i}@release-engineering.acme.example"
+                )),
+                chat: Some(format!("@przemyslaw-wierzbicki-{side}{i}")),
+                role: Some("release engineering".into()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_crowd_is_named_within_the_budget_and_the_rest_counted() {
+        let m = Message {
+            downstream_contacts: crowd("d"),
+            upstream_contacts: crowd("u"),
+            ..broke()
+        };
+        let full = m.details();
+        assert!(
+            full.iter().any(|l| l.len() > 3000),
+            "everyone named: {full:?}"
+        );
+        let lines = m.details_within(500, &|s: &str| s.len());
+        let people: Vec<&String> = lines.iter().filter(|l| l.contains("more")).collect();
+        assert_eq!(people.len(), 2, "{lines:?}");
+        for line in people {
+            assert!(line.len() <= 500, "{line}");
+            let named = line.matches("release engineering").count();
+            assert!(
+                line.ends_with(&format!(", and {} more", 32 - named)),
+                "{line}"
+            );
+        }
+        let tiny = m.details_within(40, &|s: &str| s.len());
+        assert!(tiny.iter().any(|l| l == "apps/x: 32 people"), "{tiny:?}");
     }
 
     #[test]

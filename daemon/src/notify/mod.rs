@@ -17,6 +17,7 @@ pub mod route;
 pub mod slack;
 pub mod webhook;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -259,7 +260,14 @@ pub struct Notifier {
     pub writer: WriterHandle,
     pub client: reqwest::Client,
     pub config: NotifyConfig,
+    /// Matrix room aliases resolved through their homeserver's directory, by
+    /// (homeserver, alias), with when: an alias may be moved, so it is asked again
+    /// after [`ROOM_ALIAS_KEPT`].
+    pub rooms: std::sync::Mutex<HashMap<(String, String), (String, std::time::Instant)>>,
 }
+
+/// How long a resolved room alias is used before the directory is asked again.
+const ROOM_ALIAS_KEPT: Duration = Duration::from_secs(3600);
 
 impl Notifier {
     /// Runs until `stop` turns true. Notices in flight then get a short grace; the
@@ -457,7 +465,11 @@ impl Notifier {
                 room,
                 token,
             } => {
-                let url = matrix::url(homeserver, room, &entry.id.to_string());
+                let room_id = match self.room_id(homeserver, room, token, timeout).await {
+                    Ok(id) => id,
+                    Err(sent) => return sent,
+                };
+                let url = matrix::url(homeserver, &room_id, &entry.id.to_string());
                 let request = call::bearer(json(self.client.put(url), &matrix::body(m)), token);
                 call::send(
                     &self.client,
@@ -505,6 +517,71 @@ impl Notifier {
                     "the daemon has no [notify.irc] settings, so it cannot reach IRC".into(),
                 ),
             },
+        }
+    }
+}
+
+impl Notifier {
+    /// The room id to send to: `room` itself, or the room its alias names in the
+    /// homeserver's directory.
+    async fn room_id(
+        &self,
+        homeserver: &str,
+        room: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<String, Sent> {
+        if !room.starts_with('#') {
+            return Ok(room.to_owned());
+        }
+        let key = (homeserver.to_owned(), room.to_owned());
+        if let Ok(rooms) = self.rooms.lock() {
+            if let Some((id, at)) = rooms.get(&key) {
+                if at.elapsed() < ROOM_ALIAS_KEPT {
+                    return Ok(id.clone());
+                }
+            }
+        }
+        let found = Arc::new(std::sync::Mutex::new(None));
+        let request = call::bearer(
+            self.client
+                .get(matrix::directory_url(homeserver, room))
+                .timeout(timeout),
+            token,
+        );
+        let kept = found.clone();
+        let outcome = call::send(
+            &self.client,
+            request,
+            "Matrix",
+            &format!("room alias {room}"),
+            |_, _, body| async move {
+                match matrix::room_in(&body) {
+                    Some(id) => {
+                        if let Ok(mut kept) = kept.lock() {
+                            *kept = Some(id);
+                        }
+                        Outcome::accepted()
+                    }
+                    None => Outcome::Refused(format!(
+                        "the homeserver's directory answered for {room} without a room id"
+                    )),
+                }
+            },
+        )
+        .await;
+        let id = found.lock().ok().and_then(|mut f| f.take());
+        match (outcome, id) {
+            (Outcome::Accepted { .. }, Some(id)) => {
+                if let Ok(mut rooms) = self.rooms.lock() {
+                    rooms.insert(key, (id.clone(), std::time::Instant::now()));
+                }
+                Ok(id)
+            }
+            (Outcome::Accepted { .. }, None) => Err(Sent::Refused(format!(
+                "the homeserver's directory answered for {room} without a room id"
+            ))),
+            (other, _) => Err(other.into()),
         }
     }
 }

@@ -79,6 +79,16 @@ pub struct Target {
     pub to: Vec<ProjectId>,
 }
 
+/// A contact as a mail recipient: `Name <address>`, the name quoted as mail needs it
+/// (the mail encodes what is not ASCII).
+fn mailbox(c: &Contact) -> Option<String> {
+    let email = c.email.as_deref()?;
+    Some(match email.parse::<lettre::Address>() {
+        Ok(address) => lettre::message::Mailbox::new(Some(c.name.clone()), address).to_string(),
+        Err(_) => email.to_owned(),
+    })
+}
+
 /// The channels a notice of `kind` goes to. A side without rules has one by default
 /// when `email_default` (the daemon can send mail): its contacts by email, for every
 /// kind but `infra`. An email rule without addresses means the side's contacts.
@@ -113,10 +123,7 @@ pub fn route(
             match &rule.channel {
                 Channel::Email { to } => {
                     let addresses: Vec<String> = if to.is_empty() {
-                        side.contacts
-                            .iter()
-                            .filter_map(|c| c.email.clone())
-                            .collect()
+                        side.contacts.iter().filter_map(mailbox).collect()
                     } else {
                         to.clone()
                     };
@@ -368,7 +375,10 @@ mod tests {
         assert_eq!(
             targets[0].channel,
             Channel::Email {
-                to: vec!["ana@acme.example".into(), "lu@acme.example".into()]
+                to: vec![
+                    "Ana <ana@acme.example>".into(),
+                    "Lu <lu@acme.example>".into()
+                ]
             }
         );
         assert_eq!(targets[0].to, [app.clone(), lib.clone()]);

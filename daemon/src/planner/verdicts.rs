@@ -27,6 +27,10 @@ pub struct History {
     /// refused); cleared once it builds again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infra: Option<StateKind>,
+    /// The mail that told of the project's last break on this upstream, as (notice,
+    /// root event): the fix answers it, in whichever event it comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_mail: Option<(BuildId, BuildId)>,
 }
 
 impl History {

@@ -6,7 +6,7 @@ use conjunction_protocol::notify::{Notice, NoticeKind, NoticeState};
 use conjunction_protocol::{BuildId, Node, StateKind};
 
 use super::work::Work;
-use crate::notify::message::{excerpt, Digest, Message};
+use crate::notify::message::{excerpt, Digest, MailRef, Message};
 use crate::notify::route::{route, Side};
 use crate::store::{NoticeEntry, StoreError};
 
@@ -35,13 +35,15 @@ pub(super) fn told(node: &Node) -> Vec<NoticeKind> {
 
 /// Queues a notice of `kind` about `node` (a dependent of the event, or its root for
 /// the digest) to every channel the rules of the sides it concerns route it to, and
-/// lists each on the node. `digest` holds the event's numbers for a digest.
+/// lists each on the node. `digest` holds the event's numbers for a digest;
+/// `replies_to`, the mail a fix answers. Returns the mail it queued, if any.
 pub(super) fn queue(
     work: &mut Work<'_, '_>,
     node: &mut Node,
     kind: NoticeKind,
     digest: Option<Digest>,
-) -> Result<(), StoreError> {
+    replies_to: Option<MailRef>,
+) -> Result<Option<MailRef>, StoreError> {
     let record = &work.event(node.root)?.record;
     let (upstream_id, version, environment, root) = (
         record.project.clone(),
@@ -71,7 +73,7 @@ pub(super) fn queue(
     });
     let targets = route(kind, down, up, work.email_default);
     if targets.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let state = node.state.kind();
     let message = Message {
@@ -95,9 +97,17 @@ pub(super) fn queue(
         downstream_contacts: downstream.map(|p| p.contacts).unwrap_or_default(),
         upstream_contacts: up_contacts.to_vec(),
         digest,
+        replies_to,
     };
+    let mut mail = None;
     for target in targets {
         let id = work.next_id();
+        if matches!(
+            target.channel,
+            conjunction_protocol::notify::Channel::Email { .. }
+        ) {
+            mail = Some(MailRef { notice: id, root });
+        }
         node.notices.push(Notice {
             kind,
             channel: target.label,
@@ -119,7 +129,7 @@ pub(super) fn queue(
         };
         work.queue_notice(entry)?;
     }
-    Ok(())
+    Ok(mail)
 }
 
 /// Records how a try went on the notice's build; a notice sent or given up leaves

@@ -11,7 +11,7 @@ use conjunction_protocol::{Baseline, BuildId, Node, NodeState, StateKind};
 use super::cascade;
 use super::notices;
 use super::work::{Edit, Work};
-use crate::notify::message::Digest;
+use crate::notify::message::{Digest, MailRef};
 use crate::notify::route::{bump_is_news, transition};
 use crate::planner::reports::next_attempt;
 use crate::planner::verdicts::{is_built, judge, Judgement};
@@ -80,7 +80,17 @@ fn judge_one(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result<
     node.verdict = Some(verdict);
     node.baseline = baseline.filter(|_| is_built(state));
     if let Some(kind) = transition(verdict, state, &notices::told(node), history.infra) {
-        notices::queue(work, node, kind, None)?;
+        let replies_to = match kind {
+            NoticeKind::Fixed => history
+                .break_mail
+                .take()
+                .map(|(notice, root)| MailRef { notice, root }),
+            _ => None,
+        };
+        let mail = notices::queue(work, node, kind, None, replies_to)?;
+        if kind == NoticeKind::Broke {
+            history.break_mail = mail.map(|m| (m.notice, m.root));
+        }
     }
     if is_built(state) {
         history.record(result);
@@ -122,7 +132,7 @@ fn needs_bump(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result
     work.tx
         .put_history(&upstream, &environment, &project, &history)?;
     let node = edit.node_mut(work, position)?;
-    notices::queue(work, node, NoticeKind::NeedsBump, None)
+    notices::queue(work, node, NoticeKind::NeedsBump, None, None).map(drop)
 }
 
 /// A cascade finished: it becomes its upstream's latest for the badges (unless a
@@ -147,7 +157,7 @@ pub(super) fn event_finished(work: &mut Work<'_, '_>, root: BuildId) -> Result<(
         .node(root)?
         .ok_or_else(|| StoreError::Inconsistent(format!("root event {root} has no root build")))?;
     let before = node.notices.len();
-    notices::queue(work, &mut node, NoticeKind::Digest, Some(digest))?;
+    notices::queue(work, &mut node, NoticeKind::Digest, Some(digest), None)?;
     if node.notices.len() > before {
         let now = work.now;
         work.tx.put_node(now, &mut node)?;

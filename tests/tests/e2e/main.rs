@@ -6,6 +6,7 @@ mod backup;
 mod bad_input;
 mod badges;
 mod cascade;
+mod channels;
 mod cli;
 mod crash;
 mod damage;

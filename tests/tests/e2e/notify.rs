@@ -15,7 +15,7 @@ use conjunction_tui::client::Client;
 
 use crate::*;
 
-fn fast_notify(smtp: Option<&SmtpServer>, irc: Option<&IrcServer>) -> NotifyConfig {
+pub(crate) fn fast_notify(smtp: Option<&SmtpServer>, irc: Option<&IrcServer>) -> NotifyConfig {
     NotifyConfig {
         max_attempts: 3,
         timeout_ms: 5_000,
@@ -42,7 +42,7 @@ fn fast_notify(smtp: Option<&SmtpServer>, irc: Option<&IrcServer>) -> NotifyConf
     }
 }
 
-fn slack(sink: &Sink, path: &str, name: &str, on: &[NoticeKind]) -> NotifyRule {
+pub(crate) fn slack(sink: &Sink, path: &str, name: &str, on: &[NoticeKind]) -> NotifyRule {
     NotifyRule {
         channel: Channel::Slack {
             url: sink.url(path),
@@ -52,7 +52,7 @@ fn slack(sink: &Sink, path: &str, name: &str, on: &[NoticeKind]) -> NotifyRule {
     }
 }
 
-fn contacts_email(on: &[NoticeKind]) -> NotifyRule {
+pub(crate) fn contacts_email(on: &[NoticeKind]) -> NotifyRule {
     NotifyRule {
         channel: Channel::Email { to: Vec::new() },
         on: on.to_vec(),
@@ -60,7 +60,7 @@ fn contacts_email(on: &[NoticeKind]) -> NotifyRule {
     }
 }
 
-fn person(name: &str, email: &str) -> Contact {
+pub(crate) fn person(name: &str, email: &str) -> Contact {
     Contact {
         name: name.into(),
         email: Some(email.into()),
@@ -71,7 +71,7 @@ fn person(name: &str, email: &str) -> Contact {
 
 /// acme/lib (no trigger) and acme/app below it, triggered at `ci`, with `lib_rules`
 /// and `app_rules`; returns lib's report token.
-async fn two_projects(
+pub(crate) async fn two_projects(
     api: &Client,
     ci: &MockCi,
     lib_rules: Vec<NotifyRule>,
@@ -91,7 +91,7 @@ async fn two_projects(
 }
 
 /// Waits until every notice on `build` is sent or given up, and returns the build.
-async fn told(api: &Client, build: BuildId, notices: usize) -> Node {
+pub(crate) async fn told(api: &Client, build: BuildId, notices: usize) -> Node {
     eventually("the notices to be sent", WAIT, || async move {
         let node = api.build(build).await.ok()?;
         (node.notices.len() == notices
@@ -103,7 +103,12 @@ async fn told(api: &Client, build: BuildId, notices: usize) -> Node {
 
 /// Releases acme/lib 1.0.0, which acme/app passes, then 1.1.0 with app's CI behaving
 /// as `then`: the second event, settled.
-async fn pass_then(api: &Client, ci: &MockCi, token: &str, then: Behaviour) -> RootEvent {
+pub(crate) async fn pass_then(
+    api: &Client,
+    ci: &MockCi,
+    token: &str,
+    then: Behaviour,
+) -> RootEvent {
     ci.set_default(Behaviour::pass());
     let first = report_root(api, token, "acme/lib", "1.0.0").await;
     settled(api, first.root).await;
@@ -112,7 +117,7 @@ async fn pass_then(api: &Client, ci: &MockCi, token: &str, then: Behaviour) -> R
     settled(api, second.root).await
 }
 
-fn texts(sink: &Sink, path: &str) -> Vec<String> {
+pub(crate) fn texts(sink: &Sink, path: &str) -> Vec<String> {
     sink.posted_to(path)
         .iter()
         .map(|p| p.body["text"].as_str().unwrap_or_default().to_owned())
@@ -208,7 +213,7 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
     let mail = &mails[0];
     for part in [
         &format!("Subject: {headline}\n"),
-        "To: ana@acme.example, lu@acme.example\n",
+        "To: \"Ana Lima\" <ana@acme.example>, \"Lu Chen\" <lu@acme.example>\n",
         "From: conjunction <ci@conjunction.test>\n",
         "> error[E0432]: unresolved import `lib::old`\n",
         "acme/app: Ana Lima (maintainer) <ana@acme.example>\n",
@@ -280,7 +285,19 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
         .iter()
         .find(|m| m.contains(&format!("Subject: {fixed}\n")))
         .unwrap_or_else(|| panic!("no mail tells the fix: {mails:?}"));
-    assert!(fix_mail.contains("To: ana@acme.example\n"), "{fix_mail}");
+    assert!(
+        fix_mail.contains("To: \"Ana Lima\" <ana@acme.example>\n"),
+        "{fix_mail}"
+    );
+    // It answers the mail of the break.
+    let break_id = mail
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .expect("the break mail has an id");
+    assert!(
+        fix_mail.contains(&format!("In-Reply-To: {break_id}\n")),
+        "{fix_mail}"
+    );
     // The event finished again, but its digest was told already: a second one would
     // be on the root, queued in the same commit as the fix.
     let root = d.api.build(second.root).await.unwrap();
