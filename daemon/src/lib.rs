@@ -333,12 +333,15 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
         "dispatcher",
         tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone())),
     ));
+    let channels = Arc::new(notify::Channels::new(
+        client_for_notices,
+        notify_config.clone(),
+    ));
     let notifier = notify::Notifier {
         metrics: metrics.clone(),
         writer: writer.clone(),
-        client: client_for_notices,
+        channels: channels.clone(),
         config: notify_config,
-        rooms: Default::default(),
     };
     if !startup.notices.is_empty() {
         tracing::info!(count = startup.notices.len(), "resuming queued notices");
@@ -368,6 +371,7 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
         feed_limit: config.limits.feed_clients,
         database_path: config.data_dir.join(config::DATABASE_FILE),
         feed_room: Arc::new(api::feed::FeedRoom::new(config.limits.feed_clients)),
+        channels,
     };
     if config.retention.enabled {
         tasks.push((

@@ -27,6 +27,10 @@ pub enum NoticeKind {
     Infra,
     /// The upstream's summary of a finished event, one per root event.
     Digest,
+    /// A test of a project's channels, sent when a maintainer asks
+    /// (`POST /v1/projects/{id}/notify/test`): on every channel its rules name, whatever
+    /// they are on. No rule chooses it.
+    Test,
 }
 
 impl NoticeKind {
@@ -47,6 +51,7 @@ impl NoticeKind {
             NoticeKind::TriggerFailed => "trigger_failed",
             NoticeKind::Infra => "infra",
             NoticeKind::Digest => "digest",
+            NoticeKind::Test => "test",
         }
     }
 
@@ -268,6 +273,12 @@ pub fn validate_rules(rules: &[NotifyRule]) -> Result<(), ValidationError> {
                 format!("notify[{i}].on is empty: list the notices the channel gets, or leave it out for all but infra"),
             ));
         }
+        if rule.on.contains(&NoticeKind::Test) {
+            return Err(ValidationError::new(
+                format!("notify[{i}].on"),
+                format!("notify[{i}].on lists test, which no rule chooses: a test goes to every channel when asked for (POST /v1/projects/<id>/notify/test)"),
+            ));
+        }
         if let Some(name) = &rule.name {
             check_text(&format!("notify[{i}].name"), name, 128, true, Layout::Line)?;
         }
@@ -385,4 +396,40 @@ mod tests {
             assert_eq!(e.field, field, "{json}: {}", e.message);
         }
     }
+}
+
+/// The answer of `POST /v1/projects/{id}/notify/test`: how a test notice went, now, on
+/// each channel the project's notices go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTest {
+    pub project: crate::ProjectId,
+    pub channels: Vec<ChannelTest>,
+    /// Why there is no channel to test, when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// How the test went on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTest {
+    /// The channel as the build's notices name it (`#app on Slack`).
+    pub channel: String,
+    /// `slack`, `discord`, `matrix`, `webhook`, `email` or `irc`.
+    pub kind: String,
+    pub outcome: TestOutcome,
+    /// What went wrong, without the channel's secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    /// The channel took it.
+    Sent,
+    /// The channel said no, and will until its settings change (a wrong URL, token,
+    /// room or address).
+    Refused,
+    /// It could not be sent now (unreachable, timed out, rate limited): try again.
+    Failed,
 }

@@ -41,6 +41,9 @@ pub enum Command {
     Projects,
     /// List the direct and transitive dependents of a project
     Dependents { project: ProjectId },
+    /// Send a test notice on every channel a project's notices go to, now, and say how
+    /// each went; exits non-zero when any was not sent
+    NotifyTest { project: ProjectId },
     /// Show a root event's cascade as a tree
     Tree { root: BuildId },
     /// Show what releasing a version of a project would do, before it is released:
@@ -203,6 +206,30 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
             for d in deps {
                 let via: Vec<&str> = d.via.iter().map(ProjectId::as_str).collect();
                 println!("{}\tdepth {}\tvia {}", d.project, d.depth, via.join(", "));
+            }
+            Ok(())
+        }
+        Command::NotifyTest { project } => {
+            let test = client.notify_test(&project).await?;
+            if let Some(note) = &test.note {
+                println!("{note}");
+            }
+            let mut all_sent = true;
+            for c in &test.channels {
+                use conjunction_protocol::notify::TestOutcome;
+                let outcome = match c.outcome {
+                    TestOutcome::Sent => "sent",
+                    TestOutcome::Refused => "refused",
+                    TestOutcome::Failed => "failed",
+                };
+                all_sent &= c.outcome == TestOutcome::Sent;
+                match &c.error {
+                    Some(e) => println!("{outcome}\t{}\t{e}", c.channel),
+                    None => println!("{outcome}\t{}", c.channel),
+                }
+            }
+            if !all_sent {
+                bail!("not every channel of {project} took the test notice");
             }
             Ok(())
         }

@@ -226,7 +226,19 @@ impl Client {
         Ok(answer.dependents)
     }
 
-    /// What releasing `version` of `id` would do, before it is reported.
+    /// Sends a test notice on every channel `id`'s notices go to, now, and says how
+    /// each went.
+    pub async fn notify_test(
+        &self,
+        id: &ProjectId,
+    ) -> Result<conjunction_protocol::notify::NotifyTest, ClientError> {
+        let path = format!("{}/notify/test", project_path(id));
+        Ok(self
+            .call(Method::POST, &path, self.operator(), None::<&()>)
+            .await?
+            .1)
+    }
+
     /// What releasing `version` of `id` (or promoting it to `environment`) would do.
     pub async fn impact(
         &self,

@@ -14,6 +14,7 @@ pub mod feed;
 pub mod health;
 mod hooks;
 mod metrics;
+mod notify;
 mod projects;
 mod releases;
 mod reports;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(projects::delete),
         )
         .route("/v1/projects/{id}/dependents", get(projects::dependents))
+        .route("/v1/projects/{id}/notify/test", post(notify::test))
         .route("/v1/projects/{id}/impact", get(releases::impact))
         .route("/v1/projects/{id}/releases", get(releases::list))
         .route("/v1/projects/{id}/releases/{version}", get(releases::get))

@@ -30,4 +30,6 @@ pub struct AppState {
     pub metrics_token: Option<std::sync::Arc<crate::auth::OperatorTokens>>,
     pub feed_limit: usize,
     pub database_path: std::path::PathBuf,
+    /// Sends notices on their channels, for a maintainer's test of them.
+    pub channels: std::sync::Arc<crate::notify::Channels>,
 }

@@ -27,7 +27,7 @@ pub fn body(m: &Message) -> Value {
         NoticeKind::Broke | NoticeKind::TriggerFailed => 0xE0_5D_44,
         NoticeKind::Fixed => 0x44_CC_11,
         NoticeKind::NeedsBump | NoticeKind::Infra => 0xFE_7D_37,
-        NoticeKind::Digest => 0x00_7E_C6,
+        NoticeKind::Digest | NoticeKind::Test => 0x00_7E_C6,
     };
     let mut embed = json!({
         "title": cut(&m.headline(), TITLE_CHARS),

@@ -125,6 +125,7 @@ impl Message {
             NoticeKind::TriggerFailed => format!("{p} could not be triggered for {release}"),
             NoticeKind::Infra => format!("{p} errored in its CI with {release}"),
             NoticeKind::Digest => self.digest_line(),
+            NoticeKind::Test => format!("A test notice from conjunction for {p}"),
         }
     }
 
@@ -193,7 +194,13 @@ impl Message {
     /// "and N more".
     pub fn details_within(&self, budget: usize, measure: &dyn Fn(&str) -> usize) -> Vec<String> {
         let mut lines = Vec::new();
-        if self.kind != NoticeKind::Digest {
+        if self.kind == NoticeKind::Test {
+            lines.push(format!(
+                "A test of {}'s notify rules, sent because it was asked for: this channel gets \
+                 the project's notices. Nothing happened to any build.",
+                self.project
+            ));
+        } else if self.kind != NoticeKind::Digest {
             let mut build = format!(
                 "build {} (attempt {}) {}",
                 self.build, self.attempt, self.state

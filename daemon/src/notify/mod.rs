@@ -36,6 +36,7 @@ use crate::ci::call::{self, Outcome};
 use crate::outbox::{later, Schedule};
 use crate::store::NoticeEntry;
 use crate::writer::{NoticeOutcome, WriterHandle};
+use message::Message;
 
 /// How notices are sent (`[notify]` in the config file).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -255,15 +256,23 @@ impl From<Outcome> for Sent {
     }
 }
 
-pub struct Notifier {
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub writer: WriterHandle,
-    pub client: reqwest::Client,
-    pub config: NotifyConfig,
+/// Sends one notice on one channel, once: each channel's format and protocol, with
+/// the channel's secrets taken out of whatever went wrong. The notifier's outbox and a
+/// maintainer's test of a project's channels both send through it.
+pub struct Channels {
+    client: reqwest::Client,
+    config: NotifyConfig,
     /// Matrix room aliases resolved through their homeserver's directory, by
     /// (homeserver, alias), with when: an alias may be moved, so it is asked again
     /// after [`ROOM_ALIAS_KEPT`].
-    pub rooms: std::sync::Mutex<HashMap<(String, String), (String, std::time::Instant)>>,
+    rooms: std::sync::Mutex<HashMap<(String, String), (String, std::time::Instant)>>,
+}
+
+pub struct Notifier {
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub writer: WriterHandle,
+    pub channels: Arc<Channels>,
+    pub config: NotifyConfig,
 }
 
 /// How long a resolved room alias is used before the directory is asked again.
@@ -345,8 +354,10 @@ impl Notifier {
         mut entry: NoticeEntry,
         retry: mpsc::UnboundedSender<NoticeEntry>,
     ) -> bool {
-        let timeout = Duration::from_millis(self.config.timeout_ms);
-        let sent = self.send(&entry, timeout).await;
+        let sent = self
+            .channels
+            .send(entry.id, &entry.channel, &entry.message)
+            .await;
         let tries = entry.tries + 1;
         let channel = entry.channel.describe();
         let outcome = match sent {
@@ -415,13 +426,33 @@ impl Notifier {
             }
         }
     }
+}
 
-    /// Sends `entry` once. What goes wrong is said without the channel's secrets: a
-    /// Slack or Discord webhook URL is its token, and an error naming the URL it could
-    /// not reach would show it on the build and in the log.
-    async fn send(&self, entry: &NoticeEntry, timeout: Duration) -> Sent {
-        let sent = self.send_once(entry, timeout).await;
-        let secrets = secret_forms(&entry.channel);
+impl Channels {
+    pub fn new(client: reqwest::Client, config: NotifyConfig) -> Self {
+        Self {
+            client,
+            config,
+            rooms: Default::default(),
+        }
+    }
+
+    /// How long one try may take.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.timeout_ms)
+    }
+
+    /// Whether the daemon can send mail, so that a side without rules is mailed.
+    pub fn has_email(&self) -> bool {
+        self.config.smtp.is_some()
+    }
+
+    /// Sends notice `id` saying `m` on `channel` once. What goes wrong is said without
+    /// the channel's secrets: a Slack or Discord webhook URL is its token, and an error
+    /// naming the URL it could not reach would show it on the build and in the log.
+    pub async fn send(&self, id: BuildId, channel: &Channel, m: &Message) -> Sent {
+        let sent = self.send_once(id, channel, m, self.timeout()).await;
+        let secrets = secret_forms(channel);
         let scrub = |e: String| {
             secrets
                 .iter()
@@ -438,8 +469,13 @@ impl Notifier {
         }
     }
 
-    async fn send_once(&self, entry: &NoticeEntry, timeout: Duration) -> Sent {
-        let m = &entry.message;
+    async fn send_once(
+        &self,
+        id: BuildId,
+        channel: &Channel,
+        m: &Message,
+        timeout: Duration,
+    ) -> Sent {
         let json = |request: reqwest::RequestBuilder, body: &serde_json::Value| {
             request
                 .timeout(timeout)
@@ -447,7 +483,7 @@ impl Notifier {
                 .body(body.to_string())
         };
         let accepted = |_, _, _| async { Outcome::accepted() };
-        match &entry.channel {
+        match channel {
             Channel::Slack { url } => {
                 let request = json(self.client.post(url), &slack::body(m));
                 call::send(&self.client, request, "Slack", "", accepted)
@@ -469,7 +505,7 @@ impl Notifier {
                     Ok(id) => id,
                     Err(sent) => return sent,
                 };
-                let url = matrix::url(homeserver, &room_id, &entry.id.to_string());
+                let url = matrix::url(homeserver, &room_id, &id.to_string());
                 let request = call::bearer(json(self.client.put(url), &matrix::body(m)), token);
                 call::send(
                     &self.client,
@@ -482,13 +518,13 @@ impl Notifier {
                 .into()
             }
             Channel::Webhook { url, secret } => {
-                let body = webhook::body(entry.id, m);
+                let body = webhook::body(id, m);
                 let mut request = self
                     .client
                     .post(url)
                     .timeout(timeout)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header("X-Conjunction-Delivery", entry.id.to_string());
+                    .header("X-Conjunction-Delivery", id.to_string());
                 if let Some(secret) = secret {
                     request = request.header(
                         SIGNATURE_HEADER,
@@ -506,7 +542,7 @@ impl Notifier {
                 .into()
             }
             Channel::Email { to } => match &self.config.smtp {
-                Some(smtp) => email::send(smtp, timeout, entry.id, to, m).await,
+                Some(smtp) => email::send(smtp, timeout, id, to, m).await,
                 None => Sent::Refused(
                     "the daemon has no [notify.smtp] settings, so it cannot send mail".into(),
                 ),
@@ -519,9 +555,7 @@ impl Notifier {
             },
         }
     }
-}
 
-impl Notifier {
     /// The room id to send to: `room` itself, or the room its alias names in the
     /// homeserver's directory.
     async fn room_id(

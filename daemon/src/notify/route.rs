@@ -66,6 +66,7 @@ pub fn sides(kind: NoticeKind) -> (bool, bool) {
         NoticeKind::Broke | NoticeKind::Fixed => (true, true),
         NoticeKind::NeedsBump | NoticeKind::TriggerFailed | NoticeKind::Infra => (true, false),
         NoticeKind::Digest => (false, true),
+        NoticeKind::Test => (true, false),
     }
 }
 
@@ -119,7 +120,11 @@ pub fn route(
         } else {
             side.rules
         };
-        for rule in rules.iter().filter(|r| r.on.contains(&kind)) {
+        // A test goes to every channel of the side's rules.
+        for rule in rules
+            .iter()
+            .filter(|r| kind == NoticeKind::Test || r.on.contains(&kind))
+        {
             match &rule.channel {
                 Channel::Email { to } => {
                     let addresses: Vec<String> = if to.is_empty() {

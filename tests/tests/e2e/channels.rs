@@ -331,3 +331,107 @@ async fn thirty_two_contacts_are_said_on_irc_within_its_lines() {
         assert!(line.len() <= 512 && line.ends_with(" more"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn a_test_notice_goes_to_every_channel_now_and_says_how_each_went() {
+    let sink = Sink::start().await;
+    let down = Sink::start().await;
+    down.answer(503);
+    let smtp = SmtpServer::start().await;
+    let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(Some(&smtp), None)).await;
+    let only_breaks = |channel: Channel, name: Option<&str>| NotifyRule {
+        channel,
+        on: vec![NoticeKind::Broke],
+        name: name.map(str::to_owned),
+    };
+    let mut app = spec("acme/app", &[], None);
+    app.contacts = vec![super::notify::person("Ana Lima", "ana@acme.example")];
+    app.notify = vec![
+        only_breaks(
+            Channel::Slack {
+                url: sink.url("/slack/app"),
+            },
+            Some("#app"),
+        ),
+        only_breaks(
+            Channel::Matrix {
+                homeserver: sink.url(""),
+                room: "#nowhere:conjunction.test".into(),
+                token: "syt_matrix_secret".into(),
+            },
+            None,
+        ),
+        only_breaks(
+            Channel::Discord {
+                url: down.url("/api/webhooks/9/down-secret"),
+            },
+            Some("#down"),
+        ),
+        only_breaks(Channel::Email { to: Vec::new() }, None),
+    ];
+    d.api.put_project(&pid("acme/app"), &app).await.unwrap();
+
+    let test = d.api.notify_test(&pid("acme/app")).await.unwrap();
+    let said: Vec<(&str, &str, conjunction_protocol::notify::TestOutcome)> = test
+        .channels
+        .iter()
+        .map(|c| (c.channel.as_str(), c.kind.as_str(), c.outcome))
+        .collect();
+    use conjunction_protocol::notify::TestOutcome::*;
+    assert_eq!(
+        said,
+        [
+            ("#app on Slack", "slack", Sent),
+            ("#nowhere:conjunction.test on Matrix", "matrix", Refused),
+            ("#down on Discord", "discord", Failed),
+            ("ana@acme.example by email", "email", Sent),
+        ]
+    );
+    let shown = serde_json::to_string(&test).unwrap();
+    for secret in ["syt_matrix_secret", "down-secret"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert_eq!(
+        super::notify::texts(&sink, "/slack/app"),
+        ["A test notice from conjunction for acme/app"]
+    );
+    let mails = eventually("the test mail", WAIT, || async {
+        Some(smtp.mails()).filter(|m| !m.is_empty())
+    })
+    .await;
+    assert!(mails[0].contains("Subject: A test notice from conjunction for acme/app\n"));
+    assert!(
+        d.api.roots(10).await.unwrap().is_empty(),
+        "no event, no build"
+    );
+
+    // The command line says the same, and fails since not every channel took it.
+    let out =
+        tokio::process::Command::new(conjunction_tests::daemon::binaries().join("conjunction"))
+            .args(["notify-test", "acme/app"])
+            .env("CONJUNCTION_URL", d.url())
+            .env(
+                "CONJUNCTION_TOKEN",
+                conjunction_tests::daemon::OPERATOR_TOKEN,
+            )
+            .env("XDG_CONFIG_HOME", tempfile::tempdir().unwrap().path())
+            .output()
+            .await
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("sent\t#app on Slack\n"), "{stdout}");
+    assert!(
+        stdout.contains("refused\t#nowhere:conjunction.test on Matrix\t"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("failed\t#down on Discord\t"), "{stdout}");
+
+    // A project whose notices go nowhere is told so.
+    let mut lone = spec("acme/lone", &[], None);
+    lone.contacts = Vec::new();
+    d.api.put_project(&pid("acme/lone"), &lone).await.unwrap();
+    let test = d.api.notify_test(&pid("acme/lone")).await.unwrap();
+    assert!(test.channels.is_empty());
+    assert!(test.note.unwrap().contains("go nowhere"));
+}
