@@ -228,6 +228,9 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
                     None => println!("{outcome}\t{}", c.channel),
                 }
             }
+            if test.channels.is_empty() {
+                bail!("{project} has no channel to test");
+            }
             if !all_sent {
                 bail!("not every channel of {project} took the test notice");
             }

@@ -11,6 +11,18 @@ use conjunction_tests::daemon::{run_conjunctiond, DaemonProcess};
 
 use crate::*;
 
+/// Runs `conjunctiond restore --from backup --data-dir data`.
+async fn restore(backup: &std::path::Path, data: &std::path::Path) -> (bool, String) {
+    run_conjunctiond(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        backup.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ])
+    .await
+}
+
 #[tokio::test]
 async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_began() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,14 +77,7 @@ async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_
     .await;
 
     // Restoring over a database a daemon has open is refused.
-    let (ok, said) = run_conjunctiond(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .await;
+    let (ok, said) = restore(&backup, &data).await;
     assert!(!ok);
     assert!(said.contains("is in use: stop the daemon"), "{said}");
 
@@ -90,14 +95,7 @@ async fn a_backup_taken_under_load_restores_every_report_acknowledged_before_it_
     assert!(daemon.terminate().await.success());
 
     let restored = dir.path().join("restored");
-    let (ok, said) = run_conjunctiond(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        restored.to_str().unwrap(),
-    ])
-    .await;
+    let (ok, said) = restore(&backup, &restored).await;
     assert!(ok, "{said}");
     let daemon = DaemonProcess::start(&restored, "").await;
     for root in &before {
@@ -141,14 +139,7 @@ async fn checking_and_restoring_only_read_the_file_and_a_backup_on_read_only_med
 
     let backup_bytes = std::fs::read(&backup).unwrap();
     let restored = dir.path().join("restored");
-    let (ok, said) = run_conjunctiond(&[
-        "restore",
-        "--from",
-        backup.to_str().unwrap(),
-        "--data-dir",
-        restored.to_str().unwrap(),
-    ])
-    .await;
+    let (ok, said) = restore(&backup, &restored).await;
     assert!(ok, "{said}");
     assert!(
         std::fs::read(&backup).unwrap() == backup_bytes,

@@ -410,7 +410,7 @@ async fn lost_webhooks_are_recovered_by_asking_each_cis_api() {
 }
 
 /// Sends `body` to the hooks endpoint with `headers`.
-async fn post_hook(
+pub(crate) async fn post_hook(
     d: &TestDaemon,
     path: &str,
     headers: &[(&str, String)],

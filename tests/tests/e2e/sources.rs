@@ -12,6 +12,7 @@ use conjunction_tui::demo::native::{buildkite_signature, github_signature};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use super::native::post_hook as post;
 use super::pid;
 
 const HOOK_SECRET: &str = "webhook-secret-0123456789";
@@ -30,25 +31,6 @@ async fn upstream_with(d: &TestDaemon, mock: &MockCi, project: &str, source: Sou
     assert_eq!(status, 201, "{project} is registered");
     let dependent = format!("{project}-user");
     super::register(&d.api, &dependent, &[project], Some(mock)).await;
-}
-
-/// POSTs `body` with `headers` to `path`; the status and the JSON answer.
-async fn post(
-    d: &TestDaemon,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}{path}", d.url()))
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    for (k, v) in headers {
-        request = request.header(*k, v);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 fn github(event: &str, body: &[u8], secret: &str, delivery: &str) -> Vec<(&'static str, String)> {
