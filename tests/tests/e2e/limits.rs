@@ -335,6 +335,20 @@ async fn feed_clients_past_the_cap_are_refused_with_503() {
     daemon.terminate().await;
 }
 
+/// `n` feed clients, each past its websocket handshake and nothing read yet. The
+/// handshakes all finish before any client reads: a client that parses its snapshot
+/// (a few megabytes, in a debug build) while the others still have their upgrade
+/// requests to write would hold them past the daemon's header timeout on a busy
+/// machine, and the daemon would rightly close them.
+async fn connect_all(url: &str, n: usize) -> Vec<Feed> {
+    let mut handshakes = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let url = url.to_owned();
+        handshakes.spawn(async move { Feed::connect(&url, OPERATOR_TOKEN).await.unwrap() });
+    }
+    handshakes.join_all().await
+}
+
 #[tokio::test]
 async fn snapshots_are_built_once_sent_a_few_at_a_time_and_not_held_after() {
     let dir = tempfile::tempdir().unwrap();
@@ -371,10 +385,8 @@ async fn snapshots_are_built_once_sent_a_few_at_a_time_and_not_held_after() {
     // is still empty: buffers, tasks, and the allocator's arenas. The connections are
     // closed again; what they took is the baseline the snapshots are measured from.
     let mut clients = Vec::new();
-    for _ in 0..250 {
-        let url = url.clone();
+    for mut feed in connect_all(&url, 250).await {
         clients.push(tokio::spawn(async move {
-            let mut feed = Feed::connect(&url, OPERATOR_TOKEN).await.unwrap();
             feed.next(WAIT).await;
             feed.next(WAIT).await;
             feed
@@ -410,10 +422,8 @@ async fn snapshots_are_built_once_sent_a_few_at_a_time_and_not_held_after() {
     // holds 250 connections, so what it rises by is what the snapshots cost.
     let before = daemon.memory_kib("VmHWM");
     let mut clients = Vec::new();
-    for _ in 0..250 {
-        let url = url.clone();
+    for mut feed in connect_all(&url, 250).await {
         clients.push(tokio::spawn(async move {
-            let mut feed = Feed::connect(&url, OPERATOR_TOKEN).await.unwrap();
             feed.next(Duration::from_secs(60)).await;
             let ServerMessage::Snapshot { events, seq, .. } =
                 feed.next(Duration::from_secs(60)).await
