@@ -9,7 +9,20 @@ use std::time::Duration;
 use conjunction_protocol::Timestamp;
 use serde::Deserialize;
 
-use crate::writer::Fault;
+/// Why the writer stopped before it was asked to. After a fault the writer changes
+/// nothing more: redb refuses every later write after a failed commit until the file
+/// is opened again, and a panic may have left the graph half-changed. So the daemon
+/// stops, and its supervisor starts it again on the file as last committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    #[error("the database could not be written: {0}")]
+    Storage(String),
+    #[error(
+        "the database writer panicked ({0}); the database file may be damaged: if this \
+         repeats after a restart, restore the file from a backup"
+    )]
+    Panicked(String),
+}
 
 /// How often the writer is pulsed (and systemd's status refreshed), and how long
 /// without a committed pulse makes it stalled (`[health]` in the config file).

@@ -10,7 +10,6 @@ pub mod api;
 pub mod auth;
 pub mod badges;
 pub mod ci;
-pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod hub;
@@ -19,7 +18,9 @@ pub mod notify;
 pub mod outbox;
 pub mod planner;
 pub mod reconcile;
+pub mod retention;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod systemd;
 pub mod writer;
@@ -30,7 +31,7 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-pub use config::Config;
+pub use settings::Settings;
 
 use crate::auth::OperatorTokens;
 use crate::dispatch::Dispatcher;
@@ -46,7 +47,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    TokenFile(#[from] auth::TokenFileError),
     #[error("cannot open the database")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -54,7 +55,7 @@ pub enum ServeError {
     #[error("cannot build the HTTP client")]
     Client(#[from] reqwest::Error),
     #[error(transparent)]
-    WriterFailed(#[from] writer::Fault),
+    WriterFailed(#[from] health::Fault),
     #[error("the settings cannot be used: {0}")]
     Settings(String),
 }
@@ -81,13 +82,13 @@ pub(crate) async fn stopped(flag: &mut watch::Receiver<bool>) {
 /// load, `/healthz` and `/readyz` say the daemon is starting and other requests wait
 /// for the API.
 pub async fn serve(
-    config: Config,
+    settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let address = listener.local_addr()?;
-    let health = health::Health::new(std::time::Duration::from_millis(config.health.stall_ms));
-    let limits = server::Limits::fit(&config.limits, config.dispatch.concurrency);
+    let health = health::Health::new(std::time::Duration::from_millis(settings.health.stall_ms));
+    let limits = server::Limits::fit(&settings.limits, settings.dispatch.concurrency);
     let gate = server::Gate::default();
     let shed = server::ServerShed::default();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -105,8 +106,8 @@ pub async fn serve(
     // Everything on disk is read off the async threads (opening the database can read
     // the whole file, a repair after a crash), so the server answers meanwhile.
     let read = {
-        let config = config.clone();
-        match tokio::task::spawn_blocking(move || read_disk(&config)).await {
+        let settings = settings.clone();
+        match tokio::task::spawn_blocking(move || read_disk(&settings)).await {
             Ok(read) => read,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
@@ -115,7 +116,7 @@ pub async fn serve(
         Ok(disk) => {
             let operators = OperatorTokens::new(disk.operator_tokens.clone());
             start(
-                &config,
+                &settings,
                 disk,
                 Started {
                     address,
@@ -142,15 +143,15 @@ pub async fn serve(
             return Err(e);
         }
     };
-    let service = systemd::ServiceManager::new(config.service_manager);
+    let service = systemd::ServiceManager::new(settings.service_manager);
     let pulse = tokio::spawn(supervise(
         service,
         state.clone(),
         address,
-        std::time::Duration::from_millis(config.health.pulse_ms),
+        std::time::Duration::from_millis(settings.health.pulse_ms),
         state.shutdown.clone(),
     ));
-    let public_url = config
+    let public_url = settings
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
@@ -185,7 +186,7 @@ pub async fn serve(
     drop(state);
     let written = tokio::task::spawn_blocking(move || writer_thread.join())
         .await
-        .unwrap_or_else(|e| Err(writer::Fault::Panicked(e.to_string())));
+        .unwrap_or_else(|e| Err(health::Fault::Panicked(e.to_string())));
     tracing::info!("stopped");
     Ok(written?)
 }
@@ -196,28 +197,26 @@ struct Disk {
     operator_tokens: Vec<String>,
     build_tokens: auth::BuildTokens,
     notify_config: notify::NotifyConfig,
-    metrics_config: config::MetricsConfig,
+    metrics_config: metrics::MetricsConfig,
     store: Store,
     startup: store::Startup,
 }
 
 /// Reads what [`Disk`] holds; blocking.
-fn read_disk(config: &Config) -> Result<Disk, ServeError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
-        path: config.data_dir.clone(),
+fn read_disk(settings: &Settings) -> Result<Disk, ServeError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
+        path: settings.data_dir.clone(),
         source,
     })?;
-    let (operator_tokens, token_file) = config::operator_tokens(config)?;
+    let (operator_tokens, token_file) =
+        auth::operator_tokens(&settings.data_dir, &settings.operator_tokens)?;
     if let Some(path) = token_file {
         tracing::info!(path = %path.display(), "operator token is in this file");
     }
-    let (build_tokens, new_key) = config::build_token_key(config)?;
-    let mut notify_config = config.notify.clone();
-    notify_config.load_files().map_err(ServeError::Settings)?;
-    let mut metrics_config = config.metrics.clone();
-    metrics_config.load_files().map_err(ServeError::Settings)?;
-    let (store, mut startup) =
-        Store::open(&config.data_dir.join(config::DATABASE_FILE), &config.store)?;
+    let (build_tokens, new_key) = auth::build_token_key(&settings.data_dir)?;
+    let mut named = settings.clone();
+    named.read_named_files().map_err(ServeError::Settings)?;
+    let (store, mut startup) = Store::open(&settings.database_path(), &settings.store)?;
     let rekeyed = writer::prepare_outbox(&store, &mut startup.outbox, &build_tokens, new_key)?;
     if rekeyed > 0 {
         tracing::info!(
@@ -228,8 +227,8 @@ fn read_disk(config: &Config) -> Result<Disk, ServeError> {
     Ok(Disk {
         operator_tokens,
         build_tokens,
-        notify_config,
-        metrics_config,
+        notify_config: named.notify,
+        metrics_config: named.metrics,
         store,
         startup,
     })
@@ -254,7 +253,7 @@ struct Running {
 
 /// Builds the graph from what the database holds, and starts the writer and the
 /// workers.
-async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, ServeError> {
+async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, ServeError> {
     let Disk {
         build_tokens,
         notify_config,
@@ -270,13 +269,13 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
     }
     let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
     let address = s.address;
-    let public_url = config
+    let public_url = settings
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let report_url = format!("{}/v1/reports", public_url.trim_end_matches('/'));
 
-    let hub = hub::Hub::new(config.feed.buffer);
+    let hub = hub::Hub::new(settings.feed.buffer);
     let health = s.health;
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
@@ -291,7 +290,7 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
         email_default: notify_config.smtp.is_some(),
         report_url: report_url.clone(),
         build_tokens: build_tokens.clone(),
-        environments: config.releases.environments.clone(),
+        environments: settings.releases.environments.clone(),
         health: health.clone(),
         backlog: startup.has_ready,
         metrics: metrics.clone(),
@@ -308,8 +307,8 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
         store: store.clone(),
         writer: writer.clone(),
         client: client.clone(),
-        config: config.reconcile.clone(),
-        timeout: std::time::Duration::from_millis(config.dispatch.timeout_ms),
+        config: settings.reconcile.clone(),
+        timeout: std::time::Duration::from_millis(settings.dispatch.timeout_ms),
     };
     let mut tasks = vec![(
         "reconciler",
@@ -320,7 +319,7 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
         store: store.clone(),
         writer: writer.clone(),
         client,
-        config: config.dispatch.clone(),
+        config: settings.dispatch.clone(),
         report_url,
         build_tokens,
         follow,
@@ -359,27 +358,27 @@ async fn start(config: &Config, disk: Disk, s: Started) -> Result<Running, Serve
         operators: s.operators,
         shutdown: stop_rx,
         health,
-        feed: config.feed,
-        environments: Arc::new(config.releases.environments.clone()),
-        body_timeout: std::time::Duration::from_millis(config.limits.body_timeout_ms),
+        feed: settings.feed,
+        environments: Arc::new(settings.releases.environments.clone()),
+        body_timeout: std::time::Duration::from_millis(settings.limits.body_timeout_ms),
         metrics: metrics.clone(),
         metrics_on: metrics_config.is_on(),
         metrics_token: metrics_config
             .token
             .clone()
             .map(|t| Arc::new(OperatorTokens::new([t]))),
-        feed_limit: config.limits.feed_clients,
-        database_path: config.data_dir.join(config::DATABASE_FILE),
-        feed_room: Arc::new(api::feed::FeedRoom::new(config.limits.feed_clients)),
+        feed_limit: settings.limits.feed_clients,
+        database_path: settings.database_path(),
+        feed_room: Arc::new(api::feed::FeedRoom::new(settings.limits.feed_clients)),
         channels,
     };
-    if config.retention.enabled {
+    if settings.retention.enabled {
         tasks.push((
             "retention",
-            tokio::spawn(retain(
+            tokio::spawn(retention::retain(
                 state.writer.clone(),
-                config.retention,
-                config.clock.clone(),
+                settings.retention,
+                settings.clock.clone(),
                 state.shutdown.clone(),
             )),
         ));
@@ -469,62 +468,6 @@ async fn supervise(
             service.status(&line);
             said = line;
             said_at = tokio::time::Instant::now();
-        }
-    }
-}
-
-/// Prunes what retention no longer keeps, every `interval_ms`, a small step at a time
-/// so that reports share the writer with it, and says in the log what went.
-async fn retain(
-    writer: writer::WriterHandle,
-    config: config::RetentionConfig,
-    clock: config::Clock,
-    mut stop: watch::Receiver<bool>,
-) {
-    let interval = std::time::Duration::from_millis(config.interval_ms);
-    let keep = config.keep();
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = stopped(&mut stop) => return,
-        }
-        let now = clock.now();
-        let cutoff = conjunction_protocol::Timestamp(now.0.saturating_sub(keep.as_millis() as u64));
-        let mut total = writer::Pruned::default();
-        let mut cursor = None;
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            match writer.prune(cutoff, config.keep_per_upstream, cursor).await {
-                Ok(step) => {
-                    total.roots += step.roots;
-                    total.builds += step.builds;
-                    total.events += step.events;
-                    total.lines += step.lines;
-                    cursor = step.cursor;
-                    if !step.more {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention stopped for now; it tries again later");
-                    break;
-                }
-            }
-            tokio::task::yield_now().await;
-        }
-        if total.roots + total.events + total.lines > 0 {
-            tracing::info!(
-                root_events = total.roots,
-                builds = total.builds,
-                log_events = total.events,
-                release_lines = total.lines,
-                older_than = %cutoff,
-                keep_days = config.keep_days,
-                keep_per_upstream = config.keep_per_upstream,
-                "pruned what retention no longer keeps"
-            );
         }
     }
 }

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use conjunction_daemon::config::{FileConfig, DEFAULT_LISTEN};
+use conjunction_daemon::settings::{Flags, Settings};
 use conjunction_daemon::systemd::Passed;
-use conjunction_daemon::Config;
 
 /// Links CI pipelines across projects: takes build reports, triggers dependents,
 /// and streams every cascade live.
@@ -61,13 +60,6 @@ enum Command {
     },
 }
 
-fn systemd_dir(var: &str) -> Option<PathBuf> {
-    // systemd lists several directories separated by ':' when a unit names several.
-    let value = std::env::var_os(var)?;
-    let first = value.to_str()?.split(':').next()?.to_owned();
-    (!first.is_empty()).then(|| PathBuf::from(first))
-}
-
 /// Logs to the journal, with fields, when stderr is the journal (`JOURNAL_STREAM`
 /// names stderr's own device and inode); otherwise as text to stderr.
 fn init_logging() {
@@ -117,77 +109,43 @@ fn main() -> anyhow::Result<()> {
         Passed::Nothing => None,
     };
     let args = Args::parse();
-    let dirs = directories::ProjectDirs::from("org", "conjunction", "conjunctiond");
-
-    let config_path = systemd_dir("CONFIGURATION_DIRECTORY")
-        .map(|d| d.join("conjunctiond.toml"))
-        .filter(|p| p.exists())
-        .or(args.config.clone())
-        .or_else(|| {
-            dirs.as_ref()
-                .map(|d| d.config_dir().join("conjunctiond.toml"))
-                .filter(|p| p.exists())
-        });
+    let flags = Flags {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        config: args.config.clone(),
+        public_url: args.public_url.clone(),
+    };
     if let Some(Command::CheckConfig) = args.command {
-        let Some(path) = &config_path else {
+        let Some(path) = Settings::config_file(&flags) else {
             anyhow::bail!(
                 "no config file: pass --config FILE, or put conjunctiond.toml in $CONFIGURATION_DIRECTORY or the platform config directory"
             );
         };
-        let mut file = FileConfig::load(path)?;
-        file.notify
-            .load_files()
-            .and_then(|()| file.metrics.load_files())
-            .map_err(|e| anyhow::anyhow!("config file {} is not usable: {e}", path.display()))?;
+        Settings::check_file(&path)?;
         println!("{} is valid", path.display());
         return Ok(());
     }
-    let file = match &config_path {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
-
-    let data_dir = systemd_dir("STATE_DIRECTORY")
-        .or(args.data_dir)
-        .or(file.data_dir.clone())
-        .or_else(|| dirs.as_ref().map(|d| d.data_dir().to_owned()))
-        .context("no data directory: pass --data-dir")?;
-
-    let mut operator_tokens = Vec::new();
-    if let Some(creds) = systemd_dir("CREDENTIALS_DIRECTORY") {
-        let path = creds.join("operator-token");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            operator_tokens.push(text.trim().to_owned());
-        }
-    }
-    if let Ok(token) = std::env::var("CONJUNCTIOND_OPERATOR_TOKEN") {
-        if !token.trim().is_empty() {
-            operator_tokens.push(token.trim().to_owned());
-        }
-    }
-    operator_tokens.extend(file.operator_tokens.iter().cloned());
+    let settings = Settings::load(&flags)?;
 
     match &args.command {
         Some(Command::Backup { to, url }) => {
-            let listen = args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
-            let url = url.clone().unwrap_or_else(|| format!("http://{listen}"));
-            let token = match operator_tokens.first() {
+            let url = url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.listen));
+            let token = match settings.operator_tokens.first() {
                 Some(t) => t.clone(),
-                None => std::fs::read_to_string(data_dir.join(conjunction_daemon::config::OPERATOR_TOKEN_FILE))
+                None => std::fs::read_to_string(settings.data_dir.join(conjunction_daemon::auth::OPERATOR_TOKEN_FILE))
                     .map(|t| t.trim().to_owned())
                     .context("no operator token: set CONJUNCTIOND_OPERATOR_TOKEN, or run where the data directory's operator.token is readable")?,
             };
             return backup(&url, &token, to);
         }
-        Some(Command::Restore { from }) => return restore(from, &data_dir),
+        Some(Command::Restore { from }) => return restore(from, &settings.data_dir),
         _ => {}
     }
 
     if args.check_database {
-        let path = data_dir.join(conjunction_daemon::config::DATABASE_FILE);
+        let path = settings.database_path();
         let size = conjunction_daemon::store::Store::check(&path)?;
         println!(
             "{} is intact ({size} bytes, every page verified)",
@@ -196,24 +154,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
-    let mut config = Config::new(data_dir);
-    config.public_url = args.public_url.or(file.public_url);
-    config.operator_tokens = operator_tokens;
-    config.dispatch = file.dispatch;
-    config.reconcile = file.reconcile;
-    config.releases = file.releases;
-    config.notify = file.notify;
-    config.metrics = file.metrics;
-    config.retention = file.retention;
-    config.health = file.health;
-    config.store = file.store;
-    config.limits = file.limits;
-    config.service_manager = true;
-
+    let listen = settings.listen;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = match passed {
@@ -227,7 +168,7 @@ fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?,
         };
-        conjunction_daemon::serve(config, listener, shutdown_signal()).await?;
+        conjunction_daemon::serve(settings, listener, shutdown_signal()).await?;
         Ok(())
     })
 }
@@ -293,7 +234,7 @@ fn backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
 /// stopped. The database there (if any) is kept beside it.
 fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let db = data_dir.join(conjunction_daemon::config::DATABASE_FILE);
+    let db = data_dir.join(conjunction_daemon::store::DATABASE_FILE);
     if db.exists() && in_use(&db)? {
         anyhow::bail!(
             "{} is in use: stop the daemon (systemctl stop conjunctiond) before restoring",
@@ -324,7 +265,7 @@ fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result
             .as_secs();
         let aside = data_dir.join(format!(
             "{}.before-restore-{secs}",
-            conjunction_daemon::config::DATABASE_FILE
+            conjunction_daemon::store::DATABASE_FILE
         ));
         std::fs::rename(&db, &aside)?;
         println!("kept the database that was there as {}", aside.display());

@@ -18,6 +18,45 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use serde::Deserialize;
+
+/// `GET /metrics` (`[metrics]` in the config file): off unless enabled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` to operator tokens (and to `token_file`'s token).
+    pub enabled: bool,
+    /// A file holding a token that may read `/metrics` and nothing else, for a
+    /// scraper. Setting it enables `/metrics`.
+    pub token_file: Option<std::path::PathBuf>,
+    /// The token read from `token_file` at start.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+impl MetricsConfig {
+    pub fn is_on(&self) -> bool {
+        self.enabled || self.token_file.is_some() || self.token.is_some()
+    }
+
+    /// Reads `token_file`, once, at start.
+    pub fn load_files(&mut self) -> Result<(), String> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read [metrics] token_file {}: {e}", path.display()))?;
+            let token = text.trim();
+            if token.len() < 16 {
+                return Err(format!(
+                    "[metrics] token_file {} holds {} characters; a token needs at least 16",
+                    path.display(),
+                    token.len()
+                ));
+            }
+            self.token = Some(token.to_owned());
+        }
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReportLabel {

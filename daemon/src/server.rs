@@ -31,8 +31,35 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::api::ApiError;
 use crate::auth::{bearer, OperatorTokens};
-use crate::config::LimitsConfig;
 use crate::health::Health;
+use serde::Deserialize;
+
+/// What one client may take (`[limits]` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections served at once; a few more are kept for `/healthz` and operators.
+    /// Lowered at start when the open file limit has no room for them.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may stay idle, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, in milliseconds.
+    pub body_timeout_ms: u64,
+    /// Live feed (websocket) clients at once.
+    pub feed_clients: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            feed_clients: 256,
+        }
+    }
+}
 
 /// Connections served beyond the limit for health checks and operators.
 pub const RESERVE: usize = 32;
@@ -45,10 +72,6 @@ const SHED_LOG_EVERY: Duration = Duration::from_secs(10);
 const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for requests in progress.
 const DRAIN: Duration = Duration::from_secs(5);
-/// How much of a refused body is read and thrown away at most, and for how long at
-/// most (never longer than the body timeout).
-const LINGER_BYTES: u64 = 64 << 20;
-const LINGER_TIME: Duration = Duration::from_secs(30);
 
 /// The limits the server runs under, after fitting them to the file descriptor limit.
 #[derive(Debug, Clone, Copy)]
@@ -295,26 +318,6 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still in progress after {DRAIN:?} are cut off");
-    }
-}
-
-/// Reads and throws away what a client still sends of a body that was refused, as
-/// nginx's lingering close does: closing a socket with unread data makes the kernel
-/// send a reset, and a client still writing its body (one that reads only after it
-/// has written, as Python's `http.client` does) then gets a broken pipe and loses the
-/// answer it was sent. The answer goes out first (with `Connection: close`); this
-/// keeps reading until the body ends, [`LINGER_BYTES`] are read, or the body timeout
-/// (at most [`LINGER_TIME`]) passes, and then the connection closes.
-pub(crate) async fn linger(body: axum::body::Body, body_timeout: Duration) {
-    use futures_util::StreamExt;
-    let deadline = tokio::time::Instant::now() + body_timeout.min(LINGER_TIME);
-    let mut stream = body.into_data_stream();
-    let mut read = 0u64;
-    while read < LINGER_BYTES {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(chunk))) => read += chunk.len() as u64,
-            _ => break,
-        }
     }
 }
 

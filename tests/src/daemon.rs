@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use conjunction_daemon::dispatch::DispatchConfig;
-use conjunction_daemon::Config;
+use conjunction_daemon::Settings;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -47,9 +47,9 @@ impl TestDaemon {
 
     /// Starts a daemon with a fresh temporary data directory after `adjust` has
     /// changed the configuration.
-    pub async fn start_adjusted(adjust: impl FnOnce(&mut Config)) -> Self {
+    pub async fn start_adjusted(adjust: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = Config::new(dir.path());
+        let mut config = Settings::new(dir.path());
         config.dispatch = fast_dispatch();
         adjust(&mut config);
         let mut d = Self::start_with(config).await;
@@ -58,7 +58,7 @@ impl TestDaemon {
     }
 
     /// Starts a daemon with `config`, adding the test operator token.
-    pub async fn start_with(mut config: Config) -> Self {
+    pub async fn start_with(mut config: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");

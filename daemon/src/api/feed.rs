@@ -25,6 +25,36 @@ use super::extract::Operator;
 use super::state::AppState;
 use crate::store::Snapshot;
 
+/// Limits of the live feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedConfig {
+    /// Root events in a snapshot.
+    pub snapshot_roots: usize,
+    /// Nodes in a snapshot: the nodes of the newest root events are included, whole
+    /// events only, until this many; the others are summaries.
+    pub snapshot_nodes: usize,
+    /// The most missed events a resuming client is sent one by one; further behind,
+    /// it gets a fresh snapshot.
+    pub max_replay: u64,
+    /// How long one send to a client may take before the client is dropped.
+    pub send_timeout: std::time::Duration,
+    /// Events kept for subscribers that are behind; one further behind catches up
+    /// from the event log.
+    pub buffer: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_roots: 50,
+            snapshot_nodes: 5_000,
+            max_replay: 10_000,
+            send_timeout: std::time::Duration::from_secs(10),
+            buffer: 4096,
+        }
+    }
+}
+
 /// Events read from the log at a time when a client catches up.
 const CATCH_UP_CHUNK: usize = 1_000;
 /// The largest frame and message a client may send; a rebuild request is ~60 bytes.

@@ -30,6 +30,7 @@ use conjunction_protocol::limits::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES, MAX_HOOK
 pub use backup::SEQ_HEADER as BACKUP_SEQ_HEADER;
 pub use error::ApiError;
 pub use extract::{ApiJson, Operator, Reporter};
+pub use feed::FeedConfig;
 pub use state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -97,7 +98,7 @@ async fn count_refusals(
 
 /// Answers 413 at once to a request whose `Content-Length` is over what its endpoint
 /// takes, instead of reading (or waiting for) a body it would refuse anyway. The body
-/// is then read and thrown away for a while ([`crate::server::linger`]), so that a
+/// is then read and thrown away for a while ([`linger`]), so that a
 /// client that writes its whole body before it reads (Python's `http.client` and
 /// `requests`) gets the answer instead of a reset.
 async fn declared_too_large(
@@ -119,7 +120,7 @@ async fn declared_too_large(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        tokio::spawn(crate::server::linger(request.into_body(), s.body_timeout));
+        tokio::spawn(linger(request.into_body(), s.body_timeout));
         let mut response = axum::response::IntoResponse::into_response(error::body_too_large());
         response.headers_mut().insert(
             axum::http::header::CONNECTION,
@@ -128,6 +129,31 @@ async fn declared_too_large(
         return response;
     }
     next.run(request).await
+}
+
+/// How much of a refused body is read and thrown away at most, and for how long at
+/// most (never longer than the body timeout).
+const LINGER_BYTES: u64 = 64 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads and throws away what a client still sends of a body that was refused, as
+/// nginx's lingering close does: closing a socket with unread data makes the kernel
+/// send a reset, and a client still writing its body (one that reads only after it
+/// has written, as Python's `http.client` does) then gets a broken pipe and loses the
+/// answer it was sent. The answer goes out first (with `Connection: close`); this
+/// keeps reading until the body ends, [`LINGER_BYTES`] are read, or the body timeout
+/// (at most [`LINGER_TIME`]) passes, and then the connection closes.
+async fn linger(body: axum::body::Body, body_timeout: std::time::Duration) {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + body_timeout.min(LINGER_TIME);
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while read < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
 }
 
 /// A panic while answering (redb panics on some damaged pages) becomes a 500 with a

@@ -3,10 +3,11 @@
 use tokio::sync::watch;
 
 use crate::auth::OperatorTokens;
-use crate::config::FeedConfig;
 use crate::health::Health;
 use crate::hub::Hub;
 use crate::store::Store;
+
+use super::feed::FeedConfig;
 use crate::writer::{SharedGraph, WriterHandle};
 
 #[derive(Clone)]

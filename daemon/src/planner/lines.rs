@@ -20,6 +20,15 @@ use serde::Deserialize;
 use super::refusal::Refusal;
 use super::versions::{Ecosystem, Version};
 
+/// Release lines (`[releases]` in the config file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReleasesConfig {
+    /// The environments a release is promoted through, in order; a root report
+    /// without `environment` is a release into the first.
+    pub environments: Environments,
+}
+
 /// The environments a release goes through, in order (`[releases] environments` in
 /// the config file).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -21,7 +21,7 @@ pub mod verdicts;
 pub mod versions;
 
 pub use graph::{Graph, Untriggerable, Want};
-pub use lines::{Environments, Promotion, Stage};
+pub use lines::{Environments, Promotion, ReleasesConfig, Stage};
 pub use plan::{plan_cascade, CascadePlan, PlannedNode, Reach};
 pub use refusal::{Forbidden, Refusal};
 pub use reports::{Principal, ReportRefusal, ReportVerdict};

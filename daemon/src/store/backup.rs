@@ -86,7 +86,7 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StoreConfig;
+    use crate::store::StoreConfig;
     use redb::TableHandle;
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use redb::{Database, TableDefinition};
 
-use crate::config::StoreConfig;
+use serde::Deserialize;
 
 pub use backup::Backup;
 pub use read::{BadgeFacts, RootPage, Snapshot};
@@ -30,6 +30,43 @@ pub use records::OutboxEntry;
 pub use records::{Latest, NoticeEntry, Watched};
 pub(crate) use records::{RootRecord, RunRecord, StoredProject};
 pub use write::WriteTx;
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "conjunction.redb";
+
+/// The database's settings (`[store]` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Memory for redb's page cache, in bytes (`cache_mib` in the file). The cache
+    /// grows to this size as pages are read and then stays; the daemon's resident
+    /// memory is about this much plus what it serves. redb's own default is 1 GiB.
+    #[serde(rename = "cache_mib", deserialize_with = "mebibytes")]
+    pub cache_bytes: usize,
+    /// Record redb's allocator state with every commit, so that a start after a crash
+    /// takes milliseconds instead of reading the whole file (2.4 s at 1M builds), at
+    /// about 10% more per commit. Off by default; see docs/operations.md.
+    pub quick_repair: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 << 20,
+            quick_repair: false,
+        }
+    }
+}
+
+fn mebibytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let mib = u32::deserialize(d)?;
+    if mib == 0 {
+        return Err(serde::de::Error::custom("cache_mib must be at least 1"));
+    }
+    Ok(usize::try_from(mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20))
+}
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const PROJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("projects");

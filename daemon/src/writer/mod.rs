@@ -14,6 +14,7 @@
 //! [`Refusal`], and the API decides how to say it over HTTP.
 
 mod cascade;
+mod clock;
 mod deliveries;
 mod hooks;
 mod lines;
@@ -34,11 +35,12 @@ use conjunction_protocol::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::BuildTokens;
-use crate::health::Health;
+use crate::health::{Fault, Health};
 use crate::hub::Hub;
 use crate::planner::{Environments, Graph, Principal, Refusal};
 use crate::store::{NoticeEntry, OutboxEntry, Store, StoreError, WriteTx};
 
+pub use clock::Clock;
 pub use deliveries::{prepare_outbox, Delivery};
 pub use hooks::{Heard, News, Via};
 pub use notices::NoticeOutcome;
@@ -274,21 +276,6 @@ impl WriterThread {
             .join()
             .unwrap_or_else(|panic| Err(Fault::Panicked(crate::panic_message(&*panic))))
     }
-}
-
-/// Why the writer stopped before it was asked to. After a fault the writer changes
-/// nothing more: redb refuses every later write after a failed commit until the file
-/// is opened again, and a panic may have left the graph half-changed. So the daemon
-/// stops, and its supervisor starts it again on the file as last committed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Fault {
-    #[error("the database could not be written: {0}")]
-    Storage(String),
-    #[error(
-        "the database writer panicked ({0}); the database file may be damaged: if this \
-         repeats after a restart, restore the file from a backup"
-    )]
-    Panicked(String),
 }
 
 /// What the writer works with.

@@ -5,7 +5,7 @@
 //! and given up, with the reason on the build.
 
 use conjunction_daemon::notify::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
-use conjunction_daemon::Config;
+use conjunction_daemon::Settings;
 use conjunction_protocol::notify::{Channel, NoticeKind, NoticeState, NotifyRule};
 use conjunction_protocol::{BuildId, Contact, Node, ProjectSpec, RootEvent, Verdict};
 use conjunction_tests::chat::{IrcServer, Sink, SmtpServer};
@@ -132,7 +132,7 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
     let ci = MockCi::start(Some(SECRET)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = || {
-        let mut c = Config::new(dir.path());
+        let mut c = Settings::new(dir.path());
         c.dispatch = conjunction_tests::daemon::fast_dispatch();
         c.notify = fast_notify(Some(&smtp), None);
         c
@@ -638,7 +638,7 @@ async fn a_notice_still_queued_at_a_restart_is_sent_after_it() {
     let ci = MockCi::start(Some(SECRET)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = || {
-        let mut c = Config::new(dir.path());
+        let mut c = Settings::new(dir.path());
         c.dispatch = conjunction_tests::daemon::fast_dispatch();
         c.notify = NotifyConfig {
             max_attempts: 50,
