@@ -11,9 +11,16 @@
 use url::Url;
 
 use crate::error::ValidationError;
+use crate::limits::MAX_URL;
 use crate::text::{check_text, Layout};
 
 /// Parses `raw` as an `http://` or `https://` URL that reads the same to everyone.
+/// An http(s) URL of at most [`MAX_URL`] bytes that reads the same to everyone (see
+/// [`parse`]).
+pub(crate) fn check_url(field: &str, url: &str) -> Result<Url, ValidationError> {
+    parse(field, url, MAX_URL)
+}
+
 pub fn parse(field: &str, raw: &str, max: usize) -> Result<Url, ValidationError> {
     let refuse = |why: &str| Err(ValidationError::new(field, format!("{field} {why}")));
     check_text(field, raw, max, true, Layout::Line)?;

@@ -17,6 +17,7 @@ pub mod notify;
 pub mod project;
 pub mod releases;
 pub mod report;
+pub mod state;
 pub mod text;
 pub mod time;
 pub mod tree;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ci::check_secret;
 use crate::error::ValidationError;
-use crate::project::check_url;
+use crate::http_url::check_url;
 use crate::text::{check_text, Layout};
 use crate::time::Timestamp;
 

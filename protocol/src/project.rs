@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ci::{check_ref, check_secret, CiKind, SourceSpec, SourceView};
 use crate::error::ValidationError;
-use crate::http_url;
+use crate::http_url::{self, check_url};
 use crate::id::ProjectId;
 use crate::limits::*;
 use crate::notify::{validate_rules, NotifyRule, NotifyView};
@@ -780,11 +780,6 @@ pub struct ProjectUpserted {
     pub report_token: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-}
-
-/// An http(s) URL that reads the same to everyone (see [`http_url`]).
-pub(crate) fn check_url(field: &str, url: &str) -> Result<url::Url, ValidationError> {
-    http_url::parse(field, url, MAX_URL)
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::http_url::check_url;
 use crate::id::{BuildId, ProjectId};
 use crate::limits::*;
 use crate::node::{NodeState, StateKind};
-use crate::project::check_url;
 use crate::text::{check_text, Layout};
 
 /// The states a CI may report.

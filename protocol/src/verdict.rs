@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{BuildId, ProjectId};
-use crate::node::StateKind;
+use crate::state::StateKind;
 use crate::time::Timestamp;
 
 /// A finished build compared with the build before it.

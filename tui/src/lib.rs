@@ -19,4 +19,3 @@ pub mod sample;
 pub mod terminal;
 pub mod tree;
 pub mod ui;
-pub mod views;

@@ -38,7 +38,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot create a temporary directory for the demo's database")?;
     let token = random_hex(24);
-    let mut config = conjunction_daemon::Config::new(data.path());
+    let mut config = conjunction_daemon::Settings::new(data.path());
     config.operator_tokens = vec![token.clone()];
     config.dispatch = DispatchConfig {
         timeout_ms: 3_000,

@@ -1,6 +1,8 @@
 //! Drawing: reads the [`App`] and paints one frame. Only the rows that fit are
 //! built, so a frame costs the same for a 50-node tree and a 5,000-node one.
 
+mod views;
+
 use std::time::Duration;
 
 use conjunction_protocol::node::may_rebuild;
@@ -89,7 +91,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             from_drill: Some((root, node)),
             ..
         }) => draw_drill(frame, body, app, *root, *node),
-        Mode::View(view) => crate::views::draw_view(frame, body, app, view),
+        Mode::View(view) => views::draw_view(frame, body, app, view),
         _ => draw_browse(frame, body, app),
     }
     if let Mode::Confirm(confirm) = &app.mode {

@@ -9,8 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+use super::{glyph, heading, pane};
 use crate::app::{App, Loading, View};
-use crate::ui::{glyph, heading, pane};
 
 /// Width of a dependent's column in the release lines.
 const VERSION_WIDTH: usize = 12;
