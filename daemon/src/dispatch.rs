@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use conjunction_protocol::{BuildId, Timestamp, TriggerSpec};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::auth::BuildTokens;
@@ -77,14 +77,14 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Runs until `stop` turns true, then gives the deliveries in flight a short while
-    /// ([`SHUTDOWN_GRACE`]) and abandons the rest: they stay in the outbox and go out
+    /// ([`crate::shutdown::Shutdown::grace`]) and abandons the rest: they stay in the outbox and go out
     /// again after the next start, with the same `X-Conjunction-Delivery` key.
     pub async fn run(
         self,
         initial: Vec<OutboxEntry>,
         mut incoming: mpsc::UnboundedReceiver<OutboxEntry>,
         retry: mpsc::UnboundedSender<OutboxEntry>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: crate::shutdown::Shutdown,
     ) {
         let this = Arc::new(self);
         let permits = Arc::new(Semaphore::new(this.config.concurrency.max(1)));
@@ -152,10 +152,12 @@ impl Dispatcher {
                         }
                     }
                 }
-                () = crate::stopped(&mut stop) => break,
+                () = stop.requested() => break,
             }
         }
-        let grace = SHUTDOWN_GRACE.min(Duration::from_millis(this.config.timeout_ms));
+        let grace = stop
+            .grace()
+            .min(Duration::from_millis(this.config.timeout_ms));
         let drained = tokio::time::timeout(grace, async {
             while in_flight.join_next().await.is_some() {}
         })
@@ -298,9 +300,6 @@ impl Dispatcher {
         }
     }
 }
-
-/// How long shutdown waits for deliveries in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Where a trigger goes, for the per-host limit: the URL's host and port. A project
 /// whose trigger cannot be read is a host of its own.

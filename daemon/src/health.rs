@@ -24,6 +24,15 @@ pub enum Fault {
     Panicked(String),
 }
 
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
 /// How often the writer is pulsed (and systemd's status refreshed), and how long
 /// without a committed pulse makes it stalled (`[health]` in the config file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

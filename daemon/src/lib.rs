@@ -21,6 +21,7 @@ pub mod reconcile;
 pub mod retention;
 pub mod server;
 pub mod settings;
+pub mod shutdown;
 pub mod store;
 pub mod systemd;
 pub mod writer;
@@ -29,13 +30,14 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 pub use settings::Settings;
 
 use crate::auth::OperatorTokens;
 use crate::dispatch::Dispatcher;
 use crate::planner::Graph;
+use crate::shutdown::{Shutdown, Stopper};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,20 +62,6 @@ pub enum ServeError {
     Settings(String),
 }
 
-/// The text of a panic's payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
-}
-
-/// Resolves once the shutdown flag is raised (or its sender is gone).
-pub(crate) async fn stopped(flag: &mut watch::Receiver<bool>) {
-    let _ = flag.wait_for(|stop| *stop).await;
-}
-
 /// Runs the daemon on `listener` until `shutdown` resolves, then stops accepting,
 /// closes websockets, lets deliveries in flight finish, commits the writer's last
 /// batch and closes the database.
@@ -91,16 +79,16 @@ pub async fn serve(
     let limits = server::Limits::fit(&settings.limits, settings.dispatch.concurrency);
     let gate = server::Gate::default();
     let shed = server::ServerShed::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopper = Stopper::default();
     let server = {
-        let mut stop = stop_rx.clone();
+        let mut stop = stopper.shutdown();
         tokio::spawn(server::serve(
             listener,
             gate.clone(),
             health.clone(),
             shed.clone(),
             limits,
-            async move { stopped(&mut stop).await },
+            async move { stop.requested().await },
         ))
     };
     // Everything on disk is read off the async threads (opening the database can read
@@ -122,7 +110,7 @@ pub async fn serve(
                     address,
                     operators,
                     health: health.clone(),
-                    stop: stop_rx,
+                    stop: stopper.shutdown(),
                 },
             )
             .await
@@ -138,7 +126,7 @@ pub async fn serve(
         Ok(running) => running,
         Err(e) => {
             gate.close();
-            let _ = stop_tx.send(true);
+            stopper.stop();
             let _ = server.await;
             return Err(e);
         }
@@ -172,7 +160,7 @@ pub async fn serve(
     }
     service.stopping();
     health.stopping();
-    let _ = stop_tx.send(true);
+    stopper.stop();
     let _ = server.await;
     // The gate holds the API, and the API a writer handle.
     gate.close();
@@ -239,7 +227,7 @@ struct Started {
     address: std::net::SocketAddr,
     operators: OperatorTokens,
     health: health::Health,
-    stop: watch::Receiver<bool>,
+    stop: Shutdown,
 }
 
 /// The daemon once it serves: what the API reaches, the writer, and the workers to
@@ -434,7 +422,7 @@ async fn supervise(
     state: api::AppState,
     address: std::net::SocketAddr,
     pulse: std::time::Duration,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Shutdown,
 ) {
     let watchdog = service.watchdog_interval();
     let tick = watchdog
@@ -445,7 +433,7 @@ async fn supervise(
     loop {
         tokio::select! {
             () = tokio::time::sleep(tick) => {}
-            () = stopped(&mut stop) => return,
+            () = stop.requested() => return,
         }
         // A stuck writer answers nothing; the pulse waits only until the next tick so
         // the status line and the health check carry on.

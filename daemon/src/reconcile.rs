@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use conjunction_protocol::ci::build_key;
 use conjunction_protocol::project::RECONCILE_AFTER_DEFAULT_SECS;
 use conjunction_protocol::{BuildId, CiKind, ProjectId, ReportState, TriggerSpec};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::ci::jenkins::Queued;
 use crate::ci::{RunNews, RunState};
@@ -89,7 +89,7 @@ impl Reconciler {
     pub async fn run(
         self,
         mut follows: mpsc::UnboundedReceiver<Follow>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: crate::shutdown::Shutdown,
     ) {
         let mut checked: HashMap<BuildId, SystemTime> = HashMap::new();
         let mut following: Vec<Following> = Vec::new();
@@ -109,7 +109,7 @@ impl Reconciler {
                     following.push(Following { follow: f, until });
                     continue;
                 }
-                () = crate::stopped(&mut stop) => return,
+                () = stop.requested() => return,
             }
             if !following.is_empty() {
                 following = self.follow_queue(following).await;

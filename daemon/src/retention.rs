@@ -2,8 +2,8 @@
 //! small step at a time.
 
 use serde::Deserialize;
-use tokio::sync::watch;
 
+use crate::shutdown::Shutdown;
 use crate::writer::{self, Clock};
 
 /// What is kept, and for how long (`[retention]` in the config file).
@@ -69,21 +69,21 @@ pub async fn retain(
     writer: writer::WriterHandle,
     config: RetentionConfig,
     clock: Clock,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Shutdown,
 ) {
     let interval = std::time::Duration::from_millis(config.interval_ms);
     let keep = config.keep();
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            () = crate::stopped(&mut stop) => return,
+            () = stop.requested() => return,
         }
         let now = clock.now();
         let cutoff = conjunction_protocol::Timestamp(now.0.saturating_sub(keep.as_millis() as u64));
         let mut total = writer::Pruned::default();
         let mut cursor = None;
         loop {
-            if *stop.borrow() {
+            if stop.is_requested() {
                 return;
             }
             match writer.prune(cutoff, config.keep_per_upstream, cursor).await {

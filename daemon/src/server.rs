@@ -247,7 +247,7 @@ pub async fn serve(
     let starting = starting(health, &gate);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let reserve = Arc::new(Semaphore::new(RESERVE));
-    let (closing_tx, closing) = watch::channel(false);
+    let closing = crate::shutdown::Stopper::default();
     let mut log_tick = tokio::time::interval(SHED_LOG_EVERY);
     let mut accept_errors = 0u64;
     tokio::pin!(shutdown);
@@ -288,7 +288,7 @@ pub async fn serve(
                 drop(stream);
                 continue;
             };
-        let mut closing = closing.clone();
+        let mut closing = closing.shutdown();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -301,7 +301,7 @@ pub async fn serve(
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
-                () = crate::stopped(&mut closing) => {
+                () = closing.requested() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
@@ -310,7 +310,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = closing_tx.send(true);
+    closing.stop();
     // Every connection gives its slot back when it ends.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(DRAIN, slots.acquire_many(all))

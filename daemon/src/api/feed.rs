@@ -314,7 +314,7 @@ async fn run(
                     return Err(format!("receive failed: {e}"));
                 }
             },
-            () = crate::stopped(&mut shutdown) => {
+            () = shutdown.requested() => {
                 let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: Utf8Bytes::from_static("the daemon is shutting down") }))).await;
                 return Ok(());
             }

@@ -159,7 +159,7 @@ async fn linger(body: axum::body::Body, body_timeout: std::time::Duration) {
 /// A panic while answering (redb panics on some damaged pages) becomes a 500 with a
 /// JSON error, and the connection stays usable.
 fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    let reason = crate::panic_message(&*payload);
+    let reason = crate::health::panic_message(&*payload);
     tracing::error!(%reason, "a request panicked; the database file may be damaged");
     axum::response::IntoResponse::into_response(ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,

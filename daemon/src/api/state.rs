@@ -1,7 +1,5 @@
 //! What every handler can reach.
 
-use tokio::sync::watch;
-
 use crate::auth::OperatorTokens;
 use crate::health::Health;
 use crate::hub::Hub;
@@ -17,7 +15,7 @@ pub struct AppState {
     pub hub: Hub,
     pub graph: SharedGraph,
     pub operators: OperatorTokens,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: crate::shutdown::Shutdown,
     pub feed: FeedConfig,
     /// The environments releases are promoted through, in order.
     pub environments: std::sync::Arc<crate::planner::Environments>,

@@ -26,7 +26,7 @@ use conjunction_protocol::notify::Channel;
 use conjunction_protocol::trigger::SIGNATURE_HEADER;
 use conjunction_protocol::{BuildId, Timestamp};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
@@ -285,7 +285,7 @@ impl Notifier {
         self,
         initial: Vec<NoticeEntry>,
         mut incoming: mpsc::UnboundedReceiver<NoticeEntry>,
-        mut stop: watch::Receiver<bool>,
+        mut stop: crate::shutdown::Shutdown,
     ) {
         let this = Arc::new(self);
         let mut schedule = Schedule::<NoticeEntry>::default();
@@ -329,10 +329,10 @@ impl Notifier {
                         schedule.done(id);
                     }
                 }
-                () = crate::stopped(&mut stop) => break,
+                () = stop.requested() => break,
             }
         }
-        let grace = Duration::from_secs(2);
+        let grace = stop.grace();
         if tokio::time::timeout(grace, async {
             while in_flight.join_next().await.is_some() {}
         })

@@ -269,7 +269,7 @@ impl Store {
                 return Err(damaged(e.to_string()))
             }
             Ok(result) => result?,
-            Err(panic) => return Err(damaged(crate::panic_message(&*panic))),
+            Err(panic) => return Err(damaged(crate::health::panic_message(&*panic))),
         };
         if repairing.load(Ordering::Relaxed) {
             tracing::info!(took = ?started.elapsed(), "the database is repaired");
@@ -320,7 +320,7 @@ impl Store {
                 }
                 other => Err(StoreError::Db(other)),
             },
-            Err(panic) => Err(damaged(crate::panic_message(&*panic))),
+            Err(panic) => Err(damaged(crate::health::panic_message(&*panic))),
         }
     }
 
@@ -335,7 +335,7 @@ impl Store {
         tokio::task::spawn_blocking(move || query(&store))
             .await
             .map_err(|e| match e.try_into_panic() {
-                Ok(panic) => StoreError::ReadPanicked(crate::panic_message(&*panic)),
+                Ok(panic) => StoreError::ReadPanicked(crate::health::panic_message(&*panic)),
                 Err(_) => StoreError::ReadCancelled,
             })?
     }

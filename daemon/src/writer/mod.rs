@@ -274,7 +274,7 @@ impl WriterThread {
     pub fn join(self) -> Result<(), Fault> {
         self.0
             .join()
-            .unwrap_or_else(|panic| Err(Fault::Panicked(crate::panic_message(&*panic))))
+            .unwrap_or_else(|panic| Err(Fault::Panicked(crate::health::panic_message(&*panic))))
     }
 }
 
@@ -373,7 +373,7 @@ impl Writer {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.commit_batch(batch, &mut answers)
             }))
-            .unwrap_or_else(|panic| Err(Fault::Panicked(crate::panic_message(&*panic))));
+            .unwrap_or_else(|panic| Err(Fault::Panicked(crate::health::panic_message(&*panic))));
             if let Err(fault) = outcome {
                 tracing::error!(%fault, "the database writer stopped");
                 self.w.health.fail(&fault);
