@@ -10,7 +10,6 @@ pub mod api;
 pub mod auth;
 pub mod badges;
 pub mod ci;
-pub mod dispatch;
 pub mod health;
 pub mod hub;
 pub mod metrics;
@@ -35,7 +34,6 @@ use tokio::sync::mpsc;
 pub use settings::Settings;
 
 use crate::auth::OperatorTokens;
-use crate::dispatch::Dispatcher;
 use crate::planner::Graph;
 use crate::shutdown::{Shutdown, Stopper};
 use crate::store::{Store, StoreError};
@@ -273,7 +271,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         graph,
         shared: shared_graph.clone(),
         hub: hub.clone(),
-        dispatch: dispatch_tx.clone(),
+        dispatch: dispatch_tx,
         notify: notify_tx,
         email_default: notify_config.smtp.is_some(),
         report_url: report_url.clone(),
@@ -302,7 +300,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         "reconciler",
         tokio::spawn(reconciler.run(follows, stop_rx.clone())),
     )];
-    let dispatcher = Dispatcher {
+    let triggers = outbox::triggers::Triggers {
         metrics: metrics.clone(),
         store: store.clone(),
         writer: writer.clone(),
@@ -318,13 +316,21 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
     }
     tasks.push((
         "dispatcher",
-        tokio::spawn(dispatcher.run(pending, dispatch_rx, dispatch_tx, stop_rx.clone())),
+        tokio::spawn(outbox::worker::run(
+            triggers,
+            settings.dispatch.limits(),
+            metrics.clone(),
+            pending,
+            dispatch_rx,
+            stop_rx.clone(),
+        )),
     ));
     let channels = Arc::new(notify::Channels::new(
         client_for_notices,
         notify_config.clone(),
     ));
-    let notifier = notify::Notifier {
+    let notice_limits = outbox::notices::Notices::limits(&notify_config);
+    let notices = outbox::notices::Notices {
         metrics: metrics.clone(),
         writer: writer.clone(),
         channels: channels.clone(),
@@ -335,7 +341,14 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
     }
     tasks.push((
         "notifier",
-        tokio::spawn(notifier.run(startup.notices, notify_rx, stop_rx.clone())),
+        tokio::spawn(outbox::worker::run(
+            notices,
+            notice_limits,
+            metrics.clone(),
+            startup.notices,
+            notify_rx,
+            stop_rx.clone(),
+        )),
     ));
 
     let state = api::AppState {

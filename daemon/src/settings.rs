@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::api::FeedConfig;
-use crate::dispatch::DispatchConfig;
 use crate::health::HealthConfig;
 use crate::metrics::MetricsConfig;
 use crate::notify::NotifyConfig;
+use crate::outbox::triggers::DispatchConfig;
 use crate::planner::ReleasesConfig;
 use crate::reconcile::ReconcileConfig;
 use crate::retention::RetentionConfig;

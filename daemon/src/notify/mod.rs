@@ -1,12 +1,7 @@
 //! Notifications: who is told what ([`route`], pure), what a notice says
-//! ([`message`]), one file per channel (its format and how it is sent), and the
-//! [`Notifier`] that delivers the notice outbox.
-//!
-//! Notices are written to their outbox in the same transaction as the change they
-//! are about, so none is lost or sent for a change that did not commit. The notifier
-//! sends each at least once: with retries and back-off, surviving restarts, and
-//! reporting every outcome through the writer, which records it on the build
-//! ("told #design on Slack"). A notice never holds up a report.
+//! ([`message`]), and one file per channel (its format and how it is sent), with
+//! [`Channels`] sending one notice on one channel once. The notice outbox that
+//! sends them with retries is [`crate::outbox::notices`].
 
 pub mod discord;
 pub mod email;
@@ -20,22 +15,17 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use conjunction_protocol::notify::Channel;
 use conjunction_protocol::trigger::SIGNATURE_HEADER;
-use conjunction_protocol::{BuildId, Timestamp};
+use conjunction_protocol::BuildId;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::RootCertStore;
 
 use crate::ci::call::{self, Outcome};
-use crate::outbox::{later, Schedule};
-use crate::store::NoticeEntry;
-use crate::writer::{NoticeOutcome, WriterHandle};
 use message::Message;
 
 /// How notices are sent (`[notify]` in the config file).
@@ -268,165 +258,8 @@ pub struct Channels {
     rooms: std::sync::Mutex<HashMap<(String, String), (String, std::time::Instant)>>,
 }
 
-pub struct Notifier {
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub writer: WriterHandle,
-    pub channels: Arc<Channels>,
-    pub config: NotifyConfig,
-}
-
 /// How long a resolved room alias is used before the directory is asked again.
 const ROOM_ALIAS_KEPT: Duration = Duration::from_secs(3600);
-
-impl Notifier {
-    /// Runs until `stop` turns true. Notices in flight then get a short grace; the
-    /// rest stay in the outbox and go out after the next start.
-    pub async fn run(
-        self,
-        initial: Vec<NoticeEntry>,
-        mut incoming: mpsc::UnboundedReceiver<NoticeEntry>,
-        mut stop: crate::shutdown::Shutdown,
-    ) {
-        let this = Arc::new(self);
-        let mut schedule = Schedule::<NoticeEntry>::default();
-        for e in initial {
-            schedule.insert(e);
-        }
-        let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
-        let mut in_flight = JoinSet::new();
-        loop {
-            let now = Timestamp::from_system_time(SystemTime::now());
-            while in_flight.len() < this.config.concurrency.max(1)
-                && schedule.next_due().is_some_and(|due| due <= now)
-            {
-                let Some(entry) = schedule.pop_first() else {
-                    break;
-                };
-                let (this, retry) = (this.clone(), retry_tx.clone());
-                in_flight.spawn(async move {
-                    let id = entry.id;
-                    let requeued = this.deliver(entry, retry).await;
-                    (!requeued).then_some(id)
-                });
-            }
-            this.metrics.outbox(
-                "notices",
-                schedule.len() + in_flight.len(),
-                schedule.oldest(),
-            );
-            let full = in_flight.len() >= this.config.concurrency.max(1);
-            let next = schedule.next_due().filter(|_| !full);
-            let sleep = crate::outbox::until(next);
-            tokio::select! {
-                entry = incoming.recv() => match entry {
-                    Some(e) => schedule.insert(e),
-                    None => break,
-                },
-                Some(e) = retry_rx.recv() => schedule.insert(e),
-                () = sleep => {}
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    if let Ok(Some(id)) = done {
-                        schedule.done(id);
-                    }
-                }
-                () = stop.requested() => break,
-            }
-        }
-        let grace = stop.grace();
-        if tokio::time::timeout(grace, async {
-            while in_flight.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            tracing::warn!(
-                left = in_flight.len(),
-                "notices still being sent at shutdown stay in the outbox and go out after the next start"
-            );
-            in_flight.abort_all();
-        }
-    }
-
-    /// Tries to send `entry` once and records the outcome; `true` when it is to be
-    /// tried again.
-    async fn deliver(
-        &self,
-        mut entry: NoticeEntry,
-        retry: mpsc::UnboundedSender<NoticeEntry>,
-    ) -> bool {
-        let sent = self
-            .channels
-            .send(entry.id, &entry.channel, &entry.message)
-            .await;
-        let tries = entry.tries + 1;
-        let channel = entry.channel.describe();
-        let outcome = match sent {
-            Sent::Ok => {
-                tracing::info!(notice = %entry.id, build = %entry.build, kind = %entry.message.kind, %channel, "notice sent");
-                NoticeOutcome::Sent { tries }
-            }
-            Sent::Refused(error) => {
-                tracing::warn!(notice = %entry.id, %channel, %error, "notice refused");
-                NoticeOutcome::GaveUp { tries, error }
-            }
-            Sent::Transient(error) if tries >= self.config.max_attempts => {
-                tracing::warn!(notice = %entry.id, %channel, %error, tries, "notice given up");
-                NoticeOutcome::GaveUp {
-                    tries,
-                    error: format!("gave up after {tries} tries; last: {error}"),
-                }
-            }
-            Sent::Transient(error) => {
-                let wait = crate::outbox::backoff(
-                    self.config.backoff_base_ms,
-                    self.config.backoff_max_ms,
-                    tries,
-                );
-                tracing::info!(notice = %entry.id, %channel, %error, tries, ?wait, "notice will be retried");
-                NoticeOutcome::Retry {
-                    due: later(wait),
-                    tries,
-                    error,
-                }
-            }
-            Sent::RateLimited { error, wait } => NoticeOutcome::Retry {
-                due: later(wait),
-                tries: entry.tries,
-                error: format!("{error} (rate limited; waiting {}s)", wait.as_secs()),
-            },
-        };
-        let kind = entry.channel.kind();
-        let label = match &outcome {
-            NoticeOutcome::Sent { .. } => "sent",
-            NoticeOutcome::GaveUp { .. } => "gave_up",
-            NoticeOutcome::Retry { tries, .. } if *tries == entry.tries => "rate_limited",
-            NoticeOutcome::Retry { .. } => "retry",
-        };
-        self.metrics.notice(kind, label);
-        if label == "retry" {
-            self.metrics.retry("notices");
-        }
-        let requeue = match &outcome {
-            NoticeOutcome::Retry { due, tries, error } => {
-                entry.due = *due;
-                entry.tries = *tries;
-                entry.last_error = Some(error.clone());
-                Some(entry.clone())
-            }
-            _ => None,
-        };
-        match self.writer.notice(entry.id, outcome).await {
-            Ok(()) => match requeue {
-                Some(e) => retry.send(e).is_ok(),
-                None => false,
-            },
-            Err(e) => {
-                tracing::warn!(notice = %entry.id, error = %e, "notice outcome not recorded; it is sent again after a restart");
-                false
-            }
-        }
-    }
-}
 
 impl Channels {
     pub fn new(client: reqwest::Client, config: NotifyConfig) -> Self {
@@ -638,15 +471,6 @@ fn secret_forms(channel: &Channel) -> Vec<String> {
     forms.retain(|f| !f.is_empty());
     forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
     forms
-}
-
-impl crate::outbox::Entry for NoticeEntry {
-    fn key(&self) -> BuildId {
-        self.id
-    }
-    fn due(&self) -> Timestamp {
-        self.due
-    }
 }
 
 #[cfg(test)]

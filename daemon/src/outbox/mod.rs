@@ -1,5 +1,13 @@
-//! What the two outboxes (triggers and notices) share: the back-off between tries, and
-//! the schedule of entries by when they are due and by when they first came.
+//! The outboxes: what the writer committed to be sent, sent at least once with retries
+//! that survive a restart. One [`worker`] runs each outbox over its [`worker::Sender`]:
+//! [`triggers`] to CI systems, [`notices`] on chat and mail channels. They share the
+//! schedule of entries (by when they are due and by when they first came), the
+//! back-off between tries, and the [`judge`]ment of a try that did not succeed.
+
+pub mod judge;
+pub mod notices;
+pub mod triggers;
+pub mod worker;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
@@ -124,6 +132,17 @@ mod tests {
         }
         fn due(&self) -> Timestamp {
             Timestamp(self.1)
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_stays_capped() {
+        for _ in 0..50 {
+            let first = backoff(100, 1_000, 1).as_millis();
+            assert!((50..=100).contains(&first), "{first}");
+            let third = backoff(100, 1_000, 3).as_millis();
+            assert!((200..=400).contains(&third), "{third}");
+            assert!(backoff(100, 1_000, 30).as_millis() <= 1_000);
         }
     }
 
