@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use conjunction_protocol::ci::{HookAnswer, HookOutcome};
-use conjunction_protocol::{CiKind, SourceSpec};
+use conjunction_protocol::CiKind;
 
 use super::error::ApiError;
 use super::projects::project_id;
@@ -36,7 +36,10 @@ pub(super) async fn post(
     let ci = CiKind::parse(&kind).ok_or_else(|| {
         ApiError::not_found(
             "unknown_ci",
-            format!("conjunction takes webhooks from github, gitlab, buildkite and jenkins, not {kind:?}: POST /v1/hooks/<kind>/<project>"),
+            format!(
+                "conjunction takes webhooks from {}, not {kind:?}: POST /v1/hooks/<kind>/<project>",
+                kinds()
+            ),
         )
     })?;
     let id = project_id(&project)?;
@@ -61,13 +64,12 @@ pub(super) async fn post(
             ),
         ));
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    verify(&source, &body, &header, query.token.as_deref(), now).map_err(refused)?;
-    let (run, delivery) = match parse(ci, &body, &header).map_err(refused)? {
+    ci::verify(&source, &headers, query.token.as_deref(), &body, now).map_err(refused)?;
+    let (run, delivery) = match ci::read_hook(ci, &headers, &body).map_err(refused)? {
         (Hook::Run(run), delivery) => (run, delivery),
         (Hook::Unused(note), _) => {
             s.metrics.report("webhook", "ignored");
@@ -130,100 +132,14 @@ fn answer(
     }
 }
 
-/// Checks the request against the source's secret, before the body is read.
-fn verify<'h>(
-    source: &SourceSpec,
-    body: &[u8],
-    header: &impl Fn(&str) -> Option<&'h str>,
-    query_token: Option<&str>,
-    now: u64,
-) -> Result<(), HookError> {
-    match source {
-        SourceSpec::Github { secret, .. } => ci::github::verify(
-            secret.as_bytes(),
-            body,
-            header(ci::github::SIGNATURE_HEADER),
-        ),
-        SourceSpec::Gitlab {
-            token,
-            signing_token,
-            ..
-        } => {
-            ci::gitlab::verify(token.as_bytes(), header(ci::gitlab::TOKEN_HEADER))?;
-            match signing_token {
-                Some(signing) => ci::gitlab::verify_signed(
-                    signing,
-                    body,
-                    header(ci::gitlab::WEBHOOK_ID_HEADER),
-                    header(ci::gitlab::WEBHOOK_TIMESTAMP_HEADER),
-                    header(ci::gitlab::SIGNATURE_HEADER),
-                    now,
-                ),
-                None => Ok(()),
-            }
-        }
-        SourceSpec::Buildkite {
-            token,
-            allow_plain_token,
-            ..
-        } => match header(ci::buildkite::SIGNATURE_HEADER) {
-            Some(signature) => {
-                ci::buildkite::verify_signature(token.as_bytes(), body, Some(signature), now)
-            }
-            None if *allow_plain_token => {
-                ci::buildkite::verify_token(token.as_bytes(), header(ci::buildkite::TOKEN_HEADER))
-            }
-            None => Err(HookError::Unsigned("X-Buildkite-Signature")),
-        },
-        SourceSpec::Jenkins { secret, .. } => {
-            let basic = basic_password(header("authorization"));
-            let sent = basic.as_deref().or(query_token);
-            ci::verify_clear_token("Authorization", secret.as_bytes(), sent)
-        }
+/// The CI kinds a webhook may come from, as a sentence: "github, gitlab and jenkins".
+fn kinds() -> String {
+    let names: Vec<&str> = CiKind::ALL.iter().map(|k| k.as_str()).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
-}
-
-/// The password of an HTTP Basic `Authorization` header.
-fn basic_password(value: Option<&str>) -> Option<String> {
-    use base64::Engine;
-    let encoded = value?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (_, password) = text.split_once(':')?;
-    Some(password.to_owned())
-}
-
-/// Reads the body as `ci`'s webhook, with its delivery id where the CI sends one.
-fn parse<'h>(
-    ci: CiKind,
-    body: &[u8],
-    header: &impl Fn(&str) -> Option<&'h str>,
-) -> Result<(Hook, Option<String>), HookError> {
-    let delivery = |name: &str| header(name).map(str::to_owned);
-    Ok(match ci {
-        CiKind::Github => {
-            let event = header(ci::github::EVENT_HEADER).ok_or(HookError::Unreadable {
-                ci: "GitHub",
-                reason: "the request has no X-GitHub-Event header".into(),
-            })?;
-            let json = ci::github::json_body(header("content-type"), body)?;
-            (
-                ci::github::parse(event, &json)?,
-                delivery(ci::github::DELIVERY_HEADER),
-            )
-        }
-        CiKind::Gitlab => (
-            ci::gitlab::parse(header(ci::gitlab::EVENT_HEADER), body)?,
-            delivery(ci::gitlab::DELIVERY_HEADER),
-        ),
-        CiKind::Buildkite => (
-            ci::buildkite::parse_webhook(header(ci::buildkite::EVENT_HEADER), body)?,
-            delivery(ci::buildkite::DELIVERY_HEADER),
-        ),
-        CiKind::Jenkins => (ci::jenkins::parse(body)?, None),
-    })
 }
 
 fn refused(e: HookError) -> ApiError {

@@ -1,7 +1,11 @@
-//! Native CI systems. What their webhooks say about a run is read into one shape,
-//! [`RunNews`], by a module per CI ([`github`], [`gitlab`], [`buildkite`],
-//! [`jenkins`]); each also checks its webhooks'
-//! signatures against the raw body, before anything in it is believed.
+//! Native CI systems, behind one face: [`trigger`] starts a run, [`check`] asks how
+//! one went, [`verify`] checks a webhook against a project's source and [`read_hook`]
+//! reads it into one shape, [`RunNews`]; which runs are a source's release follows
+//! each CI's naming rules ([`same_place`], [`same_workflow`]). A module per CI
+//! ([`github`], [`gitlab`], [`buildkite`], [`jenkins`]) holds its API calls, its
+//! webhook format and its signature check against the raw body, before anything in
+//! it is believed. Adding a CI touches this folder and the protocol's closed enums
+//! (`CiKind`, `SourceSpec`, `TriggerSpec`) only.
 //!
 //! The shapes and state mappings follow `../shared/reference/ci-native.md`; the tests
 //! read real payloads from `../shared/fixtures/ci/`.
@@ -10,7 +14,9 @@ pub mod buildkite;
 pub mod call;
 pub mod github;
 pub mod gitlab;
+mod hooks;
 pub mod jenkins;
+mod release;
 pub mod webhook;
 
 use std::time::Duration;
@@ -19,6 +25,8 @@ use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{ReportState, Run, TriggerSpec};
 
 use call::{Outcome, TriggerValues};
+pub use hooks::{read_hook, verify};
+pub use release::{foreign_claim, release_fields, same_place, same_workflow};
 
 /// A trigger as the module of its CI takes it.
 enum Target<'a> {

@@ -132,14 +132,12 @@ fn find_build(
             Some(Some((build, attempt))) => {
                 // A title is written by whoever runs a workflow: one of another
                 // repository that shares an organisation webhook cannot claim a build.
-                if let Some(TriggerSpec::Github { repo, .. }) = trigger {
-                    if news.ci == CiKind::Github && !run.source.eq_ignore_ascii_case(repo) {
-                        return Ok(Err(format!(
-                            "the run names conjunction build {build}, but it is in {}, not in \
-                             {repo}, where {}'s trigger starts its runs; nothing changed",
-                            run.source, news.project
-                        )));
-                    }
+                if let Some(place) = crate::ci::foreign_claim(news.ci, trigger, &run.source) {
+                    return Ok(Err(format!(
+                        "the run names conjunction build {build}, but it is in {}, not in \
+                         {place}, where {}'s trigger starts its runs; nothing changed",
+                        run.source, news.project
+                    )));
                 }
                 RunRecord {
                     build,
@@ -282,12 +280,7 @@ fn not_counted(
         d
     };
     if !source.names_release(trigger) {
-        let needs = match ci {
-            CiKind::Github => "repo and workflow",
-            CiKind::Gitlab => "project",
-            CiKind::Buildkite => "pipeline",
-            CiKind::Jenkins => "job",
-        };
+        let needs = crate::ci::release_fields(ci);
         return Some(format!(
             "{} that conjunction did not trigger; the source names no release (its {needs}), \
              so its webhook only updates builds conjunction triggered; nothing changed",
@@ -302,7 +295,7 @@ fn not_counted(
     }
     let release = source.release(trigger);
     if let Some(wanted) = release.place {
-        if !same_place(ci, &run.source, wanted) {
+        if !crate::ci::same_place(ci, &run.source, wanted) {
             return Some(format!(
                 "{} that conjunction did not trigger, and not in {wanted}, whose runs the \
                  source counts; nothing changed",
@@ -314,7 +307,7 @@ fn not_counted(
         let matches = run
             .workflow
             .as_deref()
-            .is_some_and(|w| same_workflow(ci, w, wanted));
+            .is_some_and(|w| crate::ci::same_workflow(ci, w, wanted));
         if !matches {
             return Some(format!(
                 "{} that conjunction did not trigger, and not of {wanted}, which the source \
@@ -348,31 +341,6 @@ fn not_counted(
 /// A branch without the `refs/heads/` of its full name.
 fn branch_name(r: &str) -> &str {
     r.strip_prefix("refs/heads/").unwrap_or(r)
-}
-
-/// Whether a run in `run` (a repository, project path or `org/pipeline`) is in the
-/// place a source names. GitHub and GitLab names are case-insensitive; a Buildkite
-/// pipeline may be named by its slug alone.
-fn same_place(ci: CiKind, run: &str, wanted: &str) -> bool {
-    match ci {
-        CiKind::Buildkite if !wanted.contains('/') => {
-            run.rsplit('/').next().is_some_and(|slug| slug == wanted)
-        }
-        CiKind::Buildkite | CiKind::Jenkins => run == wanted,
-        CiKind::Github | CiKind::Gitlab => run.eq_ignore_ascii_case(wanted),
-    }
-}
-
-/// A GitHub workflow named by its path or its file name
-/// (`.github/workflows/release.yml`, `release.yml`); a Jenkins job by its full name.
-fn same_workflow(ci: CiKind, run: &str, wanted: &str) -> bool {
-    match ci {
-        CiKind::Github => {
-            let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
-            run == wanted || last(run) == last(wanted)
-        }
-        _ => run == wanted,
-    }
 }
 
 /// A root report from the project's own run.
