@@ -10,9 +10,9 @@
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::ws::ServerMessage;
+use conjunction_sim::sample::{self, NOW};
 use conjunction_tui::app::{App, FeedEvent, Msg};
 use conjunction_tui::keys::Action;
-use conjunction_tui::sample::{self, NOW};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 

@@ -66,6 +66,7 @@ pub enum Command {
     Rebuild { build: BuildId },
     /// Run a daemon, a simulated CI and about 30 projects in this process, and open
     /// the terminal UI on them
+    #[cfg(feature = "demo")]
     Demo {
         /// Seconds between two new upstream versions
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -154,6 +155,7 @@ fn tail(text: &str, max: usize) -> String {
 
 pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
     match command {
+        #[cfg(feature = "demo")]
         Command::Demo { interval, headless } => {
             crate::demo::run(crate::demo::DemoOptions {
                 interval: std::time::Duration::from_secs(interval),

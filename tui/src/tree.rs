@@ -286,7 +286,7 @@ pub fn cell_text(cell: Option<&LineCell>) -> String {
 mod tests {
     use conjunction_protocol::NodeState;
 
-    use crate::sample::{ids, runtime_event};
+    use conjunction_sim::sample::{ids, runtime_event};
 
     #[test]
     fn a_native_run_is_named_beside_its_link() {

@@ -3,10 +3,10 @@
 
 use conjunction_protocol::ws::{Change, ClientMessage, ServerMessage};
 use conjunction_protocol::{NodeState, StateKind, Timestamp};
+use conjunction_sim::sample::{self, build, ids, NOW};
 use conjunction_tui::app::{App, Effect, FeedEvent, Fetched, Focus, Link, Mode, Msg};
 use conjunction_tui::keys::Action;
 use conjunction_tui::model::Held;
-use conjunction_tui::sample::{self, build, ids, NOW};
 
 mod common;
 use common::{connected_app, select};

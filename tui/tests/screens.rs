@@ -3,9 +3,9 @@
 //! 160x48. After an intended change, review with `cargo insta review`.
 
 use conjunction_protocol::Timestamp;
+use conjunction_sim::sample::NOW;
 use conjunction_tui::app::{App, FeedEvent, Focus, Msg};
 use conjunction_tui::keys::Action;
-use conjunction_tui::sample::NOW;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 

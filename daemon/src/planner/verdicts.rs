@@ -1,12 +1,13 @@
-//! Verdicts: a finished build against the same project's last built result in an
-//! earlier event of the same upstream and environment, and when a failure is rebuilt
-//! to confirm it before it is called a break.
+//! Verdicts' history: the same project's last built results in earlier events of the
+//! same upstream and environment, which a finished build is judged against (the rule
+//! itself, [`conjunction_protocol::verdict::judge`], is pure and shared with the
+//! client's sample data).
 //!
 //! "Built" means the project's code ran and said something: the build passed or
 //! failed. An errored build or a refused trigger is `infra` and leaves the history as
 //! it was; blocked, skipped, cancelled and needs-bump builds get no verdict at all.
 
-use conjunction_protocol::{Baseline, BuildId, StateKind, Verdict};
+use conjunction_protocol::{Baseline, BuildId, StateKind};
 use serde::{Deserialize, Serialize};
 
 /// What the store keeps per (upstream, environment, project): the project's last two
@@ -59,106 +60,11 @@ impl History {
     }
 }
 
-/// What to make of a build that just reached a final state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Judgement {
-    /// Give it this verdict.
-    Verdict(Verdict),
-    /// It would break the project: rebuild it (rerun `n`) before saying so.
-    Rerun(u32),
-    /// The state says nothing about the project's code.
-    None,
-}
-
-/// Judges a build that ended in `state`. `baseline` is the last built result from an
-/// earlier event; `rerun` is set when this attempt is an automatic rerun, the nth;
-/// `confirm_failures` is how many reruns the project asks for before a break.
-pub fn judge(
-    state: StateKind,
-    baseline: Option<StateKind>,
-    rerun: Option<u32>,
-    confirm_failures: u32,
-) -> Judgement {
-    use StateKind::*;
-    let verdict = match (state, baseline) {
-        (Passed, _) if rerun.is_some() => Verdict::Flaky,
-        (Passed | Failed, None) => Verdict::New,
-        (Passed, Some(Passed)) => Verdict::Same,
-        (Passed, Some(_)) => Verdict::Fixed,
-        (Failed, Some(Passed)) => {
-            let done = rerun.unwrap_or(0);
-            if done < confirm_failures {
-                return Judgement::Rerun(done + 1);
-            }
-            Verdict::Broke
-        }
-        (Failed, Some(_)) => Verdict::StillFailing,
-        (Errored | TriggerFailed, _) => Verdict::Infra,
-        (Pending | Queued | Triggered | Running, _)
-        | (Cancelled | Blocked | Skipped | NeedsBump, _) => return Judgement::None,
-    };
-    Judgement::Verdict(verdict)
-}
-
-/// Whether a build in `state` is a built result the next event compares with.
-pub fn is_built(state: StateKind) -> bool {
-    matches!(state, StateKind::Passed | StateKind::Failed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use conjunction_protocol::Timestamp;
     use StateKind::*;
-
-    fn v(verdict: Verdict) -> Judgement {
-        Judgement::Verdict(verdict)
-    }
-
-    #[test]
-    fn a_result_is_judged_against_the_last_built_one() {
-        assert_eq!(judge(Passed, None, None, 0), v(Verdict::New));
-        assert_eq!(judge(Failed, None, None, 0), v(Verdict::New));
-        assert_eq!(judge(Passed, Some(Passed), None, 0), v(Verdict::Same));
-        assert_eq!(judge(Passed, Some(Failed), None, 0), v(Verdict::Fixed));
-        assert_eq!(judge(Failed, Some(Passed), None, 0), v(Verdict::Broke));
-        assert_eq!(
-            judge(Failed, Some(Failed), None, 0),
-            v(Verdict::StillFailing)
-        );
-    }
-
-    #[test]
-    fn infrastructure_failures_are_infra_whatever_came_before() {
-        for before in [None, Some(Passed), Some(Failed)] {
-            assert_eq!(judge(Errored, before, None, 2), v(Verdict::Infra));
-            assert_eq!(judge(TriggerFailed, before, None, 2), v(Verdict::Infra));
-        }
-    }
-
-    #[test]
-    fn states_that_say_nothing_about_the_code_get_no_verdict() {
-        for state in [Cancelled, Blocked, Skipped, NeedsBump, Running, Pending] {
-            assert_eq!(judge(state, Some(Passed), None, 0), Judgement::None);
-        }
-    }
-
-    #[test]
-    fn a_break_is_rerun_as_often_as_the_project_asks_before_it_is_called_one() {
-        assert_eq!(judge(Failed, Some(Passed), None, 2), Judgement::Rerun(1));
-        assert_eq!(judge(Failed, Some(Passed), Some(1), 2), Judgement::Rerun(2));
-        assert_eq!(judge(Failed, Some(Passed), Some(2), 2), v(Verdict::Broke));
-        // A rerun that passes shows the failure was flaky.
-        assert_eq!(judge(Passed, Some(Passed), Some(1), 2), v(Verdict::Flaky));
-        // A rerun that errors says nothing about the code either way.
-        assert_eq!(judge(Errored, Some(Passed), Some(1), 2), v(Verdict::Infra));
-        // Only a would-be break is confirmed: failing again and new failures are not.
-        assert_eq!(
-            judge(Failed, Some(Failed), None, 2),
-            v(Verdict::StillFailing)
-        );
-        assert_eq!(judge(Failed, None, None, 2), v(Verdict::New));
-    }
 
     fn built(root: u128, state: StateKind) -> Baseline {
         Baseline {

@@ -14,8 +14,8 @@ use super::work::{Edit, Work};
 use crate::notify::message::{Digest, MailRef};
 use crate::notify::route::{bump_is_news, transition};
 use crate::planner::reports::next_attempt;
-use crate::planner::verdicts::{is_built, judge, Judgement};
 use crate::store::StoreError;
+use conjunction_protocol::verdict::{is_built, judge, Judgement};
 
 /// Judges every node `edit` changed.
 pub(super) fn judge_all(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), StoreError> {

@@ -214,7 +214,7 @@ async fn refused_reports_and_noted_webhooks_are_not_counted_as_reports_taken() {
         .header("x-github-delivery", "noted-1")
         .header(
             "x-hub-signature-256",
-            conjunction_tui::demo::native::github_signature(secret, &run),
+            conjunction_sim::native::github_signature(secret, &run),
         )
         .body(run)
         .send()

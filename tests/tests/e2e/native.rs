@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use conjunction_protocol::ci::{build_key, HookAnswer, HookOutcome};
 use conjunction_protocol::{CiKind, Node, ProjectSpec, StateKind};
+use conjunction_sim::native::{self, buildkite_signature, github_signature, NativeCi, Pipeline};
 use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
 use conjunction_tests::eventually;
 use conjunction_tui::client::Client;
-use conjunction_tui::demo::native::{
-    self, buildkite_signature, github_signature, NativeCi, Pipeline,
-};
 use reqwest::StatusCode;
 
 use super::{node_of, pid, settled, WAIT};
@@ -91,7 +89,7 @@ async fn upstream(api: &Client, ci: &NativeCi, project: &str) {
     ci.add(pipeline(CiKind::Github, project, project));
 }
 
-fn answer(hook: &conjunction_tui::demo::native::HookSent) -> HookAnswer {
+fn answer(hook: &conjunction_sim::native::HookSent) -> HookAnswer {
     serde_json::from_str(&hook.answer).unwrap_or_else(|e| panic!("{hook:?}: {e}"))
 }
 

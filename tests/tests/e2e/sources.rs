@@ -5,10 +5,10 @@
 //! sends to the same URL with a valid signature is answered `202 noted`.
 
 use conjunction_protocol::{CiKind, ProjectSpec, SourceSpec};
+use conjunction_sim::native::{buildkite_signature, github_signature};
 use conjunction_tests::daemon::TestDaemon;
 use conjunction_tests::mock_ci::MockCi;
 use conjunction_tests::{fixture, fixture_json};
-use conjunction_tui::demo::native::{buildkite_signature, github_signature};
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -369,8 +369,8 @@ impl DemoProject {
         let native = NATIVE.iter().find(|(id, _, _)| *id == self.id);
         let (trigger, source) = match native {
             Some(&(_, ci, name)) => (
-                super::native::trigger(ci, name, native_base, secret),
-                Some(super::native::source(ci, name, secret)),
+                conjunction_sim::native::trigger(ci, name, native_base, secret),
+                Some(conjunction_sim::native::source(ci, name, secret)),
             ),
             None => (
                 TriggerSpec::Webhook {

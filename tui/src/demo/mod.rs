@@ -3,9 +3,7 @@
 //! terminal UI opened on them. Nothing else is needed.
 
 mod catalog;
-mod chat;
 mod ci;
-pub mod native;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -18,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use catalog::{PROJECTS, UPSTREAMS};
+use conjunction_sim::{chat, native};
 
 use crate::client::Client;
 

@@ -971,7 +971,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{build, node, root_event};
+    use conjunction_sim::sample::{build, node, root_event};
 
     fn outcome(states: Vec<NodeState>) -> StateKind {
         let root = build(60, 1);

@@ -1,8 +1,8 @@
 //! Helpers shared by the UI's test binaries.
 
+use conjunction_sim::sample::{self, NOW};
 use conjunction_tui::app::{App, FeedEvent, Focus, Msg};
 use conjunction_tui::keys::Action;
-use conjunction_tui::sample::{self, NOW};
 
 /// An app connected to a daemon that sent the sample snapshot.
 pub fn connected_app() -> App {

@@ -378,7 +378,7 @@ fn judge(event: &mut RootEvent, before: Option<&RootEvent>) {
     use conjunction_protocol::{Baseline, Verdict};
     let mut counts = std::collections::BTreeMap::new();
     for n in event.nodes.iter_mut().skip(1) {
-        use conjunction_daemon::planner::verdicts::{is_built, judge, Judgement};
+        use conjunction_protocol::verdict::{is_built, judge, Judgement};
         let past = before
             .and_then(|b| b.nodes.iter().find(|p| p.project == n.project))
             .filter(|p| is_built(p.state.kind()));

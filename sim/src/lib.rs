@@ -1,0 +1,8 @@
+//! Simulated parties, on loopback, for the demo and the tests: the four native CI
+//! systems' APIs with the webhooks they send ([`native`]), a chat that takes what a
+//! Slack incoming webhook would ([`chat`]), and the terminal UI's sample data
+//! ([`sample`]). Nothing here is part of the daemon or the client a user installs.
+
+pub mod chat;
+pub mod native;
+pub mod sample;
