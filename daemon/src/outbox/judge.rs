@@ -59,6 +59,19 @@ pub enum Tally {
     Retry,
 }
 
+impl Tally {
+    /// Its outcome label in an outbox's metric, where succeeding and giving up are
+    /// said in that outbox's own words ("delivered", "sent"; "failed", "gave_up").
+    pub fn label(self, succeeded: &'static str, gave_up: &'static str) -> &'static str {
+        match self {
+            Tally::Succeeded => succeeded,
+            Tally::GaveUp => gave_up,
+            Tally::RateLimited => "rate_limited",
+            Tally::Retry => "retry",
+        }
+    }
+}
+
 impl Next {
     /// How this counts, for an entry tried `tries_before` times before.
     pub fn tally(&self, tries_before: u32) -> Tally {

@@ -48,9 +48,19 @@ pub async fn until(due: Option<Timestamp>) {
 
 /// An entry of an outbox: its key (at most one entry per key is scheduled) and when
 /// it is due.
-pub trait Entry {
+pub trait Entry: Clone {
     fn key(&self) -> BuildId;
     fn due(&self) -> Timestamp;
+    /// Makes it the entry of a retry at `due`, tried `tries` times, the last with
+    /// `error`.
+    fn retry(&mut self, due: Timestamp, tries: u32, error: &str);
+
+    /// The entry to schedule again when the writer recorded a retry, as `retry` says.
+    fn again(&mut self, retry: Option<(Timestamp, u32, &str)>) -> Option<Self> {
+        let (due, tries, error) = retry?;
+        self.retry(due, tries, error);
+        Some(self.clone())
+    }
 }
 
 /// Entries ordered by due time, and by when they first came (for the age of the
@@ -124,6 +134,7 @@ impl<E: Entry> Schedule<E> {
 mod tests {
     use super::*;
 
+    #[derive(Clone)]
     struct E(u128, u64);
 
     impl Entry for E {
@@ -132,6 +143,9 @@ mod tests {
         }
         fn due(&self) -> Timestamp {
             Timestamp(self.1)
+        }
+        fn retry(&mut self, due: Timestamp, _: u32, _: &str) {
+            self.1 = due.0;
         }
     }
 

@@ -109,27 +109,15 @@ impl Sender for Notices {
                 (outcome, tally)
             }
         };
-        self.metrics.notice(
-            entry.channel.kind(),
-            match tally {
-                Tally::Succeeded => "sent",
-                Tally::GaveUp => "gave_up",
-                Tally::RateLimited => "rate_limited",
-                Tally::Retry => "retry",
-            },
-        );
+        self.metrics
+            .notice(entry.channel.kind(), tally.label("sent", "gave_up"));
         if tally == Tally::Retry {
             self.metrics.retry(Self::OUTBOX);
         }
-        let again = match &outcome {
-            NoticeOutcome::Retry { due, tries, error } => {
-                entry.due = *due;
-                entry.tries = *tries;
-                entry.last_error = Some(error.clone());
-                Some(entry.clone())
-            }
+        let again = entry.again(match &outcome {
+            NoticeOutcome::Retry { due, tries, error } => Some((*due, *tries, error.as_str())),
             _ => None,
-        };
+        });
         match self.writer.notice(entry.id, outcome).await {
             Ok(()) => again,
             Err(e) => {
@@ -146,5 +134,10 @@ impl Entry for NoticeEntry {
     }
     fn due(&self) -> Timestamp {
         self.due
+    }
+    fn retry(&mut self, due: Timestamp, tries: u32, error: &str) {
+        self.due = due;
+        self.tries = tries;
+        self.last_error = Some(error.to_owned());
     }
 }

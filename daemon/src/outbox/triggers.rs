@@ -178,27 +178,15 @@ impl Sender for Triggers {
             }
         };
         let kind = trigger.as_ref().map_or("none", |t| t.kind());
-        self.metrics.delivery(
-            kind,
-            match tally {
-                Tally::Succeeded => "delivered",
-                Tally::GaveUp => "failed",
-                Tally::RateLimited => "rate_limited",
-                Tally::Retry => "retry",
-            },
-        );
+        self.metrics
+            .delivery(kind, tally.label("delivered", "failed"));
         if tally == Tally::Retry {
             self.metrics.retry(Self::OUTBOX);
         }
-        let again = match &delivery {
-            Delivery::RetryAt { due, tries, error } => {
-                entry.due = *due;
-                entry.tries = *tries;
-                entry.last_error = Some(error.clone());
-                Some(entry.clone())
-            }
+        let again = entry.again(match &delivery {
+            Delivery::RetryAt { due, tries, error } => Some((*due, *tries, error.as_str())),
             _ => None,
-        };
+        });
         match self
             .writer
             .delivery(entry.build, entry.attempt, delivery)
@@ -247,5 +235,10 @@ impl Entry for OutboxEntry {
     }
     fn due(&self) -> Timestamp {
         self.due
+    }
+    fn retry(&mut self, due: Timestamp, tries: u32, error: &str) {
+        self.due = due;
+        self.tries = tries;
+        self.last_error = Some(error.to_owned());
     }
 }
