@@ -1,29 +1,35 @@
 //! The conjunction daemon.
 //!
 //! [`serve`] runs the whole daemon on a listener until a shutdown future resolves:
-//! the HTTP API and the live feed ([`api`], fed by the [`hub`]), the one database
-//! writer ([`writer`], over the [`store`]), the cascade [`planner`] and the trigger
-//! [`dispatch`]er. Tests start it on `127.0.0.1:0`; `conjunctiond` starts it from
-//! its configuration.
+//! the HTTP API and the live feed (`api`, fed by the `hub`), the one database writer
+//! (`writer`, over the `store`), the cascade [`planner`], and the outboxes that send
+//! triggers and notices (`outbox`). It reads one [`Settings`]; each worker stops
+//! through a `Shutdown` that carries its grace. Tests start it on `127.0.0.1:0`;
+//! `conjunctiond` starts it from its settings.
+//!
+//! The rooms are private (docs/rooms.md lists them); what is used from outside is
+//! re-exported here: the settings and their sections, the names `conjunctiond`'s
+//! commands need, the pure [`planner`] and the CI systems' face ([`ci`]), which the
+//! tests check against real payloads and the acceptance tables.
 
-pub mod api;
-pub mod auth;
-pub mod badges;
+mod api;
+mod auth;
+mod badges;
 pub mod ci;
-pub mod health;
-pub mod hub;
-pub mod metrics;
-pub mod notify;
-pub mod outbox;
+mod health;
+mod hub;
+mod metrics;
+mod notify;
+mod outbox;
 pub mod planner;
-pub mod reconcile;
-pub mod retention;
-pub mod server;
-pub mod settings;
-pub mod shutdown;
-pub mod store;
-pub mod systemd;
-pub mod writer;
+mod reconcile;
+mod retention;
+mod server;
+mod settings;
+mod shutdown;
+mod store;
+mod systemd;
+mod writer;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -31,12 +37,22 @@ use std::sync::{Arc, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-pub use settings::Settings;
+pub use api::BACKUP_SEQ_HEADER;
+pub use auth::OPERATOR_TOKEN_FILE;
+pub use health::Fault;
+pub use notify::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
+pub use outbox::triggers::DispatchConfig;
+pub use retention::RetentionConfig;
+pub use server::RESERVE;
+pub use settings::{Flags, Settings, SettingsError};
+pub use store::DATABASE_FILE;
+pub use systemd::{passed_socket, stderr_is_journal, Passed};
+pub use writer::Clock;
 
 use crate::auth::OperatorTokens;
 use crate::planner::Graph;
 use crate::shutdown::{Shutdown, Stopper};
-use crate::store::{Store, StoreError};
+pub use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

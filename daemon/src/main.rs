@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use conjunction_daemon::settings::{Flags, Settings};
-use conjunction_daemon::systemd::Passed;
+use conjunction_daemon::Passed;
+use conjunction_daemon::{Flags, Settings};
 
 /// Links CI pipelines across projects: takes build reports, triggers dependents,
 /// and streams every cascade live.
@@ -69,7 +69,7 @@ fn init_logging() {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| "info,tower_http=warn".into())
     };
-    if conjunction_daemon::systemd::stderr_is_journal() {
+    if conjunction_daemon::stderr_is_journal() {
         if let Ok(journal) = tracing_journald::layer() {
             tracing_subscriber::registry()
                 .with(filter())
@@ -93,7 +93,7 @@ fn init_logging() {
 
 fn main() -> anyhow::Result<()> {
     // Before any thread starts: a socket systemd passed, taken out of the environment.
-    let passed = conjunction_daemon::systemd::passed_socket()
+    let passed = conjunction_daemon::passed_socket()
         .context("LISTEN_FDS names a socket that is not a listening TCP socket")?;
     init_logging();
     let passed = match passed {
@@ -134,7 +134,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{}", settings.listen));
             let token = match settings.operator_tokens.first() {
                 Some(t) => t.clone(),
-                None => std::fs::read_to_string(settings.data_dir.join(conjunction_daemon::auth::OPERATOR_TOKEN_FILE))
+                None => std::fs::read_to_string(settings.data_dir.join(conjunction_daemon::OPERATOR_TOKEN_FILE))
                     .map(|t| t.trim().to_owned())
                     .context("no operator token: set CONJUNCTIOND_OPERATOR_TOKEN, or run where the data directory's operator.token is readable")?,
             };
@@ -146,7 +146,7 @@ fn main() -> anyhow::Result<()> {
 
     if args.check_database {
         let path = settings.database_path();
-        let size = conjunction_daemon::store::Store::check(&path)?;
+        let size = conjunction_daemon::Store::check(&path)?;
         println!(
             "{} is intact ({size} bytes, every page verified)",
             path.display()
@@ -197,7 +197,7 @@ fn backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
         }
         let seq = response
             .headers()
-            .get(conjunction_daemon::api::BACKUP_SEQ_HEADER)
+            .get(conjunction_daemon::BACKUP_SEQ_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("?")
             .to_owned();
@@ -217,7 +217,7 @@ fn backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    if let Err(e) = conjunction_daemon::store::Store::check(&partial) {
+    if let Err(e) = conjunction_daemon::Store::check(&partial) {
         let _ = std::fs::remove_file(&partial);
         return Err(e).context("the backup received does not verify; nothing was kept");
     }
@@ -234,7 +234,7 @@ fn backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
 /// stopped. The database there (if any) is kept beside it.
 fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let db = data_dir.join(conjunction_daemon::store::DATABASE_FILE);
+    let db = data_dir.join(conjunction_daemon::DATABASE_FILE);
     if db.exists() && in_use(&db)? {
         anyhow::bail!(
             "{} is in use: stop the daemon (systemctl stop conjunctiond) before restoring",
@@ -249,7 +249,7 @@ fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result
         .with_context(|| format!("cannot copy {} into {}", from.display(), data_dir.display()))?;
     // A copy takes the backup's mode, which on read-only media may say read-only.
     std::fs::set_permissions(&restoring, std::fs::Permissions::from_mode(0o600))?;
-    let size = match conjunction_daemon::store::Store::check(&restoring) {
+    let size = match conjunction_daemon::Store::check(&restoring) {
         Ok(size) => size,
         Err(e) => {
             let _ = std::fs::remove_file(&restoring);
@@ -265,7 +265,7 @@ fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result
             .as_secs();
         let aside = data_dir.join(format!(
             "{}.before-restore-{secs}",
-            conjunction_daemon::store::DATABASE_FILE
+            conjunction_daemon::DATABASE_FILE
         ));
         std::fs::rename(&db, &aside)?;
         println!("kept the database that was there as {}", aside.display());

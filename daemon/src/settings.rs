@@ -27,8 +27,6 @@ use crate::server::LimitsConfig;
 use crate::store::StoreConfig;
 use crate::writer::Clock;
 
-/// The default address: loopback only.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7431";
 /// The config file's name in `$CONFIGURATION_DIRECTORY` and the platform's config
 /// directory.
 pub const CONFIG_FILE: &str = "conjunctiond.toml";
@@ -93,6 +91,7 @@ impl Default for Settings {
     }
 }
 
+/// The default address: loopback only.
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7431))
 }
@@ -239,7 +238,7 @@ mod tests {
     fn the_shipped_example_config_parses() {
         let c: Settings =
             toml::from_str(include_str!("../../packaging/conjunctiond.toml")).unwrap();
-        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.listen, Settings::default().listen);
         assert_eq!(c.dispatch, DispatchConfig::default());
         assert_eq!(c.store, StoreConfig::default());
         assert_eq!(c.limits, LimitsConfig::default());

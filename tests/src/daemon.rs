@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use conjunction_daemon::outbox::triggers::DispatchConfig;
+use conjunction_daemon::DispatchConfig;
 use conjunction_daemon::Settings;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -29,7 +29,6 @@ use conjunction_protocol::limits::{MAX_BODY_BYTES, MAX_BULK_BODY_BYTES, MAX_HOOK
 
 pub use backup::SEQ_HEADER as BACKUP_SEQ_HEADER;
 pub use error::ApiError;
-pub use extract::{ApiJson, Operator, Reporter};
 pub use feed::FeedConfig;
 pub use state::AppState;
 

@@ -9,9 +9,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use files::{
-    build_token_key, operator_tokens, TokenFileError, BUILD_TOKEN_KEY_FILE, OPERATOR_TOKEN_FILE,
-};
+pub use files::{build_token_key, operator_tokens, TokenFileError, OPERATOR_TOKEN_FILE};
 
 /// The SHA-256 of a token. Tokens are long random strings, so a fast hash is enough:
 /// what matters is that the database never holds a usable token.

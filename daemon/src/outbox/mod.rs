@@ -103,10 +103,6 @@ impl<E: Entry> Schedule<E> {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     pub fn next_due(&self) -> Option<Timestamp> {
         self.by_due.first().map(|(due, _)| *due)
     }
@@ -174,7 +170,7 @@ mod tests {
         assert_eq!(s.next_due(), Some(Timestamp(50)));
         // Taken is not done: it is still the oldest until it leaves the outbox.
         assert_eq!(s.pop_first().map(|e| e.0), Some(1));
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
         assert_eq!(s.oldest(), Some(first));
         s.done(BuildId(ulid::Ulid(1)));
         assert!(s.oldest().is_some(), "entry 2 was taken but is not done");

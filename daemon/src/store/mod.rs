@@ -24,10 +24,9 @@ use redb::{Database, TableDefinition};
 
 use serde::Deserialize;
 
-pub use backup::Backup;
 pub use read::{BadgeFacts, RootPage, Snapshot};
 pub use records::OutboxEntry;
-pub use records::{Latest, NoticeEntry, Watched};
+pub use records::{NoticeEntry, Watched};
 pub(crate) use records::{RootRecord, RunRecord, StoredProject};
 pub use write::WriteTx;
 

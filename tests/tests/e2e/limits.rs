@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use conjunction_daemon::server::RESERVE;
+use conjunction_daemon::RESERVE;
 use conjunction_protocol::ws::ServerMessage;
 use conjunction_tests::daemon::{DaemonProcess, OPERATOR_TOKEN};
 use conjunction_tests::feed::Feed;

@@ -4,8 +4,8 @@
 //! once; a flaky failure is not told as a break; a channel that is down is retried
 //! and given up, with the reason on the build.
 
-use conjunction_daemon::notify::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
 use conjunction_daemon::Settings;
+use conjunction_daemon::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
 use conjunction_protocol::notify::{Channel, NoticeKind, NoticeState, NotifyRule};
 use conjunction_protocol::{BuildId, Contact, Node, ProjectSpec, RootEvent, Verdict};
 use conjunction_tests::chat::{IrcServer, Sink, SmtpServer};

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use conjunction_daemon::retention::RetentionConfig;
-use conjunction_daemon::writer::Clock;
+use conjunction_daemon::Clock;
+use conjunction_daemon::RetentionConfig;
 use conjunction_protocol::ws::ServerMessage;
 use conjunction_protocol::{BuildId, Timestamp};
 use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::Context;
-use conjunction_daemon::outbox::triggers::DispatchConfig;
+use conjunction_daemon::DispatchConfig;
 use conjunction_protocol::{BuildId, ProjectId, Report, ReportState};
 use rand::Rng;
 use tokio::net::TcpListener;
