@@ -153,10 +153,7 @@ pub async fn serve(
         std::time::Duration::from_millis(settings.health.pulse_ms),
         state.shutdown.clone(),
     ));
-    let public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{address}"));
+    let public_url = settings.public_url(address);
     tracing::info!(
         %address,
         %public_url,
@@ -271,10 +268,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
     }
     let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
     let address = s.address;
-    let public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{address}"));
+    let public_url = settings.public_url(address);
     let report_url = format!("{}/v1/reports", public_url.trim_end_matches('/'));
 
     let hub = hub::Hub::new(settings.feed.buffer);

@@ -212,6 +212,14 @@ impl Settings {
             })
     }
 
+    /// The URL CI systems reach the daemon at: `public_url`, or else the address it
+    /// listens on.
+    pub fn public_url(&self, address: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"))
+    }
+
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(crate::store::DATABASE_FILE)

@@ -38,11 +38,11 @@ impl Notices {
         }
     }
 
-    /// How many notices go out at once: every one in a lane of its own.
+    /// How many notices go out at once; notices have no lanes.
     pub fn limits(config: &NotifyConfig) -> Limits {
         Limits {
             concurrency: config.concurrency,
-            lane_share: 1,
+            lane_share: config.concurrency,
             send_timeout: None,
         }
     }

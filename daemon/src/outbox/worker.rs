@@ -30,7 +30,7 @@ pub trait Sender: Send + Sync + 'static {
 
     /// What sending `entry` needs, and the lane it goes in: entries of one lane take
     /// at most [`Limits::lane_share`] of the slots (a CI that does not answer holds
-    /// its share and no more). `None` is a lane of its own.
+    /// its share and no more). `None`: no lane, only the outbox's concurrency.
     fn admit(&self, entry: &Self::Entry) -> (Self::Job, Option<String>);
 
     /// Tries `entry` once, lets `permit` go as soon as the far side has answered, and
@@ -49,7 +49,7 @@ pub trait Sender: Send + Sync + 'static {
 pub struct Limits {
     /// Sends in flight at once.
     pub concurrency: usize,
-    /// Sends in flight in one lane at once.
+    /// Sends in flight in one lane at once (for a sender whose entries have lanes).
     pub lane_share: usize,
     /// The longest one send can take; shutdown waits no longer than this either.
     pub send_timeout: Option<Duration>,
@@ -89,14 +89,19 @@ pub async fn run<S: Sender>(
                 break;
             };
             let (job, lane) = sender.admit(&entry);
-            let lane = lane.unwrap_or_else(|| format!("entry {}", entry.key()));
-            let Some(entry) = lanes.take(&lane, entry) else {
-                continue;
+            let entry = match &lane {
+                Some(lane) => match lanes.take(lane, entry) {
+                    Some(entry) => entry,
+                    None => continue,
+                },
+                None => entry,
             };
             let key = entry.key();
             let sender = sender.clone();
             let task = in_flight.spawn(async move { (key, sender.send(entry, job, permit).await) });
-            lane_of_task.insert(task.id(), lane);
+            if let Some(lane) = lane {
+                lane_of_task.insert(task.id(), lane);
+            }
         }
         metrics.outbox(
             S::OUTBOX,
