@@ -18,8 +18,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::{ProjectEntry, ProjectId, ProjectSpec, Report, ReportState, StateKind};
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::daemon::{DaemonProcess, OPERATOR_TOKEN};
-use conjunction_tests::loopback_ci::LoopbackCi;
 use conjunction_tui::client::Client;
 use conjunction_tui::model::Held;
 use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
@@ -130,9 +130,9 @@ struct Followed {
 
 async fn run() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
-    let ci = LoopbackCi::start().await;
+    let ci = WebhookCi::quiet().await.expect("start the webhook CI");
     let daemon = DaemonProcess::start(dir.path(), "").await;
-    let hook = ci.hook_url();
+    let hook = ci.url();
     let mut list = vec![entry("follow/root", &[], None, Some(ROOT_TOKEN))];
     list.extend((1..=NODES).map(|i| {
         entry(

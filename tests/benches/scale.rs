@@ -19,8 +19,8 @@
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::{ProjectId, ProjectSpec, Report, ReportState, StateKind};
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::daemon::DaemonProcess;
-use conjunction_tests::loopback_ci::LoopbackCi;
 
 const ROOT_TOKEN: &str = "scale-root-report-token";
 const CASES: &[(&str, usize)] = &[
@@ -125,10 +125,10 @@ fn projects_file(shape: &str, nodes: usize, hook: &str) -> String {
 
 async fn run(shape: &str, nodes: usize) -> Measured {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
-    let ci = LoopbackCi::start().await;
+    let ci = WebhookCi::quiet().await.expect("start the webhook CI");
     let daemon = DaemonProcess::start(dir.path(), "").await;
     let file = dir.path().join("projects.toml");
-    std::fs::write(&file, projects_file(shape, nodes, &ci.hook_url())).expect("projects file");
+    std::fs::write(&file, projects_file(shape, nodes, &ci.url())).expect("projects file");
 
     let start = Instant::now();
     daemon.apply(&file).await;
@@ -169,7 +169,7 @@ async fn run(shape: &str, nodes: usize) -> Measured {
     }
     let cascade = start.elapsed();
     let peak_rss_kb = daemon.memory_kib("VmHWM");
-    assert_eq!(ci.reported(), nodes as u64);
+    assert_eq!(ci.finished(), nodes as u64);
     daemon.kill().await;
     Measured {
         register,

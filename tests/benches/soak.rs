@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::{ProjectId, Report, ReportState};
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::daemon::DaemonProcess;
-use conjunction_tests::loopback_ci::LoopbackCi;
 
 const UPSTREAMS: usize = 4;
 const DEPENDENTS: usize = 25;
@@ -52,7 +52,7 @@ fn main() {
 /// samples.
 async fn phase(title: &str, config: &str, secs: u64) -> Vec<(u64, u64)> {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
-    let ci = LoopbackCi::start().await;
+    let ci = WebhookCi::quiet().await.expect("start the webhook CI");
     let daemon = DaemonProcess::start(dir.path(), config).await;
     let mut file = String::new();
     for u in 0..UPSTREAMS {
@@ -62,7 +62,7 @@ async fn phase(title: &str, config: &str, secs: u64) -> Vec<(u64, u64)> {
         for d in 0..DEPENDENTS {
             file.push_str(&format!(
                 "[[project]]\nid = \"soak/up{u}-d{d}\"\nname = \"d{d}\"\ndepends_on = [{{ project = \"soak/up{u}\" }}]\ntrigger = {{ kind = \"webhook\", url = \"{}\" }}\n\n",
-                ci.hook_url()
+                ci.url()
             ));
         }
     }
@@ -105,7 +105,7 @@ async fn phase(title: &str, config: &str, secs: u64) -> Vec<(u64, u64)> {
     println!();
     println!(
         "{title}: {releases} releases, {} builds reported",
-        ci.reported()
+        ci.finished()
     );
     assert!(daemon.terminate().await.success());
     samples

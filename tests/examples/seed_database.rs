@@ -27,8 +27,8 @@ use conjunction_protocol::{
     BuildId, Contact, Dependency, ProjectId, ProjectSpec, Report, ReportState, StateKind,
     TriggerSpec,
 };
+use conjunction_sim::webhook::{Behaviour, WebhookCi};
 use conjunction_tests::feed::Feed;
-use conjunction_tests::mock_ci::{Behaviour, MockCi};
 use conjunction_tui::client::Client;
 
 /// The report token of the upstream every cascade starts from.
@@ -41,7 +41,9 @@ async fn main() -> anyhow::Result<()> {
         bail!("usage: seed_database <daemon url> <operator token> <manifest.json>");
     };
     let api = Client::new(url, Some(token.clone()));
-    let ci = MockCi::start(Some("seed-secret")).await;
+    let ci = WebhookCi::start(Some("seed-secret"))
+        .await
+        .expect("start the webhook CI");
     ci.set("acme/cli", Behaviour::FailFirstAttempt);
     ci.set(
         "acme/down",

@@ -1,13 +1,11 @@
 //! Helpers for conjunction's end-to-end tests and benchmarks: a real daemon on
-//! loopback (in-process or as the `conjunctiond` binary), a mock CI server that takes
-//! triggers and reports back, a lean loopback CI for benchmarks, and small clients.
+//! loopback (in-process or as the `conjunctiond` binary), chat and mail servers, and
+//! small clients. The simulated CI systems are in `conjunction-sim`.
 
 pub mod bench;
 pub mod chat;
 pub mod daemon;
 pub mod feed;
-pub mod loopback_ci;
-pub mod mock_ci;
 pub mod tmux;
 
 use std::future::Future;

@@ -1,9 +1,9 @@
 //! Refusals: every bad request gets a JSON error with a stable code and changes nothing.
 
 use conjunction_protocol::StateKind;
+use conjunction_sim::webhook::{Behaviour, WebhookCi};
 use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
 use conjunction_tests::eventually;
-use conjunction_tests::mock_ci::{Behaviour, MockCi};
 use reqwest::Method;
 
 use crate::*;
@@ -45,7 +45,9 @@ async fn picture(api: &Client) -> String {
 #[tokio::test]
 async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     ci.set("acme/b", Behaviour::Silent);
     let api = &d.api;
     let a_token = register(api, "acme/a", &[], None).await;
@@ -305,7 +307,7 @@ async fn urls_that_read_two_ways_are_refused_and_credentials_are_never_echoed() 
 #[tokio::test]
 async fn a_trigger_url_with_credentials_is_shown_without_them_and_sent_with_one_authorization() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(None).await;
+    let ci = WebhookCi::start(None).await.expect("start the webhook CI");
     let a_token = register(&d.api, "acme/a", &[], None).await;
     let hook = ci.url().replace("http://", "http://bot:p%40ss@");
     let mut b = spec("acme/b", &["acme/a"], None);
@@ -338,7 +340,9 @@ async fn a_trigger_url_with_credentials_is_shown_without_them_and_sent_with_one_
 #[tokio::test]
 async fn secrets_are_never_returned() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let report_token = register(&d.api, "acme/a", &[], Some(&ci)).await;
     for path in ["/v1/projects", "/v1/projects/acme%2Fa"] {
         let raw = d

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use conjunction_protocol::project::Badges;
+use conjunction_sim::webhook::{Behaviour, WebhookCi};
 use conjunction_tests::daemon::TestDaemon;
-use conjunction_tests::mock_ci::{Behaviour, MockCi};
 use reqwest::StatusCode;
 
 use crate::*;
@@ -79,7 +79,9 @@ fn check_endpoint_schema(json: &serde_json::Value) {
 #[tokio::test]
 async fn public_badges_match_the_committed_svgs_and_private_ones_look_missing() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let mut lib = spec("acme/lib", &[], None);
     lib.badges = Badges::Public;
     let (_, answer) = d.api.put_project(&pid("acme/lib"), &lib).await.unwrap();

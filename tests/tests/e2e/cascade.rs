@@ -1,8 +1,8 @@
 //! Cascades through the dependency graph: chains, diamonds, cycles, failures and rebuilds.
 
 use conjunction_protocol::{NodeState, StateKind};
+use conjunction_sim::webhook::{Behaviour, Record, WebhookCi};
 use conjunction_tests::daemon::TestDaemon;
-use conjunction_tests::mock_ci::{Behaviour, MockCi, Record};
 use std::time::Duration;
 
 use crate::*;
@@ -10,7 +10,9 @@ use crate::*;
 #[tokio::test]
 async fn chain_triggers_each_project_in_turn_with_a_signed_payload() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
     register(&d.api, "acme/c", &["acme/b"], Some(&ci)).await;
@@ -58,7 +60,9 @@ async fn chain_triggers_each_project_in_turn_with_a_signed_payload() {
 #[tokio::test]
 async fn diamond_join_is_triggered_once_after_both_parents_pass() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     ci.set("acme/b", Behaviour::pass_after(Duration::from_millis(150)));
     ci.set("acme/c", Behaviour::pass_after(Duration::from_millis(10)));
     let token = register(&d.api, "acme/a", &[], None).await;
@@ -104,7 +108,9 @@ async fn diamond_join_is_triggered_once_after_both_parents_pass() {
 #[tokio::test]
 async fn cycle_among_dependents_is_skipped_and_named_and_an_edge_into_the_root_is_ignored() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     // a <- b <-> c <- d, and a <-> e (an edge back into the root).
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
@@ -176,7 +182,9 @@ async fn cycle_among_dependents_is_skipped_and_named_and_an_edge_into_the_root_i
 #[tokio::test]
 async fn failure_blocks_descendants_and_a_passing_rebuild_unblocks_them() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     ci.set("acme/b", Behaviour::FailFirstAttempt);
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;

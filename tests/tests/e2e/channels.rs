@@ -7,10 +7,11 @@
 
 use conjunction_protocol::notify::{Channel, NoticeKind, NoticeState, NotifyRule};
 use conjunction_protocol::{Contact, Node};
-use conjunction_tests::chat::{IrcServer, Sink, SmtpServer};
+use conjunction_sim::chat::Sink;
+use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_tests::chat::{IrcServer, SmtpServer};
 use conjunction_tests::daemon::TestDaemon;
 use conjunction_tests::fixture_json;
-use conjunction_tests::mock_ci::{Behaviour, MockCi};
 
 use super::notify::{fast_notify, pass_then, told, two_projects};
 use crate::*;
@@ -83,7 +84,7 @@ fn rule(channel: Channel) -> NotifyRule {
 
 /// acme/lib and acme/app with 32 contacts each and `rules` on app; the event that
 /// breaks app, and app's node once its notices are sent or given up.
-async fn break_with(d: &TestDaemon, ci: &MockCi, rules: Vec<NotifyRule>, excerpt: &str) -> Node {
+async fn break_with(d: &TestDaemon, ci: &WebhookCi, rules: Vec<NotifyRule>, excerpt: &str) -> Node {
     let token = two_projects(&d.api, ci, Vec::new(), |app| {
         app.contacts = crowd('d');
         app.notify = rules.clone();
@@ -110,8 +111,10 @@ fn all_sent(node: &Node) {
 
 #[tokio::test]
 async fn thirty_two_contacts_a_side_fit_slacks_block_kit_with_the_rest_counted() {
-    let sink = Sink::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let sink = Sink::start().await.expect("start the chat sink");
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     // A compiler error is full of `&`, `<` and `>`, each escaped to an entity.
     let stderr = String::from_utf8(conjunction_tests::fixture(
@@ -141,8 +144,10 @@ async fn thirty_two_contacts_a_side_fit_slacks_block_kit_with_the_rest_counted()
 
 #[tokio::test]
 async fn thirty_two_contacts_a_side_fit_discords_limits() {
-    let sink = Sink::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let sink = Sink::start().await.expect("start the chat sink");
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     let discord = Channel::Discord {
         url: sink.url("/api/webhooks/1/token"),
@@ -156,9 +161,11 @@ async fn thirty_two_contacts_a_side_fit_discords_limits() {
 
 #[tokio::test]
 async fn a_matrix_room_alias_is_resolved_through_the_directory_and_an_unknown_one_says_so() {
-    let sink = Sink::start().await;
+    let sink = Sink::start().await.expect("start the chat sink");
     sink.alias("#builds:conjunction.test", "!builds:conjunction.test");
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     let matrix = |room: &str| Channel::Matrix {
         homeserver: sink.url(""),
@@ -223,7 +230,9 @@ fn header(mail: &str) -> Vec<&str> {
 #[tokio::test]
 async fn thirty_two_contacts_a_side_get_one_mail_a_real_smtp_server_takes() {
     let smtp = SmtpServer::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(Some(&smtp), None)).await;
     let mail_rule = rule(Channel::Email { to: Vec::new() });
     let node = break_with(&d, &ci, vec![mail_rule], "boom").await;
@@ -260,7 +269,9 @@ async fn thirty_two_contacts_a_side_get_one_mail_a_real_smtp_server_takes() {
 #[tokio::test]
 async fn a_fix_mail_replies_to_the_break_mail_of_an_earlier_event() {
     let smtp = SmtpServer::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(Some(&smtp), None)).await;
     let token = two_projects(&d.api, &ci, Vec::new(), |_| {}).await;
     let broke = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
@@ -309,7 +320,9 @@ async fn a_fix_mail_replies_to_the_break_mail_of_an_earlier_event() {
 async fn thirty_two_contacts_are_said_on_irc_within_its_lines() {
     let irc = IrcServer::start().await;
     let mut heard = irc.listen("listener", "#builds").await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, Some(&irc))).await;
     let channel = Channel::Irc {
         target: "#builds".into(),
@@ -334,8 +347,8 @@ async fn thirty_two_contacts_are_said_on_irc_within_its_lines() {
 
 #[tokio::test]
 async fn a_test_notice_goes_to_every_channel_now_and_says_how_each_went() {
-    let sink = Sink::start().await;
-    let down = Sink::start().await;
+    let sink = Sink::start().await.expect("start the chat sink");
+    let down = Sink::start().await.expect("start the chat sink");
     down.answer(503);
     let smtp = SmtpServer::start().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(Some(&smtp), None)).await;

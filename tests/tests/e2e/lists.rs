@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use conjunction_protocol::ws::{Change, ServerMessage};
 use conjunction_protocol::{ProjectEntry, StateKind};
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
 use conjunction_tests::feed::Feed;
-use conjunction_tests::mock_ci::MockCi;
 use reqwest::Method;
 use serde_json::json;
 
 use crate::*;
 
-fn entry(id: &str, deps: &[&str], ci: Option<&MockCi>) -> ProjectEntry {
+fn entry(id: &str, deps: &[&str], ci: Option<&WebhookCi>) -> ProjectEntry {
     ProjectEntry {
         id: pid(id),
         spec: spec(id, deps, ci),
@@ -215,7 +215,9 @@ async fn a_list_of_projects_is_applied_in_one_transaction_or_not_at_all() {
 #[tokio::test]
 async fn a_snapshot_holds_nodes_within_its_budget_and_root_changed_keeps_counts_current() {
     let d = TestDaemon::start_adjusted(|c| c.feed.snapshot_nodes = 6).await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let token = register(&d.api, "acme/lib", &[], None).await;
     for i in 0..4 {
         register(&d.api, &format!("acme/small-{i}"), &["acme/lib"], Some(&ci)).await;

@@ -34,8 +34,8 @@ use conjunction_protocol::{
     BuildId, Contact, Dependency, ProjectId, ProjectSpec, Report, ReportAck, ReportState,
     RootEvent, StateKind, TriggerSpec,
 };
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::eventually;
-use conjunction_tests::mock_ci::MockCi;
 use conjunction_tui::client::Client;
 
 pub const SECRET: &str = "webhook-signing-secret";
@@ -46,7 +46,7 @@ pub fn pid(s: &str) -> ProjectId {
     ProjectId::parse(s).expect("test project ids are valid")
 }
 
-pub fn spec(name: &str, deps: &[&str], mock: Option<&MockCi>) -> ProjectSpec {
+pub fn spec(name: &str, deps: &[&str], mock: Option<&WebhookCi>) -> ProjectSpec {
     ProjectSpec {
         name: name.into(),
         contacts: vec![Contact {
@@ -75,7 +75,7 @@ pub fn spec(name: &str, deps: &[&str], mock: Option<&MockCi>) -> ProjectSpec {
 }
 
 /// Registers a project whose trigger points at `mock`; returns its generated report token.
-pub async fn register(api: &Client, id: &str, deps: &[&str], mock: Option<&MockCi>) -> String {
+pub async fn register(api: &Client, id: &str, deps: &[&str], mock: Option<&WebhookCi>) -> String {
     let (status, answer) = api
         .put_project(&pid(id), &spec(id, deps, mock))
         .await

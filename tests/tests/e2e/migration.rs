@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use conjunction_protocol::ws::ServerMessage;
 use conjunction_protocol::{BuildId, NodeState, ProjectSpec, StateKind, TriggerSpec};
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::daemon::{DaemonProcess, OPERATOR_TOKEN};
 use conjunction_tests::eventually;
 use conjunction_tests::feed::Feed;
-use conjunction_tests::mock_ci::MockCi;
 use serde_json::Value;
 
 use crate::*;
@@ -24,7 +24,7 @@ fn fixture() -> PathBuf {
 }
 
 /// Points a migrated project's trigger at `ci`, keeping everything else it declares.
-async fn retarget(api: &Client, manifest: &Value, project: &str, ci: &MockCi) {
+async fn retarget(api: &Client, manifest: &Value, project: &str, ci: &WebhookCi) {
     let view = manifest["projects"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["id"] == project))
@@ -88,7 +88,9 @@ async fn a_database_written_by_the_previous_release_opens_with_nothing_lost() {
 
     // It goes on: the CI that was down comes back, and the triggers queued before the
     // upgrade are delivered and reported with the build tokens they were given then.
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     for project in ["acme/down", "acme/cli", "acme/docs", "acme/join"] {
         retarget(api, &manifest, project, &ci).await;
     }

@@ -8,9 +8,10 @@ use conjunction_daemon::Settings;
 use conjunction_daemon::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
 use conjunction_protocol::notify::{Channel, NoticeKind, NoticeState, NotifyRule};
 use conjunction_protocol::{BuildId, Contact, Node, ProjectSpec, RootEvent, Verdict};
-use conjunction_tests::chat::{IrcServer, Sink, SmtpServer};
+use conjunction_sim::chat::Sink;
+use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_tests::chat::{IrcServer, SmtpServer};
 use conjunction_tests::daemon::TestDaemon;
-use conjunction_tests::mock_ci::{Behaviour, MockCi};
 use conjunction_tui::client::Client;
 
 use crate::*;
@@ -73,7 +74,7 @@ pub(crate) fn person(name: &str, email: &str) -> Contact {
 /// and `app_rules`; returns lib's report token.
 pub(crate) async fn two_projects(
     api: &Client,
-    ci: &MockCi,
+    ci: &WebhookCi,
     lib_rules: Vec<NotifyRule>,
     app: impl FnOnce(&mut ProjectSpec),
 ) -> String {
@@ -105,7 +106,7 @@ pub(crate) async fn told(api: &Client, build: BuildId, notices: usize) -> Node {
 /// as `then`: the second event, settled.
 pub(crate) async fn pass_then(
     api: &Client,
-    ci: &MockCi,
+    ci: &WebhookCi,
     token: &str,
     then: Behaviour,
 ) -> RootEvent {
@@ -127,9 +128,11 @@ pub(crate) fn texts(sink: &Sink, path: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_restart_tell_no_one_again(
 ) {
-    let sink = Sink::start().await;
+    let sink = Sink::start().await.expect("start the chat sink");
     let smtp = SmtpServer::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let dir = tempfile::tempdir().unwrap();
     let config = || {
         let mut c = Settings::new(dir.path());
@@ -309,8 +312,10 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
 
 #[tokio::test]
 async fn a_flaky_failure_is_rerun_once_and_not_told_as_a_break() {
-    let sink = Sink::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let sink = Sink::start().await.expect("start the chat sink");
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     use NoticeKind::*;
     let token = two_projects(
@@ -344,9 +349,11 @@ async fn a_flaky_failure_is_rerun_once_and_not_told_as_a_break() {
 
 #[tokio::test]
 async fn a_channel_that_is_down_is_retried_and_given_up_with_the_reason_on_the_build() {
-    let sink = Sink::start().await;
+    let sink = Sink::start().await.expect("start the chat sink");
     sink.answer(503);
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     // A second channel nobody listens on: its URL (a Slack webhook URL is its token)
     // must not show in the reason given up with.
@@ -400,7 +407,9 @@ async fn a_break_is_said_on_irc_over_tls_checked_against_the_configured_ca() {
 /// there by another client line by line.
 async fn a_break_is_said_on(ircd: IrcServer) {
     let mut heard = ircd.listen("watcher", "#builds").await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, Some(&ircd))).await;
     let token = two_projects(&d.api, &ci, vec![irc_rule("#builds")], |_| {}).await;
     let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
@@ -442,7 +451,9 @@ async fn a_break_is_said_on(ircd: IrcServer) {
 async fn an_irc_server_whose_certificate_is_not_trusted_is_given_up_at_once_and_told_nothing() {
     let ircd = IrcServer::start_secured().await;
     let mut heard = ircd.listen("watcher", "#builds").await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     // The server's CA is not among the trusted roots.
     let d = TestDaemon::start_adjusted(|c| {
         c.notify = fast_notify(None, Some(&ircd));
@@ -484,8 +495,10 @@ fn irc_rule(target: &str) -> NotifyRule {
 
 #[tokio::test]
 async fn discord_matrix_and_a_signed_webhook_each_get_their_format_and_no_secret_is_shown() {
-    let sink = Sink::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let sink = Sink::start().await.expect("start the chat sink");
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     let on = vec![NoticeKind::Broke];
     let rules = vec![
@@ -592,7 +605,9 @@ async fn mail_goes_through_starttls_and_implicit_tls_checked_against_the_configu
         (SmtpTls::Implicit, SmtpSecurity::Tls),
     ] {
         let smtp = SmtpServer::start_secured(tls).await;
-        let ci = MockCi::start(Some(SECRET)).await;
+        let ci = WebhookCi::start(Some(SECRET))
+            .await
+            .expect("start the webhook CI");
         let d = TestDaemon::start_adjusted(|c| {
             let mut notify = fast_notify(Some(&smtp), None);
             let config = notify.smtp.as_mut().unwrap();
@@ -633,9 +648,11 @@ async fn mail_goes_through_starttls_and_implicit_tls_checked_against_the_configu
 
 #[tokio::test]
 async fn a_notice_still_queued_at_a_restart_is_sent_after_it() {
-    let sink = Sink::start().await;
+    let sink = Sink::start().await.expect("start the chat sink");
     sink.answer(503);
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let dir = tempfile::tempdir().unwrap();
     let config = || {
         let mut c = Settings::new(dir.path());

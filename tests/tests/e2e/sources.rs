@@ -6,8 +6,8 @@
 
 use conjunction_protocol::{CiKind, ProjectSpec, SourceSpec};
 use conjunction_sim::native::{buildkite_signature, github_signature};
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::daemon::TestDaemon;
-use conjunction_tests::mock_ci::MockCi;
 use conjunction_tests::{fixture, fixture_json};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -22,7 +22,7 @@ const CDVIZ_RUN: &str = "acceptance/native-ci/github/workflow_run.completed.cdvi
 
 /// Registers `project` with `source`, upstream of a dependent that a cascade would
 /// trigger on `mock`.
-async fn upstream_with(d: &TestDaemon, mock: &MockCi, project: &str, source: SourceSpec) {
+async fn upstream_with(d: &TestDaemon, mock: &WebhookCi, project: &str, source: SourceSpec) {
     let spec = ProjectSpec {
         source: Some(source),
         ..super::spec(project, &[], None)
@@ -70,7 +70,9 @@ fn assert_noted(what: &str, (status, answer): &(StatusCode, Value), says: &str) 
 #[tokio::test]
 async fn a_source_that_names_no_release_workflow_or_job_only_updates_triggered_builds() {
     let d = TestDaemon::start().await;
-    let mock = MockCi::start(Some(super::SECRET)).await;
+    let mock = WebhookCi::start(Some(super::SECRET))
+        .await
+        .expect("start the webhook CI");
     // As docs/ci/github.md and jenkins.md show a downstream's source: a secret only.
     upstream_with(&d, &mock, "up/gh", github_source(None, None, None)).await;
     let jenkins = SourceSpec::Jenkins {
@@ -115,7 +117,9 @@ async fn a_source_that_names_no_release_workflow_or_job_only_updates_triggered_b
 #[tokio::test]
 async fn only_the_named_workflow_of_the_projects_own_repository_on_its_branch_or_a_tag_is_a_root() {
     let d = TestDaemon::start().await;
-    let mock = MockCi::start(Some(super::SECRET)).await;
+    let mock = WebhookCi::start(Some(super::SECRET))
+        .await
+        .expect("start the webhook CI");
     let source = github_source(
         Some(CDVIZ_REPO),
         Some(".github/workflows/aa.yml"),
@@ -250,7 +254,9 @@ fn signed(
 #[tokio::test]
 async fn every_event_a_ci_sends_with_a_valid_signature_is_noted_and_a_bad_one_refused() {
     let d = TestDaemon::start().await;
-    let mock = MockCi::start(Some(super::SECRET)).await;
+    let mock = WebhookCi::start(Some(super::SECRET))
+        .await
+        .expect("start the webhook CI");
     upstream_with(
         &d,
         &mock,

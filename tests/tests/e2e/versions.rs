@@ -6,15 +6,15 @@ use std::collections::BTreeSet;
 
 use conjunction_protocol::project::{Ecosystem, Line, Package};
 use conjunction_protocol::{NodeState, StateKind};
+use conjunction_sim::webhook::{Behaviour, WebhookCi};
 use conjunction_tests::daemon::TestDaemon;
-use conjunction_tests::mock_ci::{Behaviour, MockCi};
 use conjunction_tui::client::{Client, ClientError};
 
 use crate::*;
 
 /// Registers `id` depending on `acme/lib` with `range` (and on `also`), triggered at
 /// `ci`.
-async fn dependent(api: &Client, ci: &MockCi, id: &str, range: Option<&str>, also: &[&str]) {
+async fn dependent(api: &Client, ci: &WebhookCi, id: &str, range: Option<&str>, also: &[&str]) {
     let mut deps = vec!["acme/lib"];
     deps.extend(also);
     let mut s = spec(id, &deps, Some(ci));
@@ -43,7 +43,9 @@ fn projects<'a>(
 #[tokio::test]
 async fn a_new_major_builds_the_two_dependents_that_take_it_and_the_preview_said_so() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let token = library(&d.api, Ecosystem::Cargo).await;
     dependent(&d.api, &ci, "acme/a1", Some("^2"), &[]).await;
     dependent(&d.api, &ci, "acme/a2", Some(">=1.4"), &[]).await;
@@ -145,7 +147,9 @@ async fn a_new_major_builds_the_two_dependents_that_take_it_and_the_preview_said
 #[tokio::test]
 async fn a_maintenance_release_reaches_only_the_dependent_declaring_that_line_on_its_ref() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let token = library(&d.api, Ecosystem::Npm).await;
     dependent(&d.api, &ci, "acme/current", Some("^2"), &[]).await;
     let mut s = spec("acme/lts", &["acme/lib"], Some(&ci));
@@ -198,7 +202,9 @@ async fn a_maintenance_release_reaches_only_the_dependent_declaring_that_line_on
 #[tokio::test]
 async fn ranges_are_checked_in_their_upstreams_ecosystem_when_registered() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     library(&d.api, Ecosystem::Npm).await;
     let refused = |r: Result<(u16, _), ClientError>| match r {
         Err(ClientError::Refused { status, error }) => (status, error.error, error.message),
@@ -256,7 +262,7 @@ async fn promote(
 }
 
 /// The version and environment `project`'s trigger in event `root` asked for.
-fn asked(ci: &MockCi, project: &str, root: conjunction_protocol::BuildId) -> (String, String) {
+fn asked(ci: &WebhookCi, project: &str, root: conjunction_protocol::BuildId) -> (String, String) {
     let triggers = ci.triggers_of(project);
     let t = triggers
         .iter()
@@ -271,7 +277,9 @@ fn asked(ci: &MockCi, project: &str, root: conjunction_protocol::BuildId) -> (St
 #[tokio::test]
 async fn a_release_line_is_promoted_pinned_refused_out_of_order_and_rolled_back() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let token = library(&d.api, Ecosystem::Cargo).await;
     dependent(&d.api, &ci, "acme/app", Some("^1"), &[]).await;
     dependent(&d.api, &ci, "acme/svc", Some("^1"), &[]).await;
@@ -455,7 +463,9 @@ async fn a_release_line_is_promoted_pinned_refused_out_of_order_and_rolled_back(
 #[tokio::test]
 async fn a_promotion_names_every_dependent_it_leaves_transitive_ones_included() {
     let d = TestDaemon::start().await;
-    let ci = MockCi::start(Some(SECRET)).await;
+    let ci = WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI");
     let token = library(&d.api, Ecosystem::Cargo).await;
     dependent(&d.api, &ci, "acme/app", Some("^1"), &[]).await;
     dependent(&d.api, &ci, "acme/red", Some("^1"), &[]).await;

@@ -1,12 +1,20 @@
 //! The demo's projects: a small ecosystem of about thirty projects with chains, a
 //! diamond, a dependency cycle, several contacts each, and how each one's CI behaves.
 
+use std::time::Duration;
+
 use conjunction_protocol::notify::{Channel, NoticeKind, NotifyRule};
-use conjunction_protocol::{CiKind, Contact, Dependency, ProjectId, ProjectSpec, TriggerSpec};
+use conjunction_protocol::trigger::TriggerPayload;
+use conjunction_protocol::{
+    CiKind, Contact, Dependency, ProjectId, ProjectSpec, ReportState, TriggerSpec,
+};
+use rand::Rng;
+
+use crate::webhook::{Behaviour, Build};
 
 /// How a project's simulated CI answers triggers and how its builds end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
+pub enum Conduct {
     /// Passes, except for a small chance of failing or of the runner erroring.
     Steady,
     /// Fails two in five of its first attempts; a rebuild passes.
@@ -23,10 +31,10 @@ pub struct DemoProject {
     /// Upstream ids, each with the range it takes after an `@` when it declares one.
     pub depends_on: &'static [&'static str],
     pub contacts: &'static [(&'static str, &'static str, &'static str)],
-    pub behaviour: Behaviour,
+    pub conduct: Conduct,
 }
 
-use Behaviour::*;
+use Conduct::*;
 
 /// Every demo project. The ones published as new upstream versions are in
 /// [`UPSTREAMS`].
@@ -295,14 +303,14 @@ const fn p(
     name: &'static str,
     depends_on: &'static [&'static str],
     contacts: &'static [(&'static str, &'static str, &'static str)],
-    behaviour: Behaviour,
+    conduct: Conduct,
 ) -> DemoProject {
     DemoProject {
         id,
         name,
         depends_on,
         contacts,
-        behaviour,
+        conduct,
     }
 }
 
@@ -315,11 +323,81 @@ pub const NATIVE: &[(&str, CiKind, &str)] = &[
     ("core/codec", CiKind::Jenkins, "core/codec"),
 ];
 
-pub fn behaviour(project: &ProjectId) -> Behaviour {
+/// How `project` conducts itself; a project outside the catalog is steady.
+pub fn conduct(project: &ProjectId) -> Conduct {
     PROJECTS
         .iter()
         .find(|p| p.id == project.as_str())
-        .map_or(Steady, |p| p.behaviour)
+        .map_or(Steady, |p| p.conduct)
+}
+
+/// How the demo's webhook CI builds `payload` as its pipeline `number`: queued and
+/// run for as long as a busy shared runner takes, and ended as the project's conduct
+/// and the odds of a real pipeline say. A release publishes `1.0.{number}`; a
+/// promotion deploys the version its trigger pins.
+pub fn build(payload: &TriggerPayload, number: u64) -> Behaviour {
+    let mut rng = rand::rng();
+    let roll: u32 = rng.random_range(0..100);
+    let (outcome, summary) = match conduct(&payload.project) {
+        RefusesTriggers => {
+            return Behaviour::Refuse {
+                status: 403,
+                body: format!(
+                    "pipeline triggers are disabled for {}; a maintainer can enable them under Settings > CI/CD",
+                    payload.project
+                ),
+            }
+        }
+        BreaksOnRuntime15 if runtime_at_least_1_5(payload) => (
+            ReportState::Failed,
+            Some(
+                "error[E0599]: no method named `spawn_legacy` found for struct `runtime::Handle`\n  \
+                 --> src/jobs/scheduler.rs:88:14\n   \
+                 = note: `spawn_legacy` was removed in core/runtime 1.5.0; use `spawn_blocking`\n\
+                 error: could not compile `legacy-portal` (lib) due to 1 previous error",
+            ),
+        ),
+        Flaky if payload.attempt == 1 && roll < 40 => (
+            ReportState::Failed,
+            Some(
+                "test sessions::reconnect_after_idle ... FAILED\n\
+                 thread 'sessions::reconnect_after_idle' panicked at tests/sessions.rs:141:9:\n\
+                 timed out after 5s waiting for pong\n\
+                 test result: FAILED. 311 passed; 1 failed; 0 ignored",
+            ),
+        ),
+        _ if roll < 2 => (
+            ReportState::Failed,
+            Some(
+                "test integration::roundtrip_large_payload ... FAILED\n\
+                 assertion `left == right` failed: body length\n  left: 1048576\n right: 1048575\n\
+                 test result: FAILED. 212 passed; 1 failed; 3 ignored",
+            ),
+        ),
+        _ if roll < 3 => (
+            ReportState::Errored,
+            Some("runner lost: the machine running the job stopped responding"),
+        ),
+        _ => (ReportState::Passed, None),
+    };
+    Behaviour::Build(Build {
+        queued: Duration::from_millis(rng.random_range(200..1500)),
+        running: true,
+        took: Duration::from_millis(rng.random_range(1000..5000)),
+        outcome,
+        summary: summary.map(str::to_owned),
+        version: Some(format!("1.0.{number}")),
+    })
+}
+
+fn runtime_at_least_1_5(payload: &TriggerPayload) -> bool {
+    payload.root.project.as_str() == "core/runtime"
+        && payload
+            .root
+            .version
+            .as_deref()
+            .and_then(|v| semver::Version::parse(v).ok())
+            .is_some_and(|v| v >= semver::Version::new(1, 5, 0))
 }
 
 impl DemoProject {
@@ -329,13 +407,13 @@ impl DemoProject {
     }
 
     /// The registration, with its trigger pointing at the simulated CI: the generic
-    /// one at `ci_base`, or for a [`NATIVE`] project the native one at `native_base`.
+    /// webhook one taking triggers at `ci_url`, or for a [`NATIVE`] project the native one at `native_base`.
     /// Every project tells its team's channel (`#core` for `core/...`) on the demo
     /// chat at `chat_base` what its rules' defaults say; a flaky project has its
     /// failures rerun once before they count as breaks.
     pub fn spec(
         &self,
-        ci_base: &str,
+        ci_url: &str,
         native_base: &str,
         secret: &str,
         chat_base: &str,
@@ -369,12 +447,12 @@ impl DemoProject {
         let native = NATIVE.iter().find(|(id, _, _)| *id == self.id);
         let (trigger, source) = match native {
             Some(&(_, ci, name)) => (
-                conjunction_sim::native::trigger(ci, name, native_base, secret),
-                Some(conjunction_sim::native::source(ci, name, secret)),
+                crate::native::trigger(ci, name, native_base, secret),
+                Some(crate::native::source(ci, name, secret)),
             ),
             None => (
                 TriggerSpec::Webhook {
-                    url: format!("{ci_base}/trigger/{}", self.id),
+                    url: format!("{ci_url}/{}", self.id),
                     token: None,
                     secret: Some(secret.into()),
                 },
@@ -397,7 +475,7 @@ impl DemoProject {
             report_token: None,
             package: None,
             source,
-            confirm_failures: u32::from(self.behaviour == Flaky),
+            confirm_failures: u32::from(self.conduct == Flaky),
             notify,
             ..ProjectSpec::default()
         })

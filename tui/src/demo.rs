@@ -2,9 +2,6 @@
 //! versions, all in this process on loopback with a temporary database, and the
 //! terminal UI opened on them. Nothing else is needed.
 
-mod catalog;
-mod ci;
-
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -15,7 +12,8 @@ use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use catalog::{PROJECTS, UPSTREAMS};
+use conjunction_sim::catalog::{self, PROJECTS, UPSTREAMS};
+use conjunction_sim::webhook::WebhookCi;
 use conjunction_sim::{chat, native};
 
 use crate::client::Client;
@@ -56,9 +54,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }));
     let client = Client::new(&url, Some(token.clone()));
 
-    let ci_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let ci_base = format!("http://{}", ci_listener.local_addr()?);
-    let ci = tokio::spawn(ci::serve(ci_listener, client.clone()));
+    // The CI of the projects triggered by the generic webhook, keeping nothing of
+    // what it did however long the demo runs.
+    let ci = WebhookCi::quiet().await?;
+    ci.decide(catalog::build);
 
     // Projects built on GitHub, GitLab, Buildkite and Jenkins: triggered through their
     // APIs and heard from by their webhooks, both simulated.
@@ -78,11 +77,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         native.add(pipeline);
     }
     // The chat the projects' notification rules post to, on loopback.
-    let chat_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let chat_base = format!("http://{}", chat_listener.local_addr()?);
     let (said_tx, mut said) = tokio::sync::mpsc::unbounded_channel();
-    let chat = tokio::spawn(chat::serve(chat_listener, said_tx));
-    let report_tokens = register(&client, &ci_base, native.base_url(), &secret, &chat_base).await?;
+    let chat = chat::Sink::forwarding(said_tx).await?;
+    let chat_base = chat.url("");
+    let report_tokens =
+        register(&client, &ci.url(), native.base_url(), &secret, &chat_base).await?;
     let publisher = tokio::spawn(publish(client.clone(), report_tokens, options.interval));
 
     // What the chat was told: printed as it comes when headless, and the last of it
@@ -119,8 +118,6 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     };
 
     publisher.abort();
-    ci.abort();
-    chat.abort();
     chat_log.abort();
     let kept = std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner()));
     if !headless && !kept.is_empty() {
@@ -152,7 +149,7 @@ const CHAT_SHOWN: usize = 20;
 /// their (simulated) release pipelines report with.
 async fn register(
     client: &Client,
-    ci_base: &str,
+    ci_url: &str,
     native_base: &str,
     secret: &str,
     chat_base: &str,
@@ -160,7 +157,7 @@ async fn register(
     let mut tokens = HashMap::new();
     for project in PROJECTS {
         let id = project.project_id()?;
-        let spec = project.spec(ci_base, native_base, secret, chat_base)?;
+        let spec = project.spec(ci_url, native_base, secret, chat_base)?;
         let (_, upserted) = client
             .put_project(&id, &spec)
             .await
