@@ -15,6 +15,8 @@
 mod api;
 mod auth;
 mod badges;
+mod call;
+mod channels;
 pub mod ci;
 mod health;
 mod hub;
@@ -39,8 +41,8 @@ use tokio::sync::mpsc;
 
 pub use api::BACKUP_SEQ_HEADER;
 pub use auth::OPERATOR_TOKEN_FILE;
+pub use channels::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
 pub use health::Fault;
-pub use notify::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
 pub use outbox::triggers::DispatchConfig;
 pub use retention::RetentionConfig;
 pub use server::RESERVE;
@@ -195,7 +197,7 @@ pub async fn serve(
 struct Disk {
     operator_tokens: Vec<String>,
     build_tokens: auth::BuildTokens,
-    notify_config: notify::NotifyConfig,
+    notify_config: channels::NotifyConfig,
     metrics_config: metrics::MetricsConfig,
     store: Store,
     startup: store::Startup,
@@ -335,7 +337,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
             stop_rx.clone(),
         )),
     ));
-    let channels = Arc::new(notify::Channels::new(
+    let channels = Arc::new(channels::Channels::new(
         client_for_notices,
         notify_config.clone(),
     ));

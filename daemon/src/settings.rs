@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::api::FeedConfig;
+use crate::channels::NotifyConfig;
 use crate::health::HealthConfig;
 use crate::metrics::MetricsConfig;
-use crate::notify::NotifyConfig;
 use crate::outbox::triggers::DispatchConfig;
 use crate::planner::ReleasesConfig;
 use crate::reconcile::ReconcileConfig;

@@ -12,9 +12,9 @@ use super::error::ApiError;
 use super::extract::Operator;
 use super::projects::project_id;
 use super::state::AppState;
+use crate::call::Failure;
 use crate::notify::message::Message;
 use crate::notify::route::{route, Side};
-use crate::notify::Sent;
 use crate::planner::Refusal;
 
 pub(super) async fn test(
@@ -57,10 +57,11 @@ pub(super) async fn test(
         };
         async move {
             let (outcome, error) = match channels.send(notice, &target.channel, &message).await {
-                Sent::Ok => (TestOutcome::Sent, None),
-                Sent::Refused(e) => (TestOutcome::Refused, Some(e)),
-                Sent::Transient(e) => (TestOutcome::Failed, Some(e)),
-                Sent::RateLimited { error, .. } => (TestOutcome::Failed, Some(error)),
+                Ok(()) => (TestOutcome::Sent, None),
+                Err(Failure::Refused(e)) => (TestOutcome::Refused, Some(e)),
+                Err(Failure::Transient { error, .. } | Failure::RateLimited { error, .. }) => {
+                    (TestOutcome::Failed, Some(error))
+                }
             };
             tracing::info!(project = %message.project, channel = %target.label, ?outcome, "test notice");
             ChannelTest {

@@ -30,5 +30,5 @@ pub struct AppState {
     pub feed_limit: usize,
     pub database_path: std::path::PathBuf,
     /// Sends notices on their channels, for a maintainer's test of them.
-    pub channels: std::sync::Arc<crate::notify::Channels>,
+    pub channels: std::sync::Arc<crate::channels::Channels>,
 }

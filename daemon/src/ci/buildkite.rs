@@ -8,8 +8,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::call::{self, Outcome, TriggerValues};
+use super::outcome::{Accepted, Outcome, TriggerValues};
 use super::{Hook, HookError, RunNews, RunState};
+use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
 /// `timestamp=<unix seconds>,signature=<hex HMAC-SHA256(token, "<timestamp>.<body>")>`.
@@ -108,7 +109,7 @@ pub async fn trigger(
         &context,
         |_, _, body| async move {
             match serde_json::from_slice::<Build>(&body) {
-                Ok(b) => Outcome::Accepted {
+                Ok(b) => Ok(Accepted {
                     run: Some(Run {
                         ci: CiKind::Buildkite,
                         id: Some(b.id),
@@ -117,10 +118,10 @@ pub async fn trigger(
                     }),
                     url: b.web_url,
                     queue_item: None,
-                },
-                Err(e) => Outcome::Refused(format!(
+                }),
+                Err(e) => Err(Failure::Refused(format!(
                     "Buildkite accepted the trigger but its answer is not a build: {e}"
-                )),
+                ))),
             }
         },
     )

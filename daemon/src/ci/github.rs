@@ -7,8 +7,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::call::{self, Outcome, TriggerValues};
+use super::outcome::{Accepted, Outcome, TriggerValues};
 use super::{Hook, HookError, RunNews, RunState};
+use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
 /// The header GitHub signs the body in: `sha256=<hex HMAC-SHA256(secret, body)>`.
@@ -88,7 +89,7 @@ pub async fn trigger(
         request
     };
     match call::send(client, request(true), "GitHub", &context, dispatched).await {
-        Outcome::Refused(reason) if reason.contains("return_run_details") => {
+        Err(Failure::Refused(reason)) if reason.contains("return_run_details") => {
             tracing::info!(repo = d.repo, %reason, "this GitHub does not return run details; dispatching without them");
             call::send(client, request(false), "GitHub", &context, dispatched).await
         }
@@ -109,7 +110,7 @@ async fn dispatched(
 ) -> Outcome {
     // 204 without details; 200 with them.
     let details = serde_json::from_slice::<RunDetails>(&body).ok();
-    Outcome::Accepted {
+    Ok(Accepted {
         run: Some(Run {
             ci: CiKind::Github,
             id: details.as_ref().map(|d| d.workflow_run_id.to_string()),
@@ -118,7 +119,7 @@ async fn dispatched(
         }),
         url: details.and_then(|d| d.html_url),
         queue_item: None,
-    }
+    })
 }
 
 #[derive(Deserialize)]

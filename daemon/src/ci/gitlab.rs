@@ -4,8 +4,9 @@
 use conjunction_protocol::ReportState;
 use serde::Deserialize;
 
-use super::call::{self, Outcome, TriggerValues};
+use super::outcome::{Accepted, Outcome, TriggerValues};
 use super::{Hook, HookError, RunNews, RunState, BUILD_VARIABLE};
+use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
 /// The header carrying the webhook's secret token, in clear.
@@ -163,7 +164,7 @@ pub async fn trigger(
         &context,
         |_, _, body| async move {
             match serde_json::from_slice::<Created>(&body) {
-                Ok(p) => Outcome::Accepted {
+                Ok(p) => Ok(Accepted {
                     run: Some(Run {
                         ci: CiKind::Gitlab,
                         id: Some(p.id.to_string()),
@@ -172,10 +173,10 @@ pub async fn trigger(
                     }),
                     url: p.web_url,
                     queue_item: None,
-                },
-                Err(e) => Outcome::Refused(format!(
+                }),
+                Err(e) => Err(Failure::Refused(format!(
                     "GitLab accepted the trigger but its answer is not a pipeline: {e}"
-                )),
+                ))),
             }
         },
     )

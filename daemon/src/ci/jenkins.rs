@@ -5,8 +5,9 @@
 use conjunction_protocol::ReportState;
 use serde::Deserialize;
 
-use super::call::{self, Outcome, TriggerValues};
+use super::outcome::{Accepted, Outcome, TriggerValues};
 use super::{Hook, HookError, RunNews, RunState, BUILD_VARIABLE};
+use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
 /// What a Jenkins trigger names.
@@ -68,7 +69,7 @@ pub async fn trigger(
                 .and_then(|l| l.to_str().ok())
                 .and_then(queue_id);
             match id {
-            Some(id) => Outcome::Accepted {
+            Some(id) => Ok(Accepted {
                 queue_item: Some(id.clone()),
                 run: Some(Run {
                     ci: CiKind::Jenkins,
@@ -77,12 +78,12 @@ pub async fn trigger(
                     learnt: None,
                 }),
                 url: None,
-            },
-            None => Outcome::Refused(
+            }),
+            None => Err(Failure::Refused(
                 "Jenkins accepted the trigger without naming a queue item (no Location header); \
                  is the URL a Jenkins job?"
                     .into(),
-            ),
+            )),
         }
         },
     )
@@ -244,7 +245,7 @@ pub async fn queue_item(
         return Err(format!(
             "Jenkins answered {}: {}",
             status.as_u16(),
-            call::ci_message(&body)
+            call::their_message(&body)
         ));
     }
     let item: QueueItem = serde_json::from_slice(&body)

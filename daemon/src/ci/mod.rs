@@ -11,11 +11,11 @@
 //! read real payloads from `../shared/fixtures/ci/`.
 
 pub mod buildkite;
-pub mod call;
 pub mod github;
 pub mod gitlab;
 mod hooks;
 pub mod jenkins;
+pub mod outcome;
 mod release;
 pub mod webhook;
 
@@ -24,8 +24,9 @@ use std::time::Duration;
 use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{ReportState, Run, TriggerSpec};
 
-use call::{Outcome, TriggerValues};
+use crate::call::Failure;
 pub use hooks::{read_hook, verify};
+use outcome::{Outcome, TriggerValues};
 pub use release::{foreign_claim, release_fields, same_place, same_workflow};
 
 /// A trigger as the module of its CI takes it.
@@ -119,7 +120,7 @@ pub async fn trigger(
 ) -> Outcome {
     let target = match Target::of(trigger, payload.git_ref.as_deref()) {
         Ok(t) => t,
-        Err(why) => return Outcome::Refused(why),
+        Err(why) => return Err(Failure::Refused(why)),
     };
     let values = TriggerValues::new(payload, report_url, token);
     match target {

@@ -7,7 +7,8 @@ use conjunction_protocol::trigger::{TriggerPayload, SIGNATURE_HEADER};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::call::{self, Outcome};
+use super::outcome::{Accepted, Outcome};
+use crate::call::{self, Failure};
 
 /// `sha256=<hex HMAC-SHA256 of body>`, the value of the signature header.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -47,10 +48,10 @@ pub async fn trigger(
     let mut request = match request.build() {
         Ok(request) => request,
         Err(e) => {
-            return Outcome::Transient {
+            return Err(Failure::Transient {
                 error: call::describe_send_error(&target, &e),
                 retry_after: None,
-            }
+            })
         }
     };
     if let Some(token) = w.token {
@@ -67,7 +68,7 @@ pub async fn trigger(
         Ok(response) => {
             let status = response.status();
             if status.is_success() {
-                return Outcome::accepted();
+                return Ok(Accepted::default());
             }
             let headers = response.headers().clone();
             let body = call::read_body(response, 4096).await;
@@ -88,15 +89,15 @@ pub async fn trigger(
                 || status == reqwest::StatusCode::REQUEST_TIMEOUT
                 || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
             if transient {
-                Outcome::Transient { error, retry_after }
+                Err(Failure::Transient { error, retry_after })
             } else {
-                Outcome::Refused(error)
+                Err(Failure::Refused(error))
             }
         }
-        Err(e) => Outcome::Transient {
+        Err(e) => Err(Failure::Transient {
             error: call::describe_send_error(&target, &e),
             retry_after: None,
-        },
+        }),
     }
 }
 

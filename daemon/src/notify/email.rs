@@ -1,22 +1,17 @@
-//! Email over SMTP with lettre: STARTTLS (the default), implicit TLS or, for a relay
-//! on loopback, plain. Every mail about one event names the event in `References`,
+//! An email notice as lettre builds it (sent by [`crate::channels`]'s SMTP client).
+//! Every mail about one event names the event in `References`,
 //! so mail clients thread them, and a fix answers the mail of the break it fixes
 //! (`In-Reply-To`), whichever event that was; the notice's id is its `Message-ID`,
 //! the same on every try. Headers keep to RFC 5322: ASCII only (names in RFC 2047
 //! encoded words) and folded well within 998 characters a line, so a list of 32
 //! people is several short lines, not one a server refuses.
 
-use std::time::Duration;
-
 use lettre::address::Envelope;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Mail, Tokio1Executor};
+use lettre::Message as Mail;
 
 use super::message::Message;
-use super::{Sent, SmtpConfig, SmtpSecurity};
 use conjunction_protocol::BuildId;
 
 /// The `To` header of `to`, folded: lettre folds a list of named mailboxes but not
@@ -57,15 +52,12 @@ fn msg_id(id: BuildId) -> String {
     format!("<{id}@conjunction>")
 }
 
-/// The mail for notice `id` to `to` (each `Name <address>` or a bare address; the
-/// same address twice is written once).
-pub fn mail(config: &SmtpConfig, id: BuildId, to: &[String], m: &Message) -> Result<Mail, String> {
-    let from: Mailbox = config.from.parse().map_err(|e| {
-        format!(
-            "[notify.smtp] from {:?} is not an address: {e}",
-            config.from
-        )
-    })?;
+/// The mail from `from` for notice `id` to `to` (each `Name <address>` or a bare
+/// address; the same address twice is written once).
+pub fn mail(from: &str, id: BuildId, to: &[String], m: &Message) -> Result<Mail, String> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| format!("[notify.smtp] from {from:?} is not an address: {e}"))?;
     let mut mailboxes: Vec<Mailbox> = Vec::new();
     for address in to {
         let mailbox: Mailbox = address
@@ -102,69 +94,6 @@ pub fn mail(config: &SmtpConfig, id: BuildId, to: &[String], m: &Message) -> Res
         .map_err(|e| format!("the mail could not be made: {e}"))
 }
 
-fn transport(
-    config: &SmtpConfig,
-    timeout: Duration,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let host = config.host.as_str();
-    let tls = || -> Result<TlsParameters, String> {
-        let mut params = TlsParameters::builder(host.to_owned());
-        if let Some(pem) = &config.ca_pem {
-            let cert = Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| format!("[notify.smtp] ca_file is not a PEM certificate: {e}"))?;
-            params = params.add_root_certificate(cert);
-        }
-        params
-            .build_rustls()
-            .map_err(|e| format!("TLS settings for {host}: {e}"))
-    };
-    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(config.port())
-        .timeout(Some(timeout));
-    let builder = match config.security {
-        SmtpSecurity::Starttls => builder.tls(Tls::Required(tls()?)),
-        SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls()?)),
-        SmtpSecurity::None => builder.tls(Tls::None),
-    };
-    let builder = match (&config.username, &config.password) {
-        (Some(user), Some(password)) => {
-            builder.credentials(Credentials::new(user.clone(), password.clone()))
-        }
-        _ => builder,
-    };
-    Ok(builder.build())
-}
-
-pub async fn send(
-    config: &SmtpConfig,
-    timeout: Duration,
-    id: BuildId,
-    to: &[String],
-    m: &Message,
-) -> Sent {
-    let mail = match mail(config, id, to, m) {
-        Ok(mail) => mail,
-        Err(e) => return Sent::Refused(e),
-    };
-    let transport = match transport(config, timeout) {
-        Ok(t) => t,
-        Err(e) => return Sent::Refused(e),
-    };
-    match transport.send(mail).await {
-        Ok(_) => Sent::Ok,
-        Err(e) if e.is_permanent() => Sent::Refused(format!(
-            "{}:{} refused the mail: {e}",
-            config.host,
-            config.port()
-        )),
-        Err(e) => Sent::Transient(format!(
-            "sending mail through {}:{} failed: {e}",
-            config.host,
-            config.port()
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,12 +102,9 @@ mod tests {
 
     #[test]
     fn a_mail_has_the_headline_as_subject_and_threads_by_event() {
-        let config = SmtpConfig {
-            from: "conjunction <ci@acme.example>".into(),
-            ..SmtpConfig::default()
-        };
+        let from = "conjunction <ci@acme.example>";
         let made = mail(
-            &config,
+            from,
             BuildId(ulid::Ulid(9)),
             &["ana@acme.example".into(), "lu@acme.example".into()],
             &broke(),
@@ -210,12 +136,7 @@ mod tests {
             text.contains("failed: https://ci.example/b/1=\r\n23\r\n"),
             "{text}"
         );
-        let bad = mail(
-            &config,
-            BuildId(ulid::Ulid(9)),
-            &["nobody".into()],
-            &broke(),
-        );
+        let bad = mail(from, BuildId(ulid::Ulid(9)), &["nobody".into()], &broke());
         assert!(bad.unwrap_err().contains("\"nobody\" is not an address"));
     }
 
@@ -230,10 +151,7 @@ mod tests {
 
     #[test]
     fn thirty_two_recipients_are_folded_short_lines_with_their_names_encoded() {
-        let config = SmtpConfig {
-            from: "conjunction <ci@acme.example>".into(),
-            ..SmtpConfig::default()
-        };
+        let from = "conjunction <ci@acme.example>";
         let crowd = crate::notify::message::tests::crowd("d");
         for to in [
             crowd
@@ -251,7 +169,7 @@ mod tests {
                 })
                 .collect(),
         ] {
-            let made = mail(&config, BuildId(ulid::Ulid(9)), &to, &broke()).unwrap();
+            let made = mail(from, BuildId(ulid::Ulid(9)), &to, &broke()).unwrap();
             assert_eq!(made.envelope().to().len(), 32);
             let text = String::from_utf8(made.formatted()).unwrap();
             for line in header_lines(&text) {
@@ -269,10 +187,7 @@ mod tests {
 
     #[test]
     fn a_fix_answers_the_mail_of_the_break() {
-        let config = SmtpConfig {
-            from: "conjunction <ci@acme.example>".into(),
-            ..SmtpConfig::default()
-        };
+        let from = "conjunction <ci@acme.example>";
         let fixed = Message {
             kind: conjunction_protocol::notify::NoticeKind::Fixed,
             replies_to: Some(crate::notify::message::MailRef {
@@ -282,7 +197,7 @@ mod tests {
             ..broke()
         };
         let made = mail(
-            &config,
+            from,
             BuildId(ulid::Ulid(9)),
             &["a@b.example".into()],
             &fixed,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use conjunction_protocol::Timestamp;
 
-use crate::ci::call::Outcome;
+use crate::call::Failure;
 
 use super::{backoff, later};
 
@@ -21,20 +21,6 @@ pub struct Retries {
     pub backoff_max_ms: u64,
     /// What a try is called where a person reads it ("attempts", "tries").
     pub noun: &'static str,
-}
-
-/// A try that did not succeed, whatever was sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Trying again will not change it.
-    Refused(String),
-    /// Worth another try; the far side may have said how long to wait.
-    Transient {
-        error: String,
-        retry_after: Option<Duration>,
-    },
-    /// The far side's rate limit was hit: wait this long, and it is not a failed try.
-    RateLimited { error: String, wait: Duration },
 }
 
 /// What the outbox does with an entry after a try that did not succeed.
@@ -107,31 +93,6 @@ pub fn judge(tries_before: u32, failure: Failure, retries: &Retries) -> Next {
                 error,
             }
         }
-    }
-}
-
-/// What a call's outcome was accepted with, or why it was not.
-pub struct Accepted {
-    pub run: Option<conjunction_protocol::Run>,
-    pub url: Option<String>,
-    pub queue_item: Option<String>,
-}
-
-/// Splits a call's outcome into what it was accepted with or how it failed.
-pub fn split(outcome: Outcome) -> Result<Accepted, Failure> {
-    match outcome {
-        Outcome::Accepted {
-            run,
-            url,
-            queue_item,
-        } => Ok(Accepted {
-            run,
-            url,
-            queue_item,
-        }),
-        Outcome::Refused(reason) => Err(Failure::Refused(reason)),
-        Outcome::Transient { error, retry_after } => Err(Failure::Transient { error, retry_after }),
-        Outcome::RateLimited { error, wait } => Err(Failure::RateLimited { error, wait }),
     }
 }
 

@@ -5,17 +5,18 @@
 //! at least once: with retries and back-off, surviving restarts, and every outcome
 //! reported through the writer, which records it on the build ("told #design on
 //! Slack"). A notice never holds up a report. How a notice is said on each channel is
-//! [`crate::notify`]'s.
+//! [`crate::notify`]'s, and how it is sent [`crate::channels`]'s.
 
 use std::sync::Arc;
 
 use conjunction_protocol::{BuildId, Timestamp};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::judge::{judge, Failure, Next, Retries, Tally};
+use super::judge::{judge, Next, Retries, Tally};
 use super::worker::{Limits, Sender};
 use super::Entry;
-use crate::notify::{Channels, NotifyConfig, Sent};
+use crate::call::Failure;
+use crate::channels::{Channels, NotifyConfig};
 use crate::store::NoticeEntry;
 use crate::writer::{NoticeOutcome, WriterHandle};
 
@@ -73,13 +74,14 @@ impl Sender for Notices {
         let tries = entry.tries + 1;
         let channel = entry.channel.describe();
         let failure = match sent {
-            Sent::Ok => None,
-            Sent::Refused(error) => Some(Failure::Refused(error)),
-            Sent::Transient(error) => Some(Failure::Transient {
+            Ok(()) => None,
+            // A notice keeps to its own back-off: a chat's Retry-After on a 5xx is
+            // not waited for (a rate limit is).
+            Err(Failure::Transient { error, .. }) => Some(Failure::Transient {
                 error,
                 retry_after: None,
             }),
-            Sent::RateLimited { error, wait } => Some(Failure::RateLimited { error, wait }),
+            Err(failure) => Some(failure),
         };
         let (outcome, tally) = match failure {
             None => {

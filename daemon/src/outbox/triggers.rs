@@ -14,10 +14,11 @@ use std::time::Duration;
 use conjunction_protocol::{BuildId, Timestamp, TriggerSpec};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::judge::{judge, split, Failure, Next, Retries, Tally};
+use super::judge::{judge, Next, Retries, Tally};
 use super::worker::{Limits, Sender};
 use super::{later, Entry};
 use crate::auth::BuildTokens;
+use crate::call::Failure;
 use crate::reconcile::{Follow, Follows};
 use crate::store::{OutboxEntry, Store, StoreError};
 use crate::writer::{Delivery, WriterHandle};
@@ -120,10 +121,10 @@ impl Sender for Triggers {
             }
         };
         let outcome = match &trigger {
-            None => crate::ci::call::Outcome::Refused(format!(
+            None => Err(Failure::Refused(format!(
                 "{} has no trigger configured",
                 entry.project
-            )),
+            ))),
             Some(t) => {
                 let token = self.build_tokens.token(entry.build, entry.attempt);
                 let timeout = Duration::from_millis(self.config.timeout_ms);
@@ -140,7 +141,7 @@ impl Sender for Triggers {
         };
         drop(permit);
         let mut queue_item = None;
-        let (delivery, tally) = match split(outcome) {
+        let (delivery, tally) = match outcome {
             Ok(accepted) => {
                 tracing::info!(build = %entry.build, attempt = entry.attempt, project = %entry.project, run = accepted.run.as_ref().map(|r| r.describe()), "trigger delivered");
                 queue_item = accepted.queue_item;

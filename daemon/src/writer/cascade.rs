@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use conjunction_protocol::BuildId;
 
-use super::lines;
 use super::work::{Edit, Work, STEP_BUDGET};
+use super::{lines, verdicts};
 use crate::auth::hash_token;
 use crate::planner::{
     plan_cascade, start_event, Principal, Promotion, Reach, Settled, Stage, Step,
@@ -116,7 +116,9 @@ pub(super) fn continue_ready(work: &mut Work<'_, '_>) -> Result<(), StoreError> 
         let mut edit = Edit::of(root);
         let settled = work.settle(root, &[], &ready)?;
         apply(work, &mut edit, settled)?;
-        edit.flush_all(work)?;
+        verdicts::judge_all(work, &mut edit)?;
+        let written = edit.write(work)?;
+        lines::record(work, &written)?;
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 
 use conjunction_protocol::{BuildId, NodeState, Run, Timestamp};
 
-use super::cascade;
 use super::work::{Edit, Work};
+use super::{cascade, lines, verdicts};
 use crate::auth::{hash_token, BuildTokens};
 use crate::planner::Principal;
 use crate::store::{OutboxEntry, RunRecord, Store, StoreError, WriteTx};
@@ -103,8 +103,9 @@ pub(super) fn record(
     let mut edit = Edit::of(node.root);
     edit.put(position, updated);
     cascade::changed(work, &mut edit, position)?;
-    edit.flush(work, build)?;
-    Ok(())
+    verdicts::judge_all(work, &mut edit)?;
+    let written = edit.write(work)?;
+    lines::record(work, &written)
 }
 
 /// Before the writer starts: makes the build token of every queued trigger one the

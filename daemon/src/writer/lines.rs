@@ -7,15 +7,21 @@
 use conjunction_protocol::releases::{LineCell, LineDependent, LineRun, ReleaseLine};
 use conjunction_protocol::{Node, ProjectId, StateKind};
 
-use super::work::Work;
+use super::work::{Work, Written};
 use crate::store::StoreError;
 
+/// Writes each node a command wrote, as it now stands, to its event's release line
+/// (the root to the line's run in its environment, a dependent to the line's
+/// dependents), when the event is a release.
+pub(super) fn record(work: &mut Work<'_, '_>, written: &Written) -> Result<(), StoreError> {
+    for (position, node) in &written.nodes {
+        record_node(work, *position, node)?;
+    }
+    Ok(())
+}
+
 /// Writes node `position` of its event, as it now stands, to the event's line.
-pub(super) fn record(
-    work: &mut Work<'_, '_>,
-    position: u32,
-    node: &Node,
-) -> Result<(), StoreError> {
+fn record_node(work: &mut Work<'_, '_>, position: u32, node: &Node) -> Result<(), StoreError> {
     let environments = work.environments;
     let first = environments.first();
     let record = &work.event(node.root)?.record;

@@ -417,6 +417,11 @@ impl Writer {
                 if self.w.backlog {
                     cascade::continue_ready(&mut work)?;
                 }
+                // An event this batch finished becomes its upstream's latest and has
+                // its digest queued, once, in the same commit.
+                for root in work.finished_events() {
+                    verdicts::event_finished(&mut work, root)?;
+                }
                 work.finish()?
             };
             let committing = std::time::Instant::now();

@@ -3,8 +3,8 @@
 
 use conjunction_protocol::{BuildId, Node};
 
-use super::cascade;
 use super::work::{Edit, Work};
+use super::{cascade, lines, verdicts};
 use crate::planner::reports::{judge_rebuild, next_attempt};
 use crate::planner::Refusal;
 use crate::store::StoreError;
@@ -26,5 +26,8 @@ pub(super) fn rebuild(
     edit.put(position, next_attempt(&node));
     cascade::queue(work, &mut edit, position)?;
     cascade::changed(work, &mut edit, position)?;
-    Ok(Ok(edit.flush(work, build)?))
+    verdicts::judge_all(work, &mut edit)?;
+    let written = edit.write(work)?;
+    lines::record(work, &written)?;
+    Ok(Ok(written.node(work, build)?))
 }

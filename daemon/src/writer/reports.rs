@@ -3,8 +3,8 @@
 
 use conjunction_protocol::{BuildId, Node, Report, ReportAck, StateKind};
 
-use super::cascade;
 use super::work::{Edit, Work};
+use super::{cascade, lines, verdicts};
 use crate::planner::lines::{judge_promotion, rollback_from};
 use crate::planner::reports::{
     accept_report, authorize_node_report, authorize_root_report, reported,
@@ -110,8 +110,10 @@ pub(super) fn root_report(
     if kind == StateKind::Passed {
         cascade::start(work, &mut edit)?;
     }
-    let node = edit.flush(work, id)?;
-    Ok(Ok(ack(&node)))
+    verdicts::judge_all(work, &mut edit)?;
+    let written = edit.write(work)?;
+    lines::record(work, &written)?;
+    Ok(Ok(ack(&written.node(work, id)?)))
 }
 
 /// Checks the environment a root report names. A promotion must name a version that
@@ -204,8 +206,10 @@ pub(super) fn node_report(
     } else if state_changed {
         cascade::changed(work, &mut edit, position)?;
     }
-    let node = edit.flush(work, build)?;
-    Ok(Ok(ack(&node)))
+    verdicts::judge_all(work, &mut edit)?;
+    let written = edit.write(work)?;
+    lines::record(work, &written)?;
+    Ok(Ok(ack(&written.node(work, build)?)))
 }
 
 pub(super) fn ack(node: &Node) -> ReportAck {

@@ -244,10 +244,9 @@ impl<'t, 'w> Work<'t, 'w> {
         Ok(())
     }
 
-    /// Writes what the batch changed (members, records, and a `root_changed` event
-    /// for each event whose summary moved) and hands back what to publish, dispatch
-    /// and apply to the readers' graph after the commit.
-    pub fn finish(mut self) -> Result<Committed, StoreError> {
+    /// The events this batch finished, in id order: a cascade that started and whose
+    /// every build is now final, its digest not yet queued.
+    pub fn finished_events(&self) -> Vec<BuildId> {
         let mut finished: Vec<BuildId> = self
             .events
             .values()
@@ -260,9 +259,13 @@ impl<'t, 'w> Work<'t, 'w> {
             .map(|e| e.record.id)
             .collect();
         finished.sort();
-        for root in finished {
-            super::verdicts::event_finished(&mut self, root)?;
-        }
+        finished
+    }
+
+    /// Writes what the batch changed (members, records, and a `root_changed` event
+    /// for each event whose summary moved) and hands back what to publish, dispatch
+    /// and apply to the readers' graph after the commit.
+    pub fn finish(mut self) -> Result<Committed, StoreError> {
         let mut events: Vec<EventState> = self.events.into_values().collect();
         events.sort_by_key(|e| e.record.id);
         for event in events {
@@ -370,15 +373,10 @@ impl Edit {
         Ok(self.nodes.get_mut(&position).expect("inserted above"))
     }
 
-    /// Writes every changed node.
-    pub fn flush_all(self, work: &mut Work<'_, '_>) -> Result<(), StoreError> {
-        let root = self.root;
-        self.flush(work, root).map(|_| ())
-    }
-
-    /// Writes every changed node, and returns the node at `wanted` as it now stands.
-    pub fn flush(mut self, work: &mut Work<'_, '_>, wanted: BuildId) -> Result<Node, StoreError> {
-        super::verdicts::judge_all(work, &mut self)?;
+    /// Writes every changed node in position order, each with its `node_changed`
+    /// event (after the event's `root_created` when the command created it). Nothing
+    /// else: the use case judges verdicts before and records release lines after.
+    pub fn write(self, work: &mut Work<'_, '_>) -> Result<Written, StoreError> {
         if self.created {
             let event = work.event(self.root)?;
             let summary = event.record.summary();
@@ -386,18 +384,35 @@ impl Edit {
             work.tx
                 .emit(work.now, Change::RootCreated { root: summary })?;
         }
-        let mut found = None;
+        let mut nodes = Vec::with_capacity(self.nodes.len());
         for (position, mut node) in self.nodes {
             work.tx.put_node(work.now, &mut node)?;
-            super::lines::record(work, position, &node)?;
-            if node.id == wanted {
-                found = Some(node);
-            }
+            nodes.push((position, node));
         }
-        match found {
-            Some(node) => Ok(node),
+        Ok(Written {
+            root: self.root,
+            nodes,
+        })
+    }
+}
+
+/// The nodes one command wrote, by position, as written.
+pub(crate) struct Written {
+    root: BuildId,
+    pub nodes: Vec<(u32, Node)>,
+}
+
+impl Written {
+    /// Build `wanted` as it now stands: as written, or as stored when the command did
+    /// not change it.
+    pub fn node(self, work: &Work<'_, '_>, wanted: BuildId) -> Result<Node, StoreError> {
+        match self.nodes.into_iter().find(|(_, node)| node.id == wanted) {
+            Some((_, node)) => Ok(node),
             None => work.tx.node(wanted)?.ok_or_else(|| {
-                StoreError::Inconsistent(format!("build {wanted} vanished while it was written"))
+                StoreError::Inconsistent(format!(
+                    "build {wanted} of {} vanished while it was written",
+                    self.root
+                ))
             }),
         }
     }

@@ -1,135 +1,31 @@
-//! What every outbound call to a CI shares: the values a trigger carries, how an
-//! answer is judged (accepted, refused, worth another try, or rate limited), and how a
-//! CI's own error message is read out of its answer.
+//! One outbound HTTP call, whatever is called (a CI's API, a chat, a webhook): how it
+//! is sent, and how an answer that is not a success is judged: refused, worth another
+//! try, or rate limited, with the far side's own words read out of it. The outboxes
+//! decide what follows a [`Failure`]; the callers decide what a success means.
 
 use std::time::{Duration, SystemTime};
 
-use conjunction_protocol::ci::build_key;
-use conjunction_protocol::trigger::TriggerPayload;
-use conjunction_protocol::Run;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
-/// What one attempt to trigger a build came to.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The CI accepted the trigger; a native CI says which run it started.
-    Accepted {
-        run: Option<Run>,
-        /// The run's page, where the CI said it.
-        url: Option<String>,
-        /// Jenkins's queue item, to follow until it becomes a build.
-        queue_item: Option<String>,
-    },
-    /// The CI said no in a way retrying will not change.
+/// A try that did not succeed, whatever was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Trying again will not change it.
     Refused(String),
-    /// Worth another try; the CI may have said how long to wait.
+    /// Worth another try; the far side may have said how long to wait.
     Transient {
         error: String,
         retry_after: Option<Duration>,
     },
-    /// The CI's rate limit was hit: wait this long and try again, without counting it
-    /// as a failed attempt.
+    /// The far side's rate limit was hit: wait this long, and it is not a failed try.
     RateLimited { error: String, wait: Duration },
-}
-
-impl Outcome {
-    pub fn accepted() -> Self {
-        Outcome::Accepted {
-            run: None,
-            url: None,
-            queue_item: None,
-        }
-    }
 }
 
 /// The longest wait a rate limit is taken at its word for.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 /// The wait when a CI says "too many requests" without saying how long.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
-
-/// The values a native trigger hands to the CI, as workflow inputs, pipeline
-/// variables, environment, meta-data or job parameters.
-#[derive(Clone)]
-pub struct TriggerValues {
-    /// `<build id>/<attempt>`: what ties the run back to its node.
-    pub build: String,
-    /// Where the run may report on its own.
-    pub report_url: String,
-    /// The build-scoped report token, valid for this build and attempt only.
-    pub token: String,
-    /// The upstream that started the event, as `project@version` (or the project alone
-    /// when it named no version).
-    pub upstream: String,
-    /// The ref to build, when a line of the project names one for the release.
-    pub git_ref: Option<String>,
-    /// In a promotion: the environment to deploy to.
-    pub environment: Option<String>,
-    /// In a promotion: the exact version of the project to build or deploy.
-    pub version: Option<String>,
-}
-
-impl std::fmt::Debug for TriggerValues {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TriggerValues")
-            .field("build", &self.build)
-            .field("report_url", &self.report_url)
-            .field("token", &"<redacted>")
-            .field("upstream", &self.upstream)
-            .field("git_ref", &self.git_ref)
-            .field("environment", &self.environment)
-            .field("version", &self.version)
-            .finish()
-    }
-}
-
-impl TriggerValues {
-    pub fn new(payload: &TriggerPayload, report_url: &str, token: String) -> Self {
-        let root = &payload.root;
-        Self {
-            build: build_key(payload.build, payload.attempt),
-            report_url: report_url.to_owned(),
-            token,
-            upstream: match &root.version {
-                Some(v) => format!("{}@{v}", root.project),
-                None => root.project.to_string(),
-            },
-            git_ref: payload.git_ref.clone(),
-            environment: payload.environment.clone(),
-            version: payload.version.clone(),
-        }
-    }
-
-    /// The values under the upper-case names scripts read them by (pipeline
-    /// variables, build environment, job parameters).
-    pub fn variables(&self) -> Vec<(&'static str, &str)> {
-        let mut out = vec![
-            (super::BUILD_VARIABLE, self.build.as_str()),
-            ("CONJUNCTION_REPORT_URL", &self.report_url),
-            ("CONJUNCTION_TOKEN", &self.token),
-            ("UPSTREAM", &self.upstream),
-        ];
-        for (name, value) in [
-            ("CONJUNCTION_REF", &self.git_ref),
-            ("CONJUNCTION_ENVIRONMENT", &self.environment),
-            ("CONJUNCTION_VERSION", &self.version),
-        ] {
-            if let Some(v) = value {
-                out.push((name, v));
-            }
-        }
-        out
-    }
-
-    /// The variables as a JSON object, as GitLab's `variables` and Buildkite's `env`
-    /// take them.
-    pub fn variables_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.variables()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into()))
-            .collect()
-    }
-}
 
 /// A header value that is never printed, for credentials.
 pub fn secret_header(value: &str) -> Option<reqwest::header::HeaderValue> {
@@ -147,24 +43,26 @@ pub fn bearer(request: reqwest::RequestBuilder, token: &str) -> reqwest::Request
 }
 
 /// Sends `request` and judges the answer: a success goes to `accept`, anything
-/// else is classified by [`judge`]. `ci` names the CI in messages ("GitHub");
-/// `context` says what was asked for, for a 404 ("workflow downstream.yml in acme/app
-/// on ref main").
-pub async fn send<F, Fut>(
+/// else is classified by [`judge`]. `far` names the far side in messages ("GitHub",
+/// "Slack"); `context` says what was asked for, for a 404 ("workflow downstream.yml
+/// in acme/app on ref main").
+pub async fn send<T, F, Fut>(
     client: &reqwest::Client,
     request: reqwest::RequestBuilder,
-    ci: &str,
+    far: &str,
     context: &str,
     accept: F,
-) -> Outcome
+) -> Result<T, Failure>
 where
     F: FnOnce(StatusCode, HeaderMap, Vec<u8>) -> Fut,
-    Fut: std::future::Future<Output = Outcome>,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     let request = match request.build() {
         Ok(r) => r,
         Err(e) => {
-            return Outcome::Refused(format!("the request to {ci} could not be made: {e}"));
+            return Err(Failure::Refused(format!(
+                "the request to {far} could not be made: {e}"
+            )));
         }
     };
     let target = conjunction_protocol::http_url::redact(request.url());
@@ -176,13 +74,13 @@ where
             if status.is_success() {
                 accept(status, headers, body).await
             } else {
-                judge(ci, context, status, &headers, &body)
+                Err(judge(far, context, status, &headers, &body))
             }
         }
-        Err(e) => Outcome::Transient {
+        Err(e) => Err(Failure::Transient {
             error: describe_send_error(&target, &e),
             retry_after: None,
-        },
+        }),
     }
 }
 
@@ -190,11 +88,11 @@ where
 pub async fn get(
     client: &reqwest::Client,
     request: reqwest::RequestBuilder,
-    ci: &str,
+    far: &str,
 ) -> Result<Vec<u8>, String> {
     let request = request
         .build()
-        .map_err(|e| format!("the request to {ci} could not be made: {e}"))?;
+        .map_err(|e| format!("the request to {far} could not be made: {e}"))?;
     let target = conjunction_protocol::http_url::redact(request.url());
     let response = client
         .execute(request)
@@ -205,12 +103,12 @@ pub async fn get(
     if status.is_success() {
         Ok(body)
     } else {
-        let said = ci_message(&body);
-        Err(format!("{ci} answered {}: {said}", status.as_u16()))
+        let said = their_message(&body);
+        Err(format!("{far} answered {}: {said}", status.as_u16()))
     }
 }
 
-/// What is kept of an answer to a trigger: enough for any CI's run object.
+/// What is kept of an answer to a call: enough for any CI's run object.
 pub const ANSWER_BYTES: usize = 256 * 1024;
 /// What is kept of an answer to a lookup: a page of a hundred GitHub runs.
 pub const LOOKUP_BYTES: usize = 8 * 1024 * 1024;
@@ -230,13 +128,13 @@ pub async fn read_body(mut response: reqwest::Response, keep: usize) -> Vec<u8> 
 
 /// Judges an answer that was not a success.
 pub fn judge(
-    ci: &str,
+    far: &str,
     context: &str,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
-) -> Outcome {
-    let message = ci_message(body);
+) -> Failure {
+    let message = their_message(body);
     let code = status.as_u16();
     let error = match (message.is_empty(), status) {
         (_, StatusCode::NOT_FOUND) if !context.is_empty() => {
@@ -245,19 +143,19 @@ pub fn judge(
             } else {
                 format!(" ({message})")
             };
-            format!("{ci} answered 404: {context} not found{said}")
+            format!("{far} answered 404: {context} not found{said}")
         }
-        (true, _) => format!("{ci} answered {code}"),
-        (false, _) => format!("{ci} answered {code}: {message}"),
+        (true, _) => format!("{far} answered {code}"),
+        (false, _) => format!("{far} answered {code}: {message}"),
     };
     if let Some(wait) = rate_limit_wait(status, headers, SystemTime::now()) {
-        return Outcome::RateLimited { error, wait };
+        return Failure::RateLimited { error, wait };
     }
     let retry_after = header_secs(headers, "retry-after").map(Duration::from_secs);
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-        Outcome::Transient { error, retry_after }
+        Failure::Transient { error, retry_after }
     } else {
-        Outcome::Refused(error)
+        Failure::Refused(error)
     }
 }
 
@@ -295,10 +193,11 @@ fn header_secs(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// The CI's own words in an error answer: the JSON `message` (GitHub, GitLab,
-/// Buildkite), with Buildkite's `errors` and GitLab's `error`, or else the start of
-/// the body, on one line of at most 300 characters.
-pub fn ci_message(body: &[u8]) -> String {
+/// The far side's own words in an error answer: the JSON `message` (GitHub, GitLab,
+/// Buildkite, Discord), with Buildkite's `errors` and GitLab's `error`, or else the
+/// start of the body (Slack's `invalid_blocks`), on one line of at most 300
+/// characters.
+pub fn their_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(o)) => {
             let part = |v: &serde_json::Value| match v {
@@ -411,7 +310,7 @@ mod tests {
             &HeaderMap::new(),
             body,
         ) {
-            Outcome::Refused(reason) => assert_eq!(
+            Failure::Refused(reason) => assert_eq!(
                 reason,
                 "GitHub answered 404: workflow downstream.yml in acme/app on ref main not found (Not Found)"
             ),
@@ -422,15 +321,15 @@ mod tests {
     #[test]
     fn messages_are_read_from_each_cis_error_shape() {
         assert_eq!(
-            ci_message(br#"{"message":"Validation Failed","errors":["Branch is required"]}"#),
+            their_message(br#"{"message":"Validation Failed","errors":["Branch is required"]}"#),
             "Validation Failed; Branch is required"
         );
         assert_eq!(
-            ci_message(br#"{"message":{"base":["Reference not found"]}}"#),
+            their_message(br#"{"message":{"base":["Reference not found"]}}"#),
             r#"{"base":["Reference not found"]}"#
         );
         assert_eq!(
-            ci_message(b"<html><head><title>Error 404 Not Found</title></head></html>"),
+            their_message(b"<html><head><title>Error 404 Not Found</title></head></html>"),
             "Error 404 Not Found"
         );
     }
