@@ -45,9 +45,7 @@ async fn picture(api: &Client) -> String {
 #[tokio::test]
 async fn bad_requests_are_refused_with_stable_codes_and_change_nothing() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set("acme/b", Behaviour::Silent);
     let api = &d.api;
     let a_token = register(api, "acme/a", &[], None).await;
@@ -340,9 +338,7 @@ async fn a_trigger_url_with_credentials_is_shown_without_them_and_sent_with_one_
 #[tokio::test]
 async fn secrets_are_never_returned() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let report_token = register(&d.api, "acme/a", &[], Some(&ci)).await;
     for path in ["/v1/projects", "/v1/projects/acme%2Fa"] {
         let raw = d

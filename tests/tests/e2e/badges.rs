@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use conjunction_protocol::project::Badges;
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::TestDaemon;
 use reqwest::StatusCode;
 
@@ -79,9 +79,7 @@ fn check_endpoint_schema(json: &serde_json::Value) {
 #[tokio::test]
 async fn public_badges_match_the_committed_svgs_and_private_ones_look_missing() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let mut lib = spec("acme/lib", &[], None);
     lib.badges = Badges::Public;
     let (_, answer) = d.api.put_project(&pid("acme/lib"), &lib).await.unwrap();

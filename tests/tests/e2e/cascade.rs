@@ -1,7 +1,7 @@
 //! Cascades through the dependency graph: chains, diamonds, cycles, failures and rebuilds.
 
 use conjunction_protocol::{NodeState, StateKind};
-use conjunction_sim::webhook::{Behaviour, Record, WebhookCi};
+use conjunction_sim::webhook::{Behaviour, Record};
 use conjunction_tests::daemon::TestDaemon;
 use std::time::Duration;
 
@@ -10,9 +10,7 @@ use crate::*;
 #[tokio::test]
 async fn chain_triggers_each_project_in_turn_with_a_signed_payload() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
     register(&d.api, "acme/c", &["acme/b"], Some(&ci)).await;
@@ -60,9 +58,7 @@ async fn chain_triggers_each_project_in_turn_with_a_signed_payload() {
 #[tokio::test]
 async fn diamond_join_is_triggered_once_after_both_parents_pass() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set("acme/b", Behaviour::pass_after(Duration::from_millis(150)));
     ci.set("acme/c", Behaviour::pass_after(Duration::from_millis(10)));
     let token = register(&d.api, "acme/a", &[], None).await;
@@ -108,9 +104,7 @@ async fn diamond_join_is_triggered_once_after_both_parents_pass() {
 #[tokio::test]
 async fn cycle_among_dependents_is_skipped_and_named_and_an_edge_into_the_root_is_ignored() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     // a <- b <-> c <- d, and a <-> e (an edge back into the root).
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
@@ -182,9 +176,7 @@ async fn cycle_among_dependents_is_skipped_and_named_and_an_edge_into_the_root_i
 #[tokio::test]
 async fn failure_blocks_descendants_and_a_passing_rebuild_unblocks_them() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set("acme/b", Behaviour::FailFirstAttempt);
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;

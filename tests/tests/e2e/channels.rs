@@ -112,9 +112,7 @@ fn all_sent(node: &Node) {
 #[tokio::test]
 async fn thirty_two_contacts_a_side_fit_slacks_block_kit_with_the_rest_counted() {
     let sink = Sink::start().await.expect("start the chat sink");
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     // A compiler error is full of `&`, `<` and `>`, each escaped to an entity.
     let stderr = String::from_utf8(conjunction_tests::fixture(
@@ -145,9 +143,7 @@ async fn thirty_two_contacts_a_side_fit_slacks_block_kit_with_the_rest_counted()
 #[tokio::test]
 async fn thirty_two_contacts_a_side_fit_discords_limits() {
     let sink = Sink::start().await.expect("start the chat sink");
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     let discord = Channel::Discord {
         url: sink.url("/api/webhooks/1/token"),
@@ -163,9 +159,7 @@ async fn thirty_two_contacts_a_side_fit_discords_limits() {
 async fn a_matrix_room_alias_is_resolved_through_the_directory_and_an_unknown_one_says_so() {
     let sink = Sink::start().await.expect("start the chat sink");
     sink.alias("#builds:conjunction.test", "!builds:conjunction.test");
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     let matrix = |room: &str| Channel::Matrix {
         homeserver: sink.url(""),
@@ -230,9 +224,7 @@ fn header(mail: &str) -> Vec<&str> {
 #[tokio::test]
 async fn thirty_two_contacts_a_side_get_one_mail_a_real_smtp_server_takes() {
     let smtp = SmtpServer::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(Some(&smtp), None)).await;
     let mail_rule = rule(Channel::Email { to: Vec::new() });
     let node = break_with(&d, &ci, vec![mail_rule], "boom").await;
@@ -269,9 +261,7 @@ async fn thirty_two_contacts_a_side_get_one_mail_a_real_smtp_server_takes() {
 #[tokio::test]
 async fn a_fix_mail_replies_to_the_break_mail_of_an_earlier_event() {
     let smtp = SmtpServer::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(Some(&smtp), None)).await;
     let token = two_projects(&d.api, &ci, Vec::new(), |_| {}).await;
     let broke = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
@@ -320,9 +310,7 @@ async fn a_fix_mail_replies_to_the_break_mail_of_an_earlier_event() {
 async fn thirty_two_contacts_are_said_on_irc_within_its_lines() {
     let irc = IrcServer::start().await;
     let mut heard = irc.listen("listener", "#builds").await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, Some(&irc))).await;
     let channel = Channel::Irc {
         target: "#builds".into(),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::{binaries, TestDaemon, OPERATOR_TOKEN};
 
 use crate::*;
@@ -34,9 +34,7 @@ async fn conjunction(daemon: &TestDaemon, token: &str, args: &[&str], dir: &Path
 #[tokio::test]
 async fn the_command_line_applies_reports_and_shows_a_cascade() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set(
         "acme/app",
         Behaviour::fail("2 tests failed: api::tests::login"),
@@ -199,9 +197,7 @@ trigger = {{ kind = "webhook", url = "{url}" }}
 #[tokio::test]
 async fn the_command_line_rebuilds_a_failed_build() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set("acme/app", Behaviour::FailFirstAttempt);
     let token = register(&d.api, "acme/lib", &[], None).await;
     register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use conjunction_protocol::ws::ServerMessage;
 use conjunction_protocol::{BuildId, StateKind};
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::DaemonProcess;
 use conjunction_tests::eventually;
 
@@ -18,9 +18,7 @@ const CONFIG: &str =
 #[tokio::test]
 async fn acknowledged_reports_survive_sigkill_and_queued_triggers_are_delivered_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     // The downstream CI is down: every trigger stays queued in the outbox.
     ci.set_default(Behaviour::Refuse {
         status: 503,
@@ -134,9 +132,7 @@ async fn a_cascade_still_being_queued_when_killed_carries_on_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     // The CI takes every trigger and never reports: what is checked is that every
     // dependent is queued and delivered, once, whatever the kill interrupted.
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set_default(Behaviour::Silent);
     let daemon = DaemonProcess::start(dir.path(), CONFIG).await;
     let token = register(&daemon.api, "acme/lib", &[], None).await;
@@ -202,9 +198,7 @@ async fn a_cascade_still_being_queued_when_killed_carries_on_after_restart() {
 #[tokio::test]
 async fn the_database_holds_no_build_token_and_a_lost_key_still_lets_queued_builds_report() {
     let dir = tempfile::tempdir().unwrap();
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     // The first delivery meets a CI that is down; the retry is due 1-2 s later.
     ci.set("acme/app", Behaviour::UnavailableTimes { times: 1 });
     let slow_retry = "[dispatch]\nbackoff_base_ms = 2000\nbackoff_max_ms = 2000\n";

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use conjunction_protocol::ws::{Change, ClientMessage, Event, ServerMessage};
 use conjunction_protocol::PROTOCOL_VERSION;
-use conjunction_sim::webhook::WebhookCi;
 use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
 use conjunction_tests::feed::Feed;
 
@@ -44,9 +43,7 @@ async fn events_until_settled(
 #[tokio::test]
 async fn feed_sends_a_snapshot_then_every_change_in_order_and_resumes_exactly() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
     register(&d.api, "acme/c", &["acme/b"], Some(&ci)).await;
@@ -126,9 +123,7 @@ async fn feed_sends_a_snapshot_then_every_change_in_order_and_resumes_exactly() 
 #[tokio::test]
 async fn feed_takes_rebuilds_and_explains_bad_messages() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
     let ack = report_root(&d.api, &token, "acme/a", "1.0.0").await;

@@ -215,9 +215,7 @@ async fn a_list_of_projects_is_applied_in_one_transaction_or_not_at_all() {
 #[tokio::test]
 async fn a_snapshot_holds_nodes_within_its_budget_and_root_changed_keeps_counts_current() {
     let d = TestDaemon::start_adjusted(|c| c.feed.snapshot_nodes = 6).await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/lib", &[], None).await;
     for i in 0..4 {
         register(&d.api, &format!("acme/small-{i}"), &["acme/lib"], Some(&ci)).await;

@@ -3,11 +3,11 @@
 //! the build is judged, where it used to be refused and left `triggered`.
 
 use conjunction_protocol::{Report, ReportState, StateKind};
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::{binaries, TestDaemon};
 use conjunction_tests::fixture_json;
 
-use super::{node_of, register, report_root, settled, SECRET, WAIT};
+use super::{node_of, register, report_root, settled, WAIT};
 
 /// Criterion's coloured output, as a Windows runner writes a log: each line ended with
 /// CRLF.
@@ -40,9 +40,7 @@ fn assert_plain(summary: Option<&str>) {
 #[tokio::test]
 async fn a_coloured_windows_log_reported_by_a_ci_is_stored_plain_and_the_build_judged() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let lib = register(&d.api, "acme/lib", &[], None).await;
     register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
     ci.set("acme/app", Behaviour::fail(&criterion_log()));
@@ -57,9 +55,7 @@ async fn a_coloured_windows_log_reported_by_a_ci_is_stored_plain_and_the_build_j
 #[tokio::test]
 async fn conjunction_report_sends_a_coloured_log_file_as_the_summary() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let lib = register(&d.api, "acme/lib", &[], None).await;
     register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
     ci.set("acme/app", Behaviour::Silent);

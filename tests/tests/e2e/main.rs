@@ -46,6 +46,13 @@ pub fn pid(s: &str) -> ProjectId {
     ProjectId::parse(s).expect("test project ids are valid")
 }
 
+/// A webhook CI on loopback that checks trigger signatures with [`SECRET`].
+pub async fn webhook_ci() -> WebhookCi {
+    WebhookCi::start(Some(SECRET))
+        .await
+        .expect("start the webhook CI")
+}
+
 pub fn spec(name: &str, deps: &[&str], mock: Option<&WebhookCi>) -> ProjectSpec {
     ProjectSpec {
         name: name.into(),

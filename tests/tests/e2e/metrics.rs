@@ -1,7 +1,7 @@
 //! `GET /metrics`: off unless configured, for operator tokens and the metrics token
 //! only, and its numbers move with the traffic.
 
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
 use reqwest::Method;
 
@@ -44,9 +44,7 @@ async fn the_counters_move_with_the_traffic() {
         c.metrics.token_file = Some(token_file.clone());
     })
     .await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/lib", &[], None).await;
     for p in ["acme/a", "acme/b", "acme/c"] {
         register(&d.api, p, &["acme/lib"], Some(&ci)).await;
@@ -167,9 +165,7 @@ async fn the_counters_move_with_the_traffic() {
 #[tokio::test]
 async fn refused_reports_and_noted_webhooks_are_not_counted_as_reports_taken() {
     let d = TestDaemon::start_adjusted(|c| c.metrics.enabled = true).await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let lib = register(&d.api, "acme/lib", &[], None).await;
     let app = register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
     let secret = "webhook-secret-0123456789";
@@ -261,9 +257,7 @@ async fn the_oldest_outbox_entry_ages_between_scrapes_while_the_dispatcher_sleep
         c.dispatch.backoff_max_ms = 120_000;
     })
     .await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let lib = register(&d.api, "acme/lib", &[], None).await;
     register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
     ci.set("acme/app", Behaviour::UnavailableTimes { times: 100 });

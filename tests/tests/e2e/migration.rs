@@ -88,9 +88,7 @@ async fn a_database_written_by_the_previous_release_opens_with_nothing_lost() {
 
     // It goes on: the CI that was down comes back, and the triggers queued before the
     // upgrade are delivered and reported with the build tokens they were given then.
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     for project in ["acme/down", "acme/cli", "acme/docs", "acme/join"] {
         retarget(api, &manifest, project, &ci).await;
     }

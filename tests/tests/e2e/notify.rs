@@ -130,9 +130,7 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
 ) {
     let sink = Sink::start().await.expect("start the chat sink");
     let smtp = SmtpServer::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let dir = tempfile::tempdir().unwrap();
     let config = || {
         let mut c = Settings::new(dir.path());
@@ -313,9 +311,7 @@ async fn a_break_tells_both_sides_once_on_slack_and_by_email_and_a_rebuild_and_r
 #[tokio::test]
 async fn a_flaky_failure_is_rerun_once_and_not_told_as_a_break() {
     let sink = Sink::start().await.expect("start the chat sink");
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     use NoticeKind::*;
     let token = two_projects(
@@ -351,9 +347,7 @@ async fn a_flaky_failure_is_rerun_once_and_not_told_as_a_break() {
 async fn a_channel_that_is_down_is_retried_and_given_up_with_the_reason_on_the_build() {
     let sink = Sink::start().await.expect("start the chat sink");
     sink.answer(503);
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     // A second channel nobody listens on: its URL (a Slack webhook URL is its token)
     // must not show in the reason given up with.
@@ -407,9 +401,7 @@ async fn a_break_is_said_on_irc_over_tls_checked_against_the_configured_ca() {
 /// there by another client line by line.
 async fn a_break_is_said_on(ircd: IrcServer) {
     let mut heard = ircd.listen("watcher", "#builds").await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, Some(&ircd))).await;
     let token = two_projects(&d.api, &ci, vec![irc_rule("#builds")], |_| {}).await;
     let event = pass_then(&d.api, &ci, &token, Behaviour::fail("boom")).await;
@@ -451,9 +443,7 @@ async fn a_break_is_said_on(ircd: IrcServer) {
 async fn an_irc_server_whose_certificate_is_not_trusted_is_given_up_at_once_and_told_nothing() {
     let ircd = IrcServer::start_secured().await;
     let mut heard = ircd.listen("watcher", "#builds").await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     // The server's CA is not among the trusted roots.
     let d = TestDaemon::start_adjusted(|c| {
         c.notify = fast_notify(None, Some(&ircd));
@@ -496,9 +486,7 @@ fn irc_rule(target: &str) -> NotifyRule {
 #[tokio::test]
 async fn discord_matrix_and_a_signed_webhook_each_get_their_format_and_no_secret_is_shown() {
     let sink = Sink::start().await.expect("start the chat sink");
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let d = TestDaemon::start_adjusted(|c| c.notify = fast_notify(None, None)).await;
     let on = vec![NoticeKind::Broke];
     let rules = vec![
@@ -605,9 +593,7 @@ async fn mail_goes_through_starttls_and_implicit_tls_checked_against_the_configu
         (SmtpTls::Implicit, SmtpSecurity::Tls),
     ] {
         let smtp = SmtpServer::start_secured(tls).await;
-        let ci = WebhookCi::start(Some(SECRET))
-            .await
-            .expect("start the webhook CI");
+        let ci = super::webhook_ci().await;
         let d = TestDaemon::start_adjusted(|c| {
             let mut notify = fast_notify(Some(&smtp), None);
             let config = notify.smtp.as_mut().unwrap();
@@ -650,9 +636,7 @@ async fn mail_goes_through_starttls_and_implicit_tls_checked_against_the_configu
 async fn a_notice_still_queued_at_a_restart_is_sent_after_it() {
     let sink = Sink::start().await.expect("start the chat sink");
     sink.answer(503);
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let dir = tempfile::tempdir().unwrap();
     let config = || {
         let mut c = Settings::new(dir.path());

@@ -12,7 +12,7 @@ use conjunction_daemon::Clock;
 use conjunction_daemon::RetentionConfig;
 use conjunction_protocol::ws::ServerMessage;
 use conjunction_protocol::{BuildId, Timestamp};
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::{TestDaemon, OPERATOR_TOKEN};
 use conjunction_tests::feed::Feed;
 use conjunction_tui::client::Client;
@@ -58,9 +58,7 @@ async fn old_finished_events_go_but_the_last_of_each_upstream_and_running_cascad
         c.clock = Clock::new(move || Timestamp(clock.load(Ordering::Relaxed)));
     })
     .await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let lib = register(&d.api, "acme/lib", &[], None).await;
     let other = register(&d.api, "acme/other", &[], None).await;
     let slow = register(&d.api, "acme/slow", &[], None).await;

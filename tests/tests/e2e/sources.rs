@@ -70,9 +70,7 @@ fn assert_noted(what: &str, (status, answer): &(StatusCode, Value), says: &str) 
 #[tokio::test]
 async fn a_source_that_names_no_release_workflow_or_job_only_updates_triggered_builds() {
     let d = TestDaemon::start().await;
-    let mock = WebhookCi::start(Some(super::SECRET))
-        .await
-        .expect("start the webhook CI");
+    let mock = super::webhook_ci().await;
     // As docs/ci/github.md and jenkins.md show a downstream's source: a secret only.
     upstream_with(&d, &mock, "up/gh", github_source(None, None, None)).await;
     let jenkins = SourceSpec::Jenkins {
@@ -117,9 +115,7 @@ async fn a_source_that_names_no_release_workflow_or_job_only_updates_triggered_b
 #[tokio::test]
 async fn only_the_named_workflow_of_the_projects_own_repository_on_its_branch_or_a_tag_is_a_root() {
     let d = TestDaemon::start().await;
-    let mock = WebhookCi::start(Some(super::SECRET))
-        .await
-        .expect("start the webhook CI");
+    let mock = super::webhook_ci().await;
     let source = github_source(
         Some(CDVIZ_REPO),
         Some(".github/workflows/aa.yml"),
@@ -254,9 +250,7 @@ fn signed(
 #[tokio::test]
 async fn every_event_a_ci_sends_with_a_valid_signature_is_noted_and_a_bad_one_refused() {
     let d = TestDaemon::start().await;
-    let mock = WebhookCi::start(Some(super::SECRET))
-        .await
-        .expect("start the webhook CI");
+    let mock = super::webhook_ci().await;
     upstream_with(
         &d,
         &mock,

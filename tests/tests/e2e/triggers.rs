@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use conjunction_protocol::{NodeState, StateKind};
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::{DaemonProcess, TestDaemon};
 
 use crate::*;
@@ -12,9 +12,7 @@ use crate::*;
 #[tokio::test]
 async fn a_trigger_refused_with_403_fails_at_once_and_names_the_answer() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set(
         "acme/b",
         Behaviour::Refuse {
@@ -43,9 +41,7 @@ async fn a_trigger_refused_with_403_fails_at_once_and_names_the_answer() {
 #[tokio::test]
 async fn a_trigger_answered_503_twice_is_retried_and_then_succeeds() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set("acme/b", Behaviour::UnavailableTimes { times: 2 });
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], Some(&ci)).await;
@@ -73,9 +69,7 @@ async fn a_trigger_answered_503_twice_is_retried_and_then_succeeds() {
 #[tokio::test]
 async fn a_trigger_that_stays_unreachable_fails_after_the_configured_attempts() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set(
         "acme/b",
         Behaviour::Refuse {
@@ -100,9 +94,7 @@ async fn a_trigger_that_stays_unreachable_fails_after_the_configured_attempts() 
 #[tokio::test]
 async fn a_dependent_without_a_trigger_fails_to_trigger_and_blocks_its_dependents() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/a", &[], None).await;
     register(&d.api, "acme/b", &["acme/a"], None).await;
     register(&d.api, "acme/c", &["acme/b"], Some(&ci)).await;
@@ -141,9 +133,7 @@ async fn a_ci_that_never_answers_holds_only_its_share_of_deliveries_and_does_not
 {
     let dir = tempfile::tempdir().unwrap();
     let (hanging, taken) = hanging_ci().await;
-    let good = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let good = super::webhook_ci().await;
     let config = "[dispatch]\ntimeout_ms = 10000\nconcurrency = 64\nper_host = 16\n";
     let daemon = DaemonProcess::start(dir.path(), config).await;
     let api = &daemon.api;
@@ -192,9 +182,7 @@ async fn a_ci_that_never_answers_holds_only_its_share_of_deliveries_and_does_not
 #[tokio::test]
 async fn a_trigger_answered_after_the_timeout_is_sent_again_with_the_same_delivery_key() {
     let d = TestDaemon::start_adjusted(|c| c.dispatch.timeout_ms = 500).await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set(
         "acme/b",
         Behaviour::AnswerLateOnce {

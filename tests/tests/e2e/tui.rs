@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use conjunction_protocol::{Report, ReportState};
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::{binaries, DaemonProcess, OPERATOR_TOKEN};
 use conjunction_tests::eventually;
 use conjunction_tests::tmux::Tmux;
@@ -99,9 +99,7 @@ fn retry_in(screen: &str) -> Option<u64> {
 #[tokio::test]
 async fn the_ui_shows_an_outage_reconnects_and_catches_up_on_builds_reported_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     ci.set_default(Behaviour::Silent);
     let daemon = DaemonProcess::start(dir.path(), "").await;
     let addr = daemon.addr;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use conjunction_protocol::{RootEvent, StateKind, Verdict};
-use conjunction_sim::webhook::{Behaviour, WebhookCi};
+use conjunction_sim::webhook::Behaviour;
 use conjunction_tests::daemon::TestDaemon;
 
 use crate::*;
@@ -27,9 +27,7 @@ fn expect(pairs: &[(&str, Option<Verdict>)]) -> BTreeMap<String, Option<Verdict>
 async fn builds_are_judged_against_the_last_event_counted_on_the_root_and_rebuilds_judged_again() {
     use Verdict::*;
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/lib", &[], None).await;
     for p in ["acme/app", "acme/svc", "acme/ops"] {
         register(&d.api, p, &["acme/lib"], Some(&ci)).await;
@@ -139,9 +137,7 @@ async fn builds_are_judged_against_the_last_event_counted_on_the_root_and_rebuil
 async fn a_failure_that_passes_on_its_confirming_rerun_is_flaky_and_a_repeated_one_breaks() {
     use Verdict::*;
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = register(&d.api, "acme/lib", &[], None).await;
     for p in ["acme/shaky", "acme/broken"] {
         let mut s = spec(p, &["acme/lib"], Some(&ci));

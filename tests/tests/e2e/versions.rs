@@ -43,9 +43,7 @@ fn projects<'a>(
 #[tokio::test]
 async fn a_new_major_builds_the_two_dependents_that_take_it_and_the_preview_said_so() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = library(&d.api, Ecosystem::Cargo).await;
     dependent(&d.api, &ci, "acme/a1", Some("^2"), &[]).await;
     dependent(&d.api, &ci, "acme/a2", Some(">=1.4"), &[]).await;
@@ -147,9 +145,7 @@ async fn a_new_major_builds_the_two_dependents_that_take_it_and_the_preview_said
 #[tokio::test]
 async fn a_maintenance_release_reaches_only_the_dependent_declaring_that_line_on_its_ref() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = library(&d.api, Ecosystem::Npm).await;
     dependent(&d.api, &ci, "acme/current", Some("^2"), &[]).await;
     let mut s = spec("acme/lts", &["acme/lib"], Some(&ci));
@@ -202,9 +198,7 @@ async fn a_maintenance_release_reaches_only_the_dependent_declaring_that_line_on
 #[tokio::test]
 async fn ranges_are_checked_in_their_upstreams_ecosystem_when_registered() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     library(&d.api, Ecosystem::Npm).await;
     let refused = |r: Result<(u16, _), ClientError>| match r {
         Err(ClientError::Refused { status, error }) => (status, error.error, error.message),
@@ -277,9 +271,7 @@ fn asked(ci: &WebhookCi, project: &str, root: conjunction_protocol::BuildId) -> 
 #[tokio::test]
 async fn a_release_line_is_promoted_pinned_refused_out_of_order_and_rolled_back() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = library(&d.api, Ecosystem::Cargo).await;
     dependent(&d.api, &ci, "acme/app", Some("^1"), &[]).await;
     dependent(&d.api, &ci, "acme/svc", Some("^1"), &[]).await;
@@ -463,9 +455,7 @@ async fn a_release_line_is_promoted_pinned_refused_out_of_order_and_rolled_back(
 #[tokio::test]
 async fn a_promotion_names_every_dependent_it_leaves_transitive_ones_included() {
     let d = TestDaemon::start().await;
-    let ci = WebhookCi::start(Some(SECRET))
-        .await
-        .expect("start the webhook CI");
+    let ci = super::webhook_ci().await;
     let token = library(&d.api, Ecosystem::Cargo).await;
     dependent(&d.api, &ci, "acme/app", Some("^1"), &[]).await;
     dependent(&d.api, &ci, "acme/red", Some("^1"), &[]).await;
