@@ -22,9 +22,9 @@ use axum::routing::post;
 use axum::Router;
 use conjunction_protocol::trigger::{TriggerPayload, SIGNATURE_HEADER};
 use conjunction_protocol::{BuildId, ReportState};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::net::TcpListener;
+
+use crate::native::github_signature;
 
 /// What a triggered build does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -358,7 +358,8 @@ impl WebhookCi {
     fn signature_ok(&self, headers: &HeaderMap, body: &[u8]) -> bool {
         let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         match (&self.shared.secret, signature) {
-            (Some(secret), Some(signature)) => signature == sign(secret, body),
+            // conjunction signs its webhook triggers as GitHub signs its webhooks.
+            (Some(secret), Some(signature)) => signature == github_signature(secret, body),
             (None, None) => true,
             _ => false,
         }
@@ -459,15 +460,6 @@ impl WebhookCi {
         // runtime this build would report on.
         let _ = self.shared.timer.send(step);
     }
-}
-
-/// The signature conjunction's webhook trigger sends: HMAC-SHA256 of the body.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        unreachable!("HMAC takes keys of any length")
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Where a build is in its run.
