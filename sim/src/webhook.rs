@@ -4,9 +4,11 @@
 //! carried, the way a pipeline would.
 //!
 //! The end-to-end tests read what it saw ([`WebhookCi::deliveries`], [`WebhookCi::log`]);
-//! the benchmarks and the demo start it [`WebhookCi::quiet`], keeping nothing but
-//! counts, so it costs little however many builds go through it; the demo gives it a
-//! [`WebhookCi::decide`] rule that picks each build's fate from its catalog.
+//! the demo starts it [`WebhookCi::quiet`], keeping nothing but counts, and gives it a
+//! [`WebhookCi::decide`] rule that picks each build's fate from its catalog; the
+//! benchmarks start it [`WebhookCi::bare`], which also answers and reports with no
+//! more than the protocol requires, so that it costs little however many builds go
+//! through it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -167,6 +169,9 @@ struct Shared {
     secret: Option<String>,
     /// Whether deliveries and the log are kept; counts always are.
     record: bool,
+    /// Whether answers and reports carry only what the protocol requires: an empty
+    /// 202, and reports without a link to the run.
+    bare: bool,
     script: Mutex<Script>,
     seen: Mutex<Seen>,
     http: reqwest::Client,
@@ -188,14 +193,26 @@ impl WebhookCi {
     /// Starts the CI on a free loopback port, keeping every delivery and report;
     /// `secret` is the webhook secret it checks signatures with.
     pub async fn start(secret: Option<&str>) -> std::io::Result<Self> {
-        Self::serve(secret, true).await
+        Self::serve(secret, true, false).await
     }
 
     /// Starts the CI keeping only counts, each build passing 1 ms after it was
-    /// triggered without reporting `running` unless told otherwise: for benchmarks,
-    /// where the CI must cost next to nothing, and the demo, which runs for hours.
+    /// triggered without reporting `running` unless told otherwise: for the demo,
+    /// which runs for hours.
     pub async fn quiet() -> std::io::Result<Self> {
-        let ci = Self::serve(None, false).await?;
+        Self::counting(false).await
+    }
+
+    /// Starts the CI as [`WebhookCi::quiet`] does, answering each trigger with an
+    /// empty 202 and reporting only project, build, attempt and state: for
+    /// benchmarks, where the CI must cost next to nothing and stay the same from one
+    /// version of the daemon to the next.
+    pub async fn bare() -> std::io::Result<Self> {
+        Self::counting(true).await
+    }
+
+    async fn counting(bare: bool) -> std::io::Result<Self> {
+        let ci = Self::serve(None, false, bare).await?;
         ci.set_default(Behaviour::Build(Build {
             queued: Duration::ZERO,
             running: false,
@@ -207,7 +224,7 @@ impl WebhookCi {
         Ok(ci)
     }
 
-    async fn serve(secret: Option<&str>, record: bool) -> std::io::Result<Self> {
+    async fn serve(secret: Option<&str>, record: bool, bare: bool) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let http = reqwest::Client::builder()
@@ -220,6 +237,7 @@ impl WebhookCi {
             shared: Arc::new(Shared {
                 secret: secret.map(str::to_owned),
                 record,
+                bare,
                 script: Mutex::default(),
                 seen: Mutex::default(),
                 http,
@@ -374,15 +392,21 @@ impl WebhookCi {
             .then(|| payload.version.clone().or_else(|| build.version.clone()))
             .flatten();
         let summary = ended.then(|| build.summary.clone()).flatten();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "project": payload.project,
             "build": payload.build,
             "attempt": payload.attempt,
             "state": state,
-            "version": version,
-            "url": format!("https://ci.example/{}/{}", payload.project, payload.build),
-            "summary": summary,
         });
+        if !self.shared.bare {
+            body["url"] = format!("https://ci.example/{}/{}", payload.project, payload.build).into();
+        }
+        if let Some(version) = version {
+            body["version"] = version.into();
+        }
+        if let Some(summary) = summary {
+            body["summary"] = summary.into();
+        }
         let (project, id) = (payload.project.to_string(), payload.build);
         self.note(Record::Reporting {
             project: project.clone(),
@@ -579,10 +603,14 @@ async fn hook(
         }
         Behaviour::Build(build) => {
             ci.begin(payload, build);
-            (
-                StatusCode::CREATED,
-                serde_json::json!({ "pipeline": pipeline }).to_string(),
-            )
+            if ci.shared.bare {
+                (StatusCode::ACCEPTED, String::new())
+            } else {
+                (
+                    StatusCode::CREATED,
+                    serde_json::json!({ "pipeline": pipeline }).to_string(),
+                )
+            }
         }
         Behaviour::FailFirstAttempt | Behaviour::UnavailableTimes { .. } => {
             unreachable!("resolved to a concrete behaviour above")

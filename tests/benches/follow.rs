@@ -130,7 +130,7 @@ struct Followed {
 
 async fn run() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
-    let ci = WebhookCi::quiet().await.expect("start the webhook CI");
+    let ci = WebhookCi::bare().await.expect("start the webhook CI");
     let daemon = DaemonProcess::start(dir.path(), "").await;
     let hook = ci.url();
     let mut list = vec![entry("follow/root", &[], None, Some(ROOT_TOKEN))];

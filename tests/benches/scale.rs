@@ -125,7 +125,7 @@ fn projects_file(shape: &str, nodes: usize, hook: &str) -> String {
 
 async fn run(shape: &str, nodes: usize) -> Measured {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
-    let ci = WebhookCi::quiet().await.expect("start the webhook CI");
+    let ci = WebhookCi::bare().await.expect("start the webhook CI");
     let daemon = DaemonProcess::start(dir.path(), "").await;
     let file = dir.path().join("projects.toml");
     std::fs::write(&file, projects_file(shape, nodes, &ci.url())).expect("projects file");

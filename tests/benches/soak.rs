@@ -52,7 +52,7 @@ fn main() {
 /// samples.
 async fn phase(title: &str, config: &str, secs: u64) -> Vec<(u64, u64)> {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
-    let ci = WebhookCi::quiet().await.expect("start the webhook CI");
+    let ci = WebhookCi::bare().await.expect("start the webhook CI");
     let daemon = DaemonProcess::start(dir.path(), config).await;
     let mut file = String::new();
     for u in 0..UPSTREAMS {
