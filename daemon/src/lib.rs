@@ -383,6 +383,8 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         feed_limit: settings.limits.feed_clients,
         database_path: settings.database_path(),
         feed_room: Arc::new(api::feed::FeedRoom::new(settings.limits.feed_clients)),
+        last_used: Arc::new(crate::auth::LastUsed::default()),
+        revoked: tokio::sync::broadcast::channel(64).0,
         channels,
     };
     if settings.retention.enabled {

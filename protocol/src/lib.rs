@@ -5,6 +5,8 @@
 //! payload sent to CI systems, and the websocket messages. The crate does no I/O and
 //! nothing async; it only names things and checks that they are well formed.
 
+pub mod access;
+pub mod audit;
 pub mod ci;
 pub mod error;
 pub mod http_url;

@@ -723,6 +723,10 @@ pub struct Project {
     pub notify: Vec<NotifyView>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Who last changed it, and when; absent for a project stored before the audit
+    /// trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<crate::audit::Changed>,
 }
 
 /// One entry of `GET /v1/projects/{id}/dependents`.

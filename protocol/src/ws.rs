@@ -55,6 +55,10 @@ pub enum ServerMessage {
     Hello {
         protocol: u32,
         daemon: String,
+        /// Whom the connection's token speaks for. Left out by daemons before people's
+        /// tokens, whose feeds took operator tokens only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<crate::access::CallerView>,
     },
     /// The whole current picture: sent first, or when `since` is too old to resume from.
     Snapshot {

@@ -59,6 +59,7 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
         notify: Vec::new(),
         created_at: at(86_400),
         updated_at: at(86_400),
+        changed: None,
     }
 }
 

@@ -399,7 +399,8 @@ impl WebhookCi {
             "state": state,
         });
         if !self.shared.bare {
-            body["url"] = format!("https://ci.example/{}/{}", payload.project, payload.build).into();
+            body["url"] =
+                format!("https://ci.example/{}/{}", payload.project, payload.build).into();
         }
         if let Some(version) = version {
             body["version"] = version.into();

@@ -863,6 +863,12 @@ impl App {
         }
     }
 
+    /// Why this client's token may not rebuild `project`'s builds, if it may not.
+    pub fn rebuild_refusal(&self, project: &ProjectId) -> Option<String> {
+        let caller = self.model.caller.as_ref()?;
+        caller.refusal(project, &format!("rebuilding a build of {project}"))
+    }
+
     fn ask_rebuild(&mut self) {
         let Some((_, node)) = self.target() else {
             return;
@@ -876,6 +882,10 @@ impl App {
             };
             let text = format!("cannot rebuild {}: {refusal}{hint}", node.project);
             self.complain(text);
+            return;
+        }
+        if let Some(refusal) = self.rebuild_refusal(&node.project) {
+            self.complain(refusal);
             return;
         }
         let question = format!(
@@ -895,14 +905,24 @@ impl App {
         }) else {
             return;
         };
-        let rebuildable: Vec<&Node> = root
+        let failed: Vec<&Node> = root
             .nodes
             .iter()
             .filter(|n| n.state.kind().is_failure() && may_rebuild(n.state.kind()).is_ok())
             .collect();
         let blocked = root.counts().get(&StateKind::Blocked).copied().unwrap_or(0);
-        if rebuildable.is_empty() {
+        if failed.is_empty() {
             self.say("nothing to rebuild: no build of this root event failed");
+            return;
+        }
+        // Only the builds this token may rebuild are asked for.
+        let (rebuildable, theirs): (Vec<&Node>, Vec<&Node>) = failed
+            .into_iter()
+            .partition(|n| self.rebuild_refusal(&n.project).is_none());
+        if rebuildable.is_empty() {
+            if let Some(refusal) = self.rebuild_refusal(&theirs[0].project) {
+                self.complain(refusal);
+            }
             return;
         }
         let names: Vec<&str> = rebuildable.iter().map(|n| n.project.as_str()).collect();
@@ -917,6 +937,12 @@ impl App {
             if names.len() == 1 { "" } else { "s" },
             root_title(root),
         );
+        if !theirs.is_empty() {
+            question.push_str(&format!(
+                " {} more failed, which this token may not rebuild.",
+                theirs.len()
+            ));
+        }
         if blocked > 0 {
             let (noun, verb) = if blocked == 1 {
                 ("build", "follows")

@@ -19,8 +19,8 @@ pub struct Cli {
     /// The daemon's URL [env: CONJUNCTION_URL; default: http://127.0.0.1:7431]
     #[arg(long, global = true)]
     pub url: Option<String>,
-    /// The bearer token: an operator token, or for `report` a report or build token
-    /// [env: CONJUNCTION_TOKEN]
+    /// The bearer token: a person's token (viewer, maintainer or operator), or for
+    /// `report` a report or build token [env: CONJUNCTION_TOKEN]
     #[arg(long, global = true)]
     pub token: Option<String>,
     #[command(subcommand)]
@@ -64,6 +64,12 @@ pub enum Command {
     },
     /// Start the next attempt of a build
     Rebuild { build: BuildId },
+    /// Replace a project's report token with a generated one, printed this once; the
+    /// old one stops working at once
+    RotateReportToken { project: ProjectId },
+    /// Issue, list and revoke people's tokens (viewer, maintainer, operator)
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run a daemon, a simulated CI and about 30 projects in this process, and open
     /// the terminal UI on them
     #[cfg(feature = "demo")]
@@ -75,6 +81,40 @@ pub enum Command {
         #[arg(long)]
         headless: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Issue a token and print it (shown this once)
+    Create {
+        /// Who holds it, as the audit trail names it: `ana`, `acme-release-bot`
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// For a maintainer: a project (`acme/app`) or namespace (`acme/*`) it
+        /// manages; repeat for more
+        #[arg(long = "of", value_name = "PATTERN")]
+        of: Vec<conjunction_protocol::access::ProjectPattern>,
+        /// When it stops working, as a duration from now (`90d`, `12h`)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// List the tokens this token may revoke
+    List,
+    /// Revoke a token by its id or name; its open feeds close at once
+    Revoke {
+        // Not `token`: that is the global `--token` flag's id, which clap would fill
+        // with this argument.
+        #[arg(value_name = "NAME_OR_ID")]
+        which: String,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Maintainer,
+    Operator,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -271,6 +311,81 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
             println!("{} attempt {} {}", node.id, node.attempt, node.state.kind());
             Ok(())
         }
+        Command::RotateReportToken { project } => {
+            let token = client.rotate_report_token(&project).await?;
+            eprintln!("{project} has a new report token; the old one no longer works. It is shown this once:");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Token(command) => token(command, client).await,
+    }
+}
+
+async fn token(command: TokenCommand, client: &Client) -> anyhow::Result<()> {
+    use conjunction_protocol::access::{Scope, TokenRequest};
+    match command {
+        TokenCommand::Create {
+            name,
+            role,
+            of,
+            expires_in,
+        } => {
+            let scope = match (role, of.is_empty()) {
+                (RoleArg::Maintainer, false) => Scope::Maintainer { of },
+                (RoleArg::Maintainer, true) => {
+                    bail!("a maintainer token needs --of with a project or namespace, such as --of 'acme/*'")
+                }
+                (_, false) => bail!("--of is for maintainer tokens only"),
+                (RoleArg::Viewer, true) => Scope::Viewer,
+                (RoleArg::Operator, true) => Scope::Operator,
+            };
+            let expires_at = expires_in.map(|d| {
+                conjunction_protocol::Timestamp::from_system_time(std::time::SystemTime::now() + d)
+            });
+            let issued = client
+                .create_token(&TokenRequest {
+                    name,
+                    scope,
+                    expires_at,
+                })
+                .await?;
+            eprintln!(
+                "issued {} ({}), id {}; the token is shown this once:",
+                issued.info.name, issued.info.scope, issued.info.id
+            );
+            println!("{}", issued.token);
+            Ok(())
+        }
+        TokenCommand::List => {
+            let tokens = client.tokens().await?;
+            if tokens.is_empty() {
+                println!("no tokens");
+            }
+            for t in tokens {
+                let expires = t.expires_at.map_or("never".to_owned(), |at| at.to_string());
+                let used = t
+                    .last_used_at
+                    .map_or("never".to_owned(), |at| at.to_string());
+                println!(
+                    "{}  {}  {}  by {}  expires {expires}  last used {used}",
+                    t.id, t.name, t.scope, t.created_by
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { which } => {
+            // A name is looked up among the tokens this token may revoke.
+            let id = match client.tokens().await?.into_iter().find(|t| t.name == which) {
+                Some(found) => found.id,
+                None => which,
+            };
+            let revoked = client.revoke_token(&id).await?;
+            println!(
+                "revoked {} ({}), id {}",
+                revoked.name, revoked.scope, revoked.id
+            );
+            Ok(())
+        }
     }
 }
 
@@ -342,4 +457,27 @@ async fn apply(file: &std::path::Path, client: &Client) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_named_on_the_command_line_is_not_taken_for_the_bearer_token() {
+        let cli = Cli::try_parse_from([
+            "conjunction",
+            "--token",
+            "cjp_mine",
+            "token",
+            "revoke",
+            "wallboard",
+        ])
+        .unwrap();
+        assert_eq!(cli.token.as_deref(), Some("cjp_mine"));
+        match cli.command {
+            Some(Command::Token(TokenCommand::Revoke { which })) => assert_eq!(which, "wallboard"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }

@@ -318,6 +318,75 @@ impl Client {
             .1)
     }
 
+    /// Replaces `id`'s report token with a generated one: the new token, shown this
+    /// once.
+    pub async fn rotate_report_token(&self, id: &ProjectId) -> Result<String, ClientError> {
+        #[derive(Deserialize)]
+        struct Rotated {
+            report_token: String,
+        }
+        let path = format!("{}/report-token", project_path(id));
+        let (_, answer): (u16, Rotated) = self
+            .call(Method::POST, &path, self.operator(), None::<&()>)
+            .await?;
+        Ok(answer.report_token)
+    }
+
+    /// Issues a person's token; the answer holds the token, shown this once.
+    pub async fn create_token(
+        &self,
+        request: &conjunction_protocol::access::TokenRequest,
+    ) -> Result<conjunction_protocol::access::TokenIssued, ClientError> {
+        Ok(self
+            .call(Method::POST, "/v1/tokens", self.operator(), Some(request))
+            .await?
+            .1)
+    }
+
+    /// The people's tokens this client's token may revoke (a viewer: its own).
+    pub async fn tokens(
+        &self,
+    ) -> Result<Vec<conjunction_protocol::access::TokenInfo>, ClientError> {
+        #[derive(Deserialize)]
+        struct Tokens {
+            tokens: Vec<conjunction_protocol::access::TokenInfo>,
+        }
+        let (_, answer): (u16, Tokens) = self
+            .call(Method::GET, "/v1/tokens", self.operator(), None::<&()>)
+            .await?;
+        Ok(answer.tokens)
+    }
+
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+    ) -> Result<conjunction_protocol::access::TokenInfo, ClientError> {
+        Ok(self
+            .call(
+                Method::DELETE,
+                &format!("/v1/tokens/{id}"),
+                self.operator(),
+                None::<&()>,
+            )
+            .await?
+            .1)
+    }
+
+    /// The newest page of the audit trail, of one project or of everything.
+    pub async fn audit(
+        &self,
+        project: Option<&ProjectId>,
+    ) -> Result<conjunction_protocol::audit::AuditPage, ClientError> {
+        let path = match project {
+            Some(p) => format!("/v1/audit?project={}", urlencoding::encode(p.as_str())),
+            None => "/v1/audit".to_owned(),
+        };
+        Ok(self
+            .call(Method::GET, &path, self.operator(), None::<&()>)
+            .await?
+            .1)
+    }
+
     pub async fn roots(&self, limit: usize) -> Result<Vec<RootSummary>, ClientError> {
         Ok(self
             .call(

@@ -351,6 +351,9 @@ pub struct Model {
     pub seq: u64,
     /// The daemon's version, from its hello.
     pub daemon: Option<String>,
+    /// Whom this client's token speaks for, from the hello (none from a daemon
+    /// before people's tokens, whose feed took operator tokens only).
+    pub caller: Option<conjunction_protocol::access::CallerView>,
 }
 
 impl Model {
@@ -359,8 +362,9 @@ impl Model {
     /// [`Model::refresh`] before reading trees again.
     pub fn apply(&mut self, message: ServerMessage) -> bool {
         match message {
-            ServerMessage::Hello { daemon, .. } => {
+            ServerMessage::Hello { daemon, caller, .. } => {
                 self.daemon = Some(daemon);
+                self.caller = caller;
                 false
             }
             ServerMessage::Snapshot {

@@ -10,13 +10,15 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
-use super::extract::Operator;
+use super::extract::must_operate;
 use super::state::AppState;
+use crate::auth::Caller;
 
 /// The header saying the last event sequence number the backup holds.
 pub const SEQ_HEADER: &str = "x-conjunction-backup-seq";
 
-pub(super) async fn post(_: Operator, State(s): State<AppState>) -> Result<Response, ApiError> {
+pub(super) async fn post(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
+    must_operate(&caller, "taking a backup")?;
     let dir = s
         .database_path
         .parent()

@@ -25,13 +25,14 @@ pub(super) async fn get(
     let (id, file) = path.rsplit_once('/').ok_or_else(unknown_badge)?;
     let (kind, format) = Kind::parse_file(file).ok_or_else(unknown_badge)?;
     let id = project_id(id)?;
-    let operator = bearer(&headers).is_some_and(|t| s.operators.verify(t));
+    // A private project's badges are for anyone with a person's token, as its page is.
+    let reader = bearer(&headers).is_some_and(|t| super::extract::caller(&s, t).is_ok());
     let project = id.clone();
     let facts = s
         .store
         .read(move |store| store.badge_facts(&project))
         .await?
-        .filter(|f| operator || f.badges == Badges::Public)
+        .filter(|f| reader || f.badges == Badges::Public)
         .ok_or_else(|| ApiError::from(Refusal::UnknownProject(id)))?;
     let body = Badge::of(kind, &facts).render(format);
     let etag = format!(

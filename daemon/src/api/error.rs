@@ -87,6 +87,9 @@ pub fn status_and_code(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::UnknownEnvironment { .. } => (S::BAD_REQUEST, "unknown_environment"),
         Refusal::PromotionWithoutVersion { .. } => (S::BAD_REQUEST, "version_required"),
         Refusal::NotPassedBefore { .. } => (S::CONFLICT, "not_passed_before"),
+        Refusal::UnknownToken(_) => (S::NOT_FOUND, "unknown_token"),
+        Refusal::TokenNameInUse(_) => (S::CONFLICT, "token_name_in_use"),
+        Refusal::OutOfScope(_) => (S::FORBIDDEN, "forbidden_scope"),
     }
 }
 
@@ -129,16 +132,25 @@ impl From<WriteError> for ApiError {
 /// conflicts with what is stored answers 409; one with malformed entries, 400.
 pub fn refused_entries(mut entries: Vec<EntryError>) -> ApiError {
     entries.sort_by_key(|e| e.index);
-    let conflicts_only = entries.iter().all(|e| e.error == "token_in_use");
-    let status = if conflicts_only {
+    let all = |code: &str| entries.iter().all(|e| e.error == code);
+    let status = if all("forbidden_scope") {
+        StatusCode::FORBIDDEN
+    } else if all("token_in_use") {
         StatusCode::CONFLICT
     } else {
         StatusCode::BAD_REQUEST
     };
     let n = entries.len();
+    // A list refused only for the caller's scope says so in its code, as a single
+    // request refused for it does.
+    let code = if status == StatusCode::FORBIDDEN {
+        "forbidden_scope"
+    } else {
+        "entries_refused"
+    };
     let mut error = ApiError::new(
         status,
-        "entries_refused",
+        code,
         format!(
             "{n} entr{} of the list {} refused, so nothing was applied; fix {} and send the whole list again",
             if n == 1 { "y" } else { "ies" },

@@ -1,5 +1,6 @@
-//! Extractors: who is asking (an operator, or whom a report token speaks for) and a
-//! JSON body refused with a JSON error when it is too large, malformed or unknown.
+//! Extractors: who is asking (a person's token and its scope, or whom a report token
+//! speaks for), the checks of a caller's scope, and a JSON body refused with a JSON
+//! error when it is too large, malformed or unknown.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,25 +11,106 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::auth::bearer;
+use conjunction_protocol::access::CallerView;
+use conjunction_protocol::{ProjectId, Timestamp};
+
+use crate::auth::{bearer, Caller};
 use crate::planner::Principal;
 
-/// A request made with a valid operator token.
-pub struct Operator;
-
-impl FromRequestParts<AppState> for Operator {
+/// Who is asking: a person's token (viewer, maintainer or operator scope) or a token
+/// of the operator token files. Every route but reports, webhooks and badges needs one;
+/// what the caller may do there is checked with [`must_manage`] and [`must_operate`].
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(|| {
-            ApiError::unauthorized("this endpoint needs an operator token in an 'Authorization: Bearer <token>' header")
+            ApiError::unauthorized("this endpoint needs a token in an 'Authorization: Bearer <token>' header: a viewer, maintainer or operator token (see `conjunction token create`)")
         })?;
-        if state.operators.verify(token) {
-            Ok(Operator)
-        } else {
-            Err(ApiError::unauthorized("the operator token is not valid; check CONJUNCTION_TOKEN or the daemon's operator.token file"))
-        }
+        caller(state, token)
     }
+}
+
+/// Whom `token` speaks for, if it is an operator token or a person's token that has
+/// not expired. A use is written down at most once a minute ([`crate::auth::LastUsed`]),
+/// by the writer, after the answer: reading stays a read.
+pub(super) fn caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    if state.operators.verify(token) {
+        return Ok(Caller::operator());
+    }
+    let Some(person) = state.store.person(token)? else {
+        return Err(ApiError::unauthorized(
+            "this token is not known: it was revoked, never issued, or is a report token (those only send reports); check CONJUNCTION_TOKEN",
+        ));
+    };
+    let info = person.info;
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    if let Some(at) = info.expires_at.filter(|at| *at <= now) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            format!(
+                "token {:?} expired at {at}; ask whoever issued it ({}) for a new one",
+                info.name, info.created_by
+            ),
+        ));
+    }
+    if state.last_used.due(&info.id, std::time::Instant::now()) {
+        let (writer, id) = (state.writer.clone(), info.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = writer.tokens_used(vec![(id, now)]).await {
+                tracing::debug!(error = %e, "a token's last use was not written down");
+            }
+        });
+    }
+    Ok(Caller {
+        name: info.name,
+        token: Some(info.id),
+        scope: info.scope,
+        expires_at: info.expires_at,
+    })
+}
+
+/// Refuses a caller that does not manage `project`: `doing` says what it asked for,
+/// as in "rebuilding a build of acme/app".
+pub(super) fn must_manage(
+    caller: &Caller,
+    project: &ProjectId,
+    doing: &str,
+) -> Result<(), ApiError> {
+    match view(caller).refusal(project, doing) {
+        None => Ok(()),
+        Some(message) => Err(out_of_scope(caller, message)),
+    }
+}
+
+fn view(caller: &Caller) -> CallerView {
+    CallerView {
+        name: caller.name.clone(),
+        scope: caller.scope.clone(),
+    }
+}
+
+/// Refuses a caller that is not an operator.
+pub(super) fn must_operate(caller: &Caller, doing: &str) -> Result<(), ApiError> {
+    if caller.scope.is_operator() {
+        return Ok(());
+    }
+    Err(out_of_scope(
+        caller,
+        format!("{doing} needs an operator token; {}", view(caller).reach()),
+    ))
+}
+
+/// A refusal for lack of permission, logged with the token's name (never the
+/// token) and counted by its code like every refusal.
+pub(super) fn out_of_scope(caller: &Caller, message: String) -> ApiError {
+    log_out_of_scope(caller, &message);
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden_scope", message)
+}
+
+pub(super) fn log_out_of_scope(caller: &Caller, message: &str) {
+    tracing::warn!(token = %caller.name, scope = %caller.scope, %message, "refused: out of the token's scope");
 }
 
 /// Whom the bearer token of a report speaks for.

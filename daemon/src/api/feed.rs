@@ -7,7 +7,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use conjunction_protocol::ws::{ClientMessage, ServerMessage};
-use conjunction_protocol::PROTOCOL_VERSION;
+use conjunction_protocol::{Timestamp, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::error::ApiError;
-use super::extract::Operator;
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::store::Snapshot;
 
 /// Limits of the live feed.
@@ -95,7 +95,7 @@ pub struct FeedQuery {
 }
 
 pub async fn upgrade(
-    _: Operator,
+    caller: Caller,
     State(state): State<AppState>,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
     mut request: Request,
@@ -131,7 +131,7 @@ pub async fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         let metrics = state.metrics.clone();
-        if let Err(reason) = run(socket, state, q.since).await {
+        if let Err(reason) = run(socket, state, caller, q.since).await {
             if reason.contains("timed out") {
                 metrics.feed_drops.inc();
             }
@@ -184,6 +184,7 @@ type Ended = String;
 async fn run(
     socket: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
     state: AppState,
+    caller: Caller,
     since: Option<u64>,
 ) -> Result<(), Ended> {
     let (mut sink, mut stream) = socket.split();
@@ -193,6 +194,19 @@ async fn run(
     // in what we read and in the channel, and the sequence check drops the copy.
     let mut events = state.hub.subscribe();
     let mut shutdown = state.shutdown.clone();
+    // The feed of a person's token ends when the token is revoked or expires.
+    let mut revoked = state.revoked.subscribe();
+    let expires = caller.expires_at.map(|at| {
+        let left = at.since(Timestamp::from_system_time(std::time::SystemTime::now()));
+        tokio::time::Instant::now() + left
+    });
+    let expiry = async move {
+        match expires {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expiry);
 
     macro_rules! send {
         ($text:expr) => {
@@ -209,6 +223,10 @@ async fn run(
     send!(to_json(&ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,
         daemon: env!("CARGO_PKG_VERSION").into(),
+        caller: Some(conjunction_protocol::access::CallerView {
+            name: caller.name.clone(),
+            scope: caller.scope.clone(),
+        }),
     }));
 
     let backlog = match since {
@@ -282,12 +300,9 @@ async fn run(
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     let answer = match serde_json::from_str::<ClientMessage>(&text) {
-                        Ok(ClientMessage::Rebuild { build }) => match state.writer.rebuild(build).await {
+                        Ok(ClientMessage::Rebuild { build }) => match super::reports::rebuild_as(&state, &caller, build).await {
                             Ok(node) => ServerMessage::RebuildStarted { build, attempt: node.attempt, seq: node.seq },
-                            Err(e) => {
-                                let e = ApiError::from(e);
-                                ServerMessage::Error { error: e.code.into(), message: e.message }
-                            }
+                            Err(e) => ServerMessage::Error { error: e.code.into(), message: e.message },
                         },
                         Err(e) => ServerMessage::Error {
                             error: "invalid_message".into(),
@@ -314,12 +329,44 @@ async fn run(
                     return Err(format!("receive failed: {e}"));
                 }
             },
+            id = revoked.recv(), if caller.token.is_some() => match id {
+                Ok(id) if Some(&id) == caller.token.as_ref() => {
+                    close(&mut sink, timeout, "the token was revoked").await;
+                    return Ok(());
+                }
+                // Missed revocations: look the token up again.
+                Err(RecvError::Lagged(_)) => {
+                    let known = caller.token.as_ref().map(|id| state.store.people().map(|people| people.iter().any(|p| &p.info.id == id)));
+                    if matches!(known, Some(Ok(false))) {
+                        close(&mut sink, timeout, "the token was revoked").await;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            },
+            () = &mut expiry => {
+                close(&mut sink, timeout, "the token expired").await;
+                return Ok(());
+            }
             () = shutdown.requested() => {
                 let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: Utf8Bytes::from_static("the daemon is shutting down") }))).await;
                 return Ok(());
             }
         }
     }
+}
+
+/// Ends the feed with 1008 (policy violation), as RFC 6455 has it for a client that
+/// may no longer receive.
+async fn close<S>(sink: &mut S, timeout: std::time::Duration, reason: &'static str)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::Policy,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(frame)))).await;
 }
 
 /// The snapshot as of the last commit, built once for every client that asks for it

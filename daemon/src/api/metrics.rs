@@ -1,6 +1,6 @@
 //! `GET /metrics`: the daemon's numbers in the OpenMetrics text format, for
 //! Prometheus. Off unless `[metrics]` turns it on (then it answers 404 like any path
-//! the daemon does not serve); it takes an operator token or the metrics token.
+//! the daemon does not serve); it takes an operator's token or the metrics token.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -22,12 +22,9 @@ pub(super) async fn get(
             "/metrics needs an operator token or the metrics token ([metrics] token_file) in an 'Authorization: Bearer <token>' header",
         )
     })?;
-    let allowed =
-        s.operators.verify(token) || s.metrics_token.as_ref().is_some_and(|m| m.verify(token));
-    if !allowed {
-        return Err(ApiError::unauthorized(
-            "this token may not read /metrics; use an operator token or the metrics token",
-        ));
+    if !s.metrics_token.as_ref().is_some_and(|m| m.verify(token)) {
+        let caller = super::extract::caller(&s, token)?;
+        super::extract::must_operate(&caller, "reading /metrics")?;
     }
     let m = &s.metrics;
     let (events, open) = s.store.read(|store| store.sizes()).await?;

@@ -6,6 +6,7 @@
 //! file per resource), which use the state, the extractors and the errors, which use
 //! nothing of the API.
 
+mod audit;
 mod backup;
 mod badges;
 pub mod error;
@@ -20,6 +21,7 @@ mod releases;
 mod reports;
 mod roots;
 mod state;
+mod tokens;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -48,6 +50,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(projects::delete),
         )
         .route("/v1/projects/{id}/dependents", get(projects::dependents))
+        .route(
+            "/v1/projects/{id}/report-token",
+            post(projects::rotate_report_token),
+        )
         .route("/v1/projects/{id}/notify/test", post(notify::test))
         .route("/v1/projects/{id}/impact", get(releases::impact))
         .route("/v1/projects/{id}/releases", get(releases::list))
@@ -65,6 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/badges/{*path}", get(badges::get))
         .route("/metrics", get(metrics::get))
         .route("/v1/backup", post(backup::post))
+        .route("/v1/tokens", get(tokens::list).post(tokens::post))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::delete))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -9,20 +9,22 @@ use conjunction_protocol::notify::{ChannelTest, NoticeKind, NotifyTest, TestOutc
 use conjunction_protocol::{BuildId, StateKind};
 
 use super::error::ApiError;
-use super::extract::Operator;
+use super::extract::must_manage;
 use super::projects::project_id;
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::call::Failure;
 use crate::notify::message::Message;
 use crate::notify::route::{route, Side};
 use crate::planner::Refusal;
 
 pub(super) async fn test(
-    _: Operator,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = project_id(&id)?;
+    must_manage(&caller, &id, &format!("testing {id}'s notify rules"))?;
     let project = s
         .store
         .stored_project(&id)?

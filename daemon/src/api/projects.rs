@@ -1,4 +1,5 @@
 //! Project routes: register one or a list, read, delete, and who depends on whom.
+//! Anyone with a token reads; changing a project needs a maintainer of it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,8 +12,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::{refused_entries, ApiError};
-use super::extract::{ApiJson, Operator};
+use super::extract::{log_out_of_scope, must_manage, ApiJson};
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::planner::Refusal;
 use crate::writer::WriteError;
 
@@ -20,12 +22,12 @@ pub(super) fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
     Ok(ProjectId::parse(raw)?)
 }
 
-pub(super) async fn list(_: Operator, State(s): State<AppState>) -> Result<Response, ApiError> {
+pub(super) async fn list(_: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(s.store.read(|store| store.projects()).await?).into_response())
 }
 
 pub(super) async fn get(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -37,14 +39,15 @@ pub(super) async fn get(
 }
 
 pub(super) async fn put(
-    _: Operator,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiJson(spec): ApiJson<ProjectSpec>,
 ) -> Result<Response, ApiError> {
     let id = project_id(&id)?;
+    must_manage(&caller, &id, &format!("registering or changing {id}"))?;
     spec.validate(&id)?;
-    let (answer, created) = s.writer.upsert_project(id, spec).await?;
+    let (answer, created) = s.writer.upsert_project(id, spec, caller.actor()).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -67,9 +70,10 @@ struct Named {
     id: Option<String>,
 }
 
-/// Creates or updates every project of the list in one transaction, or none.
+/// Creates or updates every project of the list in one transaction, or none. Entries
+/// the caller does not manage are refused by name, and then nothing is applied.
 pub(super) async fn apply(
-    _: Operator,
+    caller: Caller,
     State(s): State<AppState>,
     ApiJson(list): ApiJson<ProjectList>,
 ) -> Result<Response, ApiError> {
@@ -92,6 +96,16 @@ pub(super) async fn apply(
                 Err(e) => Err(("invalid_field", e.message)),
             });
         match checked {
+            Ok(entry) if !caller.manages(&entry.id) => refused.push(EntryError {
+                index,
+                project: Some(entry.id.to_string()),
+                error: "forbidden_scope".to_owned(),
+                message: format!(
+                    "{} is outside what {} manages; leave it out, or apply it with a token that reaches it",
+                    entry.id,
+                    caller.describe()
+                ),
+            }),
             Ok(entry) => entries.push((index, entry)),
             Err((error, message)) => refused.push(EntryError {
                 index,
@@ -103,7 +117,22 @@ pub(super) async fn apply(
             }),
         }
     }
-    match s.writer.apply_projects(entries, refused.is_empty()).await {
+    let outside = refused
+        .iter()
+        .filter(|e| e.error == "forbidden_scope")
+        .count();
+    if outside > 0 {
+        // Logged once for the list, and counted once as the list's refusal.
+        log_out_of_scope(
+            &caller,
+            &format!("{outside} entries of a list are outside the token's scope"),
+        );
+    }
+    match s
+        .writer
+        .apply_projects(entries, refused.is_empty(), caller.actor())
+        .await
+    {
         Ok(applied) => Ok(Json(ProjectsApplied {
             projects: applied.into_iter().map(|(answer, _)| answer).collect(),
         })
@@ -118,16 +147,34 @@ pub(super) async fn apply(
 }
 
 pub(super) async fn delete(
-    _: Operator,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.writer.delete_project(project_id(&id)?).await?;
+    let id = project_id(&id)?;
+    must_manage(&caller, &id, &format!("removing {id}"))?;
+    s.writer.delete_project(id, caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Replaces the project's report token with a generated one, shown in this answer
+/// only; the old one stops working at once.
+pub(super) async fn rotate_report_token(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = project_id(&id)?;
+    must_manage(&caller, &id, &format!("rotating {id}'s report token"))?;
+    let token = s
+        .writer
+        .rotate_report_token(id.clone(), caller.actor())
+        .await?;
+    Ok(Json(serde_json::json!({ "project": id, "report_token": token })).into_response())
+}
+
 pub(super) async fn dependents(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

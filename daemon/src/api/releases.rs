@@ -12,9 +12,9 @@ use conjunction_protocol::text::{check_text, Layout};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::Operator;
 use super::projects::project_id;
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::planner::impact::{self, Preview};
 use crate::planner::lines::{judge_promotion, rollback_from};
 use crate::planner::versions::Version;
@@ -33,7 +33,7 @@ pub(super) struct ReleasesQuery {
 /// A project's release lines, newest first, each with its dependents' versions and
 /// states per environment.
 pub(super) async fn list(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<ReleasesQuery>, QueryRejection>,
@@ -74,7 +74,7 @@ pub(super) async fn list(
 
 /// One release line.
 pub(super) async fn get(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -118,7 +118,7 @@ pub(super) struct ImpactQuery {
 /// What releasing a version of a project would do: the same planner code that runs
 /// when the release is reported, on the graph as committed now.
 pub(super) async fn impact(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<ImpactQuery>, QueryRejection>,

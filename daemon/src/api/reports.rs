@@ -1,4 +1,5 @@
-//! Reports and builds: a CI reports, an operator reads a build or rebuilds it.
+//! Reports and builds: a CI reports, anyone with a token reads a build, and a
+//! maintainer of its project rebuilds it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,8 +8,9 @@ use axum::Json;
 use conjunction_protocol::{BuildId, Report};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Operator, Reporter};
+use super::extract::{must_manage, ApiJson, Reporter};
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::planner::Refusal;
 
 fn build_id(raw: &str) -> Result<BuildId, ApiError> {
@@ -36,7 +38,7 @@ pub(super) async fn post(
 }
 
 pub(super) async fn build(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -48,10 +50,28 @@ pub(super) async fn build(
 }
 
 pub(super) async fn rebuild(
-    _: Operator,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let node = s.writer.rebuild(build_id(&id)?).await?;
+    let node = rebuild_as(&s, &caller, build_id(&id)?).await?;
     Ok(Json(node).into_response())
+}
+
+/// Starts the next attempt of `build` if `caller` maintains its project: from the
+/// API and from the feed alike.
+pub(super) async fn rebuild_as(
+    s: &AppState,
+    caller: &Caller,
+    build: BuildId,
+) -> Result<conjunction_protocol::Node, ApiError> {
+    if !caller.scope.is_operator() {
+        let node = s.store.node(build)?.ok_or(Refusal::UnknownBuild(build))?;
+        must_manage(
+            caller,
+            &node.project,
+            &format!("rebuilding a build of {}", node.project),
+        )?;
+    }
+    Ok(s.writer.rebuild(build, caller.actor()).await?)
 }

@@ -8,8 +8,8 @@ use conjunction_protocol::BuildId;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::Operator;
 use super::state::AppState;
+use crate::auth::Caller;
 use crate::store::RootPage;
 
 #[derive(Deserialize)]
@@ -19,7 +19,7 @@ pub(super) struct ListQuery {
 }
 
 pub(super) async fn list(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -40,7 +40,7 @@ pub(super) struct PageQuery {
 /// `limit` (default 1,000, at most 10,000), or those after the build `after`.
 /// `next_after` in the answer says where the next page starts.
 pub(super) async fn get(
-    _: Operator,
+    _: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,

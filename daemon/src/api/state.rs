@@ -29,6 +29,10 @@ pub struct AppState {
     pub metrics_token: Option<std::sync::Arc<crate::auth::OperatorTokens>>,
     pub feed_limit: usize,
     pub database_path: std::path::PathBuf,
+    /// When each person's token was last written down as used.
+    pub last_used: std::sync::Arc<crate::auth::LastUsed>,
+    /// The ids of people's tokens as they are revoked, so that their feeds close.
+    pub revoked: tokio::sync::broadcast::Sender<String>,
     /// Sends notices on their channels, for a maintainer's test of them.
     pub channels: std::sync::Arc<crate::channels::Channels>,
 }

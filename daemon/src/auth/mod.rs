@@ -1,5 +1,7 @@
-//! Tokens: generating them, hashing them for storage, and checking them in constant time.
+//! Tokens: generating them, hashing them for storage, checking them in constant time,
+//! and who a person's token says is asking.
 
+mod caller;
 mod files;
 
 use axum::http::HeaderMap;
@@ -9,6 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use caller::{Caller, LastUsed};
 pub use files::{build_token_key, operator_tokens, TokenFileError, OPERATOR_TOKEN_FILE};
 
 /// The SHA-256 of a token. Tokens are long random strings, so a fast hash is enough:
@@ -18,6 +21,10 @@ pub type TokenHash = [u8; 32];
 pub fn hash_token(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
+
+/// The prefix of people's tokens (whatever their scope), so that a secret scanner
+/// and a person reading a leaked string can tell what it opens.
+pub const PERSON_TOKEN_PREFIX: &str = "cjp";
 
 /// A new random token: a readable prefix saying what it is for, then 256 random bits.
 pub fn generate_token(prefix: &str) -> String {

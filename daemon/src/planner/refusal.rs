@@ -65,6 +65,14 @@ pub enum Refusal {
         /// The project's state in its latest run of the version in `previous`.
         state: Option<conjunction_protocol::StateKind>,
     },
+    #[error("no token {0} exists (it may have been revoked); list tokens with GET /v1/tokens")]
+    UnknownToken(String),
+    #[error("a token named {0:?} exists already; choose another name, or revoke that token first")]
+    TokenNameInUse(String),
+    /// The caller's scope does not reach what it asked for; the sentence says what
+    /// would.
+    #[error("{0}")]
+    OutOfScope(String),
 }
 
 /// A token used for something it does not speak for.

@@ -8,9 +8,9 @@ use std::path::Path;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 use super::{
-    Store, StoreError, BY_UPSTREAM, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES,
-    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY,
-    ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    Store, StoreError, AUDIT, AUDIT_BY_PROJECT, BY_UPSTREAM, DEPLOYED, EVENTS, HISTORY, HOOKS,
+    HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX,
+    PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 
 /// What a backup holds.
@@ -45,6 +45,9 @@ impl Store {
         rows += copy_table(&read, &write, EVENTS)?;
         rows += copy_table(&read, &write, OUTBOX)?;
         rows += copy_table(&read, &write, TOKENS)?;
+        rows += copy_table(&read, &write, PEOPLE)?;
+        rows += copy_table(&read, &write, AUDIT)?;
+        rows += copy_table(&read, &write, AUDIT_BY_PROJECT)?;
         rows += copy_table(&read, &write, RUNS)?;
         rows += copy_table(&read, &write, WATCH)?;
         rows += copy_table(&read, &write, HOOKS)?;

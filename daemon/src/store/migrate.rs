@@ -16,9 +16,9 @@ use serde::Deserialize;
 
 use super::records::{decode, encode, RootRecord};
 use super::{
-    StoreError, BY_UPSTREAM, BY_UPSTREAM_KEY, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY,
-    LATEST, LAYOUT, LAYOUT_KEY, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN,
-    OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
+    StoreError, AUDIT, AUDIT_BY_PROJECT, BY_UPSTREAM, BY_UPSTREAM_KEY, DEPLOYED, EVENTS, HISTORY,
+    HOOKS, HOOK_EXPIRY, LATEST, LAYOUT, LAYOUT_KEY, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
+    NOTICES, OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
 };
 use crate::planner::Member;
 
@@ -67,6 +67,9 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(OUTBOX)?;
         txn.open_table(EVENTS)?;
         txn.open_table(TOKENS)?;
+        txn.open_table(PEOPLE)?;
+        txn.open_table(AUDIT)?;
+        txn.open_table(AUDIT_BY_PROJECT)?;
         txn.open_table(MEMBERS)?;
         txn.open_table(POSITIONS)?;
         txn.open_table(READY)?;

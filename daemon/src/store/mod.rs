@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 pub use read::{BadgeFacts, RootPage, Snapshot};
 pub use records::OutboxEntry;
-pub use records::{NoticeEntry, Watched};
+pub use records::{NoticeEntry, PersonToken, Watched};
 pub(crate) use records::{RootRecord, RunRecord, StoredProject};
 pub use write::WriteTx;
 
@@ -85,6 +85,14 @@ pub(crate) const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("even
 pub(crate) const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");
 /// SHA-256 of a token -> whom it speaks for.
 pub(crate) const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
+/// SHA-256 of a person's token -> its [`PersonToken`]: name, scope, expiry, last use.
+pub(crate) const PEOPLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("people");
+/// Audit sequence number -> an [`conjunction_protocol::audit::AuditEntry`]: who
+/// changed what.
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// (project, audit sequence number): the audit trail of one project.
+pub(crate) const AUDIT_BY_PROJECT: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("audit_by_project");
 
 /// `project \n ci \n run id` -> the [`RunRecord`] of a native CI run conjunction knows.
 pub(crate) const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
@@ -129,6 +137,8 @@ pub(crate) const BY_UPSTREAM: TableDefinition<(&str, u128), ()> =
 pub(crate) const BY_UPSTREAM_KEY: &str = "by_upstream";
 
 pub(crate) const SEQ_KEY: &str = "seq";
+/// The last audit sequence number.
+pub(crate) const AUDIT_SEQ_KEY: &str = "audit_seq";
 pub(crate) const LAYOUT_KEY: &str = "layout";
 /// The table layout this daemon writes.
 pub(crate) const LAYOUT: u64 = 2;

@@ -7,14 +7,16 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use std::collections::BTreeMap;
 
+use conjunction_protocol::audit::{AuditEntry, AuditPage};
 use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 
 use super::records::{
-    decode, Latest, NoticeEntry, OutboxEntry, RootRecord, StoredProject, Watched,
+    decode, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord, StoredProject, Watched,
 };
 use super::{
-    Store, StoreError, DEPLOYED, EVENTS, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
-    NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
+    Store, StoreError, AUDIT, AUDIT_BY_PROJECT, DEPLOYED, EVENTS, LATEST, LINES, LINE_DEPENDENTS,
+    MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS,
+    SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -347,6 +349,70 @@ impl Store {
         let hash = hash_token(token);
         let found = table.get(hash.as_slice())?;
         found.map(|g| decode(g.value())).transpose()
+    }
+
+    /// The person `token` belongs to, if it was issued and not revoked.
+    pub fn person(&self, token: &str) -> Result<Option<PersonToken>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(PEOPLE)?;
+        let found = table.get(hash_token(token).as_slice())?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    /// A page of the audit trail, newest first: of one project, or of everything;
+    /// the entries before `before` when it is given.
+    pub fn audit(
+        &self,
+        project: Option<&ProjectId>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let txn = self.database().begin_read()?;
+        let audit = txn.open_table(AUDIT)?;
+        let end = before.unwrap_or(u64::MAX);
+        let mut seqs = Vec::with_capacity(limit + 1);
+        match project {
+            Some(p) => {
+                let index = txn.open_table(AUDIT_BY_PROJECT)?;
+                for row in index.range((p.as_str(), 0)..(p.as_str(), end))?.rev() {
+                    seqs.push(row?.0.value().1);
+                    if seqs.len() > limit {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for row in audit.range(..end)?.rev() {
+                    seqs.push(row?.0.value());
+                    if seqs.len() > limit {
+                        break;
+                    }
+                }
+            }
+        }
+        let more = seqs.len() > limit;
+        seqs.truncate(limit);
+        let mut entries = Vec::with_capacity(seqs.len());
+        for seq in &seqs {
+            if let Some(found) = audit.get(seq)? {
+                entries.push(decode::<AuditEntry>(found.value())?);
+            }
+        }
+        Ok(AuditPage {
+            next_before: more.then(|| seqs.last().copied()).flatten(),
+            entries,
+        })
+    }
+
+    /// Every person's token, oldest first.
+    pub fn people(&self) -> Result<Vec<PersonToken>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let mut out: Vec<PersonToken> = Vec::new();
+        for row in txn.open_table(PEOPLE)?.iter()? {
+            out.push(decode(row?.1.value())?);
+        }
+        out.sort_by(|a, b| (a.info.created_at, &a.info.id).cmp(&(b.info.created_at, &b.info.id)));
+        Ok(out)
     }
 
     /// Whether the planner left nodes to decide (before a restart, say).

@@ -31,6 +31,17 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
         .expect("records serialize: they hold only strings, numbers and maps with string keys")
 }
 
+/// A person's token as stored under its hash: what `GET /v1/tokens` shows, and the
+/// id of the token that issued it (none for the operator token files), by which a
+/// maintainer finds the viewer tokens it may revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonToken {
+    #[serde(flatten)]
+    pub info: conjunction_protocol::access::TokenInfo,
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
 /// A project as stored: its public fields, its trigger with secrets, and the hash of
 /// its report token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +65,9 @@ pub(crate) struct StoredProject {
     pub report_token_sha256: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Who last changed it.
+    #[serde(default)]
+    pub changed: Option<conjunction_protocol::audit::Changed>,
 }
 
 impl StoredProject {
@@ -72,6 +86,7 @@ impl StoredProject {
             notify: self.notify.iter().map(NotifyRule::view).collect(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            changed: self.changed.clone(),
         }
     }
 
@@ -80,6 +95,7 @@ impl StoredProject {
         let strip = |p: &StoredProject| StoredProject {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
+            changed: None,
             ..p.clone()
         };
         strip(self) == strip(other)

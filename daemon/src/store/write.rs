@@ -4,19 +4,20 @@
 
 use std::sync::Arc;
 
+use conjunction_protocol::audit::{Action, Actor, AuditEntry};
 use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 use conjunction_protocol::ws::{Change, Event, ServerMessage};
 use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Timestamp};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{
-    decode, encode, run_key, Latest, NoticeEntry, OutboxEntry, RootRecord, RunRecord,
+    decode, encode, run_key, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord, RunRecord,
     StoredProject, Watched,
 };
 use super::{
-    StoreError, BY_UPSTREAM, DEPLOYED, EVENTS, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES,
-    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, POSITIONS, PROJECTS, READY,
-    ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    StoreError, AUDIT, AUDIT_BY_PROJECT, AUDIT_SEQ_KEY, BY_UPSTREAM, DEPLOYED, EVENTS, HISTORY,
+    HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN,
+    OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -35,6 +36,9 @@ pub struct WriteTx<'t> {
     events: Table<'t, u64, &'static str>,
     outbox: Table<'t, u128, &'static [u8]>,
     tokens: Table<'t, &'static [u8], &'static [u8]>,
+    people: Table<'t, &'static [u8], &'static [u8]>,
+    audit: Table<'t, u64, &'static [u8]>,
+    audit_by_project: Table<'t, (&'static str, u64), ()>,
     runs: Table<'t, &'static str, &'static [u8]>,
     watch: Table<'t, u128, &'static [u8]>,
     hooks: Table<'t, &'static str, u64>,
@@ -69,6 +73,9 @@ impl<'t> WriteTx<'t> {
             events: txn.open_table(EVENTS)?,
             outbox: txn.open_table(OUTBOX)?,
             tokens: txn.open_table(TOKENS)?,
+            people: txn.open_table(PEOPLE)?,
+            audit: txn.open_table(AUDIT)?,
+            audit_by_project: txn.open_table(AUDIT_BY_PROJECT)?,
             runs: txn.open_table(RUNS)?,
             watch: txn.open_table(WATCH)?,
             hooks: txn.open_table(HOOKS)?,
@@ -125,6 +132,57 @@ impl<'t> WriteTx<'t> {
 
     pub fn remove_token(&mut self, hash: &TokenHash) -> Result<(), StoreError> {
         self.tokens.remove(hash.as_slice())?;
+        Ok(())
+    }
+
+    /// Every person's token with the hash it is stored under.
+    pub fn people(&self) -> Result<Vec<(TokenHash, PersonToken)>, StoreError> {
+        let mut out = Vec::new();
+        for row in self.people.iter()? {
+            let (key, value) = row?;
+            let mut hash = [0u8; 32];
+            if key.value().len() == hash.len() {
+                hash.copy_from_slice(key.value());
+                out.push((hash, decode(value.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn put_person(&mut self, hash: &TokenHash, person: &PersonToken) -> Result<(), StoreError> {
+        self.people
+            .insert(hash.as_slice(), encode(person).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_person(&mut self, hash: &TokenHash) -> Result<(), StoreError> {
+        self.people.remove(hash.as_slice())?;
+        Ok(())
+    }
+
+    /// Appends one change to the audit trail.
+    pub fn audit(
+        &mut self,
+        at: Timestamp,
+        by: &Actor,
+        action: Action,
+        project: Option<&ProjectId>,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        let seq = self.meta.get(AUDIT_SEQ_KEY)?.map_or(0, |g| g.value()) + 1;
+        self.meta.insert(AUDIT_SEQ_KEY, seq)?;
+        let entry = AuditEntry {
+            seq,
+            at,
+            by: by.clone(),
+            action,
+            project: project.cloned(),
+            detail,
+        };
+        self.audit.insert(seq, encode(&entry).as_slice())?;
+        if let Some(project) = project {
+            self.audit_by_project.insert((project.as_str(), seq), ())?;
+        }
         Ok(())
     }
 

@@ -363,10 +363,22 @@ fn root_news(work: &mut Work<'_, '_>, news: News) -> Result<Result<Heard, Refusa
         project: news.project.clone(),
     };
     let mut amend = |n: &mut Node| n.run = Some(run.clone());
+    let version = report.version.clone().unwrap_or_default();
     let ack = match reports::root_report(work, report, principal, &mut amend)? {
         Ok(ack) => ack,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    let by = conjunction_protocol::audit::Actor::CiRun {
+        ci: news.ci,
+        project: news.project.clone(),
+    };
+    work.tx.audit(
+        work.now,
+        &by,
+        conjunction_protocol::audit::Action::RootReported,
+        Some(&news.project),
+        version,
+    )?;
     if let Some(id) = &run.id {
         let record = RunRecord {
             build: ack.build,

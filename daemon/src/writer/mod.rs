@@ -23,18 +23,20 @@ mod projects;
 mod rebuilds;
 mod reports;
 mod retention;
+mod tokens;
 mod verdicts;
 mod work;
 
 use std::sync::{Arc, RwLock};
 
+use conjunction_protocol::audit::Actor;
 use conjunction_protocol::project::ProjectUpserted;
 use conjunction_protocol::{
     BuildId, Node, ProjectEntry, ProjectId, ProjectSpec, Report, ReportAck,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::BuildTokens;
+use crate::auth::{BuildTokens, Caller};
 use crate::health::{Fault, Health};
 use crate::hub::Hub;
 use crate::planner::{Environments, Graph, Principal, Refusal};
@@ -85,11 +87,18 @@ enum Command {
     ApplyProjects {
         entries: Vec<(usize, ProjectEntry)>,
         commit: bool,
+        by: Actor,
         reply: Reply<Vec<(ProjectUpserted, bool)>>,
     },
     DeleteProject {
         id: ProjectId,
+        by: Actor,
         reply: Reply<()>,
+    },
+    RotateReportToken {
+        id: ProjectId,
+        by: Actor,
+        reply: Reply<String>,
     },
     Report {
         report: Report,
@@ -98,6 +107,7 @@ enum Command {
     },
     Rebuild {
         build: BuildId,
+        by: Actor,
         reply: Reply<Node>,
     },
     Delivery {
@@ -116,7 +126,20 @@ enum Command {
         reply: Reply<()>,
     },
     /// Answered once a batch holding it has committed: the writer's pulse.
-    Ping {
+    Ping { reply: Reply<()> },
+    IssueToken {
+        request: conjunction_protocol::access::TokenRequest,
+        by: Caller,
+        reply: Reply<conjunction_protocol::access::TokenIssued>,
+    },
+    RevokeToken {
+        id: String,
+        by: Caller,
+        reply: Reply<conjunction_protocol::access::TokenInfo>,
+    },
+    /// When people's tokens (by id) were last used.
+    TokensUsed {
+        used: Vec<(String, conjunction_protocol::Timestamp)>,
         reply: Reply<()>,
     },
     /// One step of retention.
@@ -149,12 +172,14 @@ impl WriterHandle {
         &self,
         id: ProjectId,
         spec: ProjectSpec,
+        by: Actor,
     ) -> Result<(ProjectUpserted, bool), WriteError> {
         let entries = vec![(0, ProjectEntry { id, spec })];
         let mut applied = self
             .call(|reply| Command::ApplyProjects {
                 entries,
                 commit: true,
+                by,
                 reply,
             })
             .await
@@ -176,17 +201,29 @@ impl WriterHandle {
         &self,
         entries: Vec<(usize, ProjectEntry)>,
         commit: bool,
+        by: Actor,
     ) -> Result<Vec<(ProjectUpserted, bool)>, WriteError> {
         self.call(|reply| Command::ApplyProjects {
             entries,
             commit,
+            by,
             reply,
         })
         .await
     }
 
-    pub async fn delete_project(&self, id: ProjectId) -> Result<(), WriteError> {
-        self.call(|reply| Command::DeleteProject { id, reply })
+    /// Replaces `id`'s report token with a generated one, answered this once.
+    pub async fn rotate_report_token(
+        &self,
+        id: ProjectId,
+        by: Actor,
+    ) -> Result<String, WriteError> {
+        self.call(|reply| Command::RotateReportToken { id, by, reply })
+            .await
+    }
+
+    pub async fn delete_project(&self, id: ProjectId, by: Actor) -> Result<(), WriteError> {
+        self.call(|reply| Command::DeleteProject { id, by, reply })
             .await
     }
 
@@ -203,8 +240,9 @@ impl WriterHandle {
         .await
     }
 
-    pub async fn rebuild(&self, build: BuildId) -> Result<Node, WriteError> {
-        self.call(|reply| Command::Rebuild { build, reply }).await
+    pub async fn rebuild(&self, build: BuildId, by: Actor) -> Result<Node, WriteError> {
+        self.call(|reply| Command::Rebuild { build, by, reply })
+            .await
     }
 
     /// Hears news of a native CI run: from its webhook (once per delivery), or from
@@ -256,6 +294,35 @@ impl WriterHandle {
             reply,
         })
         .await
+    }
+
+    /// Issues a person's token, if `by` may issue one of that scope.
+    pub async fn issue_token(
+        &self,
+        request: conjunction_protocol::access::TokenRequest,
+        by: Caller,
+    ) -> Result<conjunction_protocol::access::TokenIssued, WriteError> {
+        self.call(|reply| Command::IssueToken { request, by, reply })
+            .await
+    }
+
+    /// Revokes the person's token `id`, if `by` may: from the commit on, it opens
+    /// nothing.
+    pub async fn revoke_token(
+        &self,
+        id: String,
+        by: Caller,
+    ) -> Result<conjunction_protocol::access::TokenInfo, WriteError> {
+        self.call(|reply| Command::RevokeToken { id, by, reply })
+            .await
+    }
+
+    /// Writes down when people's tokens were last used.
+    pub async fn tokens_used(
+        &self,
+        used: Vec<(String, conjunction_protocol::Timestamp)>,
+    ) -> Result<(), WriteError> {
+        self.call(|reply| Command::TokensUsed { used, reply }).await
     }
 
     /// Records what the notifier made of a try to send notice `id`.
@@ -483,11 +550,16 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
         Command::ApplyProjects {
             entries,
             commit,
+            by,
             reply,
-        } => answer(reply, projects::apply(work, entries, commit)?),
-        Command::DeleteProject { id, reply } => {
-            answer(reply, projects::delete(work, &id)?.map_err(Into::into))
+        } => answer(reply, projects::apply(work, entries, commit, &by)?),
+        Command::DeleteProject { id, by, reply } => {
+            answer(reply, projects::delete(work, &id, &by)?.map_err(Into::into))
         }
+        Command::RotateReportToken { id, by, reply } => answer(
+            reply,
+            projects::rotate_report_token(work, &id, &by)?.map_err(Into::into),
+        ),
         Command::Report {
             report,
             principal,
@@ -496,9 +568,10 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
             reply,
             reports::report(work, report, principal)?.map_err(Into::into),
         ),
-        Command::Rebuild { build, reply } => {
-            answer(reply, rebuilds::rebuild(work, build)?.map_err(Into::into))
-        }
+        Command::Rebuild { build, by, reply } => answer(
+            reply,
+            rebuilds::rebuild(work, build, &by)?.map_err(Into::into),
+        ),
         Command::Delivery {
             build,
             attempt,
@@ -513,6 +586,17 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
         }
         Command::Notice { id, outcome, reply } => {
             notices::record(work, id, outcome)?;
+            answer(reply, Ok(()))
+        }
+        Command::IssueToken { request, by, reply } => answer(
+            reply,
+            tokens::issue(work, request, &by)?.map_err(Into::into),
+        ),
+        Command::RevokeToken { id, by, reply } => {
+            answer(reply, tokens::revoke(work, &id, &by)?.map_err(Into::into))
+        }
+        Command::TokensUsed { used, reply } => {
+            tokens::used(work, &used)?;
             answer(reply, Ok(()))
         }
         Command::Ping { reply } => answer(reply, Ok(())),

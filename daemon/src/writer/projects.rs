@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use conjunction_protocol::audit::{Action, Actor, Changed};
 use conjunction_protocol::project::ProjectUpserted;
 use conjunction_protocol::ws::Change;
 use conjunction_protocol::{ProjectEntry, ProjectId};
@@ -21,6 +22,7 @@ pub(super) fn apply(
     work: &mut Work<'_, '_>,
     entries: Vec<(usize, ProjectEntry)>,
     commit: bool,
+    by: &Actor,
 ) -> Result<Result<Vec<(ProjectUpserted, bool)>, WriteError>, StoreError> {
     let mut refused = Vec::new();
     let mut existing = Vec::with_capacity(entries.len());
@@ -73,7 +75,7 @@ pub(super) fn apply(
     let mut applied = Vec::with_capacity(entries.len());
     let mut cycles = Vec::new();
     for ((_, entry), old) in entries.into_iter().zip(existing) {
-        let (answer, created, added) = upsert(work, entry, old)?;
+        let (answer, created, added) = upsert(work, entry, old, by)?;
         cycles.extend(work.graph.cycle_closed_by(&answer.project.id, &added));
         applied.push((answer, created));
     }
@@ -191,6 +193,7 @@ fn upsert(
     work: &mut Work<'_, '_>,
     entry: ProjectEntry,
     old: Option<StoredProject>,
+    by: &Actor,
 ) -> Result<(ProjectUpserted, bool, Vec<ProjectId>), StoreError> {
     let ProjectEntry { id, spec } = entry;
     let mut generated = None;
@@ -205,6 +208,11 @@ fn upsert(
         }
     };
     let now = work.now;
+    let action = if old.is_some() {
+        Action::ProjectUpdated
+    } else {
+        Action::ProjectCreated
+    };
     let stored = StoredProject {
         id: id.clone(),
         name: spec.name,
@@ -220,6 +228,11 @@ fn upsert(
         report_token_sha256: hex::encode(token_hash),
         created_at: old.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,
+        changed: Some(Changed {
+            by: by.clone(),
+            at: now,
+            action,
+        }),
     };
     let outcome = match &old {
         None => "created",
@@ -248,6 +261,7 @@ fn upsert(
                 },
             )?;
             work.tx.put_project(&stored)?;
+            work.tx.audit(now, by, action, Some(&id), String::new())?;
             work.change_graph(GraphChange::Set {
                 project: id.clone(),
                 depends_on: stored.depends_on.clone(),
@@ -291,9 +305,54 @@ fn unregistered_upstreams(graph: &Graph, project: &conjunction_protocol::Project
         .collect()
 }
 
+/// Gives `id` a new generated report token in place of its old one, which stops
+/// working with this commit. The new token is in the answer only.
+pub(super) fn rotate_report_token(
+    work: &mut Work<'_, '_>,
+    id: &ProjectId,
+    by: &Actor,
+) -> Result<Result<String, Refusal>, StoreError> {
+    let Some(mut stored) = work.tx.project(id)? else {
+        return Ok(Err(Refusal::UnknownProject(id.clone())));
+    };
+    let token = generate_token("cjr");
+    let hash = hash_token(&token);
+    work.tx.remove_token(&stored.token_hash())?;
+    work.tx.put_token(
+        &hash,
+        &Principal::Project {
+            project: id.clone(),
+        },
+    )?;
+    let now = work.now;
+    stored.report_token_sha256 = hex::encode(hash);
+    stored.updated_at = now;
+    stored.changed = Some(Changed {
+        by: by.clone(),
+        at: now,
+        action: Action::ProjectUpdated,
+    });
+    work.tx.put_project(&stored)?;
+    work.tx.emit(
+        now,
+        Change::ProjectUpserted {
+            project: stored.view(),
+        },
+    )?;
+    work.tx.audit(
+        now,
+        by,
+        Action::ProjectUpdated,
+        Some(id),
+        "report token rotated".into(),
+    )?;
+    Ok(Ok(token))
+}
+
 pub(super) fn delete(
     work: &mut Work<'_, '_>,
     id: &ProjectId,
+    by: &Actor,
 ) -> Result<Result<(), Refusal>, StoreError> {
     let Some(existing) = work.tx.project(id)? else {
         return Ok(Err(Refusal::UnknownProject(id.clone())));
@@ -308,6 +367,13 @@ pub(super) fn delete(
         Change::ProjectDeleted {
             project: id.clone(),
         },
+    )?;
+    work.tx.audit(
+        work.now,
+        by,
+        Action::ProjectDeleted,
+        Some(id),
+        String::new(),
     )?;
     Ok(Ok(()))
 }

@@ -1,6 +1,7 @@
 //! Rebuilds: a final, unblocked build of a triggerable project starts its next
 //! attempt, and the builds it held back wait for it again.
 
+use conjunction_protocol::audit::{Action, Actor};
 use conjunction_protocol::{BuildId, Node};
 
 use super::work::{Edit, Work};
@@ -12,6 +13,7 @@ use crate::store::StoreError;
 pub(super) fn rebuild(
     work: &mut Work<'_, '_>,
     build: BuildId,
+    by: &Actor,
 ) -> Result<Result<Node, Refusal>, StoreError> {
     let Some(node) = work.tx.node(build)? else {
         return Ok(Err(Refusal::UnknownBuild(build)));
@@ -29,5 +31,9 @@ pub(super) fn rebuild(
     verdicts::judge_all(work, &mut edit)?;
     let written = edit.write(work)?;
     lines::record(work, &written)?;
-    Ok(Ok(written.node(work, build)?))
+    let node = written.node(work, build)?;
+    let detail = format!("{build} attempt {}", node.attempt);
+    work.tx
+        .audit(work.now, by, Action::Rebuilt, Some(&node.project), detail)?;
+    Ok(Ok(node))
 }

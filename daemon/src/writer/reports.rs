@@ -1,6 +1,7 @@
 //! Reports: a root report starts a root event (and, when it passed, its cascade); a
 //! report on a build moves that build on and settles its event.
 
+use conjunction_protocol::audit::{Action, Actor};
 use conjunction_protocol::{BuildId, Node, Report, ReportAck, StateKind};
 
 use super::work::{Edit, Work};
@@ -18,7 +19,20 @@ pub(super) fn report(
     principal: Principal,
 ) -> Result<Result<ReportAck, Refusal>, StoreError> {
     match report.build {
-        None => root_report(work, report, principal, &mut |_| {}),
+        None => {
+            let (project, version) = (report.project.clone(), report.version.clone());
+            let ack = root_report(work, report, principal.clone(), &mut |_| {})?;
+            if ack.is_ok() {
+                let by = match principal {
+                    Principal::Project { project } => Actor::ReportToken { project },
+                    Principal::Build { build, .. } => Actor::BuildToken { build },
+                };
+                let detail = version.unwrap_or_default();
+                work.tx
+                    .audit(work.now, &by, Action::RootReported, Some(&project), detail)?;
+            }
+            Ok(ack)
+        }
         Some(build) => node_report(work, build, report, principal, &mut |_| {}),
     }
 }

@@ -239,3 +239,130 @@ async fn the_command_line_rebuilds_a_failed_build() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let d = TestDaemon::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let created = conjunction(
+        &d,
+        OPERATOR_TOKEN,
+        &[
+            "token",
+            "create",
+            "ana",
+            "--role",
+            "maintainer",
+            "--of",
+            "acme/*",
+            "--expires-in",
+            "30d",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let ana = created.stdout.trim().to_owned();
+    assert!(
+        ana.starts_with("cjp_") && !ana.contains(' '),
+        "only the token on stdout: {ana}"
+    );
+    assert!(
+        created.stderr.contains("issued ana (maintainer acme/*)"),
+        "{}",
+        created.stderr
+    );
+
+    // Ana applies her namespace; an entry outside it is named and nothing applies.
+    let file = dir.path().join("projects.toml");
+    std::fs::write(
+        &file,
+        "[[project]]\nid = \"acme/app\"\nname = \"App\"\n\n[[project]]\nid = \"other/lib\"\nname = \"Not hers\"\n",
+    )
+    .unwrap();
+    let refused = conjunction(&d, &ana, &["apply", "-f", "projects.toml"], dir.path()).await;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("refused other/lib (entry 2)")
+            && refused
+                .stderr
+                .contains("outside what ana (maintainer acme/*) manages"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("acme/app (entry"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        d.api.project(&pid("acme/app")).await.is_err(),
+        "nothing was applied"
+    );
+    std::fs::write(&file, "[[project]]\nid = \"acme/app\"\nname = \"App\"\n").unwrap();
+    let applied = conjunction(&d, &ana, &["apply", "-f", "projects.toml"], dir.path()).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+
+    // She issues a viewer token for her wallboard, lists, and revokes it.
+    let wall = conjunction(
+        &d,
+        &ana,
+        &["token", "create", "wallboard", "--role", "viewer"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(wall.code, 0, "{}", wall.stderr);
+    let wall_token = wall.stdout.trim().to_owned();
+    let listed = conjunction(&d, &ana, &["token", "list"], dir.path()).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let names: Vec<&str> = listed
+        .stdout
+        .lines()
+        .filter_map(|l| l.split("  ").nth(1))
+        .collect();
+    assert_eq!(names, ["ana", "wallboard"], "{}", listed.stdout);
+    assert!(listed.stdout.contains("by ana"), "{}", listed.stdout);
+    assert!(
+        !listed.stdout.contains(&wall_token) && !listed.stdout.contains(&ana),
+        "no token is listed"
+    );
+    let projects = conjunction(&d, &wall_token, &["projects"], dir.path()).await;
+    assert_eq!(projects.code, 0, "a viewer reads: {}", projects.stderr);
+    let revoked = conjunction(&d, &ana, &["token", "revoke", "wallboard"], dir.path()).await;
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    assert!(
+        revoked.stdout.contains("revoked wallboard (viewer)"),
+        "{}",
+        revoked.stdout
+    );
+    let refused = conjunction(&d, &wall_token, &["projects"], dir.path()).await;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("unauthorized"),
+        "{}",
+        refused.stderr
+    );
+
+    // A viewer's rebuild is refused with the sentence that says what would do.
+    let viewer = conjunction(
+        &d,
+        OPERATOR_TOKEN,
+        &["token", "create", "vera", "--role", "viewer"],
+        dir.path(),
+    )
+    .await;
+    let vera = viewer.stdout.trim().to_owned();
+    let refused = conjunction(
+        &d,
+        &vera,
+        &["token", "create", "x", "--role", "viewer"],
+        dir.path(),
+    )
+    .await;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("forbidden_scope"),
+        "{}",
+        refused.stderr
+    );
+}

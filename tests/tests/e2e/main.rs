@@ -2,6 +2,7 @@
 //! and reports back, and real HTTP and websocket clients. All compile into one test
 //! binary; shared helpers live here and in the `conjunction_tests` library.
 
+mod access;
 mod backup;
 mod bad_input;
 mod badges;

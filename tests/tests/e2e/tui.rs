@@ -226,3 +226,101 @@ async fn a_root_event_left_out_of_the_snapshot_is_read_when_selected() {
     .await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_viewer_reads_everything_and_is_told_why_it_may_not_rebuild_while_a_maintainer_rebuilds_its_own(
+) {
+    use conjunction_protocol::access::{ProjectPattern, Scope, TokenRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let ci = super::webhook_ci().await;
+    ci.set(
+        "acme/app",
+        Behaviour::fail("1 test failed: app::tests::login"),
+    );
+    let daemon = DaemonProcess::start(dir.path(), "").await;
+    let url = format!("http://{}", daemon.addr);
+    let lib = register(&daemon.api, "acme/lib", &[], None).await;
+    register(&daemon.api, "acme/app", &["acme/lib"], Some(&ci)).await;
+    let ack = report_root(&daemon.api, &lib, "acme/lib", "1.0.0").await;
+    settled(&daemon.api, ack.root).await;
+    let token = |name: &str, scope: Scope| {
+        let api = daemon.api.clone();
+        let name = name.to_owned();
+        async move {
+            api.create_token(&TokenRequest {
+                name,
+                scope,
+                expires_at: None,
+            })
+            .await
+            .expect("issue a token")
+            .token
+        }
+    };
+    let viewer = token("vera", Scope::Viewer).await;
+    let maintainer = token(
+        "ana",
+        Scope::Maintainer {
+            of: vec![ProjectPattern::parse("acme/app").unwrap()],
+        },
+    )
+    .await;
+
+    let ui = Tmux::start(
+        &binaries().join("conjunction"),
+        &["--url", &url, "--token", &viewer],
+        200,
+        50,
+    );
+    ui.wait_for(
+        "the viewer's UI with the failed build",
+        Duration::from_secs(30),
+        |s| {
+            (s.contains("● live")
+                && s.contains("acme/lib@1.0.0")
+                && s.contains("(viewer: reads only)"))
+            .then_some(())
+        },
+    )
+    .await;
+    ui.keys(&["n"]).await;
+    ui.wait_for("acme/app's details", Duration::from_secs(5), |s| {
+        (s.contains("╭ acme/app ")
+            && s.contains("rebuilding needs a maintainer")
+            && s.contains("created by operator (operator)"))
+        .then_some(())
+    })
+    .await;
+    ui.keys(&["r"]).await;
+    ui.wait_for("the refusal, in a sentence", Duration::from_secs(5), |s| {
+        s.contains("rebuilding a build of acme/app needs a maintainer of acme/app")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        question(&ui.screen()).is_none(),
+        "a viewer is not asked to rebuild"
+    );
+    drop(ui);
+
+    let ui = Tmux::start(
+        &binaries().join("conjunction"),
+        &["--url", &url, "--token", &maintainer],
+        200,
+        50,
+    );
+    ui.wait_for("the maintainer's UI", Duration::from_secs(30), |s| {
+        (s.contains("● live") && s.contains("r/R:rebuild")).then_some(())
+    })
+    .await;
+    ui.keys(&["n", "r"]).await;
+    let (asked, failed) = ui
+        .wait_for("the rebuild question", Duration::from_secs(5), question)
+        .await;
+    assert_eq!((asked.as_str(), failed), ("acme/app", true));
+    ui.keys(&["y"]).await;
+    ui.wait_for("acme/app at attempt 2", Duration::from_secs(30), |s| {
+        (s.contains("╭ acme/app ") && s.contains("attempt 2")).then_some(())
+    })
+    .await;
+}

@@ -189,8 +189,19 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     } else if let Link::Down { reason, .. } = &app.link {
         Line::styled(format!(" {reason}"), Style::new().fg(Color::Red))
     } else {
-        let mut hints = String::from(
-            " ?:help j/k:move Tab:pane Enter:drill r/R:rebuild f:failing /:search v:releases i:impact q:quit",
+        // A viewer's token rebuilds nothing: its keys are not offered.
+        let reads_only = app
+            .model
+            .caller
+            .as_ref()
+            .is_some_and(|c| matches!(c.scope, conjunction_protocol::access::Scope::Viewer));
+        let rebuild = if reads_only {
+            "(viewer: reads only)"
+        } else {
+            "r/R:rebuild"
+        };
+        let mut hints = format!(
+            " ?:help j/k:move Tab:pane Enter:drill {rebuild} f:failing /:search v:releases i:impact q:quit",
         );
         if !app.search.is_empty() {
             hints = format!(" search: {}  (Esc clears) {hints}", app.search);
@@ -666,6 +677,26 @@ fn facts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
     }
     lines.push(cause_line(root, node));
     lines.extend(node.notices.iter().map(|n| told_line(app.now, n)));
+    if let Some(changed) = app
+        .model
+        .projects
+        .get(&node.project)
+        .and_then(|p| p.changed.as_ref())
+    {
+        // Who set the project up as it is: whom to ask about its trigger and rules.
+        lines.push(Line::from(vec![
+            label("project"),
+            Span::styled(
+                format!(
+                    "{} by {} {} ago",
+                    changed.action.verb(),
+                    changed.by,
+                    age(app.now, changed.at)
+                ),
+                Style::new().fg(Color::DarkGray),
+            ),
+        ]));
+    }
     lines
 }
 
@@ -723,10 +754,14 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
         lines.insert(1, Line::from(vec![label("why"), Span::raw(reason)]));
     }
     if node.state.kind().is_failure() {
-        let hint = if may_rebuild(node.state.kind()).is_ok() {
-            "Enter: drill down · r: rebuild"
-        } else {
-            "Enter: drill down"
+        let hint = match (
+            may_rebuild(node.state.kind()),
+            app.rebuild_refusal(&node.project),
+        ) {
+            (Ok(()), None) => "Enter: drill down · r: rebuild".to_owned(),
+            // The pane's title names the project; `r` says the whole sentence.
+            (Ok(()), Some(_)) => "Enter: drill down · rebuilding needs a maintainer".to_owned(),
+            (Err(_), _) => "Enter: drill down".to_owned(),
         };
         lines.push(Line::styled(hint, Style::new().fg(Color::DarkGray)));
     }
