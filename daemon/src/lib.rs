@@ -273,7 +273,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
     let public_url = settings.public_url(address);
     let report_url = format!("{}/v1/reports", public_url.trim_end_matches('/'));
 
-    let hub = hub::Hub::new(settings.feed.buffer);
+    let hub = hub::Hub::new(settings.feed.buffer, !settings.access.viewers_see_email);
     let health = s.health;
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
@@ -384,6 +384,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         database_path: settings.database_path(),
         feed_room: Arc::new(api::feed::FeedRoom::new(settings.limits.feed_clients)),
         last_used: Arc::new(crate::auth::LastUsed::default()),
+        access: settings.access,
         revoked: tokio::sync::broadcast::channel(64).0,
         channels,
     };

@@ -54,6 +54,7 @@ pub struct Settings {
     pub notify: NotifyConfig,
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
+    pub access: crate::auth::AccessConfig,
     pub health: HealthConfig,
     /// The live feed's budgets; not in the file.
     #[serde(skip)]
@@ -83,6 +84,7 @@ impl Default for Settings {
             notify: NotifyConfig::default(),
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
+            access: crate::auth::AccessConfig::default(),
             health: HealthConfig::default(),
             feed: FeedConfig::default(),
             clock: Clock::system(),
@@ -262,6 +264,15 @@ mod tests {
             let refused = toml::from_str::<Settings>(&format!("[releases]\nenvironments = {bad}"));
             assert!(refused.is_err(), "{bad} was taken");
         }
+    }
+
+    #[test]
+    fn viewers_see_addresses_unless_the_file_says_otherwise() {
+        let c: Settings = toml::from_str("").unwrap();
+        assert!(c.access.viewers_see_email);
+        let c: Settings = toml::from_str("[access]\nviewers_see_email = false").unwrap();
+        assert!(!c.access.viewers_see_email);
+        assert!(toml::from_str::<Settings>("[access]\nviewers = false").is_err());
     }
 
     #[test]

@@ -84,6 +84,29 @@ pub(super) fn must_manage(
     }
 }
 
+/// `value` as the JSON answer for `caller`: without email addresses when the daemon
+/// hides them from viewers and the caller is one.
+pub(super) fn shown<T: serde::Serialize>(
+    caller: &Caller,
+    state: &AppState,
+    value: &T,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if caller.sees_addresses(state.access) {
+        return Ok(axum::Json(value).into_response());
+    }
+    let mut json = serde_json::to_value(value).map_err(|e| {
+        tracing::error!(error = %e, "an answer did not serialize");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the daemon failed while answering this request (its log says why)",
+        )
+    })?;
+    conjunction_protocol::access::hide_addresses_in(&mut json);
+    Ok(axum::Json(json).into_response())
+}
+
 fn view(caller: &Caller) -> CallerView {
     CallerView {
         name: caller.name.clone(),

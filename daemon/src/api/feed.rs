@@ -71,7 +71,9 @@ const SNAPSHOT_FRAME: usize = 16 * 1024;
 pub struct FeedRoom {
     clients: Arc<Semaphore>,
     snapshots: Semaphore,
-    last: std::sync::Mutex<Option<(u64, Bytes)>>,
+    /// The last snapshot for clients that see email addresses, and for those that
+    /// do not.
+    last: std::sync::Mutex<[Option<(u64, Bytes)>; 2]>,
 }
 
 impl FeedRoom {
@@ -84,7 +86,7 @@ impl FeedRoom {
         Self {
             clients: Arc::new(Semaphore::new(clients)),
             snapshots: Semaphore::new(SNAPSHOTS_AT_ONCE),
-            last: std::sync::Mutex::new(None),
+            last: std::sync::Mutex::new([None, None]),
         }
     }
 }
@@ -194,6 +196,15 @@ async fn run(
     // in what we read and in the channel, and the sequence check drops the copy.
     let mut events = state.hub.subscribe();
     let mut shutdown = state.shutdown.clone();
+    let sees = caller.sees_addresses(state.access);
+    // What this client is sent of an event read back from the log.
+    let shown = |json: String| -> String {
+        if sees {
+            json
+        } else {
+            crate::hub::without_addresses(&json).unwrap_or(json)
+        }
+    };
     // The feed of a person's token ends when the token is revoked or expires.
     let mut revoked = state.revoked.subscribe();
     let expires = caller.expires_at.map(|at| {
@@ -241,7 +252,7 @@ async fn run(
         (Some(s), Some(missed)) => {
             let mut last = s;
             for (seq, json) in missed {
-                send!(json);
+                send!(shown(json));
                 last = seq;
             }
             last
@@ -254,7 +265,7 @@ async fn run(
                 .acquire()
                 .await
                 .map_err(|e| e.to_string())?;
-            let (seq, text) = snapshot(&state).await.map_err(|e| e.to_string())?;
+            let (seq, text) = snapshot(&state, sees).await.map_err(|e| e.to_string())?;
             match tokio::time::timeout(timeout, send_in_frames(&mut sink, text)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(format!("send failed: {e}")),
@@ -267,10 +278,10 @@ async fn run(
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Ok((seq, json)) => {
-                    if seq > last {
-                        send!(json.to_string());
-                        last = seq;
+                Ok(event) => {
+                    if event.seq > last {
+                        send!(event.for_reader(sees).to_string());
+                        last = event.seq;
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
@@ -287,7 +298,7 @@ async fn run(
                             .map_err(|e| e.to_string())?;
                         let complete = chunk.len() < CATCH_UP_CHUNK;
                         for (seq, json) in chunk {
-                            send!(json);
+                            send!(shown(json));
                             last = seq;
                         }
                         if complete {
@@ -370,14 +381,16 @@ where
 }
 
 /// The snapshot as of the last commit, built once for every client that asks for it
-/// before the next commit.
-async fn snapshot(state: &AppState) -> Result<(u64, Bytes), crate::store::StoreError> {
+/// before the next commit: once for those who see email addresses, and once for those
+/// who do not.
+async fn snapshot(state: &AppState, sees: bool) -> Result<(u64, Bytes), crate::store::StoreError> {
+    let class = usize::from(!sees);
     let current = state.store.read(|store| store.seq()).await?;
     let last = state
         .feed_room
         .last
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(|p| p.into_inner())[class]
         .clone();
     if let Some((seq, text)) = last.filter(|(seq, _)| *seq == current) {
         return Ok((seq, text));
@@ -392,17 +405,23 @@ async fn snapshot(state: &AppState) -> Result<(u64, Bytes), crate::store::StoreE
         .store
         .read(move |store| store.snapshot(config.snapshot_roots, config.snapshot_nodes))
         .await?;
-    let text = Bytes::from(to_json(&ServerMessage::Snapshot {
+    let json = to_json(&ServerMessage::Snapshot {
         seq,
         projects,
         roots,
         events,
-    }));
-    *state
+    });
+    let json = if sees {
+        json
+    } else {
+        crate::hub::without_addresses(&json).unwrap_or(json)
+    };
+    let text = Bytes::from(json);
+    state
         .feed_room
         .last
         .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some((seq, text.clone()));
+        .unwrap_or_else(|p| p.into_inner())[class] = Some((seq, text.clone()));
     Ok((seq, text))
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::{refused_entries, ApiError};
-use super::extract::{log_out_of_scope, must_manage, ApiJson};
+use super::extract::{log_out_of_scope, must_manage, shown, ApiJson};
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::planner::Refusal;
@@ -22,18 +22,19 @@ pub(super) fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
     Ok(ProjectId::parse(raw)?)
 }
 
-pub(super) async fn list(_: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(s.store.read(|store| store.projects()).await?).into_response())
+pub(super) async fn list(caller: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
+    let projects = s.store.read(|store| store.projects()).await?;
+    shown(&caller, &s, &projects)
 }
 
 pub(super) async fn get(
-    _: Caller,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = project_id(&id)?;
     match s.store.project(&id)? {
-        Some(p) => Ok(Json(p).into_response()),
+        Some(p) => shown(&caller, &s, &p),
         None => Err(Refusal::UnknownProject(id).into()),
     }
 }

@@ -12,6 +12,7 @@ use conjunction_protocol::text::{check_text, Layout};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::extract::shown;
 use super::projects::project_id;
 use super::state::AppState;
 use crate::auth::Caller;
@@ -74,7 +75,7 @@ pub(super) async fn list(
 
 /// One release line.
 pub(super) async fn get(
-    _: Caller,
+    caller: Caller,
     State(s): State<AppState>,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -88,7 +89,7 @@ pub(super) async fn get(
         .read(move |store| store.release_line(&project, &wanted))
         .await?;
     match line {
-        Some(line) => Ok(Json(line).into_response()),
+        Some(line) => shown(&caller, &s, &line),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_release",
@@ -118,7 +119,7 @@ pub(super) struct ImpactQuery {
 /// What releasing a version of a project would do: the same planner code that runs
 /// when the release is reported, on the graph as committed now.
 pub(super) async fn impact(
-    _: Caller,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<ImpactQuery>, QueryRejection>,
@@ -185,5 +186,5 @@ pub(super) async fn impact(
             bump.contacts = p.contacts;
         }
     }
-    Ok(Json(answer).into_response())
+    shown(&caller, &s, &answer)
 }

@@ -8,7 +8,7 @@ use axum::Json;
 use conjunction_protocol::{BuildId, Report};
 
 use super::error::ApiError;
-use super::extract::{must_manage, ApiJson, Reporter};
+use super::extract::{must_manage, shown, ApiJson, Reporter};
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::planner::Refusal;
@@ -38,13 +38,13 @@ pub(super) async fn post(
 }
 
 pub(super) async fn build(
-    _: Caller,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = build_id(&id)?;
     match s.store.node(id)? {
-        Some(n) => Ok(Json(n).into_response()),
+        Some(n) => shown(&caller, &s, &n),
         None => Err(Refusal::UnknownBuild(id).into()),
     }
 }

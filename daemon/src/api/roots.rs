@@ -1,13 +1,13 @@
 //! Root events: the recent ones, and one event's nodes a page at a time.
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use conjunction_protocol::limits::{ROOT_PAGE_DEFAULT, ROOT_PAGE_MAX};
 use conjunction_protocol::BuildId;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::extract::shown;
 use super::state::AppState;
 use crate::auth::Caller;
 use crate::store::RootPage;
@@ -19,14 +19,15 @@ pub(super) struct ListQuery {
 }
 
 pub(super) async fn list(
-    _: Caller,
+    caller: Caller,
     State(s): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) =
         query.map_err(|e| ApiError::bad_request("invalid_query", format!("{e}; use ?limit=N")))?;
     let limit = q.limit.unwrap_or(20).clamp(1, 500);
-    Ok(Json(s.store.read(move |store| store.roots(limit)).await?).into_response())
+    let roots = s.store.read(move |store| store.roots(limit)).await?;
+    shown(&caller, &s, &roots)
 }
 
 #[derive(Deserialize)]
@@ -40,7 +41,7 @@ pub(super) struct PageQuery {
 /// `limit` (default 1,000, at most 10,000), or those after the build `after`.
 /// `next_after` in the answer says where the next page starts.
 pub(super) async fn get(
-    _: Caller,
+    caller: Caller,
     State(s): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -57,7 +58,7 @@ pub(super) async fn get(
         .map_err(|e| ApiError::bad_request("invalid_query", format!("{e}; {usage}")))?;
     let limit = q.limit.unwrap_or(ROOT_PAGE_DEFAULT).clamp(1, ROOT_PAGE_MAX);
     match s.store.read(move |store| store.root_page(id, after, limit)).await? {
-        RootPage::Found(page) => Ok(Json(*page).into_response()),
+        RootPage::Found(page) => shown(&caller, &s, &*page),
         RootPage::NoRoot => Err(ApiError::not_found(
             "unknown_root",
             format!("no root event {id} exists"),

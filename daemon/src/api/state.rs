@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics_token: Option<std::sync::Arc<crate::auth::OperatorTokens>>,
     pub feed_limit: usize,
     pub database_path: std::path::PathBuf,
+    /// What people's tokens may read.
+    pub access: crate::auth::AccessConfig,
     /// When each person's token was last written down as used.
     pub last_used: std::sync::Arc<crate::auth::LastUsed>,
     /// The ids of people's tokens as they are revoked, so that their feeds close.

@@ -13,6 +13,24 @@ use conjunction_protocol::{ProjectId, Timestamp};
 /// that using a token is a read and not a write.
 pub const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
+/// What people's tokens may read (`[access]` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Whether viewer tokens see contacts' email addresses. On by default: whom to
+    /// contact is the point; a public instance may turn it off, and then viewers see
+    /// contacts by name and chat handle only, and no address anywhere.
+    pub viewers_see_email: bool,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            viewers_see_email: true,
+        }
+    }
+}
+
 /// A person (or a tool acting for one) with a token the daemon accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -43,6 +61,11 @@ impl Caller {
 
     pub fn manages(&self, project: &ProjectId) -> bool {
         self.scope.manages(project)
+    }
+
+    /// Whether this caller is shown email addresses, under `access`.
+    pub fn sees_addresses(&self, access: AccessConfig) -> bool {
+        access.viewers_see_email || !matches!(self.scope, Scope::Viewer)
     }
 
     /// The caller as the audit trail names it.

@@ -11,7 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use caller::{Caller, LastUsed};
+pub use caller::{AccessConfig, Caller, LastUsed};
 pub use files::{build_token_key, operator_tokens, TokenFileError, OPERATOR_TOKEN_FILE};
 
 /// The SHA-256 of a token. Tokens are long random strings, so a fast hash is enough:

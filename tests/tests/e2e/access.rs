@@ -764,3 +764,108 @@ async fn the_audit_trail_names_who_changed_what() {
         "issued by operator (operator) ana (maintainer acme/*)"
     );
 }
+
+#[tokio::test]
+async fn a_daemon_that_hides_addresses_shows_viewers_none_and_maintainers_all() {
+    let d = TestDaemon::start_adjusted(|c| c.access.viewers_see_email = false).await;
+    let ci = super::webhook_ci().await;
+    let api = &d.api;
+    let lib = register(api, "acme/lib", &[], None).await;
+    let mut app = spec("acme/app", &["acme/lib"], Some(&ci));
+    // A range 2.0.0 is outside: the impact preview names whom to ask for the bump.
+    app.depends_on[0].range = Some("^1".into());
+    app.notify =
+        vec![
+            serde_json::from_str(r#"{"channel":{"kind":"email","to":["ops@acme.example"]}}"#)
+                .unwrap(),
+        ];
+    api.put_project(&pid("acme/app"), &app).await.unwrap();
+    let ack = report_root(api, &lib, "acme/lib", "1.0.0").await;
+    settled(api, ack.root).await;
+    let viewer = issue(api, "vera", Scope::Viewer, None).await.token;
+    let maintainer = issue(api, "ana", maintainer_of("acme/*"), None).await.token;
+    let app_node = node_of(&api.root(ack.root).await.unwrap(), "acme/app").id;
+
+    for path in [
+        "/v1/projects".to_owned(),
+        "/v1/projects/acme%2Fapp".to_owned(),
+        "/v1/projects/acme%2Flib/impact?version=2.0.0".to_owned(),
+        format!("/v1/roots/{}", ack.root),
+        format!("/v1/builds/{app_node}"),
+    ] {
+        let seen = api
+            .raw(Method::GET, &path, Some(&viewer), None)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&seen.body);
+        assert_eq!(seen.status, 200, "{path}: {text}");
+        assert!(
+            !text.contains("@acme.example"),
+            "a viewer is shown an address at {path}: {text}"
+        );
+        let full = api
+            .raw(Method::GET, &path, Some(&maintainer), None)
+            .await
+            .unwrap();
+        let full = String::from_utf8_lossy(&full.body).into_owned();
+        if path.starts_with("/v1/projects") {
+            assert!(
+                full.contains("maintainer@acme.example"),
+                "a maintainer sees the contacts' addresses at {path}: {full}"
+            );
+            assert!(
+                text.contains("acme/app maintainer"),
+                "a viewer still sees who to contact at {path}: {text}"
+            );
+        }
+    }
+    let seen = api.project(&pid("acme/app")).await.unwrap();
+    assert!(
+        seen.notify[0].channel.contains("ops@acme.example"),
+        "an operator sees the rule's address"
+    );
+
+    // The feed: a viewer's snapshot and events come without addresses, an operator's
+    // with them.
+    let ws = format!("ws://{}/v1/ws", d.addr);
+    let mut theirs = Feed::connect(&ws, &viewer).await.unwrap();
+    let mut ours = Feed::connect(&ws, OPERATOR_TOKEN).await.unwrap();
+    for feed in [&mut theirs, &mut ours] {
+        feed.next(WAIT).await;
+    }
+    let snapshot = serde_json::to_string(&theirs.next(WAIT).await).unwrap();
+    assert!(
+        snapshot.contains("acme/app maintainer") && !snapshot.contains("@acme.example"),
+        "{snapshot}"
+    );
+    let snapshot = serde_json::to_string(&ours.next(WAIT).await).unwrap();
+    assert!(snapshot.contains("maintainer@acme.example"), "{snapshot}");
+    app.name = "Acme App".into();
+    api.put_project(&pid("acme/app"), &app).await.unwrap();
+    let event = serde_json::to_string(&theirs.next(WAIT).await).unwrap();
+    assert!(
+        event.contains("Acme App") && !event.contains("@acme.example"),
+        "{event}"
+    );
+    let event = serde_json::to_string(&ours.next(WAIT).await).unwrap();
+    assert!(
+        event.contains("Acme App") && event.contains("ops@acme.example"),
+        "{event}"
+    );
+}
+
+#[tokio::test]
+async fn by_default_viewers_see_whom_to_contact_with_their_addresses() {
+    let d = TestDaemon::start().await;
+    let api = &d.api;
+    register(api, "acme/lib", &[], None).await;
+    let viewer = Client::new(
+        &d.url(),
+        Some(issue(api, "vera", Scope::Viewer, None).await.token),
+    );
+    let project = viewer.project(&pid("acme/lib")).await.unwrap();
+    assert_eq!(
+        project.contacts[0].email.as_deref(),
+        Some("maintainer@acme.example")
+    );
+}
