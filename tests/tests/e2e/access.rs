@@ -869,3 +869,31 @@ async fn by_default_viewers_see_whom_to_contact_with_their_addresses() {
         Some("maintainer@acme.example")
     );
 }
+
+#[tokio::test]
+async fn a_feed_closes_when_its_token_expires() {
+    let d = TestDaemon::start().await;
+    let soon = Timestamp::from_system_time(std::time::SystemTime::now() + Duration::from_secs(2));
+    let token = issue(&d.api, "brief", Scope::Viewer, Some(soon))
+        .await
+        .token;
+    let ws = format!("ws://{}/v1/ws", d.addr);
+    let mut feed = Feed::connect(&ws, &token).await.unwrap();
+    assert!(matches!(feed.next(WAIT).await, ServerMessage::Hello { .. }));
+    assert_eq!(
+        feed.close_code(WAIT).await,
+        Some(1008),
+        "the feed closes at the expiry"
+    );
+    let refused = Client::new(&d.url(), Some(token))
+        .projects()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("token_expired"));
+    assert!(
+        refused
+            .to_string()
+            .contains("ask whoever issued it (operator)"),
+        "{refused}"
+    );
+}
