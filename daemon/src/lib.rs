@@ -22,6 +22,7 @@ mod health;
 mod hub;
 mod metrics;
 mod notify;
+mod oidc;
 mod outbox;
 pub mod planner;
 mod reconcile;
