@@ -11,6 +11,7 @@ pub mod ci;
 pub mod error;
 pub mod http_url;
 pub mod id;
+pub mod identity;
 pub mod impact;
 mod json;
 pub mod limits;

@@ -7,11 +7,13 @@
 
 // Verified and tested here; taking id tokens on `POST /v1/reports` (the issuers'
 // key cache and the projects' trusted identities) is the next step of issue 22.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+#![allow(dead_code, unused_imports)]
 
+mod identity;
 mod keys;
 mod token;
 
+pub use identity::{matches, Mismatch};
 pub use keys::{read_jwks, JwksError, Key};
 pub use token::{key_id, verify, Expected, TokenError, LEEWAY_SECS};
 
