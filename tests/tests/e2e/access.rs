@@ -897,3 +897,41 @@ async fn a_feed_closes_when_its_token_expires() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_refusal_for_scope_is_logged_with_the_tokens_name_and_never_the_token() {
+    use conjunction_tests::daemon::DaemonProcess;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("daemon.log");
+    let daemon = DaemonProcess::start_logging(dir.path(), "", &log).await;
+    let api = &daemon.api;
+    register(api, "acme/lib", &[], None).await;
+    let issued = issue(api, "vera", Scope::Viewer, None).await;
+    let vera = Client::new(
+        &format!("http://{}", daemon.addr),
+        Some(issued.token.clone()),
+    );
+    let refused = vera.delete_project(&pid("acme/lib")).await.unwrap_err();
+    assert_eq!(refused.code(), Some("forbidden_scope"));
+    let line = eventually("the refusal in the log", WAIT, || {
+        let log = log.clone();
+        async move {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.lines()
+                .find(|l| l.contains("out of the token's scope"))
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    assert!(
+        line.contains("vera") && line.contains("viewer") && line.contains("removing acme/lib"),
+        "{line}"
+    );
+    let whole = std::fs::read_to_string(&log).unwrap();
+    assert!(!whole.contains(&issued.token), "the token is in the log");
+    assert!(
+        !whole.contains(&issued.token[4..20]),
+        "part of the token is in the log"
+    );
+    daemon.kill().await;
+}
