@@ -79,6 +79,39 @@ pub enum ServeError {
     Settings(String),
 }
 
+/// What takes reports with CI id tokens: issuers' keys fetched over HTTPS (trusting
+/// `[oidc] ca_file` too), tokens for `[oidc] audience` or the public URL.
+fn id_tokens(settings: &Settings, public_url: &str) -> Result<oidc::IdTokens, ServeError> {
+    let mut client = reqwest::Client::builder().https_only(true);
+    if let Some(path) = &settings.oidc.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| ServeError::Settings(format!("[oidc] ca_file {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ServeError::Settings(format!("[oidc] ca_file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(ServeError::Settings(format!(
+                "[oidc] ca_file {} holds no PEM certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            client = client.add_root_certificate(cert);
+        }
+    }
+    let audience = settings
+        .oidc
+        .audience
+        .clone()
+        .unwrap_or_else(|| public_url.trim_end_matches('/').to_owned());
+    Ok(oidc::IdTokens::new(
+        oidc::Issuers::https(
+            client.build()?,
+            std::time::Duration::from_secs(settings.oidc.refresh_cooldown_secs),
+        ),
+        audience,
+    ))
+}
+
 /// Runs the daemon on `listener` until `shutdown` resolves, then stops accepting,
 /// closes websockets, lets deliveries in flight finish, commits the writer's last
 /// batch and closes the database.
@@ -386,6 +419,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         feed_room: Arc::new(api::feed::FeedRoom::new(settings.limits.feed_clients)),
         last_used: Arc::new(crate::auth::LastUsed::default()),
         access: settings.access,
+        id_tokens: Arc::new(id_tokens(settings, &public_url)?),
         revoked: tokio::sync::broadcast::channel(64).0,
         channels,
     };

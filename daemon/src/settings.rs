@@ -55,6 +55,7 @@ pub struct Settings {
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
     pub access: crate::auth::AccessConfig,
+    pub oidc: crate::oidc::OidcConfig,
     pub health: HealthConfig,
     /// The live feed's budgets; not in the file.
     #[serde(skip)]
@@ -85,6 +86,7 @@ impl Default for Settings {
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
             access: crate::auth::AccessConfig::default(),
+            oidc: crate::oidc::OidcConfig::default(),
             health: HealthConfig::default(),
             feed: FeedConfig::default(),
             clock: Clock::system(),

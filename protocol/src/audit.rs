@@ -20,6 +20,8 @@ pub enum Actor {
     ReportToken { project: ProjectId },
     /// The token a triggered build was given.
     BuildToken { build: BuildId },
+    /// A CI job that presented its issuer's id token (OIDC), as the project trusts it.
+    CiIdentity { identity: String },
     /// A native CI's run of the project, heard from its signed webhook or its API.
     CiRun { ci: CiKind, project: ProjectId },
 }
@@ -33,6 +35,7 @@ impl fmt::Display for Actor {
             Actor::ReportToken { project } => write!(f, "{project}'s report token"),
             Actor::BuildToken { build } => write!(f, "build {build}'s token"),
             Actor::CiRun { ci, project } => write!(f, "{project}'s {ci} run"),
+            Actor::CiIdentity { identity } => f.write_str(identity),
         }
     }
 }

@@ -529,6 +529,10 @@ pub struct ProjectSpec {
     /// are emailed (if the daemon has SMTP settings) about everything but `infra`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyRule>,
+    /// CI identities whose id tokens (OIDC) report for this project, beside or
+    /// instead of its report token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_ci: Vec<crate::identity::TrustedCi>,
 }
 
 /// The most reruns `confirm_failures` may ask for.
@@ -565,6 +569,18 @@ impl ProjectSpec {
     /// Checks every field against the protocol's bounds and shapes.
     pub fn validate(&self, id: &ProjectId) -> Result<(), ValidationError> {
         check_text("name", &self.name, MAX_SHORT_TEXT, true, Layout::Line)?;
+        if self.trusted_ci.len() > crate::identity::MAX_TRUSTED_CI {
+            return Err(ValidationError::new(
+                "trusted_ci",
+                format!(
+                    "a project may trust at most {} CI identities",
+                    crate::identity::MAX_TRUSTED_CI
+                ),
+            ));
+        }
+        for (i, t) in self.trusted_ci.iter().enumerate() {
+            t.validate(&format!("trusted_ci[{i}]"))?;
+        }
         if self.contacts.len() > MAX_CONTACTS {
             return Err(ValidationError::new(
                 "contacts",
@@ -721,6 +737,9 @@ pub struct Project {
     /// The notification rules, their channels named without secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyView>,
+    /// The CI identities whose id tokens report for it (ids, not secrets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_ci: Vec<crate::identity::TrustedCi>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Who last changed it, and when; absent for a project stored before the audit

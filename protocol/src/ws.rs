@@ -19,10 +19,6 @@ pub struct Event {
 /// client applies it by replacing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "changes are made, sent and applied one at a time; most are node changes, which a box would only make cost one allocation more"
-)]
 pub enum Change {
     ProjectUpserted {
         project: Project,

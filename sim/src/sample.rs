@@ -60,6 +60,7 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
         created_at: at(86_400),
         updated_at: at(86_400),
         changed: None,
+        trusted_ci: Vec::new(),
     }
 }
 

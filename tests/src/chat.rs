@@ -128,7 +128,7 @@ impl SmtpServer {
 
 /// A CA (`ca.pem` in `dir`) and a server certificate it signed for `localhost` and
 /// 127.0.0.1, made with the openssl command; returns the certificate and key files.
-fn certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+pub fn certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     let openssl = needs("/usr/bin/openssl", "openssl");
     let run = |args: &[&str]| {
         let out = std::process::Command::new(&openssl)

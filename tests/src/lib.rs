@@ -6,6 +6,7 @@ pub mod bench;
 pub mod chat;
 pub mod daemon;
 pub mod feed;
+pub mod issuer;
 pub mod tmux;
 
 use std::future::Future;

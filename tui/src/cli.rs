@@ -173,6 +173,14 @@ pub struct ReportArgs {
     /// Metadata as key=value, repeatable
     #[arg(long = "meta", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
+    /// Report with the CI job's id token in this variable (GitLab's `id_tokens:`
+    /// names it) instead of a report token
+    #[arg(long, value_name = "VARIABLE")]
+    pub id_token_var: Option<String>,
+    /// The audience of the id token fetched in a GitHub Actions job; the daemon's
+    /// URL when left out (the daemon's `[oidc] audience` must match)
+    #[arg(long, env = "CONJUNCTION_AUDIENCE")]
+    pub audience: Option<String>,
 }
 
 fn parse_meta(s: &str) -> Result<(String, String), String> {
@@ -390,8 +398,24 @@ async fn token(command: TokenCommand, client: &Client) -> anyhow::Result<()> {
 }
 
 async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
-    let Some(token) = client.token() else {
-        bail!("no token: set CONJUNCTION_TOKEN to the project's report token or the build token from the trigger");
+    let fetched;
+    let token = match (client.token(), &args.id_token_var) {
+        (_, Some(var)) => {
+            fetched = std::env::var(var)
+                .with_context(|| format!("--id-token-var {var}: the job has no such variable; name the one its id_tokens: declares"))?;
+            fetched.as_str()
+        }
+        (Some(token), None) => token,
+        (None, None) => match github_id_token(client, args.audience.as_deref()).await? {
+            Some(token) => {
+                fetched = token;
+                fetched.as_str()
+            }
+            None => bail!(
+                "no token: set CONJUNCTION_TOKEN to the project's report token or the build token from the trigger, \
+                 or report from a CI job with an id token (GitHub Actions with `permissions: id-token: write`, or --id-token-var)"
+            ),
+        },
     };
     // Cleaned before the tail is taken, so escape sequences spend none of the limit.
     let summary = match (&args.summary, &args.summary_file) {
@@ -422,6 +446,46 @@ async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
     let ack = client.report(token, &report).await?;
     println!("{}", ack.build);
     Ok(())
+}
+
+/// In a GitHub Actions job with `permissions: id-token: write`, the job's id token
+/// for `audience` (the daemon's URL when none is given), asked of the runner as
+/// GitHub documents; `None` outside such a job.
+async fn github_id_token(
+    client: &Client,
+    audience: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let (Ok(url), Ok(bearer)) = (
+        std::env::var("ACTIONS_ID_TOKEN_REQUEST_URL"),
+        std::env::var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+    ) else {
+        return Ok(None);
+    };
+    let audience = audience.unwrap_or(client.base());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}audience={}", urlencoding::encode(audience));
+    #[derive(serde::Deserialize)]
+    struct IdToken {
+        value: String,
+    }
+    let answer = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(bearer)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .context("asking the runner for the job's id token (ACTIONS_ID_TOKEN_REQUEST_URL)")?;
+    if !answer.status().is_success() {
+        bail!(
+            "the runner answered {} to the id token request; does the job have `permissions: id-token: write`?",
+            answer.status()
+        );
+    }
+    let token: IdToken = answer
+        .json()
+        .await
+        .context("the runner's id token answer is not {\"value\": …}")?;
+    Ok(Some(token.value))
 }
 
 async fn apply(file: &std::path::Path, client: &Client) -> anyhow::Result<()> {

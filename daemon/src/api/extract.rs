@@ -136,8 +136,13 @@ pub(super) fn log_out_of_scope(caller: &Caller, message: &str) {
     tracing::warn!(token = %caller.name, scope = %caller.scope, %message, "refused: out of the token's scope");
 }
 
-/// Whom the bearer token of a report speaks for.
-pub struct Reporter(pub Principal);
+/// Who a report's bearer token says is reporting: whom a report or build token
+/// speaks for, or a CI's id token, which is checked once the report says for which
+/// project.
+pub enum Reporter {
+    Token(Principal),
+    IdToken(String),
+}
 
 impl FromRequestParts<AppState> for Reporter {
     type Rejection = ApiError;
@@ -145,11 +150,12 @@ impl FromRequestParts<AppState> for Reporter {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized(
-                "reports need 'Authorization: Bearer <token>' with the project's report token or the build token from the trigger",
+                "reports need 'Authorization: Bearer <token>' with the project's report token, the build token from the trigger, or an id token of a CI identity the project trusts",
             )
         })?;
         match state.store.principal(token)? {
-            Some(p) => Ok(Reporter(p)),
+            Some(p) => Ok(Reporter::Token(p)),
+            None if crate::oidc::IdTokens::looks_like_one(token) => Ok(Reporter::IdToken(token.to_owned())),
             None => Err(ApiError::unauthorized(
                 "this report token is not known; use the project's report token or the build token from the trigger payload",
             )),

@@ -11,14 +11,47 @@ use super::error::ApiError;
 use super::extract::{must_manage, shown, ApiJson, Reporter};
 use super::state::AppState;
 use crate::auth::Caller;
-use crate::planner::Refusal;
+use crate::planner::{Principal, Refusal};
+use conjunction_protocol::audit::Actor;
+
+/// Whose `token` (a CI's id token) is, for a report of `report.project`: an
+/// identity the project trusts, or the refusal that says why not.
+async fn identify(
+    s: &AppState,
+    token: &str,
+    report: &Report,
+) -> Result<crate::oidc::Identified, ApiError> {
+    use crate::oidc::Refused;
+    let project = s
+        .store
+        .stored_project(&report.project)?
+        .ok_or_else(|| ApiError::from(Refusal::UnknownProject(report.project.clone())))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    s.id_tokens
+        .identify(token, report.project.as_str(), &project.trusted_ci, report.build, now)
+        .await
+        .map_err(|refused| {
+            let (status, code) = match &refused {
+                Refused::Token(_) => (StatusCode::UNAUTHORIZED, "invalid_id_token"),
+                Refused::Issuer(_) => (StatusCode::SERVICE_UNAVAILABLE, "issuer_unavailable"),
+                Refused::NotTrusted { .. } | Refused::Mismatch { .. } => {
+                    (StatusCode::FORBIDDEN, "untrusted_identity")
+                }
+                Refused::OtherBuild { .. } | Refused::SecondRoot => (StatusCode::FORBIDDEN, "forbidden"),
+            };
+            tracing::warn!(project = %report.project, reason = %refused, "a report's id token was refused");
+            ApiError::new(status, code, refused.to_string())
+        })
+}
 
 fn build_id(raw: &str) -> Result<BuildId, ApiError> {
     Ok(BuildId::parse(raw)?)
 }
 
 pub(super) async fn post(
-    Reporter(principal): Reporter,
+    reporter: Reporter,
     State(s): State<AppState>,
     ApiJson(mut report): ApiJson<Report>,
 ) -> Result<Response, ApiError> {
@@ -26,8 +59,32 @@ pub(super) async fn post(
     report.validate()?;
     let state = report.state.to_node_state().kind().as_str();
     let is_root = report.build.is_none();
+    let (principal, identified) = match reporter {
+        Reporter::Token(principal) => (principal, None),
+        Reporter::IdToken(token) => {
+            let identified = identify(&s, &token, &report).await?;
+            let principal = Principal::Project {
+                project: report.project.clone(),
+            };
+            (principal, Some(identified))
+        }
+    };
+    let by = identified.as_ref().map(|i| Actor::CiIdentity {
+        identity: i.identity.clone(),
+    });
     // Counted once taken: a refused report is counted as a refusal, by its code.
-    let ack = s.writer.report(report, principal).await?;
+    let ack = match s.writer.report(report, principal, by).await {
+        Ok(ack) => ack,
+        Err(e) => {
+            if let Some(i) = &identified {
+                s.id_tokens.refused(i);
+            }
+            return Err(e.into());
+        }
+    };
+    if let (Some(i), true) = (&identified, is_root) {
+        s.id_tokens.started(i, ack.build);
+    }
     s.metrics.report("api", state);
     let status = if is_root {
         StatusCode::CREATED

@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics_token: Option<std::sync::Arc<crate::auth::OperatorTokens>>,
     pub feed_limit: usize,
     pub database_path: std::path::PathBuf,
+    /// Reports with CI id tokens (OIDC).
+    pub id_tokens: std::sync::Arc<crate::oidc::IdTokens>,
     /// What people's tokens may read.
     pub access: crate::auth::AccessConfig,
     /// When each person's token was last written down as used.

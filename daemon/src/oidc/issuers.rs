@@ -45,10 +45,6 @@ pub struct Unavailable {
 }
 
 impl Issuers {
-    pub fn new(fetch: Fetch) -> Self {
-        Self::with_cooldown(fetch, REFRESH_COOLDOWN)
-    }
-
     pub fn with_cooldown(fetch: Fetch, cooldown: Duration) -> Self {
         Self {
             fetch,
@@ -60,11 +56,14 @@ impl Issuers {
     /// Fetches issuers' keys over HTTPS: the discovery document
     /// (`<issuer>/.well-known/openid-configuration`), then the key set its `jwks_uri`
     /// names. `client` trusts the web's roots and any CA the settings add.
-    pub fn https(client: reqwest::Client) -> Self {
-        Self::new(Arc::new(move |issuer| {
-            let client = client.clone();
-            Box::pin(async move { fetch_jwks(&client, &issuer).await })
-        }))
+    pub fn https(client: reqwest::Client, cooldown: Duration) -> Self {
+        Self::with_cooldown(
+            Arc::new(move |issuer| {
+                let client = client.clone();
+                Box::pin(async move { fetch_jwks(&client, &issuer).await })
+            }),
+            cooldown,
+        )
     }
 
     /// The keys of `issuer`, fetched again first if none of them is `kid` and the
@@ -256,7 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_https_issuers_are_fetched() {
-        let issuers = Issuers::https(reqwest::Client::new());
+        let issuers = Issuers::https(reqwest::Client::new(), REFRESH_COOLDOWN);
         let e = issuers
             .keys("http://gitlab.example", "k1")
             .await

@@ -8,7 +8,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{json, Value};
 
-use super::*;
+use super::keys::{read_jwks, JwksError, Key};
+use super::token::{key_id, verify, Expected, TokenError, LEEWAY_SECS};
 
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
 const AUDIENCE: &str = "https://conjunction.acme.example";

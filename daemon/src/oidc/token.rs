@@ -66,6 +66,22 @@ struct Header {
     crit: Option<Value>,
 }
 
+/// The `iss` of a token's claims, read without verifying anything: to find which of
+/// a project's identities (and whose keys) it is to be checked against.
+pub fn issuer(token: &str) -> Result<String, TokenError> {
+    let (_, [_, c, _]) = parts(token)?;
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    let claims: Iss = URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::Malformed)?;
+    claims.iss.ok_or(TokenError::MissingClaim("iss"))
+}
+
 /// The `kid` of a token's header, read without verifying anything: to find its key.
 pub fn key_id(token: &str) -> Result<String, TokenError> {
     let (header, _) = parts(token)?;

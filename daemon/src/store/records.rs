@@ -68,6 +68,8 @@ pub(crate) struct StoredProject {
     /// Who last changed it.
     #[serde(default)]
     pub changed: Option<conjunction_protocol::audit::Changed>,
+    #[serde(default)]
+    pub trusted_ci: Vec<conjunction_protocol::identity::TrustedCi>,
 }
 
 impl StoredProject {
@@ -87,6 +89,7 @@ impl StoredProject {
             created_at: self.created_at,
             updated_at: self.updated_at,
             changed: self.changed.clone(),
+            trusted_ci: self.trusted_ci.clone(),
         }
     }
 

@@ -103,6 +103,9 @@ enum Command {
     Report {
         report: Report,
         principal: Principal,
+        /// Who the audit trail names for a root report, when not the principal's
+        /// token (a CI identity).
+        by: Option<Actor>,
         reply: Reply<ReportAck>,
     },
     Rebuild {
@@ -231,10 +234,12 @@ impl WriterHandle {
         &self,
         report: Report,
         principal: Principal,
+        by: Option<Actor>,
     ) -> Result<ReportAck, WriteError> {
         self.call(|reply| Command::Report {
             report,
             principal,
+            by,
             reply,
         })
         .await
@@ -563,10 +568,11 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
         Command::Report {
             report,
             principal,
+            by,
             reply,
         } => answer(
             reply,
-            reports::report(work, report, principal)?.map_err(Into::into),
+            reports::report(work, report, principal, by)?.map_err(Into::into),
         ),
         Command::Rebuild { build, by, reply } => answer(
             reply,

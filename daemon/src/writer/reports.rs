@@ -17,16 +17,17 @@ pub(super) fn report(
     work: &mut Work<'_, '_>,
     report: Report,
     principal: Principal,
+    by: Option<Actor>,
 ) -> Result<Result<ReportAck, Refusal>, StoreError> {
     match report.build {
         None => {
             let (project, version) = (report.project.clone(), report.version.clone());
             let ack = root_report(work, report, principal.clone(), &mut |_| {})?;
             if ack.is_ok() {
-                let by = match principal {
+                let by = by.unwrap_or(match principal {
                     Principal::Project { project } => Actor::ReportToken { project },
                     Principal::Build { build, .. } => Actor::BuildToken { build },
-                };
+                });
                 let detail = version.unwrap_or_default();
                 work.tx
                     .audit(work.now, &by, Action::RootReported, Some(&project), detail)?;

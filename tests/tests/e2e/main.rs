@@ -19,6 +19,7 @@ mod metrics;
 mod migration;
 mod native;
 mod notify;
+mod oidc;
 mod retention;
 mod sources;
 mod startup;
