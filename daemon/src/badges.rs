@@ -220,6 +220,7 @@ mod tests {
             verdicts: verdicts.iter().copied().collect(),
             notes: Vec::new(),
             not_promoted: Vec::new(),
+            reported_by: None,
         }
     }
 

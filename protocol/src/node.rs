@@ -282,6 +282,9 @@ pub struct RootSummary {
     /// The dependents a promotion leaves where they are, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_promoted: Vec<crate::impact::NotAffected>,
+    /// Who reported the root: a report token, a CI identity, a CI's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<crate::audit::Actor>,
 }
 
 /// A root event with its nodes in planning order (parents before children), or one

@@ -131,6 +131,7 @@ pub fn root_event(
             verdicts: Default::default(),
             notes: Vec::new(),
             not_promoted: Vec::new(),
+            reported_by: None,
         },
         nodes,
         next_after: None,

@@ -186,6 +186,7 @@ fn from_layout_1(txn: &redb::WriteTransaction) -> Result<Migrated, StoreError> {
             named: Default::default(),
             digest_queued: false,
             size: old.members.len() as u32,
+            reported_by: None,
         };
         roots.insert(*key, encode(&record).as_slice())?;
     }

@@ -149,6 +149,8 @@ pub(crate) struct RootRecord {
     pub digest_queued: bool,
     /// How many nodes the event has (positions `0..size`).
     pub size: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<conjunction_protocol::audit::Actor>,
 }
 
 impl RootRecord {
@@ -166,6 +168,7 @@ impl RootRecord {
             verdicts: self.verdicts.clone(),
             notes: self.notes.clone(),
             not_promoted: self.not_promoted.clone(),
+            reported_by: self.reported_by.clone(),
         }
     }
 

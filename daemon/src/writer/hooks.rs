@@ -379,6 +379,7 @@ fn root_news(work: &mut Work<'_, '_>, news: News) -> Result<Result<Heard, Refusa
         Some(&news.project),
         version,
     )?;
+    work.record_mut(ack.root)?.reported_by = Some(by);
     if let Some(id) = &run.id {
         let record = RunRecord {
             build: ack.build,

@@ -31,6 +31,9 @@ pub(super) fn report(
                 let detail = version.unwrap_or_default();
                 work.tx
                     .audit(work.now, &by, Action::RootReported, Some(&project), detail)?;
+                if let Ok(ack) = &ack {
+                    work.record_mut(ack.root)?.reported_by = Some(by);
+                }
             }
             Ok(ack)
         }
@@ -104,6 +107,7 @@ pub(super) fn root_report(
         named: Default::default(),
         digest_queued: false,
         size: 0,
+        reported_by: None,
     });
     work.set_member(
         id,

@@ -321,4 +321,26 @@ async fn conjunction_report_fetches_its_github_actions_id_token_and_reports_with
         trail.entries[0].by.to_string(),
         "GitHub repository 123456 release.yml"
     );
+
+    // The terminal UI's details of the root say who reported it.
+    let ui = conjunction_tests::tmux::Tmux::start(
+        &conjunction_tests::daemon::binaries().join("conjunction"),
+        &[
+            "--url",
+            &d.url(),
+            "--token",
+            conjunction_tests::daemon::OPERATOR_TOKEN,
+        ],
+        160,
+        40,
+    );
+    ui.wait_for(
+        "the root's details",
+        std::time::Duration::from_secs(30),
+        |s| {
+            s.contains("reported by GitHub repository 123456 release.yml")
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -783,10 +783,20 @@ fn draw_details(frame: &mut Frame, area: Rect, app: &App) {
 fn event_notes(root: &RootView) -> Vec<Line<'static>> {
     let s = &root.summary;
     let mut lines: Vec<Line<'static>> = s
-        .notes
+        .reported_by
         .iter()
-        .map(|n| Line::from(vec![label("note"), Span::raw(n.clone())]))
+        .map(|by| {
+            Line::from(vec![
+                label("reported"),
+                Span::styled(format!("by {by}"), Style::new().fg(Color::DarkGray)),
+            ])
+        })
         .collect();
+    lines.extend(
+        s.notes
+            .iter()
+            .map(|n| Line::from(vec![label("note"), Span::raw(n.clone())])),
+    );
     if !s.not_promoted.is_empty() {
         lines.push(Line::styled(
             format!("Not promoted ({})", s.not_promoted.len()),
