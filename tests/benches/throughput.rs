@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use axum::routing::post;
 use axum::Router;
 use conjunction_protocol::{NodeState, ProjectId, ProjectSpec, Report, ReportState, TriggerSpec};
+use conjunction_tests::bench::median;
 use conjunction_tests::daemon::TestDaemon;
 
 use tokio::net::TcpListener;
@@ -30,11 +31,6 @@ const FANOUT_RUNS: usize = 5;
 
 fn main() {
     conjunction_tests::bench::main("throughput", |_| run());
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 async fn run() {
@@ -163,42 +159,9 @@ fn spec(name: &str, deps: &[&str], trigger: Option<&str>) -> ProjectSpec {
     }
 }
 
-/// `CLIENTS` tasks POST `body` to `url` for one round; returns answers per second.
+/// `CLIENTS` clients POST `body` to `url` for one round; answers per second.
 async fn load(url: &str, token: &str, body: &[u8], expect: u16) -> f64 {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .build()
-        .unwrap();
-    let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + ROUND;
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CLIENTS {
-        let (http, url, token, body, count) = (
-            http.clone(),
-            url.to_owned(),
-            token.to_owned(),
-            body.to_vec(),
-            count.clone(),
-        );
-        tasks.spawn(async move {
-            while Instant::now() < deadline {
-                let r = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("request");
-                assert_eq!(r.status().as_u16(), expect, "{url}");
-                let _ = r.bytes().await;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
-    let start = Instant::now();
-    while tasks.join_next().await.is_some() {}
-    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    conjunction_tests::bench::load(url, token, body, expect, CLIENTS, ROUND).await
 }
 
 /// An axum endpoint that answers 201 with a small JSON body and does nothing else.
