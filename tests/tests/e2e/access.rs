@@ -685,6 +685,19 @@ async fn the_feed_serves_a_viewer_and_rebuilds_only_for_a_maintainer() {
         other => panic!("a viewer's rebuild is refused, not {other:?}"),
     }
 
+    // A maintainer of another namespace is refused as a viewer is.
+    let outside = issue(api, "otto", maintainer_of("other/*"), None)
+        .await
+        .token;
+    let mut feed = Feed::connect(&ws, &outside).await.unwrap();
+    feed.next(WAIT).await;
+    feed.next(WAIT).await;
+    feed.send(&ClientMessage::Rebuild { build: app }).await;
+    match feed.next(WAIT).await {
+        ServerMessage::Error { error, .. } => assert_eq!(error, "forbidden_scope"),
+        other => panic!("another namespace's rebuild is refused, not {other:?}"),
+    }
+
     let maintainer = issue(api, "ana", maintainer_of("acme/app"), None)
         .await
         .token;

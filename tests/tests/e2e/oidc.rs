@@ -322,6 +322,43 @@ async fn conjunction_report_fetches_its_github_actions_id_token_and_reports_with
         "GitHub repository 123456 release.yml"
     );
 
+    // As a GitLab job does: the token in the variable its `id_tokens:` names.
+    let asked = format!("{runner_url}&audience={}", urlencoding::encode(&d.url()));
+    let answer: Value = reqwest::Client::new()
+        .get(&asked)
+        .bearer_auth("runner-request-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let out =
+        tokio::process::Command::new(conjunction_tests::daemon::binaries().join("conjunction"))
+            .args([
+                "report",
+                "--project",
+                "acme/lib",
+                "--state",
+                "passed",
+                "--version",
+                "3.1.0",
+            ])
+            .args(["--id-token-var", "CONJUNCTION_ID_TOKEN"])
+            .env("CONJUNCTION_URL", d.url())
+            .env_remove("CONJUNCTION_TOKEN")
+            .env_remove("ACTIONS_ID_TOKEN_REQUEST_URL")
+            .env("CONJUNCTION_ID_TOKEN", answer["value"].as_str().unwrap())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .output()
+            .await
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The terminal UI's details of the root say who reported it.
     let ui = conjunction_tests::tmux::Tmux::start(
         &conjunction_tests::daemon::binaries().join("conjunction"),
