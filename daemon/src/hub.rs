@@ -64,6 +64,15 @@ impl Hub {
     }
 }
 
+/// `json` (a server message) as a reader is sent it: whole for one who sees email
+/// addresses, without them for one who does not.
+pub fn for_reader(json: String, sees_addresses: bool) -> String {
+    if sees_addresses {
+        return json;
+    }
+    without_addresses(&json).unwrap_or(json)
+}
+
 /// `json` (a server message) without email addresses, or `None` when it holds none.
 pub fn without_addresses(json: &str) -> Option<String> {
     // Most events hold no '@' at all: no need to read them.

@@ -11,7 +11,6 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::state::AppState;
-use conjunction_protocol::access::CallerView;
 use conjunction_protocol::{ProjectId, Timestamp};
 
 use crate::auth::{bearer, Caller};
@@ -78,7 +77,7 @@ pub(super) fn must_manage(
     project: &ProjectId,
     doing: &str,
 ) -> Result<(), ApiError> {
-    match view(caller).refusal(project, doing) {
+    match caller.view().refusal(project, doing) {
         None => Ok(()),
         Some(message) => Err(out_of_scope(caller, message)),
     }
@@ -107,13 +106,6 @@ pub(super) fn shown<T: serde::Serialize>(
     Ok(axum::Json(json).into_response())
 }
 
-fn view(caller: &Caller) -> CallerView {
-    CallerView {
-        name: caller.name.clone(),
-        scope: caller.scope.clone(),
-    }
-}
-
 /// Refuses a caller that is not an operator.
 pub(super) fn must_operate(caller: &Caller, doing: &str) -> Result<(), ApiError> {
     if caller.scope.is_operator() {
@@ -121,7 +113,7 @@ pub(super) fn must_operate(caller: &Caller, doing: &str) -> Result<(), ApiError>
     }
     Err(out_of_scope(
         caller,
-        format!("{doing} needs an operator token; {}", view(caller).reach()),
+        format!("{doing} needs an operator token; {}", caller.view().reach()),
     ))
 }
 

@@ -198,13 +198,7 @@ async fn run(
     let mut shutdown = state.shutdown.clone();
     let sees = caller.sees_addresses(state.access);
     // What this client is sent of an event read back from the log.
-    let shown = |json: String| -> String {
-        if sees {
-            json
-        } else {
-            crate::hub::without_addresses(&json).unwrap_or(json)
-        }
-    };
+    let shown = |json: String| crate::hub::for_reader(json, sees);
     // The feed of a person's token ends when the token is revoked or expires.
     let mut revoked = state.revoked.subscribe();
     let expires = caller.expires_at.map(|at| {
@@ -234,10 +228,7 @@ async fn run(
     send!(to_json(&ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,
         daemon: env!("CARGO_PKG_VERSION").into(),
-        caller: Some(conjunction_protocol::access::CallerView {
-            name: caller.name.clone(),
-            scope: caller.scope.clone(),
-        }),
+        caller: Some(caller.view()),
     }));
 
     let backlog = match since {
@@ -347,8 +338,9 @@ async fn run(
                 }
                 // Missed revocations: look the token up again.
                 Err(RecvError::Lagged(_)) => {
-                    let known = caller.token.as_ref().map(|id| state.store.people().map(|people| people.iter().any(|p| &p.info.id == id)));
-                    if matches!(known, Some(Ok(false))) {
+                    let id = caller.token.clone();
+                    let known = state.store.read(move |store| Ok(store.people()?.iter().any(|p| Some(&p.info.id) == id.as_ref()))).await;
+                    if matches!(known, Ok(false)) {
                         close(&mut sink, timeout, "the token was revoked").await;
                         return Ok(());
                     }
@@ -411,12 +403,7 @@ async fn snapshot(state: &AppState, sees: bool) -> Result<(u64, Bytes), crate::s
         roots,
         events,
     });
-    let json = if sees {
-        json
-    } else {
-        crate::hub::without_addresses(&json).unwrap_or(json)
-    };
-    let text = Bytes::from(json);
+    let text = Bytes::from(crate::hub::for_reader(json, sees));
     state
         .feed_room
         .last

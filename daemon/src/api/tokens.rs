@@ -26,8 +26,8 @@ pub(super) async fn post(
         return Err(out_of_scope(
             &caller,
             format!(
-                "issuing tokens needs a maintainer or operator token; {:?} is a viewer token, which only reads",
-                caller.name
+                "issuing tokens needs a maintainer or operator token; {}",
+                caller.view().reach()
             ),
         ));
     }

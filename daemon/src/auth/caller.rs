@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use conjunction_protocol::access::Scope;
+use conjunction_protocol::access::{CallerView, Scope};
 use conjunction_protocol::audit::Actor;
 use conjunction_protocol::{ProjectId, Timestamp};
 
@@ -66,6 +66,15 @@ impl Caller {
     /// Whether this caller is shown email addresses, under `access`.
     pub fn sees_addresses(&self, access: AccessConfig) -> bool {
         access.viewers_see_email || !matches!(self.scope, Scope::Viewer)
+    }
+
+    /// The caller as a client is told it (the feed's hello), and as refusals
+    /// describe what its token reaches.
+    pub fn view(&self) -> CallerView {
+        CallerView {
+            name: self.name.clone(),
+            scope: self.scope.clone(),
+        }
     }
 
     /// The caller as the audit trail names it.

@@ -65,10 +65,22 @@ struct Use {
     expires: u64,
 }
 
+/// The tokens used so far, by their SHA-256, and when the expired ones were last
+/// forgotten.
+#[derive(Default)]
+struct Used {
+    tokens: HashMap<[u8; 32], Use>,
+    swept: u64,
+}
+
+/// How often expired tokens are forgotten, in seconds: a sweep reads every token
+/// remembered, so it is not done on every report.
+const SWEEP_EVERY_SECS: u64 = 60;
+
 pub struct IdTokens {
     issuers: Issuers,
     audience: String,
-    used: Mutex<HashMap<[u8; 32], Use>>,
+    used: Mutex<Used>,
 }
 
 /// Whose a verified token is.
@@ -143,10 +155,14 @@ impl IdTokens {
             .unwrap_or(now);
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.retain(|_, u| u.expires + super::LEEWAY_SECS > now);
-        match used.get(&key).copied() {
+        if now >= used.swept + SWEEP_EVERY_SECS {
+            used.tokens
+                .retain(|_, u| u.expires + super::LEEWAY_SECS > now);
+            used.swept = now;
+        }
+        match used.tokens.get(&key).copied() {
             None => {
-                used.insert(key, Use { build, expires });
+                used.tokens.insert(key, Use { build, expires });
             }
             Some(Use {
                 build: Some(bound), ..
@@ -167,7 +183,7 @@ impl IdTokens {
     /// started: its later reports must be on that build.
     pub fn started(&self, identified: &Identified, root: BuildId) {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.insert(
+        used.tokens.insert(
             identified.key,
             Use {
                 build: Some(root),
@@ -179,8 +195,12 @@ impl IdTokens {
     /// Forgets a token's first use that was refused, so that the job may try again.
     pub fn refused(&self, identified: &Identified) {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used.get(&identified.key).is_some_and(|u| u.build.is_none()) {
-            used.remove(&identified.key);
+        if used
+            .tokens
+            .get(&identified.key)
+            .is_some_and(|u| u.build.is_none())
+        {
+            used.tokens.remove(&identified.key);
         }
     }
 }
