@@ -8,5 +8,6 @@
 pub mod catalog;
 pub mod chat;
 pub mod native;
+pub mod oidc;
 pub mod sample;
 pub mod webhook;

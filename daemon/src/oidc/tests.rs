@@ -1,11 +1,9 @@
-//! Tokens made here with keys made here: an ES256 key by ring, an RS256 key by
-//! openssl (ring does not generate RSA keys), each published in a JWKS document as
-//! issuers publish theirs.
+//! Tokens signed with the simulator's keys (RS256 by openssl, ES256 by ring), each
+//! published in a JWKS document as issuers publish theirs.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use conjunction_sim::oidc::{hs256_with_public_key, jwks, unsigned, SigningKey};
 use serde_json::{json, Value};
 
 use super::keys::{read_jwks, JwksError, Key};
@@ -19,84 +17,13 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Signs a message with a test key.
-type Sign = Box<dyn Fn(&[u8]) -> Vec<u8>>;
-
-struct Signer {
-    kid: &'static str,
-    sign: Sign,
-    jwk: Value,
-}
-
-fn es256(kid: &'static str) -> Signer {
-    let rng = SystemRandom::new();
-    let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
-    let point = pair.public_key().as_ref().to_vec();
-    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-        "x": b64(&point[1..33]), "y": b64(&point[33..])});
-    Signer {
-        kid,
-        sign: Box::new(move |m| {
-            pair.sign(&SystemRandom::new(), m)
-                .unwrap()
-                .as_ref()
-                .to_vec()
-        }),
-        jwk,
-    }
-}
-
-fn rs256(kid: &'static str) -> Signer {
-    // As ring's documentation makes its RSA keys: PKCS#8 DER, unencrypted.
-    let out = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -pkeyopt rsa_keygen_pubexp:65537 | openssl pkcs8 -topk8 -nocrypt -outform der",
-        ])
-        .output()
-        .expect("openssl makes the test's RSA key (Debian's openssl package; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pair = RsaKeyPair::from_pkcs8(&out.stdout).unwrap();
-    let public: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
-    let (n, e) = (public.n, public.e);
-    let jwk =
-        json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": b64(&n), "e": b64(&e)});
-    Signer {
-        kid,
-        sign: Box::new(move |m| {
-            let mut sig = vec![0; pair.public().modulus_len()];
-            pair.sign(
-                &signature::RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                m,
-                &mut sig,
-            )
-            .unwrap();
-            sig
-        }),
-        jwk,
-    }
-}
-
 fn claims() -> Value {
     json!({"iss": ISSUER, "aud": AUDIENCE, "iat": NOW - 10, "nbf": NOW - 600, "exp": NOW + 290,
         "repository": "acme/lib", "repository_id": "123456"})
 }
 
-fn token(signer: &Signer, header: Value, claims: &Value) -> String {
-    let signed = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let sig = (signer.sign)(signed.as_bytes());
-    format!("{signed}.{}", b64(&sig))
+fn token(signer: &SigningKey, header: Value, claims: &Value) -> String {
+    signer.token_with(&header, claims)
 }
 
 fn header(alg: &str, kid: &str) -> Value {
@@ -111,17 +38,16 @@ fn expected() -> Expected<'static> {
     }
 }
 
-fn keys(signers: &[&Signer]) -> Vec<Key> {
-    let doc = json!({"keys": signers.iter().map(|s| s.jwk.clone()).collect::<Vec<_>>()});
-    read_jwks(doc.to_string().as_bytes()).unwrap()
+fn keys(signers: &[&SigningKey]) -> Vec<Key> {
+    read_jwks(jwks(signers).to_string().as_bytes()).unwrap()
 }
 
 #[test]
 fn tokens_signed_with_rs256_and_es256_keys_verify_and_give_their_claims() {
-    let (rsa, ec) = (rs256("rsa-1"), es256("ec-1"));
+    let (rsa, ec) = (SigningKey::rs256("rsa-1"), SigningKey::es256("ec-1"));
     let set = keys(&[&rsa, &ec]);
     for (signer, alg) in [(&rsa, "RS256"), (&ec, "ES256")] {
-        let t = token(signer, header(alg, signer.kid), &claims());
+        let t = token(signer, header(alg, &signer.kid), &claims());
         assert_eq!(key_id(&t).unwrap(), signer.kid);
         let got = verify(&t, &set, expected()).unwrap();
         assert_eq!(got["repository_id"], "123456");
@@ -130,7 +56,7 @@ fn tokens_signed_with_rs256_and_es256_keys_verify_and_give_their_claims() {
 
 #[test]
 fn a_token_is_refused_for_each_thing_that_is_wrong_with_it() {
-    let (rsa, ec) = (rs256("rsa-1"), es256("ec-1"));
+    let (rsa, ec) = (SigningKey::rs256("rsa-1"), SigningKey::es256("ec-1"));
     let set = keys(&[&rsa, &ec]);
     let with = |change: &dyn Fn(&mut Value)| {
         let mut c = claims();
@@ -214,7 +140,7 @@ fn a_token_is_refused_for_each_thing_that_is_wrong_with_it() {
         assert_eq!(verify(&t, &set, expected()), Err(error), "{what}");
     }
     // Signed by another key under a published kid.
-    let impostor = rs256("rsa-1");
+    let impostor = SigningKey::rs256("rsa-1");
     let t = token(&impostor, header("RS256", "rsa-1"), &claims());
     assert_eq!(verify(&t, &set, expected()), Err(TokenError::BadSignature));
     // Claims changed after signing.
@@ -235,31 +161,14 @@ fn a_token_is_refused_for_each_thing_that_is_wrong_with_it() {
 
 #[test]
 fn alg_none_and_hs256_with_the_public_key_are_refused() {
-    let rsa = rs256("rsa-1");
+    let rsa = SigningKey::rs256("rsa-1");
     let set = keys(&[&rsa]);
-    let unsigned = format!(
-        "{}.{}.",
-        b64(header("none", "rsa-1").to_string().as_bytes()),
-        b64(claims().to_string().as_bytes())
-    );
     assert!(matches!(
-        verify(&unsigned, &set, expected()),
+        verify(&unsigned("rsa-1", &claims()), &set, expected()),
         Err(TokenError::WrongAlgorithm { .. })
     ));
     // The classic confusion: HMAC-SHA256 keyed with the RSA public key's bytes.
-    let public = URL_SAFE_NO_PAD
-        .decode(rsa.jwk["n"].as_str().unwrap())
-        .unwrap();
-    let signed = format!(
-        "{}.{}",
-        b64(header("HS256", "rsa-1").to_string().as_bytes()),
-        b64(claims().to_string().as_bytes())
-    );
-    let mac = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &public),
-        signed.as_bytes(),
-    );
-    let t = format!("{signed}.{}", b64(mac.as_ref()));
+    let t = hs256_with_public_key(&rsa, &claims());
     assert!(matches!(
         verify(&t, &set, expected()),
         Err(TokenError::WrongAlgorithm { .. })
@@ -271,7 +180,7 @@ fn alg_none_and_hs256_with_the_public_key_are_refused() {
 
 #[test]
 fn a_key_set_keeps_only_the_keys_that_sign_with_what_their_type_fits() {
-    let (rsa, ec) = (rs256("rsa-1"), es256("ec-1"));
+    let (rsa, ec) = (SigningKey::rs256("rsa-1"), SigningKey::es256("ec-1"));
     let mut encryption = ec.jwk.clone();
     encryption["use"] = json!("enc");
     encryption["kid"] = json!("enc-1");

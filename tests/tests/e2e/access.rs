@@ -673,29 +673,32 @@ async fn the_feed_serves_a_viewer_and_rebuilds_only_for_a_maintainer() {
         panic!("a snapshot follows the hello");
     };
     assert_eq!(projects.len(), 2, "a viewer reads every project");
-    feed.send(&ClientMessage::Rebuild { build: app }).await;
-    match feed.next(WAIT).await {
-        ServerMessage::Error { error, message } => {
-            assert_eq!(error, "forbidden_scope");
-            assert!(
-                message.contains("rebuilding a build of acme/app needs a maintainer of acme/app"),
-                "{message}"
-            );
+    for (who, feed) in [
+        ("a viewer", feed),
+        // A maintainer of another namespace is refused as a viewer is.
+        ("another namespace's maintainer", {
+            let outside = issue(api, "otto", maintainer_of("other/*"), None)
+                .await
+                .token;
+            let mut feed = Feed::connect(&ws, &outside).await.unwrap();
+            feed.next(WAIT).await;
+            feed.next(WAIT).await;
+            feed
+        }),
+    ] {
+        let mut feed = feed;
+        feed.send(&ClientMessage::Rebuild { build: app }).await;
+        match feed.next(WAIT).await {
+            ServerMessage::Error { error, message } => {
+                assert_eq!(error, "forbidden_scope", "{who}");
+                assert!(
+                    message
+                        .contains("rebuilding a build of acme/app needs a maintainer of acme/app"),
+                    "{who}: {message}"
+                );
+            }
+            other => panic!("{who}'s rebuild is refused, not {other:?}"),
         }
-        other => panic!("a viewer's rebuild is refused, not {other:?}"),
-    }
-
-    // A maintainer of another namespace is refused as a viewer is.
-    let outside = issue(api, "otto", maintainer_of("other/*"), None)
-        .await
-        .token;
-    let mut feed = Feed::connect(&ws, &outside).await.unwrap();
-    feed.next(WAIT).await;
-    feed.next(WAIT).await;
-    feed.send(&ClientMessage::Rebuild { build: app }).await;
-    match feed.next(WAIT).await {
-        ServerMessage::Error { error, .. } => assert_eq!(error, "forbidden_scope"),
-        other => panic!("another namespace's rebuild is refused, not {other:?}"),
     }
 
     let maintainer = issue(api, "ana", maintainer_of("acme/app"), None)

@@ -26,10 +26,10 @@ fn github_claims(issuer: &str, audience: &str) -> Value {
         "repository_id": "123456", "repository_owner": "acme", "repository_owner_id": "42",
         "ref": "refs/heads/main", "event_name": "push", "workflow": "Release",
         "job_workflow_ref": "acme/lib/.github/workflows/release.yml@refs/heads/main",
-        "jti": format!("{now}-{}", rand_suffix())})
+        "jti": format!("{now}-{}", unique())})
 }
 
-fn rand_suffix() -> u64 {
+fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
