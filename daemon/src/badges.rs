@@ -221,6 +221,7 @@ mod tests {
             notes: Vec::new(),
             not_promoted: Vec::new(),
             reported_by: None,
+            forge: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ mod badges;
 mod call;
 mod channels;
 pub mod ci;
+mod forge;
 mod health;
 mod hub;
 mod metrics;
@@ -44,6 +45,7 @@ pub use api::BACKUP_SEQ_HEADER;
 pub use auth::OPERATOR_TOKEN_FILE;
 pub use channels::{IrcConfig, NotifyConfig, SmtpConfig, SmtpSecurity};
 pub use health::Fault;
+pub use outbox::forges::ForgeConfig;
 pub use outbox::triggers::DispatchConfig;
 pub use retention::RetentionConfig;
 pub use server::RESERVE;
@@ -311,6 +313,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
     let health = s.health;
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+    let (forge_tx, forge_rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(metrics::Metrics::new());
     let (writer, writer_thread, writer_gone) = writer::spawn(writer::Wiring {
         store: store.clone(),
@@ -319,6 +322,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         hub: hub.clone(),
         dispatch: dispatch_tx,
         notify: notify_tx,
+        forge: forge_tx,
         email_default: notify_config.smtp.is_some(),
         report_url: report_url.clone(),
         build_tokens: build_tokens.clone(),
@@ -334,6 +338,11 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         .user_agent(concat!("conjunction/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let client_for_notices = client.clone();
+    let client_for_forges = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("conjunction/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_millis(settings.forge.timeout_ms))
+        .build()?;
     let (follow, follows) = reconcile::Follows::channel();
     let reconciler = reconcile::Reconciler {
         store: store.clone(),
@@ -393,6 +402,32 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
             metrics.clone(),
             startup.notices,
             notify_rx,
+            stop_rx.clone(),
+        )),
+    ));
+
+    let forges = outbox::forges::Forges {
+        metrics: metrics.clone(),
+        writer: writer.clone(),
+        store: store.clone(),
+        client: client_for_forges,
+        apps: forge::Apps::default(),
+        config: settings.forge.clone(),
+    };
+    if !startup.forges.is_empty() {
+        tracing::info!(
+            count = startup.forges.len(),
+            "resuming queued forge reports"
+        );
+    }
+    tasks.push((
+        "forge reporter",
+        tokio::spawn(outbox::worker::run(
+            forges,
+            outbox::forges::Forges::limits(&settings.forge),
+            metrics.clone(),
+            startup.forges,
+            forge_rx,
             stop_rx.clone(),
         )),
     ));

@@ -98,6 +98,8 @@ pub struct Metrics {
     pub deliveries: Family<DeliveryLabel, Counter>,
     /// Tries to send a notice, by channel and what came of it.
     pub notices: Family<DeliveryLabel, Counter>,
+    /// Tries to tell a forge, by forge and what came of it.
+    pub forge_reports: Family<DeliveryLabel, Counter>,
     /// Tries that will be tried again, per outbox.
     pub retries: Family<OutboxLabel, Counter>,
     /// Entries waiting in each outbox (queued or being tried), and the age of the oldest,
@@ -133,6 +135,7 @@ impl Metrics {
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             deliveries: Family::default(),
             notices: Family::default(),
+            forge_reports: Family::default(),
             retries: Family::default(),
             outbox_depth: Family::default(),
             outbox_oldest_seconds: Family::default(),
@@ -180,6 +183,11 @@ impl Metrics {
             "notices",
             "Notice sending tries, by channel and outcome",
             m.notices.clone(),
+        );
+        r.register(
+            "forge_reports",
+            "Tries to tell an upstream's forge, by forge and outcome",
+            m.forge_reports.clone(),
         );
         r.register(
             "retries",
@@ -256,6 +264,15 @@ impl Metrics {
         self.notices
             .get_or_create(&DeliveryLabel {
                 kind: channel.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn forge(&self, forge: &str, outcome: &str) {
+        self.forge_reports
+            .get_or_create(&DeliveryLabel {
+                kind: forge.to_owned(),
                 outcome: outcome.to_owned(),
             })
             .inc();

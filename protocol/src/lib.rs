@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod ci;
 pub mod error;
+pub mod forge;
 pub mod http_url;
 pub mod id;
 pub mod identity;

@@ -285,6 +285,9 @@ pub struct RootSummary {
     /// Who reported the root: a report token, a CI identity, a CI's run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_by: Option<crate::audit::Actor>,
+    /// How telling the upstream's forges about this event went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forge: Vec<crate::forge::ForgeReport>,
 }
 
 /// A root event with its nodes in planning order (parents before children), or one

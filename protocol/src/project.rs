@@ -453,7 +453,7 @@ pub fn check_environment(field: &str, name: &str) -> Result<(), ValidationError>
 }
 
 /// Letters, digits, `.`, `_` and `-`: an owner, repository, workflow file or slug.
-fn is_slug(s: &str) -> bool {
+pub(crate) fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_SHORT_TEXT
         && s != "."
@@ -463,7 +463,7 @@ fn is_slug(s: &str) -> bool {
 }
 
 /// Slugs separated by `/`: a GitLab project path (or its numeric id).
-fn check_path(field: &str, value: &str, example: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_path(field: &str, value: &str, example: &str) -> Result<(), ValidationError> {
     if value.split('/').all(is_slug) {
         Ok(())
     } else {
@@ -476,12 +476,14 @@ fn check_path(field: &str, value: &str, example: &str) -> Result<(), ValidationE
 
 /// The root URL of a CI's instance or API: no credentials (the token field carries
 /// them), no query.
-fn check_base_url(field: &str, url: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_base_url(field: &str, url: &str) -> Result<(), ValidationError> {
     let parsed = check_url(field, url)?;
     if http_url::has_credentials(&parsed) {
         return Err(ValidationError::new(
             field,
-            format!("{field} carries credentials; put the token in trigger.token instead"),
+            format!(
+                "{field} carries credentials; put the token in the token field beside it instead"
+            ),
         ));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
@@ -533,6 +535,9 @@ pub struct ProjectSpec {
     /// instead of its report token.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_ci: Vec<crate::identity::TrustedCi>,
+    /// The forges this project's commits are told its dependents' results on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report_to: Vec<crate::forge::ReportTarget>,
 }
 
 /// The most reruns `confirm_failures` may ask for.
@@ -703,6 +708,7 @@ impl ProjectSpec {
             }
         }
         validate_rules(&self.notify)?;
+        crate::forge::validate_targets(&self.report_to)?;
         if self.confirm_failures > MAX_CONFIRM_FAILURES {
             return Err(ValidationError::new(
                 "confirm_failures",
@@ -740,6 +746,9 @@ pub struct Project {
     /// The CI identities whose id tokens report for it (ids, not secrets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_ci: Vec<crate::identity::TrustedCi>,
+    /// The forges its results are reported to (places, not secrets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report_to: Vec<crate::forge::ReportToView>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Who last changed it, and when; absent for a project stored before the audit

@@ -61,6 +61,7 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
         updated_at: at(86_400),
         changed: None,
         trusted_ci: Vec::new(),
+        report_to: Vec::new(),
     }
 }
 
@@ -132,6 +133,7 @@ pub fn root_event(
             notes: Vec::new(),
             not_promoted: Vec::new(),
             reported_by: None,
+            forge: Vec::new(),
         },
         nodes,
         next_after: None,

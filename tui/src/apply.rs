@@ -83,6 +83,9 @@ pub fn parse_with(text: &str, secrets: &Secrets<'_>) -> Result<Vec<ProjectEntry>
         for rule in &mut spec.notify {
             fields.extend(rule.channel.secrets_mut());
         }
+        for target in &mut spec.report_to {
+            fields.extend(target.forge.secrets_mut());
+        }
         for (field, value) in fields {
             resolve(&id, field, value, secrets)?;
         }
@@ -119,7 +122,12 @@ fn resolve(
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        *value = text.lines().next().unwrap_or_default().trim().to_owned();
+        // A token is the file's first line; a PEM key (a GitHub App's) is all of it.
+        *value = if text.trim_start().starts_with("-----BEGIN ") {
+            text.trim().to_owned() + "\n"
+        } else {
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        };
     }
     Ok(())
 }
@@ -187,6 +195,52 @@ depends_on = [{ project = "acme/b" }]
             parse(typo, |_| None).is_err(),
             "a misspelt field is refused"
         );
+    }
+
+    #[test]
+    fn a_forge_s_app_key_comes_from_a_file_and_its_token_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n";
+        std::fs::write(dir.path().join("app.pem"), pem).unwrap();
+        let text = r#"
+[[project]]
+id = "acme/lib"
+name = "Lib"
+
+[[project.report_to]]
+kind = "github"
+repo = "acme/lib"
+app = { id = "31337", private_key = "file:app.pem" }
+
+[[project.report_to]]
+kind = "gitlab"
+url = "https://gitlab.example"
+project = "acme/lib"
+token = "env:GITLAB_TOKEN"
+needs_bump_fails = true
+"#;
+        let env = |k: &str| (k == "GITLAB_TOKEN").then(|| "glpat-x".to_owned());
+        let entries = parse_with(
+            text,
+            &Secrets {
+                env: &env,
+                dir: dir.path(),
+            },
+        )
+        .unwrap();
+        let mut spec = entries[0].spec.clone();
+        let secrets: Vec<String> = spec
+            .report_to
+            .iter_mut()
+            .flat_map(|t| t.forge.secrets_mut().into_iter().map(|(_, v)| v.clone()))
+            .collect();
+        assert!(
+            secrets[0].starts_with("-----BEGIN RSA PRIVATE KEY-----\nMIIE"),
+            "{secrets:?}"
+        );
+        assert_eq!(secrets[1], "glpat-x");
+        assert!(spec.report_to[1].needs_bump_fails);
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub fn render(event: &RootEvent) -> String {
     for note in &s.notes {
         let _ = writeln!(out, "note: {note}");
     }
+    for report in &s.forge {
+        let _ = writeln!(out, "forge: {}", report.describe());
+    }
     for n in &s.not_promoted {
         let _ = writeln!(out, "not promoted: {} - {}", n.project, n.why);
     }

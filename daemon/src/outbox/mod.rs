@@ -4,6 +4,7 @@
 //! schedule of entries (by when they are due and by when they first came), the
 //! back-off between tries, and the [`judge`]ment of a try that did not succeed.
 
+pub mod forges;
 pub mod judge;
 pub mod notices;
 pub mod triggers;

@@ -25,9 +25,10 @@ use redb::{Database, TableDefinition};
 use serde::Deserialize;
 
 pub use read::{BadgeFacts, RootPage, Snapshot};
+pub use records::ForgeEntry;
 pub use records::OutboxEntry;
+pub(crate) use records::{ForgeMark, ForgeView, RootRecord, RunRecord, StoredProject};
 pub use records::{NoticeEntry, PersonToken, Watched};
-pub(crate) use records::{RootRecord, RunRecord, StoredProject};
 pub use write::WriteTx;
 
 /// The database file inside the data directory.
@@ -126,6 +127,10 @@ pub(crate) const LATEST: TableDefinition<&str, &[u8]> = TableDefinition::new("la
 /// Notice id -> its [`NoticeEntry`]: the notice outbox.
 pub(crate) const NOTICES: TableDefinition<u128, &[u8]> = TableDefinition::new("notices");
 
+/// Entry id -> its [`ForgeEntry`]: the forge outbox, at most one entry per event and
+/// forge at a time.
+pub(crate) const FORGES: TableDefinition<u128, &[u8]> = TableDefinition::new("forges");
+
 /// Root id -> (): root events whose cascade started and has not finished.
 pub(crate) const OPEN: TableDefinition<u128, ()> = TableDefinition::new("open");
 
@@ -220,6 +225,8 @@ pub struct Startup {
     pub outbox: Vec<OutboxEntry>,
     /// Notices queued and not yet sent or given up.
     pub notices: Vec<NoticeEntry>,
+    /// Forge reports waiting to be sent.
+    pub forges: Vec<ForgeEntry>,
     /// The planner left nodes to decide before the daemon stopped.
     pub has_ready: bool,
 }
@@ -260,6 +267,7 @@ impl Store {
                 projects: store.stored_projects()?,
                 outbox: store.outbox()?,
                 notices: store.notices()?,
+                forges: store.forges()?,
                 has_ready: store.has_ready()?,
             };
             Ok((store, startup, migrated))

@@ -11,12 +11,13 @@ use conjunction_protocol::audit::{AuditEntry, AuditPage};
 use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 
 use super::records::{
-    decode, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord, StoredProject, Watched,
+    decode, ForgeEntry, ForgeView, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord,
+    StoredProject, Watched,
 };
 use super::{
-    Store, StoreError, AUDIT, AUDIT_BY_PROJECT, DEPLOYED, EVENTS, LATEST, LINES, LINE_DEPENDENTS,
-    MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS,
-    SEQ_KEY, TOKENS, WATCH,
+    Store, StoreError, AUDIT, AUDIT_BY_PROJECT, DEPLOYED, EVENTS, FORGES, LATEST, LINES,
+    LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS,
+    READY, ROOTS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::hash_token;
 use crate::planner::{Member, Principal};
@@ -451,6 +452,67 @@ impl Store {
             out.push(decode(v.value())?);
         }
         Ok(out)
+    }
+
+    /// Every forge report waiting to be sent.
+    pub fn forges(&self) -> Result<Vec<ForgeEntry>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let table = txn.open_table(FORGES)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            out.push(decode(row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// What a forge report about event `root` shows: the event's record, its root
+    /// build and the upstream as stored (with its `report_to` credentials), and the
+    /// event's first `rows` dependents (for a table of them); `None` when the event
+    /// is gone (pruned by retention).
+    pub(crate) fn forge_view(
+        &self,
+        root: BuildId,
+        rows: usize,
+    ) -> Result<Option<ForgeView>, StoreError> {
+        let txn = self.database().begin_read()?;
+        let roots = txn.open_table(ROOTS)?;
+        let Some(record) = roots
+            .get(root.0 .0)?
+            .map(|g| decode::<RootRecord>(g.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let nodes = txn.open_table(NODES)?;
+        let Some(root_node) = nodes
+            .get(root.0 .0)?
+            .map(|g| decode::<Node>(g.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let projects = txn.open_table(PROJECTS)?;
+        let Some(upstream) = projects
+            .get(record.project.as_str())?
+            .map(|g| decode::<StoredProject>(g.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let dependents = if rows > 0 && record.size > 1 {
+            let members = txn.open_table(MEMBERS)?;
+            let (mut read, _) = read_nodes(&record, &members, &nodes, 1, rows)?;
+            read.retain(|n| !n.is_root());
+            read
+        } else {
+            Vec::new()
+        };
+        Ok(Some(ForgeView {
+            record,
+            root: root_node,
+            upstream,
+            dependents,
+        }))
     }
 
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {

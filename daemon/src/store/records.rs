@@ -70,6 +70,10 @@ pub(crate) struct StoredProject {
     pub changed: Option<conjunction_protocol::audit::Changed>,
     #[serde(default)]
     pub trusted_ci: Vec<conjunction_protocol::identity::TrustedCi>,
+    /// The forges its commits are told its dependents' results on, with their
+    /// credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report_to: Vec<conjunction_protocol::forge::ReportTarget>,
 }
 
 impl StoredProject {
@@ -90,6 +94,7 @@ impl StoredProject {
             updated_at: self.updated_at,
             changed: self.changed.clone(),
             trusted_ci: self.trusted_ci.clone(),
+            report_to: self.report_to.iter().map(|t| t.view()).collect(),
         }
     }
 
@@ -151,6 +156,58 @@ pub(crate) struct RootRecord {
     pub size: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_by: Option<conjunction_protocol::audit::Actor>,
+    /// Telling the upstream's forges about this event, one mark per forge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forge: Vec<ForgeMark>,
+}
+
+/// Telling one of the upstream's forges about an event: how it went (shown on the
+/// event), what the forge calls what conjunction made there, and whether the event
+/// moved since the forge was last told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ForgeMark {
+    /// How it went; `report.to` is the target's label, by which the sender finds its
+    /// settings on the upstream.
+    pub report: conjunction_protocol::forge::ForgeReport,
+    /// The forge's id of what conjunction made there (a check run), once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// With one commit status per dependent: the state each was last told.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub posted: BTreeMap<ProjectId, String>,
+    /// The outbox entry while one is queued or being sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<BuildId>,
+    /// Goes up each time the event's counts move.
+    pub generation: u64,
+    /// The generation the forge was last told.
+    pub told: u64,
+    /// A fingerprint of the counts at the last move.
+    pub progress: u64,
+}
+
+/// A forge report waiting to be sent: which event, which of the upstream's forges,
+/// and how its tries went. What it says is read when it is sent, so one send tells
+/// the newest state however many changes came before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeEntry {
+    pub id: BuildId,
+    pub root: BuildId,
+    /// The position of its mark in the event's record.
+    pub index: u32,
+    pub due: Timestamp,
+    pub tries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// What a forge report is made from, read in one transaction.
+pub(crate) struct ForgeView {
+    pub record: RootRecord,
+    pub root: conjunction_protocol::Node,
+    pub upstream: StoredProject,
+    /// The event's dependents, when asked for.
+    pub dependents: Vec<conjunction_protocol::Node>,
 }
 
 impl RootRecord {
@@ -169,6 +226,7 @@ impl RootRecord {
             notes: self.notes.clone(),
             not_promoted: self.not_promoted.clone(),
             reported_by: self.reported_by.clone(),
+            forge: self.forge.iter().map(|m| m.report.clone()).collect(),
         }
     }
 

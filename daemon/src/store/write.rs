@@ -11,13 +11,13 @@ use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Timestamp};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{
-    decode, encode, run_key, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord, RunRecord,
-    StoredProject, Watched,
+    decode, encode, run_key, ForgeEntry, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord,
+    RunRecord, StoredProject, Watched,
 };
 use super::{
-    StoreError, AUDIT, AUDIT_BY_PROJECT, AUDIT_SEQ_KEY, BY_UPSTREAM, DEPLOYED, EVENTS, HISTORY,
-    HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN,
-    OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    StoreError, AUDIT, AUDIT_BY_PROJECT, AUDIT_SEQ_KEY, BY_UPSTREAM, DEPLOYED, EVENTS, FORGES,
+    HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES,
+    OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -49,6 +49,7 @@ pub struct WriteTx<'t> {
     history: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
     latest: Table<'t, &'static str, &'static [u8]>,
     notices: Table<'t, u128, &'static [u8]>,
+    forges: Table<'t, u128, &'static [u8]>,
     open: Table<'t, u128, ()>,
     by_upstream: Table<'t, (&'static str, u128), ()>,
     seq: u64,
@@ -86,6 +87,7 @@ impl<'t> WriteTx<'t> {
             history: txn.open_table(HISTORY)?,
             latest: txn.open_table(LATEST)?,
             notices: txn.open_table(NOTICES)?,
+            forges: txn.open_table(FORGES)?,
             open: txn.open_table(OPEN)?,
             by_upstream: txn.open_table(BY_UPSTREAM)?,
             seq,
@@ -627,6 +629,24 @@ impl<'t> WriteTx<'t> {
 
     pub fn remove_notice(&mut self, id: BuildId) -> Result<(), StoreError> {
         self.notices.remove(id.0 .0)?;
+        Ok(())
+    }
+
+    // ---- the forge outbox ----
+
+    pub fn forge_entry(&self, id: BuildId) -> Result<Option<ForgeEntry>, StoreError> {
+        let found = self.forges.get(id.0 .0)?;
+        found.map(|g| decode(g.value())).transpose()
+    }
+
+    pub fn put_forge(&mut self, entry: &ForgeEntry) -> Result<(), StoreError> {
+        self.forges
+            .insert(entry.id.0 .0, encode(entry).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_forge(&mut self, id: BuildId) -> Result<(), StoreError> {
+        self.forges.remove(id.0 .0)?;
         Ok(())
     }
 

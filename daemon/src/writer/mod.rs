@@ -16,6 +16,7 @@
 mod cascade;
 mod clock;
 mod deliveries;
+mod forges;
 mod hooks;
 mod lines;
 mod notices;
@@ -40,10 +41,11 @@ use crate::auth::{BuildTokens, Caller};
 use crate::health::{Fault, Health};
 use crate::hub::Hub;
 use crate::planner::{Environments, Graph, Principal, Refusal};
-use crate::store::{NoticeEntry, OutboxEntry, Store, StoreError, WriteTx};
+use crate::store::{ForgeEntry, NoticeEntry, OutboxEntry, Store, StoreError, WriteTx};
 
 pub use clock::Clock;
 pub use deliveries::{prepare_outbox, Delivery};
+pub use forges::ForgeOutcome;
 pub use hooks::{Heard, News, Via};
 pub use notices::NoticeOutcome;
 pub use retention::Pruned;
@@ -127,6 +129,11 @@ enum Command {
         id: BuildId,
         outcome: NoticeOutcome,
         reply: Reply<()>,
+    },
+    Forge {
+        id: BuildId,
+        outcome: ForgeOutcome,
+        reply: Reply<Option<ForgeEntry>>,
     },
     /// Answered once a batch holding it has committed: the writer's pulse.
     Ping { reply: Reply<()> },
@@ -335,6 +342,17 @@ impl WriterHandle {
         self.call(|reply| Command::Notice { id, outcome, reply })
             .await
     }
+
+    /// Records what the forge sender made of a try to send forge report `id`;
+    /// answers the entry to send again, if any.
+    pub async fn forge(
+        &self,
+        id: BuildId,
+        outcome: ForgeOutcome,
+    ) -> Result<Option<ForgeEntry>, WriteError> {
+        self.call(|reply| Command::Forge { id, outcome, reply })
+            .await
+    }
 }
 
 /// The running writer thread.
@@ -361,6 +379,8 @@ pub struct Wiring {
     pub dispatch: mpsc::UnboundedSender<OutboxEntry>,
     /// Where queued notices go once committed.
     pub notify: mpsc::UnboundedSender<NoticeEntry>,
+    /// Where queued forge reports go once committed.
+    pub forge: mpsc::UnboundedSender<ForgeEntry>,
     /// The daemon can send mail, so a project without notify rules has its contacts
     /// emailed.
     pub email_default: bool,
@@ -524,6 +544,9 @@ impl Writer {
                 for entry in done.notices {
                     let _ = self.w.notify.send(entry);
                 }
+                for entry in done.forges {
+                    let _ = self.w.forge.send(entry);
+                }
                 for a in answers.drain(..) {
                     a(None);
                 }
@@ -593,6 +616,9 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
         Command::Notice { id, outcome, reply } => {
             notices::record(work, id, outcome)?;
             answer(reply, Ok(()))
+        }
+        Command::Forge { id, outcome, reply } => {
+            answer(reply, Ok(forges::record(work, id, outcome)?))
         }
         Command::IssueToken { request, by, reply } => answer(
             reply,

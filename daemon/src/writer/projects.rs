@@ -226,6 +226,7 @@ fn upsert(
         badges: spec.badges,
         notify: spec.notify,
         trusted_ci: spec.trusted_ci,
+        report_to: spec.report_to,
         report_token_sha256: hex::encode(token_hash),
         created_at: old.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,

@@ -5,7 +5,7 @@ use conjunction_protocol::audit::{Action, Actor};
 use conjunction_protocol::{BuildId, Node, Report, ReportAck, StateKind};
 
 use super::work::{Edit, Work};
-use super::{cascade, lines, verdicts};
+use super::{cascade, forges, lines, verdicts};
 use crate::planner::lines::{judge_promotion, rollback_from};
 use crate::planner::reports::{
     accept_report, authorize_node_report, authorize_root_report, reported,
@@ -108,6 +108,7 @@ pub(super) fn root_report(
         digest_queued: false,
         size: 0,
         reported_by: None,
+        forge: Vec::new(),
     });
     work.set_member(
         id,
@@ -124,6 +125,14 @@ pub(super) fn root_report(
     )?;
     let mut node = node;
     amend(&mut node);
+    // The upstream's forges hear of the event from its start.
+    if let Some(upstream) = work
+        .tx
+        .project(&node.project)?
+        .filter(|p| !p.report_to.is_empty())
+    {
+        forges::start(work.record_mut(id)?, &upstream, node.url.as_deref());
+    }
     let mut edit = Edit::creating(id);
     edit.put(0, node);
     if kind == StateKind::Passed {

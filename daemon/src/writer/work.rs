@@ -14,7 +14,7 @@ use conjunction_protocol::{BuildId, Node, ProjectId, RootSummary, StateKind, Tim
 use crate::auth::BuildTokens;
 use crate::hub::Published;
 use crate::planner::{self, Environments, EventMembers, Graph, Member, Settled};
-use crate::store::{NoticeEntry, OutboxEntry, RootRecord, StoreError, WriteTx};
+use crate::store::{ForgeEntry, NoticeEntry, OutboxEntry, RootRecord, StoreError, WriteTx};
 
 /// The most steps (nodes queued, blocked, unblocked or failed) the planner takes for
 /// one command, or for one batch's share of what earlier ones left: a root report
@@ -56,6 +56,8 @@ pub(crate) struct Committed {
     pub queued: Vec<OutboxEntry>,
     /// Notices queued, for the notifier.
     pub notices: Vec<NoticeEntry>,
+    /// Forge reports queued, for the forge sender.
+    pub forges: Vec<ForgeEntry>,
     pub graph: Vec<GraphChange>,
     /// Nodes are left for the planner to decide in a later batch.
     pub ready_left: bool,
@@ -87,6 +89,7 @@ pub(crate) struct Work<'t, 'w> {
     events: HashMap<BuildId, EventState>,
     queued: Vec<OutboxEntry>,
     notices: Vec<NoticeEntry>,
+    forges: Vec<ForgeEntry>,
 }
 
 impl<'t, 'w> Work<'t, 'w> {
@@ -112,6 +115,7 @@ impl<'t, 'w> Work<'t, 'w> {
             events: HashMap::new(),
             queued: Vec::new(),
             notices: Vec::new(),
+            forges: Vec::new(),
         }
     }
 
@@ -268,7 +272,17 @@ impl<'t, 'w> Work<'t, 'w> {
     pub fn finish(mut self) -> Result<Committed, StoreError> {
         let mut events: Vec<EventState> = self.events.into_values().collect();
         events.sort_by_key(|e| e.record.id);
-        for event in events {
+        for mut event in events {
+            if event.record_changed && !event.record.forge.is_empty() {
+                let ulids = &mut *self.ulids;
+                let queued = super::forges::touch(&mut event.record, self.now, || {
+                    BuildId(ulids.generate().unwrap_or_else(|_| ulid::Ulid::new()))
+                });
+                for entry in queued {
+                    self.tx.put_forge(&entry)?;
+                    self.forges.push(entry);
+                }
+            }
             for (&position, &new) in &event.dirty {
                 self.tx
                     .put_member(event.record.id, position, &event.members[&position], new)?;
@@ -288,6 +302,7 @@ impl<'t, 'w> Work<'t, 'w> {
             published: self.tx.finish()?,
             queued: self.queued,
             notices: self.notices,
+            forges: self.forges,
             graph: self.graph_changes,
         })
     }

@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod damage;
 mod feed;
+mod forges;
 mod limits;
 mod lists;
 mod logs;
