@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::http_url::{self, check_url};
 use crate::limits::*;
 use crate::text::{check_text, Layout};
 
@@ -459,6 +460,54 @@ pub fn version_from_ref(git_ref: &str) -> Option<String> {
     let name = git_ref.strip_prefix("refs/tags/").unwrap_or(git_ref);
     let bare = name.strip_prefix('v').unwrap_or(name);
     semver::Version::parse(bare).ok().map(|v| v.to_string())
+}
+
+/// GitHub's REST API root when a trigger does not name one.
+pub const GITHUB_API: &str = "https://api.github.com";
+/// Buildkite's REST API root when a trigger does not name one.
+pub const BUILDKITE_API: &str = "https://api.buildkite.com";
+
+/// Letters, digits, `.`, `_` and `-`: an owner, repository, workflow file or slug.
+pub(crate) fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SHORT_TEXT
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Slugs separated by `/`: a GitLab project path (or its numeric id).
+pub(crate) fn check_path(field: &str, value: &str, example: &str) -> Result<(), ValidationError> {
+    if value.split('/').all(is_slug) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("{field} {value:?} must be a path such as {example}"),
+        ))
+    }
+}
+
+/// The root URL of a CI's instance or API: no credentials (the token field carries
+/// them), no query.
+pub(crate) fn check_base_url(field: &str, url: &str) -> Result<(), ValidationError> {
+    let parsed = check_url(field, url)?;
+    if http_url::has_credentials(&parsed) {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "{field} carries credentials; put the token in the token field beside it instead"
+            ),
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ValidationError::new(
+            field,
+            format!("{field} must be the instance's root URL, without a query"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ci::check_secret;
+use crate::ci::{check_base_url, check_path, check_secret, is_slug, GITHUB_API};
 use crate::error::ValidationError;
-use crate::project::{check_base_url, check_path, is_slug, GITHUB_API};
 use crate::state::StateKind;
 use crate::time::Timestamp;
 use crate::verdict::Verdict;
@@ -103,7 +102,7 @@ pub struct GithubApp {
 }
 
 /// Buildkite's REST API root when a target does not name one.
-pub use crate::project::BUILDKITE_API;
+pub use crate::ci::BUILDKITE_API;
 
 /// The public face of a report target: where it goes and how it signs in, never the
 /// secrets themselves.

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ci::{check_ref, check_secret, CiKind, SourceSpec, SourceView};
+use crate::ci::{
+    check_base_url, check_path, check_ref, check_secret, is_slug, CiKind, SourceSpec, SourceView,
+};
+pub use crate::ci::{BUILDKITE_API, GITHUB_API};
 use crate::error::ValidationError;
 use crate::http_url::{self, check_url};
 use crate::id::ProjectId;
@@ -190,11 +193,6 @@ fn head() -> String {
 fn is_head(s: &String) -> bool {
     s == "HEAD"
 }
-
-/// GitHub's REST API root when a trigger does not name one.
-pub const GITHUB_API: &str = "https://api.github.com";
-/// Buildkite's REST API root when a trigger does not name one.
-pub const BUILDKITE_API: &str = "https://api.buildkite.com";
 
 /// The public face of a trigger: where it goes and which secrets are set, never
 /// the secrets themselves.
@@ -450,49 +448,6 @@ pub fn check_environment(field: &str, name: &str) -> Result<(), ValidationError>
             ),
         ))
     }
-}
-
-/// Letters, digits, `.`, `_` and `-`: an owner, repository, workflow file or slug.
-pub(crate) fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_SHORT_TEXT
-        && s != "."
-        && s != ".."
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// Slugs separated by `/`: a GitLab project path (or its numeric id).
-pub(crate) fn check_path(field: &str, value: &str, example: &str) -> Result<(), ValidationError> {
-    if value.split('/').all(is_slug) {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!("{field} {value:?} must be a path such as {example}"),
-        ))
-    }
-}
-
-/// The root URL of a CI's instance or API: no credentials (the token field carries
-/// them), no query.
-pub(crate) fn check_base_url(field: &str, url: &str) -> Result<(), ValidationError> {
-    let parsed = check_url(field, url)?;
-    if http_url::has_credentials(&parsed) {
-        return Err(ValidationError::new(
-            field,
-            format!(
-                "{field} carries credentials; put the token in the token field beside it instead"
-            ),
-        ));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(ValidationError::new(
-            field,
-            format!("{field} must be the instance's root URL, without a query"),
-        ));
-    }
-    Ok(())
 }
 
 /// The body of `PUT /v1/projects/{id}`.
