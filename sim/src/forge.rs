@@ -767,16 +767,8 @@ async fn jenkins(
 /// A GitHub App's private key as GitHub hands it out (PKCS#1 PEM, made by the
 /// openssl command), and its public key (PKCS#1 DER) for [`MockForge::add_app`].
 pub fn app_key() -> (String, Vec<u8>) {
-    let out = std::process::Command::new("openssl")
-        .args(["genrsa", "-traditional", "2048"])
-        .output()
-        .expect("openssl runs (Debian's openssl package; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pem = String::from_utf8(out.stdout).expect("PEM is ASCII");
+    let pem = String::from_utf8(crate::oidc::openssl("openssl genrsa -traditional 2048"))
+        .expect("PEM is ASCII");
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = STANDARD.decode(b64).expect("PEM holds base64");
     let pair = ring::signature::RsaKeyPair::from_der(&der).expect("a PKCS#1 RSA key");

@@ -12,6 +12,21 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// What the shell `command` (an openssl pipeline) writes out: ring does not generate
+/// RSA keys, so the simulators' RSA keys come from the openssl command.
+pub(crate) fn openssl(command: &str) -> Vec<u8> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .expect("openssl runs (Debian's openssl package; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Signs a message with a test key.
 type Sign = Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
 
@@ -28,19 +43,10 @@ pub struct SigningKey {
 impl SigningKey {
     /// A 2048-bit RSA key (RS256), made by openssl as ring's documentation makes them.
     pub fn rs256(kid: &str) -> Self {
-        let out = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 | openssl pkcs8 -topk8 -nocrypt -outform der",
-            ])
-            .output()
-            .expect("openssl runs (Debian's openssl package; .ci/run installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let der = openssl(
+            "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 | openssl pkcs8 -topk8 -nocrypt -outform der",
         );
-        let pair = RsaKeyPair::from_pkcs8(&out.stdout).expect("an RSA key in PKCS#8");
+        let pair = RsaKeyPair::from_pkcs8(&der).expect("an RSA key in PKCS#8");
         let public: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
         let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
             "n": b64(&public.n), "e": b64(&public.e)});

@@ -92,16 +92,14 @@ impl Forges {
     ) -> Result<ForgeOutcome, Failure> {
         let store = self.store.clone();
         let root = entry.root;
+        let unread = |e: &dyn std::fmt::Display| Failure::Transient {
+            error: format!("reading the event failed: {e}"),
+            retry_after: None,
+        };
         let view = tokio::task::spawn_blocking(move || store.forge_view(root, MAX_ROWS))
             .await
-            .map_err(|e| Failure::Transient {
-                error: format!("reading the event failed: {e}"),
-                retry_after: None,
-            })?
-            .map_err(|e| Failure::Transient {
-                error: format!("reading the event failed: {e}"),
-                retry_after: None,
-            })?
+            .map_err(|e| unread(&e))?
+            .map_err(|e| unread(&e))?
             .ok_or_else(|| Failure::Refused("the event is no longer kept".into()))?;
         let mark = view
             .record
