@@ -222,6 +222,8 @@ mod tests {
             not_promoted: Vec::new(),
             reported_by: None,
             forge: Vec::new(),
+            candidate: None,
+            superseded_by: None,
         }
     }
 

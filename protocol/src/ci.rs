@@ -140,6 +140,15 @@ pub enum SourceSpec {
         /// tags count.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branch: Option<String>,
+        /// Runs of pull requests (the workflow's runs with `event: pull_request`) are
+        /// candidates: their change is built with the dependents before it merges.
+        /// Off by default.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        candidates: bool,
+        /// With `candidates`: a fork's pull request is a candidate too. Off by
+        /// default, since a fork's code is anyone's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        candidates_from_forks: bool,
     },
     /// A project (or group) webhook with "Pipeline events".
     Gitlab {
@@ -157,6 +166,14 @@ pub enum SourceSpec {
         /// always count; without it, only they do.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         git_ref: Option<String>,
+        /// Merge request pipelines are candidates: their change is built with the
+        /// dependents before it merges. Off by default.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        candidates: bool,
+        /// With `candidates`: a fork's pull request is a candidate too. Off by
+        /// default, since a fork's code is anyone's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        candidates_from_forks: bool,
     },
     /// A Notification Service webhook with the `build.*` events.
     Buildkite {
@@ -175,6 +192,14 @@ pub enum SourceSpec {
         /// only they do.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branch: Option<String>,
+        /// Builds of pull requests are candidates: their change is built with the
+        /// dependents before it merges. Off by default.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        candidates: bool,
+        /// With `candidates`: a fork's pull request is a candidate too. Off by
+        /// default, since a fork's code is anyone's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        candidates_from_forks: bool,
     },
     /// A Notification plugin endpoint (JSON over HTTP). The plugin cannot sign, so the
     /// secret goes in the endpoint URL: as the password of its user info
@@ -226,6 +251,19 @@ pub struct SourceView {
     pub roots: bool,
     /// Deliveries are signed (not only a token sent in clear).
     pub signed: bool,
+    /// Runs of pull or merge requests start candidate events.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub candidates: bool,
+    /// Forks' too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub candidates_from_forks: bool,
+}
+
+/// Which runs of changes before they merge a source takes as candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Candidates {
+    pub enabled: bool,
+    pub from_forks: bool,
 }
 
 impl SourceSpec {
@@ -307,6 +345,34 @@ impl SourceSpec {
                 } => !allow_plain_token,
                 SourceSpec::Jenkins { .. } => false,
             },
+            candidates: self.candidates().enabled,
+            candidates_from_forks: self.candidates().from_forks,
+        }
+    }
+
+    /// Whether the source's runs of pull or merge requests start candidate events.
+    /// Jenkins's Notification plugin says nothing of pull requests, so never.
+    pub fn candidates(&self) -> Candidates {
+        match self {
+            SourceSpec::Github {
+                candidates,
+                candidates_from_forks,
+                ..
+            }
+            | SourceSpec::Gitlab {
+                candidates,
+                candidates_from_forks,
+                ..
+            }
+            | SourceSpec::Buildkite {
+                candidates,
+                candidates_from_forks,
+                ..
+            } => Candidates {
+                enabled: *candidates,
+                from_forks: *candidates && *candidates_from_forks,
+            },
+            SourceSpec::Jenkins { .. } => Candidates::default(),
         }
     }
 

@@ -34,6 +34,12 @@ pub struct ReportTarget {
     /// (by default only a `broke` verdict does).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_bump_fails: bool,
+    /// For candidates: one comment on the pull request (GitHub) or note on the merge
+    /// request (GitLab), edited in place as the event goes and by every newer
+    /// candidate of the same change. The token needs to write pull requests'
+    /// comments (GitHub: "Pull requests: write" or an App's; GitLab: `api`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub comment: bool,
 }
 
 /// The forge, where on it, and its credentials (write-only, like every secret).
@@ -117,6 +123,8 @@ pub struct ReportToView {
     pub per_dependent: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_bump_fails: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub comment: bool,
 }
 
 impl Forge {
@@ -209,6 +217,7 @@ impl ReportTarget {
                 }
             ),
             needs_bump_fails: self.needs_bump_fails,
+            comment: self.comment,
         }
     }
 
@@ -239,6 +248,16 @@ impl ReportTarget {
                 ))
             }
         };
+        if self.comment && !matches!(self.forge, Forge::Github { .. } | Forge::Gitlab { .. }) {
+            return Err(ValidationError::new(
+                at("comment"),
+                format!(
+                    "{} is for GitHub's pull requests and GitLab's merge requests; {} has no such comment",
+                    at("comment"),
+                    self.forge.name()
+                ),
+            ));
+        }
         match &self.forge {
             Forge::Github {
                 repo,
@@ -625,6 +644,7 @@ mod tests {
                 api_url: None,
             },
             needs_bump_fails: false,
+            comment: false,
         };
         let e = neither.validate("report_to[0]").unwrap_err();
         assert_eq!(e.field, "report_to[0].token");
@@ -640,6 +660,7 @@ mod tests {
                 api_url: None,
             },
             needs_bump_fails: false,
+            comment: false,
         };
         assert_eq!(
             bad_key.validate("report_to[0]").unwrap_err().field,

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod candidate;
 pub mod ci;
 pub mod error;
 pub mod forge;
@@ -29,6 +30,7 @@ pub mod trigger;
 pub mod verdict;
 pub mod ws;
 
+pub use candidate::Candidate;
 pub use ci::{CiKind, Run, SourceSpec, SourceView};
 pub use error::{ApiError, EntryError, ValidationError};
 pub use id::{BuildId, ProjectId};

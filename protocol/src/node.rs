@@ -288,6 +288,13 @@ pub struct RootSummary {
     /// How telling the upstream's forges about this event went.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forge: Vec<crate::forge::ForgeReport>,
+    /// Set on a candidate event: the change it tests before it merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<crate::Candidate>,
+    /// Set once a newer candidate of the same change took this one's place: its
+    /// builds that had not finished were cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<BuildId>,
 }
 
 /// A root event with its nodes in planning order (parents before children), or one

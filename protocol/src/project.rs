@@ -486,6 +486,11 @@ pub struct ProjectSpec {
     /// are emailed (if the daemon has SMTP settings) about everything but `infra`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyRule>,
+    /// Whether this project's people hear of its upstreams' candidates (changes
+    /// tested before they merge) by its rules, as of releases. Off by default: a
+    /// candidate's notices go to the upstream only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_candidates: bool,
     /// CI identities whose id tokens (OIDC) report for this project, beside or
     /// instead of its report token.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -698,6 +703,8 @@ pub struct Project {
     /// The notification rules, their channels named without secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyView>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_candidates: bool,
     /// The CI identities whose id tokens report for it (ids, not secrets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_ci: Vec<crate::identity::TrustedCi>,

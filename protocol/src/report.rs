@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::candidate::Candidate;
 use crate::error::ValidationError;
 use crate::http_url::check_url;
 use crate::id::{BuildId, ProjectId};
@@ -68,6 +69,10 @@ pub struct Report {
     /// release line there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// On a root report: the pipeline tested a change before it merges (a pull or
+    /// merge request), which starts a candidate event instead of a release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Candidate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +98,7 @@ impl Report {
             commit: None,
             git_ref: None,
             environment: None,
+            candidate: None,
             url: None,
             summary: None,
             metadata: Default::default(),
@@ -132,6 +138,22 @@ impl Report {
                 ));
             }
             crate::project::check_environment("environment", environment)?;
+        }
+        if let Some(candidate) = &self.candidate {
+            if self.build.is_some() {
+                return Err(ValidationError::new(
+                    "candidate",
+                    "candidate belongs on a root report: a build's change is its event's",
+                ));
+            }
+            if self.environment.is_some() {
+                return Err(ValidationError::new(
+                    "candidate",
+                    "a candidate goes to no environment: it is tested, never released; \
+                     leave environment out",
+                ));
+            }
+            candidate.validate()?;
         }
         for (field, value) in [
             ("version", &self.version),
@@ -221,6 +243,22 @@ mod tests {
             r.metadata.insert(format!("k{i}"), "v".into());
         }
         assert_eq!(r.validate().unwrap_err().field, "metadata");
+    }
+
+    #[test]
+    fn a_candidate_is_a_root_report_into_no_environment() {
+        let r: Report = serde_json::from_str(
+            r#"{"project":"acme/lib","state":"passed","commit":"9f1c2e0",
+                "candidate":{"change":"123","base":"1.4.0"}}"#,
+        )
+        .unwrap();
+        r.validate().unwrap();
+        let mut promoted = r.clone();
+        promoted.environment = Some("prod".into());
+        assert_eq!(promoted.validate().unwrap_err().field, "candidate");
+        let mut build = r;
+        build.build = Some(BuildId(ulid::Ulid(1)));
+        assert_eq!(build.validate().unwrap_err().field, "candidate");
     }
 
     #[test]

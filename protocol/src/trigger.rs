@@ -37,6 +37,13 @@ pub struct TriggerRoot {
     pub project: ProjectId,
     pub version: Option<String>,
     pub commit: Option<String>,
+    /// The upstream's ref (the pull request's head branch, for a candidate).
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    /// Set when the upstream's change is a candidate, not a release: build the
+    /// upstream at `commit`, and without secrets if the change is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<crate::Candidate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

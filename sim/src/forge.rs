@@ -49,6 +49,27 @@ pub struct Status {
     pub target_url: Option<String>,
 }
 
+/// A comment on a pull request (GitHub) or a note on a merge request (GitLab).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// `github` or `gitlab`.
+    pub forge: &'static str,
+    pub repo: String,
+    pub number: u64,
+    pub body: String,
+    /// Its author's user id: [`TOKEN_USER`] for [`TOKEN`], [`APP_USER`] for the App.
+    pub user: u64,
+    /// Set when an App made it.
+    pub app: Option<String>,
+    /// How many times it was edited.
+    pub edits: u32,
+}
+
+/// The user [`TOKEN`] belongs to.
+pub const TOKEN_USER: u64 = 4242;
+/// The bot user a GitHub App's comments are made by.
+pub const APP_USER: u64 = 9000;
+
 /// One call the forge answered (or refused), in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
@@ -73,6 +94,10 @@ struct Book {
     descriptions: BTreeMap<String, String>,
     /// Installation tokens handed out, with when each expires.
     tokens: BTreeMap<String, SystemTime>,
+    /// The installation tokens that may write pull requests' comments.
+    comment_tokens: std::collections::BTreeSet<String>,
+    /// Comments on GitHub pull requests and notes on GitLab merge requests, by id.
+    comments: BTreeMap<u64, Comment>,
     app: Option<App>,
     token_ttl: Option<Duration>,
     /// Calls still to answer with a rate limit.
@@ -106,6 +131,24 @@ impl MockForge {
             .route(
                 "/repos/{owner}/{repo}/commits/{sha}/check-runs",
                 get(list_check_runs),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                get(list_comments).post(create_comment),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments/{id}",
+                patch(edit_comment),
+            )
+            .route("/user", get(github_user))
+            .route("/api/v4/user", get(gitlab_user))
+            .route(
+                "/api/v4/projects/{project}/merge_requests/{iid}/notes",
+                get(list_notes).post(create_note),
+            )
+            .route(
+                "/api/v4/projects/{project}/merge_requests/{iid}/notes/{id}",
+                axum::routing::put(edit_note),
             )
             .route(
                 "/api/v4/projects/{project}/statuses/{sha}",
@@ -154,6 +197,31 @@ impl MockForge {
         for expiry in self.lock().tokens.values_mut() {
             *expiry = now;
         }
+    }
+
+    /// Every comment and note, oldest first.
+    pub fn comments(&self) -> Vec<Comment> {
+        self.lock().comments.values().cloned().collect()
+    }
+
+    /// Adds a comment by someone else (`user`), as a person who quotes
+    /// conjunction's marker would.
+    pub fn add_comment(&self, forge: &'static str, repo: &str, number: u64, body: &str, user: u64) {
+        let mut book = self.lock();
+        book.next_id += 1;
+        let id = book.next_id;
+        book.comments.insert(
+            id,
+            Comment {
+                forge,
+                repo: repo.into(),
+                number,
+                body: body.into(),
+                user,
+                app: None,
+                edits: 0,
+            },
+        );
     }
 
     /// Answers the next `n` calls with GitHub's rate-limit answer (403,
@@ -380,6 +448,7 @@ async fn access_token(
     State(book): State<Shared>,
     Path(id): Path<u64>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let mut book = lock(&book);
     if let Err(e) = github_headers(&headers).and_then(|()| check_jwt(&book, &headers)) {
@@ -388,14 +457,22 @@ async fn access_token(
     if id != INSTALLATION {
         return refuse(StatusCode::NOT_FOUND, "Not Found");
     }
+    let asked = body_json(&body).unwrap_or_default();
+    let permissions = asked
+        .get("permissions")
+        .cloned()
+        .unwrap_or_else(|| json!({"checks": "write", "pull_requests": "write"}));
     book.next_id += 1;
     let token = format!("ghs_{}_{:032}", book.next_id, book.next_id);
     let expires = SystemTime::now() + book.token_ttl.unwrap_or(Duration::from_secs(3600));
     book.tokens.insert(token.clone(), expires);
+    if permissions["pull_requests"] == "write" {
+        book.comment_tokens.insert(token.clone());
+    }
     let expires_at = humantime_seconds(expires);
     (
         StatusCode::CREATED,
-        Json(json!({"token": token, "expires_at": expires_at, "permissions": {"checks": "write"}})),
+        Json(json!({"token": token, "expires_at": expires_at, "permissions": permissions})),
     )
         .into_response()
 }
@@ -774,6 +851,289 @@ pub fn app_key() -> (String, Vec<u8>) {
     let pair = ring::signature::RsaKeyPair::from_der(&der).expect("a PKCS#1 RSA key");
     use ring::signature::KeyPair;
     (pem, pair.public_key().as_ref().to_vec())
+}
+
+// ---- pull request comments (GitHub) and merge request notes (GitLab) ----
+
+/// GitHub's limit on a comment's body.
+const GITHUB_MAX_COMMENT: usize = 65_536;
+/// GitLab's limit on a note's body.
+const GITLAB_MAX_NOTE: usize = 1_000_000;
+
+/// Who a GitHub token speaks for: the App (by id) or [`TOKEN`]'s user.
+fn github_author(book: &Book, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    check_token(book, headers, false)?;
+    let token = bearer(headers).unwrap_or_default();
+    if token == TOKEN {
+        return Ok(None);
+    }
+    if !book.comment_tokens.contains(token) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        ));
+    }
+    Ok(Some(
+        book.app.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+    ))
+}
+
+fn github_comment_json(id: u64, c: &Comment) -> Value {
+    let login = if c.app.is_some() {
+        "conjunction[bot]"
+    } else {
+        "someone"
+    };
+    let mut out = json!({"id": id, "body": c.body, "user": {"id": c.user, "login": login}});
+    if let Some(app) = &c.app {
+        out["performed_via_github_app"] = json!({"id": app.parse::<u64>().unwrap_or(0)});
+    }
+    out
+}
+
+/// `page` and `per_page` as GitHub and GitLab read them (per_page at most 100).
+fn page_of<T: Clone>(all: &[T], query: &BTreeMap<String, String>) -> Vec<T> {
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    all.iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect()
+}
+
+async fn github_user(State(book): State<Shared>, headers: HeaderMap) -> Response {
+    let book = lock(&book);
+    if let Err(e) = github_headers(&headers).and_then(|()| check_token(&book, &headers, false)) {
+        return e;
+    }
+    if bearer(&headers) != Some(TOKEN) {
+        // An installation token is no user's.
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        );
+    }
+    Json(json!({"id": TOKEN_USER, "login": "conjunction-bot"})).into_response()
+}
+
+async fn list_comments(
+    State(book): State<Shared>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let book = lock(&book);
+    if let Err(e) = github_headers(&headers).and_then(|()| github_author(&book, &headers).map(drop))
+    {
+        return e;
+    }
+    let repo = format!("{owner}/{repo}");
+    let all: Vec<Value> = book
+        .comments
+        .iter()
+        .filter(|(_, c)| c.forge == "github" && c.repo == repo && c.number == number)
+        .map(|(id, c)| github_comment_json(*id, c))
+        .collect();
+    Json(page_of(&all, &query)).into_response()
+}
+
+/// A comment's body as GitHub takes it: present, and within its limit.
+fn comment_body(body: &Bytes) -> Result<String, Response> {
+    let text = body_json(body)?["body"].as_str().map(str::to_owned);
+    match text {
+        None => Err(unprocessable("Validation Failed: body is required")),
+        Some(t) if t.chars().count() > GITHUB_MAX_COMMENT => Err(unprocessable(
+            "Validation Failed: body is too long (maximum is 65536 characters)",
+        )),
+        Some(t) => Ok(t),
+    }
+}
+
+async fn create_comment(
+    State(book): State<Shared>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut book = lock(&book);
+    let app = match github_headers(&headers).and_then(|()| github_author(&book, &headers)) {
+        Ok(app) => app,
+        Err(e) => return e,
+    };
+    let text = match comment_body(&body) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    book.next_id += 1;
+    let id = book.next_id;
+    let comment = Comment {
+        forge: "github",
+        repo: format!("{owner}/{repo}"),
+        number,
+        body: text,
+        user: if app.is_some() { APP_USER } else { TOKEN_USER },
+        app,
+        edits: 0,
+    };
+    let out = github_comment_json(id, &comment);
+    book.comments.insert(id, comment);
+    (StatusCode::CREATED, Json(out)).into_response()
+}
+
+async fn edit_comment(
+    State(book): State<Shared>,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut book = lock(&book);
+    let app = match github_headers(&headers).and_then(|()| github_author(&book, &headers)) {
+        Ok(app) => app,
+        Err(e) => return e,
+    };
+    let text = match comment_body(&body) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let repo = format!("{owner}/{repo}");
+    let Some(comment) = book
+        .comments
+        .get_mut(&id)
+        .filter(|c| c.forge == "github" && c.repo == repo)
+    else {
+        return refuse(StatusCode::NOT_FOUND, "Not Found");
+    };
+    // Only its author may edit a comment.
+    let user = if app.is_some() { APP_USER } else { TOKEN_USER };
+    if comment.user != user || comment.app != app {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        );
+    }
+    comment.body = text;
+    comment.edits += 1;
+    let out = github_comment_json(id, comment);
+    Json(out).into_response()
+}
+
+fn gitlab_token(headers: &HeaderMap) -> Result<(), Response> {
+    if headers.get("private-token").and_then(|v| v.to_str().ok()) != Some(TOKEN) {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
+    }
+    Ok(())
+}
+
+fn gitlab_note_json(id: u64, c: &Comment) -> Value {
+    json!({"id": id, "body": c.body, "author": {"id": c.user, "username": "someone"}, "system": false})
+}
+
+async fn gitlab_user(headers: HeaderMap) -> Response {
+    if let Err(e) = gitlab_token(&headers) {
+        return e;
+    }
+    Json(json!({"id": TOKEN_USER, "username": "conjunction-bot"})).into_response()
+}
+
+async fn list_notes(
+    State(book): State<Shared>,
+    Path((project, iid)): Path<(String, u64)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = gitlab_token(&headers) {
+        return e;
+    }
+    let book = lock(&book);
+    let all: Vec<Value> = book
+        .comments
+        .iter()
+        .filter(|(_, c)| c.forge == "gitlab" && c.repo == project && c.number == iid)
+        .map(|(id, c)| gitlab_note_json(*id, c))
+        .collect();
+    Json(page_of(&all, &query)).into_response()
+}
+
+/// A note's body as GitLab takes it.
+fn note_body(body: &Bytes) -> Result<String, Response> {
+    let text = body_json(body)?["body"].as_str().map(str::to_owned);
+    let bad = |m: &str| (StatusCode::BAD_REQUEST, Json(json!({"message": m}))).into_response();
+    match text {
+        None => Err(bad("400 Bad request - body is missing")),
+        Some(t) if t.chars().count() > GITLAB_MAX_NOTE => {
+            Err(bad("Note is too long (maximum is 1000000 characters)"))
+        }
+        Some(t) => Ok(t),
+    }
+}
+
+async fn create_note(
+    State(book): State<Shared>,
+    Path((project, iid)): Path<(String, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = gitlab_token(&headers) {
+        return e;
+    }
+    let text = match note_body(&body) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let mut book = lock(&book);
+    book.next_id += 1;
+    let id = book.next_id;
+    let note = Comment {
+        forge: "gitlab",
+        repo: project,
+        number: iid,
+        body: text,
+        user: TOKEN_USER,
+        app: None,
+        edits: 0,
+    };
+    let out = gitlab_note_json(id, &note);
+    book.comments.insert(id, note);
+    (StatusCode::CREATED, Json(out)).into_response()
+}
+
+async fn edit_note(
+    State(book): State<Shared>,
+    Path((project, iid, id)): Path<(String, u64, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = gitlab_token(&headers) {
+        return e;
+    }
+    let text = match note_body(&body) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let mut book = lock(&book);
+    let Some(note) = book
+        .comments
+        .get_mut(&id)
+        .filter(|c| c.forge == "gitlab" && c.repo == project && c.number == iid)
+    else {
+        return refuse(StatusCode::NOT_FOUND, "404 Not found");
+    };
+    if note.user != TOKEN_USER {
+        return refuse(StatusCode::FORBIDDEN, "403 Forbidden");
+    }
+    note.body = text;
+    note.edits += 1;
+    let out = gitlab_note_json(id, note);
+    Json(out).into_response()
 }
 
 #[cfg(test)]

@@ -183,6 +183,7 @@ fn root(version: &str, state: ReportState) -> Report {
         commit: Some(format!("c0ffee{}", version.replace('.', ""))),
         git_ref: Some("main".into()),
         environment: None,
+        candidate: None,
         url: Some(format!("https://ci.acme.example/lib/{version}")),
         summary: (state == ReportState::Failed).then(|| "2 tests failed".into()),
         metadata: [("pipeline".to_owned(), "release".to_owned())].into(),

@@ -161,6 +161,13 @@ pub struct ReportArgs {
     /// first promotes the version's release line there)
     #[arg(long)]
     pub environment: Option<String>,
+    /// On a root report: the pipeline tested this change (a pull or merge request's
+    /// number) before it merges, which starts a candidate event, not a release
+    #[arg(long, conflicts_with = "environment")]
+    pub candidate: Option<String>,
+    /// With --candidate: the version or commit the change is made on
+    #[arg(long, requires = "candidate")]
+    pub base: Option<String>,
     /// Where the CI shows this build
     #[arg(long = "build-url")]
     pub build_url: Option<String>,
@@ -439,6 +446,9 @@ async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
         commit: args.commit,
         git_ref: args.git_ref,
         environment: args.environment,
+        candidate: args
+            .candidate
+            .map(|change| conjunction_protocol::Candidate::new(change, args.base)),
         url: args.build_url,
         summary,
         metadata: args.meta.into_iter().collect::<BTreeMap<_, _>>(),

@@ -87,6 +87,7 @@ pub fn status_and_code(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::UnknownEnvironment { .. } => (S::BAD_REQUEST, "unknown_environment"),
         Refusal::PromotionWithoutVersion { .. } => (S::BAD_REQUEST, "version_required"),
         Refusal::NotPassedBefore { .. } => (S::CONFLICT, "not_passed_before"),
+        Refusal::Superseded { .. } => (S::CONFLICT, "superseded"),
         Refusal::UnknownToken(_) => (S::NOT_FOUND, "unknown_token"),
         Refusal::TokenNameInUse(_) => (S::CONFLICT, "token_name_in_use"),
         Refusal::OutOfScope(_) => (S::FORBIDDEN, "forbidden_scope"),

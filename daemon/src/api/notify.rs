@@ -43,6 +43,7 @@ pub(super) async fn test(
             upstream: project.id.clone(),
             version: None,
             environment: None,
+            candidate: None,
             root: notice,
             project: project.id.clone(),
             build: notice,

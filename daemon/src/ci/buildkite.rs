@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::outcome::{Accepted, Outcome, TriggerValues};
-use super::{Hook, HookError, RunNews, RunState};
+use super::{ChangeNews, Hook, HookError, RunNews, RunState};
 use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
@@ -176,6 +176,13 @@ struct PullRequest {
 struct Webhook {
     event: String,
     build: Option<Build>,
+    pipeline: Option<PipelineInfo>,
+}
+
+#[derive(Deserialize)]
+struct PipelineInfo {
+    /// The repository the pipeline builds.
+    repository: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -206,14 +213,30 @@ pub fn parse_webhook(event: Option<&str>, body: &[u8]) -> Result<Hook, HookError
     let build = hook
         .build
         .ok_or_else(|| unreadable(format!("a {} event without its build", hook.event)))?;
-    let mut news = news(build)?;
+    let repository = hook.pipeline.and_then(|p| p.repository);
+    let mut news = news(build, repository.as_deref())?;
     news.semantic_key = format!("{}:{}", hook.event, news.semantic_key);
     Ok(Hook::Run(news))
 }
 
 /// Reads a build as the REST API answers it (creating one, or reading one back).
 pub fn parse_build(body: &[u8]) -> Result<RunNews, HookError> {
-    news(serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?)
+    news(
+        serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?,
+        None,
+    )
+}
+
+/// A repository URL as `host/path`, whatever form it is written in
+/// (`git@github.com:acme/lib.git`, `https://github.com/acme/lib`).
+fn repository_place(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/').trim_end_matches(".git");
+    let rest = match url.split_once("://") {
+        Some((_, rest)) => rest,
+        None => url,
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.replacen(':', "/", 1).to_ascii_lowercase()
 }
 
 fn unreadable(reason: String) -> HookError {
@@ -223,7 +246,9 @@ fn unreadable(reason: String) -> HookError {
     }
 }
 
-fn news(build: Build) -> Result<RunNews, HookError> {
+/// A build as a webhook or the API says it; `pipeline_repository` is the repository
+/// the pipeline builds, which tells a fork's pull request from the project's own.
+fn news(build: Build, pipeline_repository: Option<&str>) -> Result<RunNews, HookError> {
     let source = source_of(&build.url)
         .ok_or_else(|| unreadable("a build whose url names no organization and pipeline".into()))?;
     // A build made from the UI or the API may say `HEAD`; Buildkite's agent records the
@@ -238,14 +263,31 @@ fn news(build: Build) -> Result<RunNews, HookError> {
         Some(sha) => Some(sha.to_owned()),
     };
     let candidate = build.pull_request.as_ref().map(|pr| {
-        let id = match &pr.id {
-            Some(serde_json::Value::String(id)) => format!(" #{id}"),
-            Some(serde_json::Value::Number(id)) => format!(" #{id}"),
-            _ => String::new(),
+        let number = match &pr.id {
+            Some(serde_json::Value::String(id)) => Some(id.clone()),
+            Some(serde_json::Value::Number(id)) => Some(id.to_string()),
+            _ => None,
         };
-        match &pr.repository {
+        // A pull request is the project's own only when both repositories are known
+        // and the same: a fork's code is never taken on a guess.
+        let fork = match (&pr.repository, pipeline_repository) {
+            (Some(from), Some(own)) if repository_place(from) == repository_place(own) => None,
+            (Some(from), _) => Some(from.clone()),
+            (None, _) => Some("an unnamed repository".to_owned()),
+        };
+        let id = number
+            .as_ref()
+            .map(|n| format!(" #{n}"))
+            .unwrap_or_default();
+        let what = match &pr.repository {
             Some(repo) => format!("a build of pull request{id} from {repo}"),
             None => format!("a build of pull request{id}"),
+        };
+        ChangeNews {
+            number,
+            base: None,
+            fork,
+            what,
         }
     });
     Ok(RunNews {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::outcome::{Accepted, Outcome, TriggerValues};
-use super::{Hook, HookError, RunNews, RunState};
+use super::{ChangeNews, Hook, HookError, RunNews, RunState};
 use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
@@ -75,6 +75,11 @@ pub async fn trigger(
             if let Some(v) = value {
                 body["inputs"][input] = v.as_str().into();
             }
+        }
+        // Only for candidates, for the same reason: `CONJUNCTION_CANDIDATE` is
+        // `conjunction_candidate`, and so on.
+        for (name, value) in values.candidate_values() {
+            body["inputs"][name.to_ascii_lowercase()] = value.into();
         }
         if details {
             body["return_run_details"] = true.into();
@@ -148,6 +153,23 @@ struct WorkflowRun {
     /// The repository the run is in (the REST API's run has it; a webhook has it at
     /// the top level too).
     repository: Option<Repository>,
+    /// What started the run: `push`, `pull_request`, `workflow_dispatch`, …
+    event: Option<String>,
+    /// The pull requests the run is for; GitHub leaves it empty for a fork's.
+    #[serde(default)]
+    pull_requests: Vec<PullRef>,
+}
+
+/// A pull request as a run names it.
+#[derive(Deserialize)]
+struct PullRef {
+    number: u64,
+    base: Option<PullEnd>,
+}
+
+#[derive(Deserialize)]
+struct PullEnd {
+    sha: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -253,13 +275,36 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Hook, HookError> {
     Ok(Hook::Run(news))
 }
 
-/// Why a run tests a change rather than releasing one: a run of a fork's commit (a
-/// pull request from a fork), whatever branch its head is on. A pull request within
-/// the repository is on its own branch, which the branch rule keeps out.
-fn candidate(source: &str, run: &WorkflowRun) -> Option<String> {
-    let head = run.head_repository.as_ref()?;
-    (!head.full_name.eq_ignore_ascii_case(source))
-        .then(|| format!("a run of a commit from the fork {}", head.full_name))
+/// The change a run tests rather than releases: a run started by a pull request
+/// (`event: pull_request`), or of a fork's commit whatever started it. GitHub names
+/// no pull request for a fork's run, so such a change is known by its fork and
+/// branch.
+fn candidate(source: &str, run: &WorkflowRun) -> Option<ChangeNews> {
+    let fork = run
+        .head_repository
+        .as_ref()
+        .filter(|head| !head.full_name.eq_ignore_ascii_case(source))
+        .map(|head| head.full_name.clone());
+    let pull = run.event.as_deref() == Some("pull_request");
+    if !pull && fork.is_none() {
+        return None;
+    }
+    let request = run.pull_requests.first();
+    let number = request.map(|p| p.number.to_string());
+    let what = match (&number, &fork) {
+        (Some(n), Some(f)) => format!("a run of pull request #{n} from the fork {f}"),
+        (Some(n), None) => format!("a run of pull request #{n}"),
+        (None, Some(f)) => format!("a run of a commit from the fork {f}"),
+        (None, None) => "a run of a pull request".to_owned(),
+    };
+    Some(ChangeNews {
+        number,
+        base: request
+            .and_then(|p| p.base.as_ref())
+            .and_then(|b| b.sha.clone()),
+        fork,
+        what,
+    })
 }
 
 /// What a workflow run object says (a webhook's `workflow_run`, or the REST API's run).

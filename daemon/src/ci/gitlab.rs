@@ -5,7 +5,7 @@ use conjunction_protocol::ReportState;
 use serde::Deserialize;
 
 use super::outcome::{Accepted, Outcome, TriggerValues};
-use super::{Hook, HookError, RunNews, RunState, BUILD_VARIABLE};
+use super::{ChangeNews, Hook, HookError, RunNews, RunState, BUILD_VARIABLE};
 use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
@@ -302,18 +302,26 @@ pub fn parse(event: Option<&str>, body: &[u8]) -> Result<Hook, HookError> {
         .iter()
         .find(|v| v.key == BUILD_VARIABLE)
         .map(|v| v.value.clone());
-    // A merge request pipeline builds its source branch (or, for merged results,
-    // `refs/merge-requests/…`, which names no branch): the branch rule decides, unless
-    // the branch is a fork's, whose code is never the project's release.
-    let candidate = hook.merge_request.as_ref().and_then(|mr| {
-        let from_fork = match (mr.source_project_id, mr.target_project_id) {
-            (Some(from), Some(to)) => from != to,
-            _ => false,
+    // A merge request pipeline tests the change, never releases it (a fork's code
+    // least of all). The hook names the source project by id only.
+    let candidate = hook.merge_request.as_ref().map(|mr| {
+        let fork = match (mr.source_project_id, mr.target_project_id) {
+            (Some(from), Some(to)) if from != to => Some(format!("project {from}")),
+            (Some(_), Some(_)) => None,
+            _ => Some("an unnamed project".to_owned()),
         };
-        from_fork.then(|| match mr.iid {
-            Some(iid) => format!("a pipeline of merge request !{iid} from a fork"),
-            None => "a merge request pipeline from a fork".to_owned(),
-        })
+        let number = mr.iid.map(|iid| iid.to_string());
+        let what = match (&number, &fork) {
+            (Some(n), Some(f)) => format!("a pipeline of merge request !{n} from {f}"),
+            (Some(n), None) => format!("a pipeline of merge request !{n}"),
+            (None, _) => "a merge request pipeline".to_owned(),
+        };
+        ChangeNews {
+            number,
+            base: None,
+            fork,
+            what,
+        }
     });
     Ok(Hook::Run(RunNews {
         semantic_key: format!("pipeline:{}:{}", pipeline.id, pipeline.status),

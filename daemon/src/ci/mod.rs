@@ -220,9 +220,10 @@ pub struct RunNews {
     pub git_ref: Option<String>,
     /// Whether `git_ref` is a tag, where the CI says (GitLab, Buildkite).
     pub tag: Option<bool>,
-    /// Why the run tests a change rather than releasing one, so that it is never a
-    /// root report: a pull request's run, a fork's commit.
-    pub candidate: Option<String>,
+    /// The change the run tests rather than releasing one: a pull or merge
+    /// request's run, a fork's commit. Never a release; a candidate when the source
+    /// takes them.
+    pub candidate: Option<ChangeNews>,
     /// The run's page, for people.
     pub url: Option<String>,
     /// The run's title (GitHub's `display_title`, GitLab's pipeline name).
@@ -238,6 +239,34 @@ pub struct RunNews {
     /// no delivery id of their own (Jenkins, older GitLab): the run, its attempt and
     /// its state as the CI wrote them.
     pub semantic_key: String,
+}
+
+/// What a run says of the change it tests before it merges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeNews {
+    /// The pull or merge request's number, where the payload says.
+    pub number: Option<String>,
+    /// The commit the change is made on, where the payload says.
+    pub base: Option<String>,
+    /// Where the change's code comes from when it is not the project's repository
+    /// (a fork), as the payload names it; `Some("an unnamed repository")` when the
+    /// payload cannot tell.
+    pub fork: Option<String>,
+    /// The run as people say it: "a run of pull request #12".
+    pub what: String,
+}
+
+impl ChangeNews {
+    /// The change's id for its candidate events: the request's number, or else the
+    /// fork and branch the run built, which stay the same across its pushes.
+    pub fn change(&self, git_ref: Option<&str>) -> String {
+        match (&self.number, &self.fork, git_ref) {
+            (Some(n), _, _) => n.clone(),
+            (None, Some(fork), Some(r)) => format!("{fork}:{r}").replace(' ', "-"),
+            (None, _, Some(r)) => r.replace(' ', "-"),
+            (None, _, None) => "unnamed".into(),
+        }
+    }
 }
 
 /// The variable, input or parameter name that carries the conjunction build id.

@@ -7,6 +7,10 @@ use conjunction_protocol::Run;
 
 use crate::call::Failure;
 
+/// The variable that names a candidate's change: set, the build tests an unmerged
+/// change of its upstream and should run without secrets it does not need.
+pub const CANDIDATE_VARIABLE: &str = "CONJUNCTION_CANDIDATE";
+
 /// What one attempt to trigger a build came to.
 pub type Outcome = Result<Accepted, Failure>;
 
@@ -39,6 +43,17 @@ pub struct TriggerValues {
     pub environment: Option<String>,
     /// In a promotion: the exact version of the project to build or deploy.
     pub version: Option<String>,
+    /// For a candidate: the upstream's change (its pull request's number), the
+    /// commit to build the upstream at and its ref.
+    pub candidate: Option<Candidate>,
+}
+
+/// What a trigger for a candidate adds: the change and where its code is.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub change: String,
+    pub commit: Option<String>,
+    pub git_ref: Option<String>,
 }
 
 impl std::fmt::Debug for TriggerValues {
@@ -51,6 +66,7 @@ impl std::fmt::Debug for TriggerValues {
             .field("git_ref", &self.git_ref)
             .field("environment", &self.environment)
             .field("version", &self.version)
+            .field("candidate", &self.candidate)
             .finish()
     }
 }
@@ -69,6 +85,11 @@ impl TriggerValues {
             git_ref: payload.git_ref.clone(),
             environment: payload.environment.clone(),
             version: payload.version.clone(),
+            candidate: root.candidate.as_ref().map(|c| Candidate {
+                change: c.change.clone(),
+                commit: root.commit.clone(),
+                git_ref: root.git_ref.clone(),
+            }),
         }
     }
 
@@ -89,6 +110,24 @@ impl TriggerValues {
             if let Some(v) = value {
                 out.push((name, v));
             }
+        }
+        out.extend(self.candidate_values());
+        out
+    }
+
+    /// For a candidate: the change and the upstream's commit and ref, under their
+    /// variable names. Nothing for a release, so a pipeline that never takes
+    /// candidates need not know them.
+    pub fn candidate_values(&self) -> Vec<(&'static str, &str)> {
+        let Some(c) = &self.candidate else {
+            return Vec::new();
+        };
+        let mut out = vec![(CANDIDATE_VARIABLE, c.change.as_str())];
+        if let Some(commit) = &c.commit {
+            out.push(("CONJUNCTION_UPSTREAM_COMMIT", commit));
+        }
+        if let Some(r) = &c.git_ref {
+            out.push(("CONJUNCTION_UPSTREAM_REF", r));
         }
         out
     }

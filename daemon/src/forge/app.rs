@@ -23,7 +23,7 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// Installation tokens kept per App and repository.
 #[derive(Default)]
 pub struct Apps {
-    tokens: Mutex<HashMap<(String, String, String), Kept>>,
+    tokens: Mutex<HashMap<TokenKey, Kept>>,
 }
 
 #[derive(Clone)]
@@ -37,6 +37,9 @@ struct Installation {
     id: u64,
 }
 
+/// A kept token's API, App, repository, and whether it may write comments.
+type TokenKey = (String, String, String, bool);
+
 #[derive(Deserialize)]
 struct AccessToken {
     token: String,
@@ -45,15 +48,17 @@ struct AccessToken {
 
 impl Apps {
     /// An installation token for `app` on `repo` at `api`: the kept one while it has
-    /// more than five minutes left, else a new one.
+    /// more than five minutes left, else a new one. `comments` asks for writing
+    /// pull requests' comments too, which a target that comments on candidates needs.
     pub async fn token(
         &self,
         client: &reqwest::Client,
         api: &str,
         app: &GithubApp,
         repo: &str,
+        comments: bool,
     ) -> Result<String, Failure> {
-        let key = (api.to_owned(), app.id.clone(), repo.to_owned());
+        let key = (api.to_owned(), app.id.clone(), repo.to_owned(), comments);
         let now = SystemTime::now();
         if let Some(kept) = self.lock().get(&key) {
             if kept.expires > now + REFRESH_MARGIN {
@@ -73,9 +78,13 @@ impl Apps {
         let name = repo.rsplit('/').next().unwrap_or(repo);
         let body = serde_json::json!({
             "repositories": [name],
-            // Only what a check run needs: asking for a permission the installation
-            // lacks is refused outright.
-            "permissions": {"checks": "write"},
+            // Only what a check run (and a candidate's comment) needs: asking for a
+            // permission the installation lacks is refused outright.
+            "permissions": if comments {
+                serde_json::json!({"checks": "write", "pull_requests": "write"})
+            } else {
+                serde_json::json!({"checks": "write"})
+            },
         });
         let token: AccessToken = call::send(
             client,
@@ -112,10 +121,10 @@ impl Apps {
     /// Forgets the kept token, after GitHub refused it.
     pub fn forget(&self, api: &str, app: &GithubApp, repo: &str) {
         self.lock()
-            .remove(&(api.to_owned(), app.id.clone(), repo.to_owned()));
+            .retain(|(a, id, r, _), _| (a.as_str(), id, r.as_str()) != (api, &app.id, repo));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String, String), Kept>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Kept>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

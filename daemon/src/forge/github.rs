@@ -41,7 +41,7 @@ pub async fn report(
     let sha = shown.commit()?;
     match (app, token) {
         (Some(app), _) => {
-            let token = apps.token(client, api, app, repo).await?;
+            let token = apps.token(client, api, app, repo, target.comment).await?;
             let made = check_run(client, api, repo, sha, &token, shown, kept.remote.clone()).await;
             if let Err(Failure::Refused(why)) = &made {
                 if why.contains(" 401") {
@@ -56,7 +56,7 @@ pub async fn report(
             }
             Ok(Kept {
                 remote: Some(made?),
-                posted: kept.posted,
+                ..kept
             })
         }
         (None, Some(token)) if *per_dependent && shown.dependents as usize <= MAX_PER_DEPENDENT => {
@@ -82,10 +82,7 @@ pub async fn report(
                 .await?;
                 posted.insert(row.project.clone(), said);
             }
-            Ok(Kept {
-                remote: kept.remote,
-                posted,
-            })
+            Ok(Kept { posted, ..kept })
         }
         (None, Some(token)) => {
             let mut line = shown.told.line.clone();

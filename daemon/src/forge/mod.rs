@@ -7,6 +7,7 @@
 
 pub mod app;
 mod buildkite;
+pub mod comment;
 mod forgejo;
 mod github;
 mod gitlab;
@@ -42,6 +43,10 @@ pub struct Shown {
     pub rows: Vec<Row>,
     /// How many dependents the event has in all.
     pub dependents: u32,
+    /// The change, when the event is a candidate.
+    pub candidate: Option<conjunction_protocol::Candidate>,
+    /// The newer candidate that took this one's place.
+    pub superseded_by: Option<BuildId>,
 }
 
 /// One dependent in a forge's table.
@@ -113,6 +118,8 @@ impl Shown {
             finished_at,
             rows,
             dependents: record.size.saturating_sub(1),
+            candidate: record.candidate.clone(),
+            superseded_by: record.superseded_by,
         }
     }
 
@@ -123,11 +130,12 @@ impl Shown {
         })
     }
 
-    /// What the event is, in a title: `acme/lib 2.1.0`.
+    /// What the event is, in a title: `acme/lib 2.1.0`, `acme/lib candidate #12`.
     pub fn title(&self) -> String {
-        match &self.version {
-            Some(v) => format!("{} {v}", self.upstream),
-            None => self.upstream.to_string(),
+        match (&self.candidate, &self.version) {
+            (Some(c), _) => format!("{} {}", self.upstream, c.label()),
+            (None, Some(v)) => format!("{} {v}", self.upstream),
+            (None, None) => self.upstream.to_string(),
         }
     }
 }
@@ -156,6 +164,7 @@ fn row(node: &Node) -> Row {
 pub struct Kept {
     pub remote: Option<String>,
     pub posted: BTreeMap<ProjectId, String>,
+    pub comment: Option<String>,
 }
 
 /// Tells `target` what `shown` says, once; `kept` is what the last telling left.
@@ -166,18 +175,18 @@ pub async fn report(
     shown: &Shown,
     kept: Kept,
 ) -> Result<Kept, Failure> {
-    match &target.forge {
-        Forge::Github { .. } => github::report(client, apps, target, shown, kept).await,
+    let mut kept = match &target.forge {
+        Forge::Github { .. } => github::report(client, apps, target, shown, kept).await?,
         Forge::Gitlab {
             url,
             project,
             token,
         } => gitlab::report(client, url, project, token, shown)
             .await
-            .map(|()| kept),
+            .map(|()| kept)?,
         Forge::Forgejo { url, repo, token } => forgejo::report(client, url, repo, token, shown)
             .await
-            .map(|()| kept),
+            .map(|()| kept)?,
         Forge::Buildkite {
             org,
             pipeline,
@@ -185,11 +194,75 @@ pub async fn report(
             api_url,
         } => buildkite::report(client, api_url.as_deref(), org, pipeline, token, shown)
             .await
-            .map(|()| kept),
+            .map(|()| kept)?,
         Forge::Jenkins { url, user, token } => jenkins::report(client, url, user, token, shown)
             .await
-            .map(|()| kept),
-    }
+            .map(|()| kept)?,
+    };
+    // A superseded candidate leaves the comment to the newer one, which edits it.
+    let change = shown
+        .candidate
+        .as_ref()
+        .filter(|_| target.comment && shown.superseded_by.is_none())
+        .map(|c| c.change.as_str());
+    let Some((change, number)) = change.and_then(|c| comment::request_number(c).map(|n| (c, n)))
+    else {
+        return Ok(kept);
+    };
+    let made = match &target.forge {
+        Forge::Github {
+            repo,
+            token,
+            app,
+            api_url,
+            ..
+        } => {
+            let api =
+                conjunction_protocol::forge::github_api(api_url.as_deref()).trim_end_matches('/');
+            let (token, author) = match (app, token) {
+                (Some(app), _) => (
+                    apps.token(client, api, app, repo, true).await?,
+                    comment::Author::App(&app.id),
+                ),
+                (None, Some(token)) => (token.clone(), comment::Author::Token),
+                (None, None) => return Ok(kept),
+            };
+            let kept_comment = kept.comment.take();
+            comment::github(
+                client,
+                api,
+                repo,
+                number,
+                &token,
+                author,
+                shown,
+                change,
+                kept_comment,
+            )
+            .await?
+        }
+        Forge::Gitlab {
+            url,
+            project,
+            token,
+        } => {
+            let kept_comment = kept.comment.take();
+            comment::gitlab(
+                client,
+                url,
+                project,
+                number,
+                token,
+                shown,
+                change,
+                kept_comment,
+            )
+            .await?
+        }
+        _ => return Ok(kept),
+    };
+    kept.comment = Some(made);
+    Ok(kept)
 }
 
 /// `text` cut to at most `max` characters, with an ellipsis when cut.

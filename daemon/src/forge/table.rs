@@ -98,6 +98,8 @@ mod tests {
             finished_at: None,
             rows,
             dependents,
+            candidate: None,
+            superseded_by: None,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct Message {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// The change, when the event tests one before it merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<conjunction_protocol::Candidate>,
     pub root: BuildId,
     /// The build the notice is about: a dependent's, or the root for a digest.
     pub project: ProjectId,
@@ -102,9 +105,13 @@ pub fn excerpt(summary: &str) -> String {
 }
 
 impl Message {
-    /// "acme/lib 1.5.0", or "acme/lib 1.5.0 in prod".
+    /// "acme/lib 1.5.0", "acme/lib 1.5.0 in prod", or "acme/lib candidate #12".
     pub fn release(&self) -> String {
         let mut s = self.upstream.to_string();
+        if let Some(c) = &self.candidate {
+            let _ = write!(s, " {}", c.label());
+            return s;
+        }
         if let Some(v) = &self.version {
             let _ = write!(s, " {v}");
         }
@@ -322,6 +329,7 @@ pub(crate) mod tests {
             upstream: ProjectId::parse("acme/lib").unwrap(),
             version: Some("1.5.0".into()),
             environment: None,
+            candidate: None,
             root: BuildId(ulid::Ulid(7)),
             project: ProjectId::parse("apps/x").unwrap(),
             build: BuildId(ulid::Ulid(8)),

@@ -122,6 +122,7 @@ impl Forges {
         let kept = Kept {
             remote: mark.remote.clone(),
             posted: mark.posted.clone(),
+            comment: mark.comment.clone(),
         };
         let generation = mark.generation;
         let kept = forge::report(&self.client, &self.apps, target, &shown, kept).await?;
@@ -130,6 +131,7 @@ impl Forges {
             outlook: shown.told.outlook,
             remote: kept.remote,
             posted: kept.posted,
+            comment: kept.comment,
         })
     }
 }

@@ -65,6 +65,10 @@ pub enum Refusal {
         /// The project's state in its latest run of the version in `previous`.
         state: Option<conjunction_protocol::StateKind>,
     },
+    #[error(
+        "build {build} belongs to a candidate superseded by {by}; rebuild it in that newer event"
+    )]
+    Superseded { build: BuildId, by: BuildId },
     #[error("no token {0} exists (it may have been revoked); list tokens with GET /v1/tokens")]
     UnknownToken(String),
     #[error("a token named {0:?} exists already; choose another name, or revoke that token first")]

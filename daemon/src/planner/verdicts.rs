@@ -44,6 +44,18 @@ impl History {
             .find(|b| b.root < root)
     }
 
+    /// What a candidate's build is compared with: the latest kept result built with
+    /// the upstream at `base` when it names a version kept here, else the latest
+    /// result of a release (a candidate never records one).
+    pub fn of_base(&self, base: Option<&str>) -> Option<&Baseline> {
+        let kept = [&self.last, &self.before].into_iter().flatten();
+        let with_base = base.and_then(|b| {
+            kept.clone()
+                .find(|r| r.upstream_version.as_deref() == Some(b))
+        });
+        with_base.or(self.last.as_ref())
+    }
+
     /// Keeps `built` if it is among the two latest events' results. A later result of
     /// the same event replaces that event's; an event that finishes after a newer one
     /// takes the second place if it is newer than what is there.
@@ -89,6 +101,23 @@ mod tests {
         h.record(built(2, Passed));
         assert_eq!(h.last, Some(built(2, Passed)));
         assert_eq!(h.before, Some(built(1, Passed)));
+    }
+
+    #[test]
+    fn a_candidate_compares_with_its_base_or_the_latest_release() {
+        let mut h = History::default();
+        assert_eq!(h.of_base(None), None);
+        let mut one = built(1, Passed);
+        one.upstream_version = Some("1.0.0".into());
+        let mut two = built(2, Failed);
+        two.upstream_version = Some("2.0.0".into());
+        h.record(one.clone());
+        h.record(two.clone());
+        assert_eq!(h.of_base(Some("1.0.0")), Some(&one));
+        assert_eq!(h.of_base(Some("2.0.0")), Some(&two));
+        // A commit, or a version no longer kept: the latest release's result.
+        assert_eq!(h.of_base(Some("9f1c2e0")), Some(&two));
+        assert_eq!(h.of_base(None), Some(&two));
     }
 
     #[test]

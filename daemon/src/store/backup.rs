@@ -8,9 +8,9 @@ use std::path::Path;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 use super::{
-    Store, StoreError, AUDIT, AUDIT_BY_PROJECT, BY_UPSTREAM, DEPLOYED, EVENTS, FORGES, HISTORY,
-    HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES, OPEN,
-    OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    Store, StoreError, AUDIT, AUDIT_BY_PROJECT, BY_UPSTREAM, CHANGES, DEPLOYED, EVENTS, FORGES,
+    HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES,
+    OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 
 /// What a backup holds.
@@ -59,6 +59,7 @@ impl Store {
         rows += copy_table(&read, &write, LATEST)?;
         rows += copy_table(&read, &write, NOTICES)?;
         rows += copy_table(&read, &write, FORGES)?;
+        rows += copy_table(&read, &write, CHANGES)?;
         rows += copy_table(&read, &write, OPEN)?;
         rows += copy_table(&read, &write, BY_UPSTREAM)?;
         write.commit()?;

@@ -16,9 +16,10 @@ use serde::Deserialize;
 
 use super::records::{decode, encode, RootRecord};
 use super::{
-    StoreError, AUDIT, AUDIT_BY_PROJECT, BY_UPSTREAM, BY_UPSTREAM_KEY, DEPLOYED, EVENTS, FORGES,
-    HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LAYOUT, LAYOUT_KEY, LINES, LINE_DEPENDENTS, MEMBERS, META,
-    NODES, NOTICES, OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, TOKENS, WATCH,
+    StoreError, AUDIT, AUDIT_BY_PROJECT, BY_UPSTREAM, BY_UPSTREAM_KEY, CHANGES, DEPLOYED, EVENTS,
+    FORGES, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LAYOUT, LAYOUT_KEY, LINES, LINE_DEPENDENTS,
+    MEMBERS, META, NODES, NOTICES, OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS,
+    TOKENS, WATCH,
 };
 use crate::planner::Member;
 
@@ -84,6 +85,7 @@ pub(super) fn to_current(db: &Database) -> Result<Option<Migrated>, StoreError> 
         txn.open_table(LATEST)?;
         txn.open_table(NOTICES)?;
         txn.open_table(FORGES)?;
+        txn.open_table(CHANGES)?;
         txn.open_table(OPEN)?;
         if meta.get(BY_UPSTREAM_KEY)?.is_none() {
             index_by_upstream(&txn)?;
@@ -189,6 +191,8 @@ fn from_layout_1(txn: &redb::WriteTransaction) -> Result<Migrated, StoreError> {
             size: old.members.len() as u32,
             reported_by: None,
             forge: Vec::new(),
+            candidate: None,
+            superseded_by: None,
         };
         roots.insert(*key, encode(&record).as_slice())?;
     }

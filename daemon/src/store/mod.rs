@@ -131,6 +131,10 @@ pub(crate) const NOTICES: TableDefinition<u128, &[u8]> = TableDefinition::new("n
 /// forge at a time.
 pub(crate) const FORGES: TableDefinition<u128, &[u8]> = TableDefinition::new("forges");
 
+/// (upstream, change) -> root id: each change's latest candidate event, which a newer
+/// candidate of the same change supersedes.
+pub(crate) const CHANGES: TableDefinition<(&str, &str), u128> = TableDefinition::new("changes");
+
 /// Root id -> (): root events whose cascade started and has not finished.
 pub(crate) const OPEN: TableDefinition<u128, ()> = TableDefinition::new("open");
 

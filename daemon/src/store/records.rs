@@ -62,6 +62,9 @@ pub(crate) struct StoredProject {
     pub badges: Badges,
     #[serde(default)]
     pub notify: Vec<NotifyRule>,
+    /// Its people hear of its upstreams' candidates too, not only of releases.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_candidates: bool,
     pub report_token_sha256: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -90,6 +93,7 @@ impl StoredProject {
             confirm_failures: self.confirm_failures,
             badges: self.badges,
             notify: self.notify.iter().map(NotifyRule::view).collect(),
+            notify_candidates: self.notify_candidates,
             created_at: self.created_at,
             updated_at: self.updated_at,
             changed: self.changed.clone(),
@@ -159,6 +163,12 @@ pub(crate) struct RootRecord {
     /// Telling the upstream's forges about this event, one mark per forge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forge: Vec<ForgeMark>,
+    /// Set on a candidate event: the change it tests before it merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<conjunction_protocol::Candidate>,
+    /// The newer candidate of the same change that took this one's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<BuildId>,
 }
 
 /// Telling one of the upstream's forges about an event: how it went (shown on the
@@ -172,6 +182,9 @@ pub(crate) struct ForgeMark {
     /// The forge's id of what conjunction made there (a check run), once made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    /// The candidate's comment on its pull or merge request, once made or found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     /// With one commit status per dependent: the state each was last told.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub posted: BTreeMap<ProjectId, String>,
@@ -227,6 +240,8 @@ impl RootRecord {
             not_promoted: self.not_promoted.clone(),
             reported_by: self.reported_by.clone(),
             forge: self.forge.iter().map(|m| m.report.clone()).collect(),
+            candidate: self.candidate.clone(),
+            superseded_by: self.superseded_by,
         }
     }
 

@@ -15,9 +15,9 @@ use super::records::{
     RunRecord, StoredProject, Watched,
 };
 use super::{
-    StoreError, AUDIT, AUDIT_BY_PROJECT, AUDIT_SEQ_KEY, BY_UPSTREAM, DEPLOYED, EVENTS, FORGES,
-    HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES, NOTICES,
-    OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
+    StoreError, AUDIT, AUDIT_BY_PROJECT, AUDIT_SEQ_KEY, BY_UPSTREAM, CHANGES, DEPLOYED, EVENTS,
+    FORGES, HISTORY, HOOKS, HOOK_EXPIRY, LATEST, LINES, LINE_DEPENDENTS, MEMBERS, META, NODES,
+    NOTICES, OPEN, OUTBOX, PEOPLE, POSITIONS, PROJECTS, READY, ROOTS, RUNS, SEQ_KEY, TOKENS, WATCH,
 };
 use crate::auth::TokenHash;
 use crate::hub::Published;
@@ -50,6 +50,7 @@ pub struct WriteTx<'t> {
     latest: Table<'t, &'static str, &'static [u8]>,
     notices: Table<'t, u128, &'static [u8]>,
     forges: Table<'t, u128, &'static [u8]>,
+    changes: Table<'t, (&'static str, &'static str), u128>,
     open: Table<'t, u128, ()>,
     by_upstream: Table<'t, (&'static str, u128), ()>,
     seq: u64,
@@ -88,6 +89,7 @@ impl<'t> WriteTx<'t> {
             latest: txn.open_table(LATEST)?,
             notices: txn.open_table(NOTICES)?,
             forges: txn.open_table(FORGES)?,
+            changes: txn.open_table(CHANGES)?,
             open: txn.open_table(OPEN)?,
             by_upstream: txn.open_table(BY_UPSTREAM)?,
             seq,
@@ -345,6 +347,11 @@ impl<'t> WriteTx<'t> {
         Ok(taken)
     }
 
+    pub fn remove_ready(&mut self, root: BuildId, position: u32) -> Result<(), StoreError> {
+        self.ready.remove((root.0 .0, position))?;
+        Ok(())
+    }
+
     pub fn has_ready(&self) -> Result<bool, StoreError> {
         Ok(self.ready.first()?.is_some())
     }
@@ -482,6 +489,29 @@ impl<'t> WriteTx<'t> {
         Ok(())
     }
 
+    // ---- candidates ----
+
+    /// The latest candidate event of `upstream`'s `change`.
+    pub fn change(
+        &self,
+        upstream: &ProjectId,
+        change: &str,
+    ) -> Result<Option<BuildId>, StoreError> {
+        let found = self.changes.get((upstream.as_str(), change))?;
+        Ok(found.map(|g| BuildId(ulid::Ulid(g.value()))))
+    }
+
+    pub fn put_change(
+        &mut self,
+        upstream: &ProjectId,
+        change: &str,
+        root: BuildId,
+    ) -> Result<(), StoreError> {
+        self.changes
+            .insert((upstream.as_str(), change), root.0 .0)?;
+        Ok(())
+    }
+
     // ---- retention ----
 
     /// Lists root event `root` under its upstream.
@@ -553,6 +583,12 @@ impl<'t> WriteTx<'t> {
         self.roots.remove(root)?;
         self.open.remove(root)?;
         self.by_upstream.remove((record.project.as_str(), root))?;
+        if let Some(candidate) = &record.candidate {
+            let key = (record.project.as_str(), candidate.change.as_str());
+            if self.changes.get(key)?.is_some_and(|g| g.value() == root) {
+                self.changes.remove(key)?;
+            }
+        }
         Ok(u64::from(record.size))
     }
 

@@ -21,9 +21,29 @@ use crate::store::{OutboxEntry, StoreError};
 pub(super) fn start(work: &mut Work<'_, '_>, edit: &mut Edit) -> Result<(), StoreError> {
     let root = edit.root;
     let record = &work.event(root)?.record;
-    let (project, version) = (record.project.clone(), record.version.clone());
+    let project = record.project.clone();
     let environment = record.environment.clone();
     let mut notes = Vec::new();
+    // A candidate is planned as its base would be released: its ranges are judged
+    // against the base version, and every dependent is built when it names none.
+    let (version, candidate) = (record.version.clone(), record.candidate.clone());
+    let version = match candidate {
+        None => version,
+        Some(candidate) => {
+            let ecosystem = work.graph.ecosystem(&project);
+            let base = candidate.base.clone();
+            match base.filter(|b| crate::planner::versions::Version::parse(ecosystem, b).is_ok()) {
+                Some(base) => Some(base),
+                None => {
+                    notes.push(format!(
+                        "{} names no version it changes, so every dependent is built whatever range it declares",
+                        candidate.label()
+                    ));
+                    None
+                }
+            }
+        }
+    };
     let promotion = match (work.environments.stage(environment.as_deref()), &version) {
         (Ok(Stage::Promotion { previous, .. }), Some(v)) => {
             let previous = previous.to_owned();
@@ -207,6 +227,8 @@ pub(super) fn queue(
         project: record.project.clone(),
         version: record.version.clone(),
         commit: record.commit.clone(),
+        git_ref: record.git_ref.clone(),
+        candidate: record.candidate.clone(),
     };
     let node = edit.node_mut(work, position)?;
     node.state = NodeState::Queued;

@@ -28,6 +28,8 @@ pub enum ForgeOutcome {
         outlook: Outlook,
         remote: Option<String>,
         posted: BTreeMap<ProjectId, String>,
+        /// The candidate's comment on its pull or merge request, once made.
+        comment: Option<String>,
     },
     Retry {
         due: Timestamp,
@@ -67,6 +69,7 @@ pub(super) fn start(record: &mut RootRecord, upstream: &StoredProject, root_url:
                 error: None,
             },
             remote: None,
+            comment: None,
             posted: BTreeMap::new(),
             entry: None,
             generation: 0,
@@ -161,6 +164,7 @@ pub(super) fn record(
             outlook,
             remote,
             posted,
+            comment,
         } => {
             mark.report.state = ForgeDelivery::Sent;
             mark.report.at = Some(now);
@@ -169,6 +173,9 @@ pub(super) fn record(
             mark.report.error = None;
             if remote.is_some() {
                 mark.remote = remote;
+            }
+            if comment.is_some() {
+                mark.comment = comment;
             }
             mark.posted = posted;
             mark.told = generation;

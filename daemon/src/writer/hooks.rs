@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use conjunction_protocol::ci::{parse_build_key, version_from_ref};
 use conjunction_protocol::{
-    BuildId, CiKind, Node, ProjectId, Report, ReportAck, Run, SourceSpec, TriggerSpec,
+    BuildId, Candidate, CiKind, Node, ProjectId, Report, ReportAck, Run, SourceSpec, TriggerSpec,
 };
 
 use super::reports;
@@ -206,6 +206,7 @@ fn build_news(
         commit: news.run.commit,
         git_ref: news.run.git_ref,
         environment: None,
+        candidate: None,
         url: news.run.url,
         summary: news.run.summary,
         metadata: Default::default(),
@@ -287,12 +288,6 @@ fn not_counted(
             described()
         ));
     }
-    if let Some(why) = &run.candidate {
-        return Some(format!(
-            "{}: {why}, which tests a change and is never a release; nothing changed",
-            described()
-        ));
-    }
     let release = source.release(trigger);
     if let Some(wanted) = release.place {
         if !crate::ci::same_place(ci, &run.source, wanted) {
@@ -315,6 +310,26 @@ fn not_counted(
                 described()
             ));
         }
+    }
+    if let Some(change) = &run.candidate {
+        let takes = source.candidates();
+        let what = &change.what;
+        if !takes.enabled {
+            return Some(format!(
+                "{}: {what}, which tests a change and is never a release (the source takes \
+                 such runs as candidates with `candidates = true`); nothing changed",
+                described()
+            ));
+        }
+        if let (Some(fork), false) = (&change.fork, takes.from_forks) {
+            return Some(format!(
+                "{}: {what}, whose code comes from {fork}; a fork's change is a candidate only \
+                 when the source says `candidates_from_forks = true`; nothing changed",
+                described()
+            ));
+        }
+        // A candidate is on its own branch, whichever it is.
+        return None;
     }
     let on_ref = run.git_ref.as_deref();
     let version_tag =
@@ -353,7 +368,14 @@ fn root_news(work: &mut Work<'_, '_>, news: News) -> Result<Result<Heard, Refusa
         learnt: None,
     };
     let mut report = Report::new(news.project.clone(), state);
-    report.version = news.run.git_ref.as_deref().and_then(version_from_ref);
+    report.candidate = news.run.candidate.as_ref().map(|change| {
+        let id = change.change(news.run.git_ref.as_deref());
+        Candidate::new(id, change.base.clone())
+    });
+    // A candidate's branch names no version of the project.
+    if report.candidate.is_none() {
+        report.version = news.run.git_ref.as_deref().and_then(version_from_ref);
+    }
     report.commit = news.run.commit;
     report.git_ref = news.run.git_ref;
     report.url = news.run.url;
@@ -422,6 +444,8 @@ mod tests {
             repo: repo.map(str::to_owned),
             workflow: workflow.map(str::to_owned),
             branch: branch.map(str::to_owned),
+            candidates: false,
+            candidates_from_forks: false,
         }
     }
 
@@ -470,6 +494,8 @@ mod tests {
                     signing_token: None,
                     project: None,
                     git_ref: Some("main".into()),
+                    candidates: false,
+                    candidates_from_forks: false,
                 },
                 CiKind::Gitlab,
             ),
@@ -479,6 +505,8 @@ mod tests {
                     allow_plain_token: false,
                     pipeline: None,
                     branch: Some("main".into()),
+                    candidates: false,
+                    candidates_from_forks: false,
                 },
                 CiKind::Buildkite,
             ),
@@ -523,12 +551,41 @@ mod tests {
         let source = github(Some("acme/lib"), RELEASE, Some("main"));
         let gh = CiKind::Github;
         let mut fork = news("acme/lib", RELEASE, Some("main"));
-        fork.candidate = Some("a run of a commit from the fork evil/lib".into());
+        fork.candidate = Some(crate::ci::ChangeNews {
+            number: None,
+            base: None,
+            fork: Some("evil/lib".into()),
+            what: "a run of a commit from the fork evil/lib".into(),
+        });
         let note = counted(&source, gh, &fork).unwrap_err();
         assert!(
             note.contains("evil/lib") && note.contains("never a release"),
             "{note}"
         );
+        // A source that takes candidates still refuses a fork's, unless it says so.
+        let takes = |forks: bool| SourceSpec::Github {
+            secret: "s".into(),
+            repo: Some("acme/lib".into()),
+            workflow: RELEASE.map(str::to_owned),
+            branch: Some("main".into()),
+            candidates: true,
+            candidates_from_forks: forks,
+        };
+        let note = counted(&takes(false), gh, &fork).unwrap_err();
+        assert!(note.contains("candidates_from_forks"), "{note}");
+        counted(&takes(true), gh, &fork).unwrap();
+        // The project's own pull request, on its own branch, is a candidate.
+        let mut own = news("acme/lib", RELEASE, Some("topic"));
+        own.candidate = Some(crate::ci::ChangeNews {
+            number: Some("12".into()),
+            base: None,
+            fork: None,
+            what: "a run of pull request #12".into(),
+        });
+        counted(&takes(false), gh, &own).unwrap();
+        // Of the release workflow only.
+        own.workflow = Some(".github/workflows/lint.yml".into());
+        assert!(counted(&takes(false), gh, &own).is_err());
         // An organisation webhook pointed at acme/lib's URL sends acme/other's runs.
         let note = counted(&source, gh, &news("acme/other", RELEASE, Some("v1.0.0"))).unwrap_err();
         assert!(
@@ -561,6 +618,8 @@ mod tests {
             signing_token: None,
             project: Some("acme/sub/lib".into()),
             git_ref: Some("main".into()),
+            candidates: false,
+            candidates_from_forks: false,
         };
         counted(
             &gitlab,
@@ -586,6 +645,8 @@ mod tests {
             allow_plain_token: false,
             pipeline: Some(pipeline.into()),
             branch: Some("main".into()),
+            candidates: false,
+            candidates_from_forks: false,
         };
         let run = news("acme/lib", None, Some("main"));
         counted(&buildkite("lib"), CiKind::Buildkite, &run).unwrap();

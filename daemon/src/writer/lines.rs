@@ -25,7 +25,8 @@ fn record_node(work: &mut Work<'_, '_>, position: u32, node: &Node) -> Result<()
     let environments = work.environments;
     let first = environments.first();
     let record = &work.event(node.root)?.record;
-    let Some(version) = record.version.clone() else {
+    // A candidate is never released: it has no line.
+    let (Some(version), None) = (record.version.clone(), &record.candidate) else {
         return Ok(());
     };
     let upstream = record.project.clone();

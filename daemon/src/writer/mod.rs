@@ -13,6 +13,7 @@
 //! work of one batch. The writer speaks domain types only: a refusal is a
 //! [`Refusal`], and the API decides how to say it over HTTP.
 
+mod candidates;
 mod cascade;
 mod clock;
 mod deliveries;
@@ -103,7 +104,9 @@ enum Command {
         reply: Reply<String>,
     },
     Report {
-        report: Report,
+        // Boxed: a report is the largest command by far, and most commands are
+        // smaller ones queued beside it.
+        report: Box<Report>,
         principal: Principal,
         /// Who the audit trail names for a root report, when not the principal's
         /// token (a CI identity).
@@ -244,7 +247,7 @@ impl WriterHandle {
         by: Option<Actor>,
     ) -> Result<ReportAck, WriteError> {
         self.call(|reply| Command::Report {
-            report,
+            report: Box::new(report),
             principal,
             by,
             reply,
@@ -595,7 +598,7 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
             reply,
         } => answer(
             reply,
-            reports::report(work, report, principal, by)?.map_err(Into::into),
+            reports::report(work, *report, principal, by)?.map_err(Into::into),
         ),
         Command::Rebuild { build, by, reply } => answer(
             reply,

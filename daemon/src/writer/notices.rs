@@ -45,11 +45,12 @@ pub(super) fn queue(
     replies_to: Option<MailRef>,
 ) -> Result<Option<MailRef>, StoreError> {
     let record = &work.event(node.root)?.record;
-    let (upstream_id, version, environment, root) = (
+    let (upstream_id, version, environment, root, candidate) = (
         record.project.clone(),
         record.version.clone(),
         record.environment.clone(),
         record.id,
+        record.candidate.clone(),
     );
     let upstream = work.tx.project(&upstream_id)?;
     let downstream = if kind == NoticeKind::Digest {
@@ -66,11 +67,15 @@ pub(super) fn queue(
         contacts: up_contacts,
         rules: up_rules,
     };
-    let down = downstream.as_ref().map(|p| Side {
-        project: &p.id,
-        contacts: &p.contacts,
-        rules: &p.notify,
-    });
+    // A dependent did not ask to hear of unmerged changes, unless it says so.
+    let down = downstream
+        .as_ref()
+        .filter(|p| candidate.is_none() || p.notify_candidates)
+        .map(|p| Side {
+            project: &p.id,
+            contacts: &p.contacts,
+            rules: &p.notify,
+        });
     let targets = route(kind, down, up, work.email_default);
     if targets.is_empty() {
         return Ok(None);
@@ -81,6 +86,7 @@ pub(super) fn queue(
         upstream: upstream_id.clone(),
         version,
         environment,
+        candidate,
         root,
         project: node.project.clone(),
         build: node.id,

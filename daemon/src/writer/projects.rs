@@ -225,6 +225,7 @@ fn upsert(
         confirm_failures: spec.confirm_failures,
         badges: spec.badges,
         notify: spec.notify,
+        notify_candidates: spec.notify_candidates,
         trusted_ci: spec.trusted_ci,
         report_to: spec.report_to,
         report_token_sha256: hex::encode(token_hash),

@@ -18,6 +18,9 @@ pub(super) fn rebuild(
     let Some(node) = work.tx.node(build)? else {
         return Ok(Err(Refusal::UnknownBuild(build)));
     };
+    if let Some(by) = work.event(node.root)?.record.superseded_by {
+        return Ok(Err(Refusal::Superseded { build, by }));
+    }
     if let Err(refusal) = judge_rebuild(node.state.kind(), work.graph.triggerable(&node.project)) {
         return Ok(Err(refusal));
     }

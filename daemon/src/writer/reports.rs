@@ -5,7 +5,7 @@ use conjunction_protocol::audit::{Action, Actor};
 use conjunction_protocol::{BuildId, Node, Report, ReportAck, StateKind};
 
 use super::work::{Edit, Work};
-use super::{cascade, forges, lines, verdicts};
+use super::{candidates, cascade, forges, lines, verdicts};
 use crate::planner::lines::{judge_promotion, rollback_from};
 use crate::planner::reports::{
     accept_report, authorize_node_report, authorize_root_report, reported,
@@ -21,14 +21,18 @@ pub(super) fn report(
 ) -> Result<Result<ReportAck, Refusal>, StoreError> {
     match report.build {
         None => {
-            let (project, version) = (report.project.clone(), report.version.clone());
+            let project = report.project.clone();
+            let detail = match (&report.candidate, &report.version) {
+                (Some(c), Some(v)) => format!("{} {v}", c.label()),
+                (Some(c), None) => c.label(),
+                (None, v) => v.clone().unwrap_or_default(),
+            };
             let ack = root_report(work, report, principal.clone(), &mut |_| {})?;
             if ack.is_ok() {
                 let by = by.unwrap_or(match principal {
                     Principal::Project { project } => Actor::ReportToken { project },
                     Principal::Build { build, .. } => Actor::BuildToken { build },
                 });
-                let detail = version.unwrap_or_default();
                 work.tx
                     .audit(work.now, &by, Action::RootReported, Some(&project), detail)?;
                 if let Ok(ack) = &ack {
@@ -109,13 +113,15 @@ pub(super) fn root_report(
         size: 0,
         reported_by: None,
         forge: Vec::new(),
+        candidate: report.candidate.clone(),
+        superseded_by: None,
     });
     work.set_member(
         id,
         0,
         Member {
             id,
-            project: report.project,
+            project: report.project.clone(),
             state: kind,
             blocked_by: None,
             parents: Vec::new(),
@@ -123,6 +129,9 @@ pub(super) fn root_report(
             waiting: 0,
         },
     )?;
+    if let Some(candidate) = &report.candidate {
+        candidates::begin(work, &report.project, candidate, id)?;
+    }
     let mut node = node;
     amend(&mut node);
     // The upstream's forges hear of the event from its start.

@@ -46,25 +46,36 @@ fn judge_one(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result<
     }
     let (project, rerun_of) = (node.project.clone(), node.rerun);
     let result = built(work, node)?;
-    let mut latest = work.tx.latest(&project)?;
-    if latest.own.as_ref().is_none_or(|o| o.root <= root) {
-        latest.own = Some(result.clone());
-        work.tx.put_latest(&project, &latest)?;
-    }
-    if position == 0 {
-        return Ok(());
-    }
     let environments = work.environments;
-    let (upstream, environment) = {
+    let (upstream, environment, candidate) = {
         let record = &work.event(root)?.record;
         let environment = record
             .environment
             .clone()
             .unwrap_or_else(|| environments.first().to_owned());
-        (record.project.clone(), environment)
+        (
+            record.project.clone(),
+            environment,
+            record.candidate.clone(),
+        )
     };
+    // A candidate's builds are about a change that may never merge: they are nobody's
+    // latest result and nobody's baseline.
+    if candidate.is_none() {
+        let mut latest = work.tx.latest(&project)?;
+        if latest.own.as_ref().is_none_or(|o| o.root <= root) {
+            latest.own = Some(result.clone());
+            work.tx.put_latest(&project, &latest)?;
+        }
+    }
+    if position == 0 {
+        return Ok(());
+    }
     let mut history = work.tx.history(&upstream, &environment, &project)?;
-    let baseline = history.baseline(root).cloned();
+    let baseline = match &candidate {
+        None => history.baseline(root).cloned(),
+        Some(candidate) => history.of_base(candidate.base.as_deref()).cloned(),
+    };
     let before = baseline.as_ref().map(|b| b.state);
     let confirm = if state == StateKind::Failed && before == Some(StateKind::Passed) {
         work.tx.project(&project)?.map_or(0, |p| p.confirm_failures)
@@ -79,6 +90,16 @@ fn judge_one(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result<
     let node = edit.node_mut(work, position)?;
     node.verdict = Some(verdict);
     node.baseline = baseline.filter(|_| is_built(state));
+    if candidate.is_some() {
+        // Told as a release's would be (the routing keeps it to the upstream unless
+        // the dependent asks), and the history stays the releases'.
+        if let Some(kind) = transition(verdict, state, &notices::told(node), None) {
+            notices::queue(work, node, kind, None, None)?;
+        }
+        work.record_mut(root)?
+            .count_verdict(&project, None, Some(verdict));
+        return Ok(());
+    }
     if let Some(kind) = transition(verdict, state, &notices::told(node), history.infra) {
         let replies_to = match kind {
             NoticeKind::Fixed => history
@@ -124,6 +145,12 @@ fn needs_bump(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result
         .environment
         .clone()
         .unwrap_or_else(|| environments.first().to_owned());
+    if record.candidate.is_some() {
+        // Whether it was told already is the releases' business; a candidate's
+        // notice goes by the candidate routing.
+        let node = edit.node_mut(work, position)?;
+        return notices::queue(work, node, NoticeKind::NeedsBump, None, None).map(drop);
+    }
     let mut history = work.tx.history(&upstream, &environment, &project)?;
     if !bump_is_news(&range, history.bump_told.as_deref()) {
         return Ok(());
@@ -140,15 +167,21 @@ fn needs_bump(work: &mut Work<'_, '_>, edit: &mut Edit, position: u32) -> Result
 pub(super) fn event_finished(work: &mut Work<'_, '_>, root: BuildId) -> Result<(), StoreError> {
     let record = work.record_mut(root)?;
     record.digest_queued = true;
+    work.tx.set_open(root, false)?;
+    let record = work.record_mut(root)?;
+    if record.superseded_by.is_some() {
+        // Nothing about a superseded candidate is told.
+        return Ok(());
+    }
+    let candidate = record.candidate.is_some();
     let project = record.project.clone();
     let digest = Digest {
         counts: record.counts.clone(),
         verdicts: record.verdicts.clone(),
         named: record.named.clone(),
     };
-    work.tx.set_open(root, false)?;
     let mut latest = work.tx.latest(&project)?;
-    if latest.finished.is_none_or(|f| f < root) {
+    if !candidate && latest.finished.is_none_or(|f| f < root) {
         latest.previous = latest.finished.replace(root);
         work.tx.put_latest(&project, &latest)?;
     }

@@ -184,10 +184,24 @@ fn a_buildkite_build_of_a_pull_request_is_a_candidate_and_a_tag_build_says_so() 
     hook["build"]["tag"] = "v1.2.3".into();
     let pr =
         crate::run(buildkite::parse_webhook(None, &serde_json::to_vec(&hook).unwrap()).unwrap());
+    let change = pr.candidate.expect("a pull request's build tests a change");
     assert_eq!(
-        pr.candidate.as_deref(),
-        Some("a build of pull request #42 from https://github.com/someone/infusion.git")
+        change.what,
+        "a build of pull request #42 from https://github.com/someone/infusion.git"
     );
+    assert_eq!(change.number.as_deref(), Some("42"));
+    assert_eq!(
+        change.fork.as_deref(),
+        Some("https://github.com/someone/infusion.git"),
+        "another repository than the pipeline's"
+    );
+    // The pipeline's own repository, written another way, is no fork.
+    let own = hook["pipeline"]["repository"].as_str().unwrap().to_owned();
+    let own = own.replace("https://github.com/", "git@github.com:");
+    hook["build"]["pull_request"]["repository"] = own.into();
+    let pr =
+        crate::run(buildkite::parse_webhook(None, &serde_json::to_vec(&hook).unwrap()).unwrap());
+    assert_eq!(pr.candidate.unwrap().fork, None);
     assert_eq!(pr.tag, Some(true));
     assert_eq!(pr.git_ref.as_deref(), Some("v1.2.3"));
 }

@@ -235,19 +235,37 @@ fn events_about_no_run_are_noted_without_reading_them_even_from_an_organisation(
 }
 
 #[test]
-fn a_run_of_a_forks_commit_is_a_candidate() {
+fn a_pull_requests_run_and_a_run_of_a_forks_commit_are_candidates() {
+    // A real delivery of a run with `event: pull_request`, in the repository itself.
     let body = crate::read_acceptance("native-ci/github", "workflow_run.completed.cdviz.json");
     let own = crate::run(github::parse("workflow_run", &body).unwrap());
     assert_eq!(own.source, "aaaaa-aaa/aaaaa-aaaaaaaaa");
-    assert_eq!(own.candidate, None, "the head is in the repository itself");
+    let change = own.candidate.expect("a pull request's run tests a change");
+    assert_eq!(change.number.as_deref(), Some("35"));
+    assert_eq!(
+        change.base.as_deref(),
+        Some("446a9bfc0365c3293130f490b2f190f8127fc0da")
+    );
+    assert_eq!(change.fork, None, "the head is in the repository itself");
+    assert_eq!(change.what, "a run of pull request #35");
+    // The same run started by a push tests nothing.
+    let mut push: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    push["workflow_run"]["event"] = "push".into();
+    let push =
+        crate::run(github::parse("workflow_run", &serde_json::to_vec(&push).unwrap()).unwrap());
+    assert_eq!(push.candidate, None);
     let mut fork: serde_json::Value = serde_json::from_slice(&body).unwrap();
     fork["workflow_run"]["head_repository"]["full_name"] = "someone/aaaaa-aaaaaaaaa".into();
+    // GitHub names no pull request on a fork's run.
+    fork["workflow_run"]["pull_requests"] = serde_json::json!([]);
     let fork =
         crate::run(github::parse("workflow_run", &serde_json::to_vec(&fork).unwrap()).unwrap());
+    let change = fork.candidate.expect("a fork's run tests a change");
     assert_eq!(
-        fork.candidate.as_deref(),
-        Some("a run of a commit from the fork someone/aaaaa-aaaaaaaaa")
+        change.what,
+        "a run of a commit from the fork someone/aaaaa-aaaaaaaaa"
     );
+    assert_eq!(change.fork.as_deref(), Some("someone/aaaaa-aaaaaaaaa"));
 }
 
 #[test]

@@ -147,7 +147,11 @@ fn a_merge_request_pipeline_from_a_fork_is_a_candidate_and_a_tag_pipeline_says_s
     // The documentation's example is a merge request pipeline within the project.
     let docs = read("pipeline.success.docs-example.json");
     let own = crate::run(gitlab::parse(Some("Pipeline Hook"), &docs).unwrap());
-    assert_eq!(own.candidate, None);
+    let change = own
+        .candidate
+        .expect("a merge request pipeline tests a change");
+    assert_eq!(change.fork, None, "within the project");
+    assert_eq!(change.number.as_deref(), Some("1"));
     assert_eq!(own.tag, Some(false), "a branch pipeline");
     let mut hook: serde_json::Value = serde_json::from_slice(&docs).unwrap();
     hook["merge_request"]["source_project_id"] = 99.into();
@@ -155,8 +159,10 @@ fn a_merge_request_pipeline_from_a_fork_is_a_candidate_and_a_tag_pipeline_says_s
     let fork = crate::run(
         gitlab::parse(Some("Pipeline Hook"), &serde_json::to_vec(&hook).unwrap()).unwrap(),
     );
+    let change = fork.candidate.unwrap();
     assert_eq!(
-        fork.candidate.as_deref(),
-        Some("a pipeline of merge request !12 from a fork")
+        change.what,
+        "a pipeline of merge request !12 from project 99"
     );
+    assert_eq!(change.fork.as_deref(), Some("project 99"));
 }

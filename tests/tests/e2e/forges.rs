@@ -34,6 +34,7 @@ fn github_token(forge: &MockForge) -> ReportTarget {
             api_url: Some(forge.base_url()),
         },
         needs_bump_fails: false,
+        comment: false,
     }
 }
 
@@ -83,6 +84,7 @@ async fn a_github_app_check_run_goes_from_in_progress_to_completed_with_the_summ
                 api_url: Some(forge.base_url()),
             },
             needs_bump_fails: false,
+            comment: false,
         }],
     )
     .await;
@@ -203,6 +205,7 @@ async fn gitlab_forgejo_and_jenkins_show_the_event_and_turn_red_only_on_a_break(
                     token: TOKEN.into(),
                 },
                 needs_bump_fails: false,
+                comment: false,
             },
             ReportTarget {
                 forge: Forge::Forgejo {
@@ -211,6 +214,7 @@ async fn gitlab_forgejo_and_jenkins_show_the_event_and_turn_red_only_on_a_break(
                     token: TOKEN.into(),
                 },
                 needs_bump_fails: false,
+                comment: false,
             },
             ReportTarget {
                 forge: Forge::Jenkins {
@@ -219,6 +223,7 @@ async fn gitlab_forgejo_and_jenkins_show_the_event_and_turn_red_only_on_a_break(
                     token: TOKEN.into(),
                 },
                 needs_bump_fails: false,
+                comment: false,
             },
         ],
     )
@@ -305,6 +310,7 @@ async fn a_buildkite_upstream_build_gets_one_annotation_rewritten_in_place() {
                 api_url: Some(forge.base_url()),
             },
             needs_bump_fails: false,
+            comment: false,
         }],
     )
     .await;
@@ -410,6 +416,7 @@ async fn a_rate_limited_forge_is_waited_out_and_a_forge_that_is_down_delays_no_t
                     api_url: Some(down.clone()),
                 },
                 needs_bump_fails: false,
+                comment: false,
             },
         ],
     )
@@ -481,6 +488,7 @@ async fn forge_reports_survive_a_restart_without_a_duplicate_post() {
                 api_url: Some(forge.base_url()),
             },
             needs_bump_fails: false,
+            comment: false,
         }],
     )
     .await;

@@ -6,6 +6,7 @@ mod access;
 mod backup;
 mod bad_input;
 mod badges;
+mod candidates;
 mod cascade;
 mod channels;
 mod cli;
@@ -106,6 +107,7 @@ pub fn root_report(project: &str, version: &str) -> Report {
         commit: Some("9f1c2e0".into()),
         git_ref: Some("main".into()),
         environment: None,
+        candidate: None,
         url: Some("https://ci.example/runs/881".into()),
         summary: None,
         metadata: [("pipeline".to_owned(), "release".to_owned())].into(),

@@ -174,6 +174,8 @@ async fn refused_reports_and_noted_webhooks_are_not_counted_as_reports_taken() {
         repo: Some("acme/gh".into()),
         workflow: Some("release.yml".into()),
         branch: Some("main".into()),
+        candidates: false,
+        candidates_from_forks: false,
     };
     let spec = conjunction_protocol::ProjectSpec {
         source: Some(source),

@@ -47,6 +47,8 @@ fn github_source(repo: Option<&str>, workflow: Option<&str>, branch: Option<&str
         repo: repo.map(str::to_owned),
         workflow: workflow.map(str::to_owned),
         branch: branch.map(str::to_owned),
+        candidates: false,
+        candidates_from_forks: false,
     }
 }
 
@@ -126,9 +128,9 @@ async fn only_the_named_workflow_of_the_projects_own_repository_on_its_branch_or
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
-            "the run as captured, on its pull request's branch",
+            "the run as captured, of its pull request",
             fixture(CDVIZ_RUN),
-            "not on main or a version tag",
+            "a run of pull request #35, which tests a change and is never a release",
         ),
         (
             "a fork's commit on a version tag",
@@ -171,7 +173,11 @@ async fn only_the_named_workflow_of_the_projects_own_repository_on_its_branch_or
         "none of them is a release"
     );
 
-    let tagged = cdviz(|r| r["workflow_run"]["head_branch"] = "v3.4.1".into());
+    let tagged = cdviz(|r| {
+        r["workflow_run"]["head_branch"] = "v3.4.1".into();
+        r["workflow_run"]["event"] = "push".into();
+        r["workflow_run"]["pull_requests"] = serde_json::json!([]);
+    });
     let (status, answer) = post(
         &d,
         path,
@@ -263,6 +269,8 @@ async fn every_event_a_ci_sends_with_a_valid_signature_is_noted_and_a_bad_one_re
         signing_token: None,
         project: Some("acme/lib".into()),
         git_ref: Some("main".into()),
+        candidates: false,
+        candidates_from_forks: false,
     };
     upstream_with(&d, &mock, "up/gl", gitlab).await;
     let buildkite = SourceSpec::Buildkite {
@@ -270,6 +278,8 @@ async fn every_event_a_ci_sends_with_a_valid_signature_is_noted_and_a_bad_one_re
         allow_plain_token: false,
         pipeline: Some("lib".into()),
         branch: Some("main".into()),
+        candidates: false,
+        candidates_from_forks: false,
     };
     upstream_with(&d, &mock, "up/bk", buildkite).await;
     let jenkins = SourceSpec::Jenkins {

@@ -1,0 +1,65 @@
+//! Candidates: a root event that tests an upstream's change before it merges. Each
+//! change has one live event; a newer candidate of the same change supersedes the
+//! older, whose builds that have not finished end cancelled, telling nobody.
+
+use conjunction_protocol::{BuildId, Candidate, NodeState, ProjectId, StateKind};
+
+use super::work::{Edit, Work};
+use crate::store::StoreError;
+
+/// Makes `root` the live event of `upstream`'s `candidate` change, superseding the
+/// one before it.
+pub(super) fn begin(
+    work: &mut Work<'_, '_>,
+    upstream: &ProjectId,
+    candidate: &Candidate,
+    root: BuildId,
+) -> Result<(), StoreError> {
+    let before = work.tx.change(upstream, &candidate.change)?;
+    work.tx.put_change(upstream, &candidate.change, root)?;
+    match before {
+        Some(old) if old != root => supersede(work, old, root),
+        _ => Ok(()),
+    }
+}
+
+/// Ends event `old`, which `by` took the place of: every build that has not finished
+/// is cancelled (its trigger taken back from the outbox if it was not sent), and its
+/// digest is never sent.
+pub(super) fn supersede(
+    work: &mut Work<'_, '_>,
+    old: BuildId,
+    by: BuildId,
+) -> Result<(), StoreError> {
+    // Retention may have removed it since.
+    if !work.has_event(old) && work.tx.root(old)?.is_none() {
+        return Ok(());
+    }
+    let record = work.record_mut(old)?;
+    if record.superseded_by.is_some() {
+        return Ok(());
+    }
+    let why = format!("superseded by {by}");
+    record.superseded_by = Some(by);
+    record.notes.push(why.clone());
+    let size = record.size;
+    let now = work.now;
+    let mut edit = Edit::of(old);
+    for position in 0..size {
+        let member = work.member(old, position)?;
+        if member.state.is_final() {
+            continue;
+        }
+        let mut member = member.clone();
+        member.state = StateKind::Cancelled;
+        work.set_member(old, position, member)?;
+        work.tx.remove_ready(old, position)?;
+        let node = edit.node_mut(work, position)?;
+        node.state = NodeState::Cancelled;
+        node.finished_at = Some(now);
+        node.summary = Some(why.clone());
+        let build = node.id;
+        work.tx.remove_outbox(build)?;
+    }
+    edit.write(work).map(drop)
+}
