@@ -188,6 +188,43 @@ struct RowsKey {
     search: String,
 }
 
+/// Which root events the list shows: releases and candidates alike, or one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kinds {
+    #[default]
+    All,
+    Candidates,
+    Releases,
+}
+
+impl Kinds {
+    fn next(self) -> Self {
+        match self {
+            Kinds::All => Kinds::Candidates,
+            Kinds::Candidates => Kinds::Releases,
+            Kinds::Releases => Kinds::All,
+        }
+    }
+
+    /// Whether an event of this kind is shown.
+    pub fn keeps(self, candidate: bool) -> bool {
+        match self {
+            Kinds::All => true,
+            Kinds::Candidates => candidate,
+            Kinds::Releases => !candidate,
+        }
+    }
+
+    /// What the header says while the list is narrowed.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Kinds::All => None,
+            Kinds::Candidates => Some("candidates only"),
+            Kinds::Releases => Some("releases only"),
+        }
+    }
+}
+
 pub struct App {
     pub model: Model,
     /// The daemon's address, for the header.
@@ -199,6 +236,7 @@ pub struct App {
     pub help: bool,
     pub follow: bool,
     pub failing_only: bool,
+    pub kinds: Kinds,
     pub search: String,
     /// What is typed at the impact prompt.
     pub prompt: String,
@@ -245,6 +283,7 @@ impl App {
             help: false,
             follow: true,
             failing_only: false,
+            kinds: Kinds::All,
             search: String::new(),
             prompt: String::new(),
             view_scroll: 0,
@@ -502,6 +541,7 @@ impl App {
             .iter()
             .enumerate()
             .filter(|(_, r)| !self.failing_only || r.has_failure())
+            .filter(|(_, r)| self.kinds.keeps(r.summary.candidate.is_some()))
             .filter(|(_, r)| {
                 query.is_empty()
                     || r.summary.project.as_str().contains(&query)
@@ -651,6 +691,17 @@ impl App {
                 self.failing_only = !self.failing_only;
                 self.reconcile();
             }
+            Action::CycleKinds => {
+                self.kinds = self.kinds.next();
+                self.reconcile();
+                self.say(match self.kinds {
+                    Kinds::All => "showing releases and candidates",
+                    Kinds::Candidates => {
+                        "showing candidates only (changes tested before they merge)"
+                    }
+                    Kinds::Releases => "showing releases only",
+                });
+            }
             Action::FocusNext | Action::FocusPrevious => {
                 let order = [Focus::Roots, Focus::Tree, Focus::Details];
                 let at = order.iter().position(|f| *f == self.focus).unwrap_or(0);
@@ -694,6 +745,10 @@ impl App {
             }
             Mode::Browse if self.failing_only => {
                 self.failing_only = false;
+                self.reconcile();
+            }
+            Mode::Browse if self.kinds != Kinds::All => {
+                self.kinds = Kinds::All;
                 self.reconcile();
             }
             Mode::Browse | Mode::Confirm(_) => {}
@@ -998,9 +1053,18 @@ impl App {
 }
 
 /// `package@version` of a root event, or just the package.
-/// `acme/lib@2.0.0`, and where a promotion took it: `acme/lib@2.0.0 to prod`.
+/// `acme/lib@2.0.0`, and where a promotion took it: `acme/lib@2.0.0 to prod`; a
+/// candidate is named by its change: `acme/lib candidate #123`.
 pub fn root_title(root: &RootView) -> String {
     let s = &root.summary;
+    if let Some(c) = &s.candidate {
+        let superseded = if s.superseded_by.is_some() {
+            " (superseded)"
+        } else {
+            ""
+        };
+        return format!("{} {}{superseded}", s.project, c.label());
+    }
     let promoted =
         crate::tree::promotion_title(s.environment.as_deref(), s.rollback_from.as_deref());
     match &s.version {

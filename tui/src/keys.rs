@@ -25,6 +25,8 @@ pub enum Action {
     Answer(bool),
     ToggleFollow,
     ToggleFailing,
+    /// All root events, candidates only, releases only.
+    CycleKinds,
     NextFailure,
     Search,
     /// Open the release lines of the selected root's project.
@@ -96,6 +98,7 @@ pub fn action(mode: KeyMode, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('R') => Some(Action::RebuildRoot),
             KeyCode::Char('F') => Some(Action::ToggleFollow),
             KeyCode::Char('f') => Some(Action::ToggleFailing),
+            KeyCode::Char('c') => Some(Action::CycleKinds),
             KeyCode::Char('n') => Some(Action::NextFailure),
             KeyCode::Char('/') => Some(Action::Search),
             KeyCode::Char('v') => Some(Action::Releases),
@@ -122,6 +125,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("R", "rebuild every failed build of the root (asks y/n)"),
     ("n", "jump to the next failed build"),
     ("f", "show only failing paths"),
+    ("c", "all events, candidates only, releases only"),
     ("/", "search projects; Enter keeps it, Esc clears"),
     ("F", "follow the newest root event on/off"),
     ("v", "release lines of the root's project"),

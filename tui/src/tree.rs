@@ -17,16 +17,37 @@ pub fn render(event: &RootEvent) -> String {
     let s = &event.summary;
     let _ = writeln!(
         out,
-        "{}{}{} (root {}, {})",
+        "{}{}{}{} (root {}, {})",
         s.project,
         s.version
             .as_deref()
             .map(|v| format!("@{v}"))
             .unwrap_or_default(),
+        s.candidate
+            .as_ref()
+            .map(|c| format!(" {}", c.label()))
+            .unwrap_or_default(),
         promotion_title(s.environment.as_deref(), s.rollback_from.as_deref()),
         s.id,
         s.created_at
     );
+    if let Some(c) = &s.candidate {
+        let mut line = format!(
+            "candidate: change {} tested before it merges, on {}",
+            c.change,
+            s.commit.as_deref().unwrap_or("an unnamed commit")
+        );
+        match &c.base {
+            Some(base) => {
+                let _ = write!(line, ", made on {base}");
+            }
+            None => line.push_str(", made on the latest release"),
+        }
+        if let Some(by) = s.superseded_by {
+            let _ = write!(line, "; superseded by {by}");
+        }
+        let _ = writeln!(out, "{line}");
+    }
     if !s.verdicts.is_empty() {
         let _ = writeln!(out, "verdicts: {}", counts_line(&s.verdicts));
     }

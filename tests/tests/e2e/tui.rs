@@ -324,3 +324,115 @@ async fn a_viewer_reads_everything_and_is_told_why_it_may_not_rebuild_while_a_ma
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_candidate_event_is_marked_named_and_filtered_in_the_ui_the_tree_and_the_feed() {
+    let d = conjunction_tests::daemon::TestDaemon::start().await;
+    let lib = register(&d.api, "acme/lib", &[], None).await;
+    register(&d.api, "acme/app", &["acme/lib"], None).await;
+    let release = report_root(&d.api, &lib, "acme/lib", "1.0.0").await;
+    settled(&d.api, release.root).await;
+    // The upstream's CI reports its pull request's pipeline from the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(binaries().join("conjunction"))
+        .args([
+            "report",
+            "--project",
+            "acme/lib",
+            "--state",
+            "passed",
+            "--commit",
+            "5e5e5e5",
+            "--ref",
+            "topic",
+            "--candidate",
+            "123",
+            "--base",
+            "1.0.0",
+        ])
+        .env("CONJUNCTION_URL", d.url())
+        .env("CONJUNCTION_TOKEN", &lib)
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let candidate: conjunction_protocol::BuildId =
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    settled(&d.api, candidate).await;
+
+    let tree = tokio::process::Command::new(binaries().join("conjunction"))
+        .args(["tree", &candidate.to_string()])
+        .env("CONJUNCTION_URL", d.url())
+        .env("CONJUNCTION_TOKEN", OPERATOR_TOKEN)
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .await
+        .unwrap();
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    assert!(tree.contains("acme/lib candidate #123 (root"), "{tree}");
+    assert!(
+        tree.contains("candidate: change 123 tested before it merges, on 5e5e5e5, made on 1.0.0"),
+        "{tree}"
+    );
+
+    // The feed names the change on the event.
+    let mut feed = conjunction_tests::feed::Feed::connect(&d.api.feed_url(None), OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    feed.next(WAIT).await;
+    match feed.next(WAIT).await {
+        conjunction_protocol::ws::ServerMessage::Snapshot { roots, .. } => {
+            let named: Vec<_> = roots
+                .iter()
+                .map(|r| r.candidate.as_ref().map(|c| c.change.as_str()))
+                .collect();
+            assert_eq!(named, vec![Some("123"), None], "newest first");
+        }
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+
+    let ui = Tmux::start(
+        &binaries().join("conjunction"),
+        &["--url", &d.url(), "--token", OPERATOR_TOKEN],
+        120,
+        40,
+    );
+    ui.wait_for("both events", Duration::from_secs(30), |s| {
+        (s.contains("● live")
+            && s.contains("acme/lib candidate #123")
+            && s.contains("acme/lib@1.0.0"))
+        .then_some(())
+    })
+    .await;
+    ui.keys(&["c"]).await;
+    ui.wait_for("candidates only", Duration::from_secs(10), |s| {
+        (s.contains("candidates only")
+            && s.contains("acme/lib candidate #123")
+            && !s.contains("acme/lib@1.0.0"))
+        .then_some(())
+    })
+    .await;
+    ui.keys(&["c"]).await;
+    ui.wait_for("releases only", Duration::from_secs(10), |s| {
+        (s.contains("releases only")
+            && s.contains("acme/lib@1.0.0")
+            && !s.contains("candidate #123"))
+        .then_some(())
+    })
+    .await;
+    ui.keys(&["Escape"]).await;
+    ui.wait_for("everything again", Duration::from_secs(10), |s| {
+        let header = s.lines().next().unwrap_or_default();
+        (!header.contains("releases only")
+            && s.contains("acme/lib@1.0.0")
+            && s.contains("candidate #123"))
+        .then_some(())
+    })
+    .await;
+    d.stop().await;
+}

@@ -150,6 +150,12 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
         if app.failing_only {
             spans.push(Span::styled("  failing only", Style::new().fg(Color::Red)));
         }
+        if let Some(kinds) = app.kinds.label() {
+            spans.push(Span::styled(
+                format!("  {kinds}"),
+                Style::new().fg(Color::Magenta),
+            ));
+        }
         line = Line::from(spans);
         if line.width() <= area.width as usize {
             break;
@@ -302,10 +308,16 @@ fn draw_roots(frame: &mut Frame, area: Rect, app: &App) {
         let when = age(app.now, root.summary.created_at);
         let title = root_title(root);
         let room = (inner.width as usize).saturating_sub(when.len() + 3);
+        // A candidate stands apart from releases: it may never merge.
+        let style = if root.summary.candidate.is_some() {
+            Style::new().bold().fg(Color::Magenta)
+        } else {
+            Style::new().bold()
+        };
         let mut first = Line::from(vec![
             state_span(outcome),
             Span::raw(" "),
-            Span::styled(clip(&title, room), Style::new().bold()),
+            Span::styled(clip(&title, room), style),
         ]);
         let used = first.width();
         first.push_span(Span::raw(
