@@ -71,6 +71,9 @@ pub(super) async fn post(
     ci::verify(&source, &headers, query.token.as_deref(), &body, now).map_err(refused)?;
     let (run, delivery) = match ci::read_hook(ci, &headers, &body).map_err(refused)? {
         (Hook::Run(run), delivery) => (run, delivery),
+        (Hook::Change(change), _) => {
+            return changed(&s, id, &source, stored.trigger.as_ref(), change).await;
+        }
         (Hook::Unused(note), _) => {
             s.metrics.report("webhook", "ignored");
             let answer = answer(
@@ -118,6 +121,63 @@ pub(super) async fn post(
         ),
     };
     Ok((status, Json(answer)).into_response())
+}
+
+/// A pull or merge request of the project's own repository was closed or merged:
+/// its candidate, if one still runs, is ended. Anything else a request does is
+/// noted: a candidate starts from the run of its pipeline, not from the request.
+async fn changed(
+    s: &AppState,
+    id: conjunction_protocol::ProjectId,
+    source: &conjunction_protocol::SourceSpec,
+    trigger: Option<&conjunction_protocol::TriggerSpec>,
+    change: ci::ChangeEvent,
+) -> Result<Response, ApiError> {
+    let noted = |note: String| {
+        s.metrics.report("webhook", "ignored");
+        let answer = answer(
+            HookOutcome::Noted,
+            None,
+            Some(format!("{note}; nothing changed")),
+        );
+        Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+    };
+    let request = format!("request #{} in {}", change.number, change.source);
+    let place = source.release(trigger).place;
+    if let Some(wanted) = place.filter(|w| !ci::same_place(source.kind(), &change.source, w)) {
+        return noted(format!(
+            "{request} is not in {wanted}, whose requests the source follows"
+        ));
+    }
+    if !source.candidates().enabled {
+        return noted(format!(
+            "{request} was {}; the source takes no candidates (`candidates = true`)",
+            change.action.as_str()
+        ));
+    }
+    if !change.action.ends() {
+        return noted(format!(
+            "{request} was {}; its candidate starts from its pipeline's run",
+            change.action.as_str()
+        ));
+    }
+    let why = format!("{request} was {}", change.action.as_str());
+    match s
+        .writer
+        .close_change(id, change.change_ids(), why.clone())
+        .await?
+    {
+        Some(root) => {
+            s.metrics.report("webhook", "cancelled");
+            let answer = answer(
+                HookOutcome::Updated,
+                None,
+                Some(format!("{why}: its candidate {root} was ended")),
+            );
+            Ok((StatusCode::OK, Json(answer)).into_response())
+        }
+        None => noted(format!("{why}, and no candidate of it is running")),
+    }
 }
 
 fn answer(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::outcome::{Accepted, Outcome, TriggerValues};
-use super::{ChangeNews, Hook, HookError, RunNews, RunState};
+use super::{ChangeAction, ChangeEvent, ChangeNews, Hook, HookError, RunNews, RunState};
 use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
@@ -220,6 +220,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Hook, HookError> {
     let unused = |why: &str| Ok(Hook::Unused(format!("GitHub's {event} event: {why}")));
     match event {
         "workflow_run" | "check_suite" => {}
+        "pull_request" => return pull_request(body),
         "workflow_job" => {
             return unused("a job of a run; the run's own workflow_run event says how it ends")
         }
@@ -305,6 +306,60 @@ fn candidate(source: &str, run: &WorkflowRun) -> Option<ChangeNews> {
         fork,
         what,
     })
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    action: String,
+    number: u64,
+    pull_request: PullRequest,
+    repository: Repository,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    head: PullHead,
+    #[serde(default)]
+    merged: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct PullHead {
+    sha: Option<String>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    /// Null when the fork was deleted.
+    repo: Option<Repository>,
+}
+
+/// Reads a `pull_request` event: what happened to the request, for its candidates.
+fn pull_request(body: &[u8]) -> Result<Hook, HookError> {
+    let e: PullRequestEvent = serde_json::from_slice(body).map_err(|e| HookError::Unreadable {
+        ci: "GitHub",
+        reason: format!("a pull_request event that does not read ({e})"),
+    })?;
+    let source = e.repository.full_name;
+    let head = e.pull_request.head;
+    let fork = match &head.repo {
+        Some(repo) if repo.full_name.eq_ignore_ascii_case(&source) => None,
+        Some(repo) => Some(repo.full_name.clone()),
+        None => Some("a deleted fork".to_owned()),
+    };
+    let action = match (e.action.as_str(), e.pull_request.merged) {
+        ("opened" | "reopened", _) => ChangeAction::Opened,
+        ("synchronize", _) => ChangeAction::Pushed,
+        ("closed", Some(true)) => ChangeAction::Merged,
+        ("closed", _) => ChangeAction::Closed,
+        _ => ChangeAction::Other,
+    };
+    Ok(Hook::Change(ChangeEvent {
+        source,
+        number: e.number.to_string(),
+        action,
+        head: head.sha,
+        branch: head.git_ref,
+        fork,
+    }))
 }
 
 /// What a workflow run object says (a webhook's `workflow_run`, or the REST API's run).

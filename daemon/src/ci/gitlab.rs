@@ -5,7 +5,9 @@ use conjunction_protocol::ReportState;
 use serde::Deserialize;
 
 use super::outcome::{Accepted, Outcome, TriggerValues};
-use super::{ChangeNews, Hook, HookError, RunNews, RunState, BUILD_VARIABLE};
+use super::{
+    ChangeAction, ChangeEvent, ChangeNews, Hook, HookError, RunNews, RunState, BUILD_VARIABLE,
+};
 use crate::call::{self, Failure};
 use conjunction_protocol::{CiKind, Run};
 
@@ -275,18 +277,24 @@ pub fn parse(event: Option<&str>, body: &[u8]) -> Result<Hook, HookError> {
         ci: "GitLab",
         reason,
     };
-    let pipeline = match event {
-        Some(e) => e.eq_ignore_ascii_case("Pipeline Hook"),
+    let kind = match event {
+        Some(e) if e.eq_ignore_ascii_case("Pipeline Hook") => Some("pipeline".to_owned()),
+        Some(e) if e.eq_ignore_ascii_case("Merge Request Hook") => Some("merge_request".to_owned()),
+        Some(_) => None,
         // Without the header, the body says what it is.
         None => {
             let kind: Kind = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
-            kind.object_kind.as_deref() == Some("pipeline")
+            kind.object_kind
         }
     };
+    if kind.as_deref() == Some("merge_request") {
+        return merge_request(body);
+    }
+    let pipeline = kind.as_deref() == Some("pipeline");
     if !pipeline {
         let what = event.map_or_else(|| "a delivery".to_owned(), |e| format!("a {e}"));
         return Ok(Hook::Unused(format!(
-            "{what}: conjunction reads pipeline events only; the webhook needs only \"Pipeline events\""
+            "{what}: conjunction reads pipeline and merge request events only; the webhook needs only \"Pipeline events\" (and \"Merge request events\" for candidates)"
         )));
     }
     let hook: PipelineHook = serde_json::from_slice(body).map_err(|e| unreadable(e.to_string()))?;
@@ -339,6 +347,58 @@ pub fn parse(event: Option<&str>, body: &[u8]) -> Result<Hook, HookError> {
         url,
         title: pipeline.name,
         conjunction_build,
+    }))
+}
+
+#[derive(Deserialize)]
+struct MergeRequestHook {
+    project: Project,
+    object_attributes: MergeRequestAttributes,
+}
+
+#[derive(Deserialize)]
+struct MergeRequestAttributes {
+    iid: u64,
+    action: Option<String>,
+    /// Set on an `update` that pushed new commits: the head before them.
+    oldrev: Option<String>,
+    source_branch: Option<String>,
+    source_project_id: Option<u64>,
+    target_project_id: Option<u64>,
+    last_commit: Option<LastCommit>,
+}
+
+#[derive(Deserialize)]
+struct LastCommit {
+    id: String,
+}
+
+/// Reads a Merge Request Hook: what happened to the request, for its candidates.
+fn merge_request(body: &[u8]) -> Result<Hook, HookError> {
+    let hook: MergeRequestHook =
+        serde_json::from_slice(body).map_err(|e| HookError::Unreadable {
+            ci: "GitLab",
+            reason: format!("a merge request event that does not read ({e})"),
+        })?;
+    let mr = hook.object_attributes;
+    let action = match (mr.action.as_deref(), &mr.oldrev) {
+        (Some("open" | "reopen"), _) => ChangeAction::Opened,
+        (Some("update"), Some(_)) => ChangeAction::Pushed,
+        (Some("close"), _) => ChangeAction::Closed,
+        (Some("merge"), _) => ChangeAction::Merged,
+        _ => ChangeAction::Other,
+    };
+    let fork = match (mr.source_project_id, mr.target_project_id) {
+        (Some(from), Some(to)) if from != to => Some(format!("project {from}")),
+        _ => None,
+    };
+    Ok(Hook::Change(ChangeEvent {
+        source: hook.project.path_with_namespace,
+        number: mr.iid.to_string(),
+        action,
+        head: mr.last_commit.map(|c| c.id),
+        branch: mr.source_branch,
+        fork,
     }))
 }
 

@@ -185,6 +185,8 @@ pub async fn jenkins_queue(
 pub enum Hook {
     /// News of a run.
     Run(RunNews),
+    /// News of a pull or merge request itself (opened, pushed to, closed).
+    Change(ChangeEvent),
     /// An event about no run conjunction follows (a ping, a push, a job of a run):
     /// answered `202` with this note, and nothing changes.
     Unused(String),
@@ -195,7 +197,7 @@ impl Hook {
     pub fn into_run(self) -> Option<RunNews> {
         match self {
             Hook::Run(news) => Some(news),
-            Hook::Unused(_) => None,
+            Hook::Change(_) | Hook::Unused(_) => None,
         }
     }
 }
@@ -265,6 +267,63 @@ impl ChangeNews {
             (None, Some(fork), Some(r)) => format!("{fork}:{r}").replace(' ', "-"),
             (None, _, Some(r)) => r.replace(' ', "-"),
             (None, _, None) => "unnamed".into(),
+        }
+    }
+}
+
+/// What a forge says happened to a pull or merge request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// The repository (GitHub) or project path (GitLab) it is a request on.
+    pub source: String,
+    /// Its number (GitHub's pull request number, GitLab's `iid`).
+    pub number: String,
+    pub action: ChangeAction,
+    /// The head commit.
+    pub head: Option<String>,
+    /// The head branch.
+    pub branch: Option<String>,
+    /// Where the head is when not in `source`: a fork.
+    pub fork: Option<String>,
+}
+
+impl ChangeEvent {
+    /// The ids its candidates may have: its number, and for a fork the fork and
+    /// branch a run of it is known by (GitHub names no pull request on those runs).
+    pub fn change_ids(&self) -> Vec<String> {
+        let mut ids = vec![self.number.clone()];
+        if let (Some(fork), Some(branch)) = (&self.fork, &self.branch) {
+            ids.push(format!("{fork}:{branch}").replace(' ', "-"));
+        }
+        ids
+    }
+}
+
+/// What happened to a pull or merge request, as far as its candidates care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAction {
+    Opened,
+    /// New commits were pushed to it.
+    Pushed,
+    Closed,
+    Merged,
+    /// Anything else (labelled, edited, approved…).
+    Other,
+}
+
+impl ChangeAction {
+    /// Whether the change's candidate has nothing left to test.
+    pub fn ends(self) -> bool {
+        matches!(self, ChangeAction::Closed | ChangeAction::Merged)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeAction::Opened => "opened",
+            ChangeAction::Pushed => "pushed to",
+            ChangeAction::Closed => "closed",
+            ChangeAction::Merged => "merged",
+            ChangeAction::Other => "changed",
         }
     }
 }

@@ -193,6 +193,7 @@ fn from_layout_1(txn: &redb::WriteTransaction) -> Result<Migrated, StoreError> {
             forge: Vec::new(),
             candidate: None,
             superseded_by: None,
+            ended: None,
         };
         roots.insert(*key, encode(&record).as_slice())?;
     }

@@ -169,6 +169,10 @@ pub(crate) struct RootRecord {
     /// The newer candidate of the same change that took this one's place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<BuildId>,
+    /// Why a candidate was ended before it finished (its request was closed, or
+    /// superseded): nothing about it is told after that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
 }
 
 /// Telling one of the upstream's forges about an event: how it went (shown on the

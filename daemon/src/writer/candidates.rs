@@ -23,9 +23,33 @@ pub(super) fn begin(
     }
 }
 
-/// Ends event `old`, which `by` took the place of: every build that has not finished
-/// is cancelled (its trigger taken back from the outbox if it was not sent), and its
-/// digest is never sent.
+/// Ends the live candidate of `upstream`'s change, known by any of `ids`, when its
+/// request was closed or merged: its builds that have not finished are cancelled.
+/// Answers the event it ended, if one was still running.
+pub(super) fn close(
+    work: &mut Work<'_, '_>,
+    upstream: &ProjectId,
+    ids: &[String],
+    why: &str,
+) -> Result<Option<BuildId>, StoreError> {
+    for id in ids {
+        let Some(root) = work.tx.change(upstream, id)? else {
+            continue;
+        };
+        if !work.has_event(root) && work.tx.root(root)?.is_none() {
+            continue;
+        }
+        let record = &work.event(root)?.record;
+        if record.ended.is_some() || record.is_finished() {
+            continue;
+        }
+        end(work, root, why)?;
+        return Ok(Some(root));
+    }
+    Ok(None)
+}
+
+/// Ends event `old`, which `by` took the place of.
 pub(super) fn supersede(
     work: &mut Work<'_, '_>,
     old: BuildId,
@@ -39,9 +63,17 @@ pub(super) fn supersede(
     if record.superseded_by.is_some() {
         return Ok(());
     }
-    let why = format!("superseded by {by}");
     record.superseded_by = Some(by);
-    record.notes.push(why.clone());
+    end(work, old, &format!("superseded by {by}"))
+}
+
+/// Ends event `old` for `why`: every build that has not finished is cancelled (its
+/// trigger taken back from the outbox if it was not sent), with `why` as its
+/// summary, and its digest is never sent.
+fn end(work: &mut Work<'_, '_>, old: BuildId, why: &str) -> Result<(), StoreError> {
+    let record = work.record_mut(old)?;
+    record.ended = Some(why.to_owned());
+    record.notes.push(why.to_owned());
     let size = record.size;
     let now = work.now;
     let mut edit = Edit::of(old);
@@ -57,7 +89,7 @@ pub(super) fn supersede(
         let node = edit.node_mut(work, position)?;
         node.state = NodeState::Cancelled;
         node.finished_at = Some(now);
-        node.summary = Some(why.clone());
+        node.summary = Some(why.to_owned());
         let build = node.id;
         work.tx.remove_outbox(build)?;
     }

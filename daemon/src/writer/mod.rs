@@ -138,6 +138,13 @@ enum Command {
         outcome: ForgeOutcome,
         reply: Reply<Option<ForgeEntry>>,
     },
+    /// A pull or merge request was closed or merged: its live candidate ends.
+    CloseChange {
+        project: ProjectId,
+        ids: Vec<String>,
+        why: String,
+        reply: Reply<Option<BuildId>>,
+    },
     /// Answered once a batch holding it has committed: the writer's pulse.
     Ping { reply: Reply<()> },
     IssueToken {
@@ -265,6 +272,23 @@ impl WriterHandle {
     pub async fn news(&self, news: News) -> Result<Heard, WriteError> {
         self.call(|reply| Command::News {
             news: Box::new(news),
+            reply,
+        })
+        .await
+    }
+
+    /// Ends the live candidate of `project`'s change known by any of `ids`, whose
+    /// request was closed or merged; answers the event it ended.
+    pub async fn close_change(
+        &self,
+        project: ProjectId,
+        ids: Vec<String>,
+        why: String,
+    ) -> Result<Option<BuildId>, WriteError> {
+        self.call(|reply| Command::CloseChange {
+            project,
+            ids,
+            why,
             reply,
         })
         .await
@@ -613,6 +637,12 @@ fn execute(work: &mut Work<'_, '_>, command: Command) -> Result<Answer, StoreErr
             deliveries::record(work, build, attempt, delivery)?;
             answer(reply, Ok(()))
         }
+        Command::CloseChange {
+            project,
+            ids,
+            why,
+            reply,
+        } => answer(reply, Ok(candidates::close(work, &project, &ids, &why)?)),
         Command::News { news, reply } => {
             answer(reply, hooks::hear(work, *news)?.map_err(Into::into))
         }

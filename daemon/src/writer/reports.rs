@@ -115,6 +115,7 @@ pub(super) fn root_report(
         forge: Vec::new(),
         candidate: report.candidate.clone(),
         superseded_by: None,
+        ended: None,
     });
     work.set_member(
         id,

@@ -169,8 +169,8 @@ pub(super) fn event_finished(work: &mut Work<'_, '_>, root: BuildId) -> Result<(
     record.digest_queued = true;
     work.tx.set_open(root, false)?;
     let record = work.record_mut(root)?;
-    if record.superseded_by.is_some() {
-        // Nothing about a superseded candidate is told.
+    if record.ended.is_some() {
+        // Nothing about a superseded or closed candidate is told.
         return Ok(());
     }
     let candidate = record.candidate.is_some();

@@ -3,6 +3,7 @@
 //! README), read at run time.
 
 mod buildkite_jenkins;
+mod forge_events;
 mod github;
 mod gitlab;
 
@@ -42,6 +43,7 @@ fn run(hook: conjunction_daemon::ci::Hook) -> conjunction_daemon::ci::RunNews {
     match hook {
         conjunction_daemon::ci::Hook::Run(news) => news,
         conjunction_daemon::ci::Hook::Unused(note) => panic!("about no run: {note}"),
+        conjunction_daemon::ci::Hook::Change(change) => panic!("about a request: {change:?}"),
     }
 }
 

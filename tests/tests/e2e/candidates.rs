@@ -289,3 +289,56 @@ async fn a_forks_run_is_a_candidate_only_when_the_source_allows_it() {
     let candidate = event.summary.candidate.clone().unwrap();
     assert_eq!(candidate.change, "someone/lib:fix-1");
 }
+
+#[tokio::test]
+async fn closing_the_pull_request_ends_its_running_candidate() {
+    let d = TestDaemon::start().await;
+    let ci = webhook_ci().await;
+    let forge = MockForge::start().await.unwrap();
+    graph(&d, &ci, &forge).await;
+    ci.set_default(Behaviour::Silent);
+    let body = pr_run(701, "4d44d44d44444444dd44d4444dddd44444dddd44", None);
+    let (status, answer) = post_hook(&d, HOOK_PATH, &headers(&body, "run-1"), &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let root: conjunction_protocol::BuildId =
+        answer["build"]["root"].as_str().unwrap().parse().unwrap();
+    eventually("the dependents to be triggered", WAIT, || async {
+        (ci.deliveries().len() == 3).then_some(())
+    })
+    .await;
+
+    // GitHub's own example delivery, as the pull request on acme/lib is closed.
+    let mut closed = fixture_json("forge/github/pull_request.opened.octokit.json");
+    closed["action"] = "closed".into();
+    closed["number"] = 35.into();
+    closed["repository"]["full_name"] = "acme/lib".into();
+    closed["pull_request"]["head"]["repo"]["full_name"] = "acme/lib".into();
+    let closed = serde_json::to_vec(&closed).unwrap();
+    let mut hook = headers(&closed, "closed-1");
+    hook[0].1 = "pull_request".into();
+    let (status, answer) = post_hook(&d, HOOK_PATH, &hook, &closed).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(
+        answer["note"].as_str().unwrap().contains(&root.to_string()),
+        "{answer}"
+    );
+    let event = d.api.root(root).await.unwrap();
+    for name in ["acme/app", "acme/tool", "acme/old", "acme/deep"] {
+        let node = node_of(&event, name);
+        assert_eq!(node.state.kind(), StateKind::Cancelled, "{name}");
+        assert_eq!(
+            node.summary.as_deref(),
+            Some("request #35 in acme/lib was closed"),
+            "{name}"
+        );
+    }
+    assert!(
+        node_of(&event, "acme/lib").notices.is_empty(),
+        "no digest of a closed candidate"
+    );
+    // Closed again, nothing is left to end.
+    let mut hook = headers(&closed, "closed-2");
+    hook[0].1 = "pull_request".into();
+    let (status, answer) = post_hook(&d, HOOK_PATH, &hook, &closed).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+}
