@@ -390,14 +390,17 @@ pub fn build(payload: &TriggerPayload, number: u64) -> Behaviour {
     })
 }
 
+/// Whether the runtime the build is for has dropped `spawn_legacy`: its releases from
+/// 1.5.0 on, and the demo's pull request on it, whatever it is made on.
 fn runtime_at_least_1_5(payload: &TriggerPayload) -> bool {
     payload.root.project.as_str() == "core/runtime"
-        && payload
-            .root
-            .version
-            .as_deref()
-            .and_then(|v| semver::Version::parse(v).ok())
-            .is_some_and(|v| v >= semver::Version::new(1, 5, 0))
+        && (payload.root.candidate.is_some()
+            || payload
+                .root
+                .version
+                .as_deref()
+                .and_then(|v| semver::Version::parse(v).ok())
+                .is_some_and(|v| v >= semver::Version::new(1, 5, 0)))
 }
 
 impl DemoProject {

@@ -87,6 +87,10 @@ struct App {
 
 #[derive(Default)]
 struct Book {
+    /// Keep only this many of the last calls and statuses (the demo runs all day).
+    keep: Option<usize>,
+    /// Statuses written since the start, kept or not.
+    status_total: u64,
     calls: Vec<Call>,
     statuses: Vec<Status>,
     check_runs: BTreeMap<u64, Value>,
@@ -115,6 +119,14 @@ pub struct MockForge {
 }
 
 impl MockForge {
+    /// A forge that keeps only the last `keep` calls and statuses, for one that runs
+    /// as long as the demo does.
+    pub async fn start_keeping(keep: usize) -> std::io::Result<Self> {
+        let forge = Self::start().await?;
+        forge.lock().keep = Some(keep);
+        Ok(forge)
+    }
+
     pub async fn start() -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -197,6 +209,18 @@ impl MockForge {
         for expiry in self.lock().tokens.values_mut() {
             *expiry = now;
         }
+    }
+
+    /// The statuses written after the first `seen` of them (as far as they are
+    /// kept), and how many have been written in all: the next call's `seen`.
+    pub fn statuses_since(&self, seen: u64) -> (Vec<Status>, u64) {
+        let book = self.lock();
+        let first_kept = book.status_total - book.statuses.len() as u64;
+        let skip = seen.saturating_sub(first_kept) as usize;
+        (
+            book.statuses.iter().skip(skip).cloned().collect(),
+            book.status_total,
+        )
     }
 
     /// Every comment and note, oldest first.
@@ -311,11 +335,19 @@ async fn record(
     } else {
         next.run(request).await
     };
-    lock(&book).calls.push(Call {
+    let mut book = lock(&book);
+    book.calls.push(Call {
         method,
         path,
         status: response.status().as_u16(),
     });
+    if let Some(keep) = book.keep {
+        let calls = book.calls.len().saturating_sub(keep);
+        book.calls.drain(..calls);
+        let statuses = book.statuses.len().saturating_sub(keep);
+        book.statuses.drain(..statuses);
+    }
+    drop(book);
     response
 }
 
@@ -522,6 +554,7 @@ async fn github_status(
         description: description.into(),
         target_url: body["target_url"].as_str().map(Into::into),
     };
+    book.status_total += 1;
     book.statuses.push(status);
     (StatusCode::CREATED, Json(json!({"state": state}))).into_response()
 }
@@ -704,6 +737,7 @@ async fn gitlab_status(
         .as_str()
         .or(body["context"].as_str())
         .unwrap_or("default");
+    book.status_total += 1;
     book.statuses.push(Status {
         forge: "gitlab",
         // The project arrives percent-decoded by the router.
@@ -740,6 +774,7 @@ async fn forgejo_status(
     if !["pending", "success", "error", "failure"].contains(&state) {
         return unprocessable("state: invalid commit status state");
     }
+    book.status_total += 1;
     book.statuses.push(Status {
         forge: "forgejo",
         repo: format!("{owner}/{repo}"),

@@ -548,12 +548,16 @@ fn authorizations(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// The inputs a downstream workflow declares, as `docs/ci/github.md` shows.
-const GITHUB_INPUTS: [&str; 4] = [
+/// The inputs a downstream workflow declares, as `docs/ci/github.md` shows: the
+/// four every trigger sends, and the three a candidate's trigger adds.
+const GITHUB_INPUTS: [&str; 7] = [
     "conjunction_build",
     "conjunction_report",
     "conjunction_token",
     "upstream",
+    "conjunction_candidate",
+    "conjunction_upstream_commit",
+    "conjunction_upstream_ref",
 ];
 
 async fn github_dispatch(

@@ -95,7 +95,11 @@ impl Shown {
         if let Some(v) = view.root.verdict {
             take(&mut verdicts, v);
         }
-        let told = tell(root_state, &counts, &verdicts, target.needs_bump_fails);
+        let mut told = tell(root_state, &counts, &verdicts, target.needs_bump_fails);
+        // A candidate ended early says why first: its cancelled builds are not news.
+        if let Some(why) = &record.ended {
+            told.line = format!("{why} · {}", told.line);
+        }
         let rows = view.dependents.iter().map(row).collect();
         let finished_at = told.finished.then(|| {
             view.dependents
