@@ -224,6 +224,16 @@ async fn a_pull_requests_run_is_built_with_its_dependents_and_never_becomes_a_re
     );
     let newer = settled(&d.api, second).await;
     assert_eq!(state_of(&newer, "acme/deep"), StateKind::Passed);
+    // The pull request's head commit says what the change broke.
+    let head = eventually("the status on the newer head commit", WAIT, || async {
+        forge
+            .latest_statuses("github", SECOND)
+            .get(conjunction_protocol::forge::CONTEXT)
+            .filter(|s| s.state == "failure")
+            .cloned()
+    })
+    .await;
+    assert!(head.description.contains("1 broke"), "{head:?}");
     let edited = eventually("the comment to speak of the second push", WAIT, || async {
         let all: Vec<_> = forge
             .comments()
@@ -341,4 +351,99 @@ async fn closing_the_pull_request_ends_its_running_candidate() {
     hook[0].1 = "pull_request".into();
     let (status, answer) = post_hook(&d, HOOK_PATH, &hook, &closed).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+}
+
+#[tokio::test]
+async fn a_gitlab_merge_request_pipeline_is_a_candidate_with_one_note_on_its_merge_request() {
+    let d = TestDaemon::start().await;
+    let ci = webhook_ci().await;
+    let forge = MockForge::start().await.unwrap();
+    // The documentation's example: a merge request pipeline of !1 in gitlab-test.
+    const PROJECT: &str = "gitlab-org/gitlab-test";
+    let hook = fixture_json("ci/gitlab/pipeline.success.docs-example.json");
+    let sha = hook["object_attributes"]["sha"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let upstream = ProjectSpec {
+        source: Some(SourceSpec::Gitlab {
+            token: HOOK_SECRET.into(),
+            signing_token: None,
+            project: Some(PROJECT.into()),
+            git_ref: Some("main".into()),
+            candidates: true,
+            candidates_from_forks: false,
+        }),
+        report_to: vec![ReportTarget {
+            forge: Forge::Gitlab {
+                url: forge.base_url(),
+                project: PROJECT.into(),
+                token: TOKEN.into(),
+            },
+            needs_bump_fails: false,
+            comment: true,
+        }],
+        ..spec("acme/lib", &[], None)
+    };
+    let (status, _) = d
+        .api
+        .put_project(&pid("acme/lib"), &upstream)
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    register(&d.api, "acme/app", &["acme/lib"], Some(&ci)).await;
+    ci.set_default(Behaviour::pass());
+    // A note by someone else that quotes conjunction's marker is left alone.
+    let marker = "<!-- conjunction:change=acme/lib#1 -->";
+    forge.add_comment(
+        "gitlab",
+        PROJECT,
+        1,
+        &format!("{marker}\nnot conjunction's"),
+        7,
+    );
+
+    let body = serde_json::to_vec(&hook).unwrap();
+    let headers = vec![
+        ("x-gitlab-token", HOOK_SECRET.to_owned()),
+        ("x-gitlab-event", "Pipeline Hook".to_owned()),
+    ];
+    let (status, answer) = post_hook(&d, "/v1/hooks/gitlab/acme%2Flib", &headers, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let root: conjunction_protocol::BuildId =
+        answer["build"]["root"].as_str().unwrap().parse().unwrap();
+    let event = settled(&d.api, root).await;
+    assert_eq!(event.summary.candidate.as_ref().unwrap().change, "1");
+    let trigger = &ci.triggers_of("acme/app")[0].payload;
+    assert_eq!(trigger.root.commit.as_deref(), Some(sha.as_str()));
+    assert_eq!(trigger.root.candidate.as_ref().unwrap().change, "1");
+
+    let note = eventually(
+        "the merge request's note to say it finished",
+        WAIT,
+        || async {
+            let ours: Vec<_> = forge
+                .comments()
+                .into_iter()
+                .filter(|c| c.forge == "gitlab" && c.user == conjunction_sim::forge::TOKEN_USER)
+                .collect();
+            assert!(ours.len() <= 1, "one note: {ours:?}");
+            ours.into_iter().find(|c| c.body.contains("**1 new**"))
+        },
+    )
+    .await;
+    assert_eq!((note.repo.as_str(), note.number), (PROJECT, 1));
+    assert!(note.body.starts_with(marker), "{}", note.body);
+    let theirs = forge.comments().into_iter().find(|c| c.user == 7).unwrap();
+    assert_eq!(theirs.edits, 0, "someone else's note is never edited");
+    // And the pipeline's commit has its status.
+    let status = eventually("the commit status", WAIT, || async {
+        forge
+            .latest_statuses("gitlab", &sha)
+            .get(conjunction_protocol::forge::CONTEXT)
+            .filter(|s| s.state == "success")
+            .cloned()
+    })
+    .await;
+    assert!(status.description.contains("1 new"), "{status:?}");
 }
