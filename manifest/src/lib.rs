@@ -8,6 +8,7 @@
 //! workspace link, a dist-tag) is kept and said to be one ([`Spec`]), never dropped
 //! or guessed at.
 
+pub mod cargo;
 pub mod npm;
 
 /// What a dependency asks for.
