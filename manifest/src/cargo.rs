@@ -81,6 +81,7 @@ fn declared(
                     spec: Spec::Workspace("workspace = true".into()),
                     section,
                     optional: detail.optional,
+                    indirect: false,
                 }
             }
         },
@@ -114,5 +115,6 @@ fn declared(
         spec,
         section,
         optional,
+        indirect: false,
     }
 }

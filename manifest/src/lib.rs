@@ -9,6 +9,7 @@
 //! or guessed at.
 
 pub mod cargo;
+pub mod go;
 pub mod npm;
 
 /// What a dependency asks for.
@@ -78,6 +79,8 @@ pub struct Declared {
     pub section: Section,
     /// The dependency may be left out (an optional peer, an optional Cargo crate).
     pub optional: bool,
+    /// Needed only by another dependency (Go's `// indirect`).
+    pub indirect: bool,
 }
 
 /// What one manifest says.

@@ -62,6 +62,7 @@ pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
                 spec,
                 section,
                 optional,
+                indirect: false,
             });
         }
     }
