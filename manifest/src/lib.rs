@@ -10,6 +10,7 @@
 
 pub mod cargo;
 pub mod go;
+pub mod maven;
 pub mod npm;
 
 /// What a dependency asks for.
@@ -29,6 +30,9 @@ pub enum Spec {
     /// A name the registry resolves (`latest`, `next`), or a version from a catalog
     /// elsewhere (pnpm's `catalog:`).
     Tag(String),
+    /// What the files given cannot say (a version from a BOM import, a property no
+    /// POM sets), and why.
+    Unresolved(String),
 }
 
 impl Spec {
@@ -49,6 +53,7 @@ impl Spec {
             Spec::Git(_) => Some("a git dependency"),
             Spec::Url(_) => Some("a tarball URL"),
             Spec::Tag(_) => Some("a tag the registry resolves"),
+            Spec::Unresolved(_) => Some("not resolved from the files given"),
         }
     }
 }
