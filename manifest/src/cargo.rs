@@ -35,22 +35,23 @@ pub fn read(file: &str, text: &str, root: Option<&str>) -> Result<Manifest, Mani
             .as_ref()
             .map(|w| w.members.clone())
             .unwrap_or_default(),
-        dependencies: Vec::new(),
+        ..Manifest::default()
     };
     let mut sections = vec![
-        (Section::Normal, &manifest.dependencies),
-        (Section::Dev, &manifest.dev_dependencies),
-        (Section::Build, &manifest.build_dependencies),
+        (Section::Normal, &manifest.dependencies, None),
+        (Section::Dev, &manifest.dev_dependencies, None),
+        (Section::Build, &manifest.build_dependencies, None),
     ];
-    for target in manifest.target.values() {
-        sections.push((Section::Normal, &target.dependencies));
-        sections.push((Section::Dev, &target.dev_dependencies));
-        sections.push((Section::Build, &target.build_dependencies));
+    for (cfg, target) in &manifest.target {
+        sections.push((Section::Normal, &target.dependencies, Some(cfg)));
+        sections.push((Section::Dev, &target.dev_dependencies, Some(cfg)));
+        sections.push((Section::Build, &target.build_dependencies, Some(cfg)));
     }
-    for (section, deps) in sections {
+    for (section, deps, cfg) in sections {
         for (local, dep) in deps {
-            out.dependencies
-                .push(declared(local, dep, section, inherited));
+            let mut d = declared(local, dep, section, inherited);
+            d.condition = cfg.cloned();
+            out.dependencies.push(d);
         }
     }
     Ok(out)
@@ -82,6 +83,7 @@ fn declared(
                     section,
                     optional: detail.optional,
                     indirect: false,
+                    condition: None,
                 }
             }
         },
@@ -116,5 +118,6 @@ fn declared(
         section,
         optional,
         indirect: false,
+        condition: None,
     }
 }

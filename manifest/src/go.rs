@@ -54,6 +54,7 @@ pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
                     section: Section::Normal,
                     optional: false,
                     indirect: comment.is_some_and(is_indirect),
+                    condition: None,
                 });
             }
             "replace" => {

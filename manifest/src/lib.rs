@@ -12,6 +12,7 @@ pub mod cargo;
 pub mod go;
 pub mod maven;
 pub mod npm;
+pub mod python;
 
 /// What a dependency asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,9 @@ pub struct Declared {
     pub optional: bool,
     /// Needed only by another dependency (Go's `// indirect`).
     pub indirect: bool,
+    /// When it applies, as the manifest says it and unevaluated: a PEP 508 marker
+    /// (`python_version < '3.11'`), a Cargo target (`cfg(windows)`), a Python extra.
+    pub condition: Option<String>,
 }
 
 /// What one manifest says.
@@ -97,6 +101,9 @@ pub struct Manifest {
     /// The workspace members it lists, as globs relative to it.
     pub workspaces: Vec<String>,
     pub dependencies: Vec<Declared>,
+    /// Files it refers to that were not given (a `-r` include), so what they declare
+    /// is not here.
+    pub missing: Vec<String>,
 }
 
 /// Why a manifest could not be read.

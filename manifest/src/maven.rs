@@ -180,7 +180,7 @@ pub fn read(file: &str, text: &str, parents: &[&str]) -> Result<Manifest, Manife
             .iter()
             .map(|m| m.text.trim().to_owned())
             .collect(),
-        dependencies: Vec::new(),
+        ..Manifest::default()
     };
     // Its own dependencies, then those it inherits that it does not declare itself.
     for pom in &chain {
@@ -214,6 +214,7 @@ pub fn read(file: &str, text: &str, parents: &[&str]) -> Result<Manifest, Manife
                 section,
                 optional: d.text_of("optional").as_deref() == Some("true"),
                 indirect: false,
+                condition: None,
             });
         }
     }

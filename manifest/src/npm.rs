@@ -33,7 +33,7 @@ pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
         name: text_of("name"),
         version: text_of("version"),
         workspaces: workspaces(&root),
-        dependencies: Vec::new(),
+        ..Manifest::default()
     };
     let optional_peers = optional_peers(&root);
     for (key, section) in SECTIONS {
@@ -63,6 +63,7 @@ pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
                 section,
                 optional,
                 indirect: false,
+                condition: None,
             });
         }
     }
