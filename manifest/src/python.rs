@@ -249,11 +249,11 @@ fn poetry_dependency(
         .map_err(|e| shape(file, format!("{name:?} is no package name: {e}")))?
         .to_string();
     let (spec, optional, condition) = match value {
-        Value::String(v) => (Spec::Range(v.clone()), false, None),
+        Value::String(v) => (poetry_range(v), false, None),
         Value::Table(t) => {
             let get = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
             let spec = if let Some(v) = get("version") {
-                Spec::Range(v)
+                poetry_range(&v)
             } else if let Some(git) = get("git") {
                 let at = get("rev").or_else(|| get("tag")).or_else(|| get("branch"));
                 Spec::Git(at.map_or(git.clone(), |at| format!("{git}#{at}")))
@@ -290,6 +290,95 @@ fn poetry_dependency(
         indirect: false,
         condition: condition.or_else(|| context.map(str::to_owned)),
     })
+}
+
+/// A Poetry constraint as the PEP 440 specifiers it means (Poetry's documentation,
+/// "Dependency specification"): `^1.2` is `>=1.2,<2.0`, `~1.2.3` is `>=1.2.3,<1.3.0`,
+/// `1.2.*` is `==1.2.*`, a bare version is exact; comparisons pass as they are. An
+/// `||` has no PEP 440 form, so such a constraint is kept unresolved.
+pub fn poetry_range(text: &str) -> Spec {
+    let text = text.trim();
+    if text.is_empty() || text == "*" {
+        return Spec::Range("*".into());
+    }
+    if text.contains("||") {
+        return Spec::Unresolved(format!(
+            "Poetry's {text:?} is an alternative, which PEP 440 cannot say"
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let Some(pep440) = poetry_part(part) else {
+            return Spec::Unresolved(format!("Poetry's {part:?} does not read as a constraint"));
+        };
+        parts.push(pep440);
+    }
+    let joined = parts.join(", ");
+    match uv_pep508::uv_pep440::VersionSpecifiers::from_str(&joined) {
+        Ok(specifiers) => Spec::Range(specifiers.to_string()),
+        Err(e) => Spec::Unresolved(format!(
+            "Poetry's {text:?} gives {joined:?}, which PEP 440 does not read: {e}"
+        )),
+    }
+}
+
+/// One comma-separated part of a Poetry constraint, as PEP 440.
+fn poetry_part(part: &str) -> Option<String> {
+    let release = |v: &str| -> Option<Vec<u64>> {
+        let numbers: Option<Vec<u64>> = v.split('.').map(|n| n.parse().ok()).collect();
+        numbers.filter(|n| !n.is_empty() && n.len() <= 3)
+    };
+    let dotted = |n: &[u64]| n.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
+    if let Some(v) = part.strip_prefix('^') {
+        let n = release(v.trim())?;
+        // The first non-zero part may not change; all zeros, the last given may not.
+        let keep = n.iter().position(|&x| x != 0).unwrap_or(n.len() - 1);
+        let mut upper = n[..=keep].to_vec();
+        upper[keep] += 1;
+        return Some(format!(">={}, <{}", dotted(&n), dotted(&upper)));
+    }
+    if let Some(v) = part.strip_prefix('~').filter(|v| !v.starts_with('=')) {
+        let n = release(v.trim())?;
+        let keep = if n.len() == 1 { 0 } else { 1 };
+        let mut upper = n[..=keep].to_vec();
+        upper[keep] += 1;
+        return Some(format!(">={}, <{}", dotted(&n), dotted(&upper)));
+    }
+    if part.starts_with(['<', '>', '=', '!', '~']) {
+        return Some(part.replace(' ', ""));
+    }
+    // A bare version, or a wildcard (`1.2.*`), is that version.
+    Some(format!("=={part}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poetry_constraints_are_the_pep_440_specifiers_its_documentation_gives() {
+        for (poetry, pep440) in [
+            ("^1.2.3", ">=1.2.3, <2"),
+            ("^1.2", ">=1.2, <2"),
+            ("^0.2.3", ">=0.2.3, <0.3"),
+            ("^0.0.3", ">=0.0.3, <0.0.4"),
+            ("^0.0", ">=0.0, <0.1"),
+            ("^0", ">=0, <1"),
+            ("~1.2.3", ">=1.2.3, <1.3"),
+            ("~1.2", ">=1.2, <1.3"),
+            ("~1", ">=1, <2"),
+            ("1.2.*", "==1.2.*"),
+            ("1.2.3", "==1.2.3"),
+            (">= 1.2, < 1.5", ">=1.2, <1.5"),
+            ("~=1.4", "~=1.4"),
+            ("*", "*"),
+        ] {
+            assert_eq!(poetry_range(poetry), Spec::Range(pep440.into()), "{poetry}");
+        }
+        assert!(matches!(poetry_range("~2.7 || ^3.5"), Spec::Unresolved(_)));
+        assert!(matches!(poetry_range("^banana"), Spec::Unresolved(_)));
+    }
 }
 
 /// Reads requirements file `file` (with `-r` includes, paths relative to it),

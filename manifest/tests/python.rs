@@ -124,7 +124,12 @@ fn poetrys_tables_groups_and_multiple_constraints_are_read() {
         .collect();
     assert_eq!(normal.len(), 22, "python is the interpreter, not a package");
     assert_eq!(normal.iter().filter(|d| d.optional).count(), 16);
-    assert_eq!(all(&textual, "typing-extensions")[0].spec, range("^4.4.0"));
+    // Poetry's caret, as the PEP 440 specifiers it means.
+    assert_eq!(
+        all(&textual, "typing-extensions")[0].spec,
+        range(">=4.4.0, <5")
+    );
+    assert_eq!(all(&textual, "mdit-py-plugins")[0].spec, range("*"));
     let sitter = &all(&textual, "tree-sitter")[0];
     assert_eq!(sitter.condition.as_deref(), Some("python >=3.10"));
     assert_eq!(
@@ -160,8 +165,8 @@ fn poetrys_tables_groups_and_multiple_constraints_are_read() {
     assert_eq!(
         keyring,
         vec![
-            (&range("^18.0.1"), Some("python ~2.7")),
-            (&range("^20.0.1"), Some("python ~3.5")),
+            (&range(">=18.0.1, <19"), Some("python ~2.7")),
+            (&range(">=20.0.1, <21"), Some("python ~3.5")),
             (&range(">=21.2.0"), Some("python ^3.6")),
         ]
     );
