@@ -352,35 +352,6 @@ fn poetry_part(part: &str) -> Option<String> {
     Some(format!("=={part}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn poetry_constraints_are_the_pep_440_specifiers_its_documentation_gives() {
-        for (poetry, pep440) in [
-            ("^1.2.3", ">=1.2.3, <2"),
-            ("^1.2", ">=1.2, <2"),
-            ("^0.2.3", ">=0.2.3, <0.3"),
-            ("^0.0.3", ">=0.0.3, <0.0.4"),
-            ("^0.0", ">=0.0, <0.1"),
-            ("^0", ">=0, <1"),
-            ("~1.2.3", ">=1.2.3, <1.3"),
-            ("~1.2", ">=1.2, <1.3"),
-            ("~1", ">=1, <2"),
-            ("1.2.*", "==1.2.*"),
-            ("1.2.3", "==1.2.3"),
-            (">= 1.2, < 1.5", ">=1.2, <1.5"),
-            ("~=1.4", "~=1.4"),
-            ("*", "*"),
-        ] {
-            assert_eq!(poetry_range(poetry), Spec::Range(pep440.into()), "{poetry}");
-        }
-        assert!(matches!(poetry_range("~2.7 || ^3.5"), Spec::Unresolved(_)));
-        assert!(matches!(poetry_range("^banana"), Spec::Unresolved(_)));
-    }
-}
-
 /// Reads requirements file `file` (with `-r` includes, paths relative to it),
 /// asking `open` for each file's text; a file it cannot give is listed as missing.
 pub fn requirements(
@@ -482,5 +453,34 @@ fn relative(file: &str, included: &str) -> String {
     match file.rsplit_once('/') {
         Some((dir, _)) if !included.starts_with('/') => format!("{dir}/{included}"),
         _ => included.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poetry_constraints_are_the_pep_440_specifiers_its_documentation_gives() {
+        for (poetry, pep440) in [
+            ("^1.2.3", ">=1.2.3, <2"),
+            ("^1.2", ">=1.2, <2"),
+            ("^0.2.3", ">=0.2.3, <0.3"),
+            ("^0.0.3", ">=0.0.3, <0.0.4"),
+            ("^0.0", ">=0.0, <0.1"),
+            ("^0", ">=0, <1"),
+            ("~1.2.3", ">=1.2.3, <1.3"),
+            ("~1.2", ">=1.2, <1.3"),
+            ("~1", ">=1, <2"),
+            ("1.2.*", "==1.2.*"),
+            ("1.2.3", "==1.2.3"),
+            (">= 1.2, < 1.5", ">=1.2, <1.5"),
+            ("~=1.4", "~=1.4"),
+            ("*", "*"),
+        ] {
+            assert_eq!(poetry_range(poetry), Spec::Range(pep440.into()), "{poetry}");
+        }
+        assert!(matches!(poetry_range("~2.7 || ^3.5"), Spec::Unresolved(_)));
+        assert!(matches!(poetry_range("^banana"), Spec::Unresolved(_)));
     }
 }
