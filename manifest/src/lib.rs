@@ -13,6 +13,7 @@ pub mod go;
 pub mod maven;
 pub mod npm;
 pub mod python;
+pub mod resolve;
 
 /// What a dependency asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,19 @@ impl Spec {
             Spec::Url(_) => Some("a tarball URL"),
             Spec::Tag(_) => Some("a tag the registry resolves"),
             Spec::Unresolved(_) => Some("not resolved from the files given"),
+        }
+    }
+}
+
+impl std::fmt::Display for Spec {
+    /// As a manifest writes it: `^1.2`, `workspace:^`, a path, a URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spec::Range(s) | Spec::Path(s) | Spec::Git(s) | Spec::Url(s) | Spec::Tag(s) => {
+                f.write_str(s)
+            }
+            Spec::Workspace(s) => write!(f, "workspace:{s}"),
+            Spec::Unresolved(why) => write!(f, "unresolved ({why})"),
         }
     }
 }
