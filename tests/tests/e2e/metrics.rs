@@ -185,7 +185,19 @@ async fn refused_reports_and_noted_webhooks_are_not_counted_as_reports_taken() {
     let root = report_root(&d.api, &lib, "acme/lib", "1.0.0").await;
     let event = settled(&d.api, root.root).await;
     let built = node_of(&event, "acme/app").clone();
-    let (_, before) = scrape(&d, OPERATOR_TOKEN).await;
+    // A report is counted once its answer is on its way, a moment after its state
+    // is readable: wait until the release's two passes are counted.
+    let before =
+        conjunction_tests::eventually("the release's reports to be counted", WAIT, || async {
+            let (_, text) = scrape(&d, OPERATOR_TOKEN).await;
+            let passed = sample(
+                &text,
+                "conjunction_reports_received_total",
+                "{via=\"api\",state=\"passed\"}",
+            );
+            (passed == 2.0).then_some(text)
+        })
+        .await;
 
     // 403: acme/app's token for acme/lib's release.
     let forbidden = d.api.report(&app, &root_report("acme/lib", "1.0.1")).await;
