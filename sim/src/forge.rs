@@ -109,6 +109,15 @@ struct Book {
     next_id: u64,
 }
 
+impl Book {
+    /// Keeps a new comment or note under the next id; answers the id.
+    fn comment(&mut self, comment: Comment) -> u64 {
+        self.next_id += 1;
+        self.comments.insert(self.next_id, comment);
+        self.next_id
+    }
+}
+
 type Shared = Arc<Mutex<Book>>;
 
 /// The simulated forge, serving on loopback until dropped.
@@ -231,21 +240,15 @@ impl MockForge {
     /// Adds a comment by someone else (`user`), as a person who quotes
     /// conjunction's marker would.
     pub fn add_comment(&self, forge: &'static str, repo: &str, number: u64, body: &str, user: u64) {
-        let mut book = self.lock();
-        book.next_id += 1;
-        let id = book.next_id;
-        book.comments.insert(
-            id,
-            Comment {
-                forge,
-                repo: repo.into(),
-                number,
-                body: body.into(),
-                user,
-                app: None,
-                edits: 0,
-            },
-        );
+        self.lock().comment(Comment {
+            forge,
+            repo: repo.into(),
+            number,
+            body: body.into(),
+            user,
+            app: None,
+            edits: 0,
+        });
     }
 
     /// Answers the next `n` calls with GitHub's rate-limit answer (403,
@@ -1008,8 +1011,6 @@ async fn create_comment(
         Ok(t) => t,
         Err(e) => return e,
     };
-    book.next_id += 1;
-    let id = book.next_id;
     let comment = Comment {
         forge: "github",
         repo: format!("{owner}/{repo}"),
@@ -1019,8 +1020,8 @@ async fn create_comment(
         app,
         edits: 0,
     };
-    let out = github_comment_json(id, &comment);
-    book.comments.insert(id, comment);
+    let id = book.comment(comment);
+    let out = github_comment_json(id, &book.comments[&id]);
     (StatusCode::CREATED, Json(out)).into_response()
 }
 
@@ -1125,9 +1126,7 @@ async fn create_note(
         Err(e) => return e,
     };
     let mut book = lock(&book);
-    book.next_id += 1;
-    let id = book.next_id;
-    let note = Comment {
+    let id = book.comment(Comment {
         forge: "gitlab",
         repo: project,
         number: iid,
@@ -1135,9 +1134,8 @@ async fn create_note(
         user: TOKEN_USER,
         app: None,
         edits: 0,
-    };
-    let out = gitlab_note_json(id, &note);
-    book.comments.insert(id, note);
+    });
+    let out = gitlab_note_json(id, &book.comments[&id]);
     (StatusCode::CREATED, Json(out)).into_response()
 }
 

@@ -72,7 +72,7 @@ impl Apps {
             github_request(client.get(format!("{api}/repos/{repo}/installation")), &jwt),
             "GitHub",
             &format!("an installation of GitHub App {} on {repo}", app.id),
-            |_, _, body| async move { json(&body) },
+            |_, _, body| async move { super::json("GitHub", &body) },
         )
         .await?;
         let name = repo.rsplit('/').next().unwrap_or(repo);
@@ -98,7 +98,7 @@ impl Apps {
             .json(&body),
             "GitHub",
             &format!("installation {} of GitHub App {}", installation.id, app.id),
-            |_, _, body| async move { json(&body) },
+            |_, _, body| async move { super::json("GitHub", &body) },
         )
         .await?;
         let expires = humantime::parse_rfc3339_weak(&token.expires_at)
@@ -138,13 +138,6 @@ pub fn github_request(request: reqwest::RequestBuilder, token: &str) -> reqwest:
             .header("x-github-api-version", "2022-11-28"),
         token,
     )
-}
-
-fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
-    serde_json::from_slice(body).map_err(|e| Failure::Transient {
-        error: format!("GitHub's answer did not read as expected ({e})"),
-        retry_after: None,
-    })
 }
 
 /// The App's JWT at `now`: issued 60 s in the past (for clock drift) and expiring

@@ -4,11 +4,12 @@
 //! nobody else's comment that quotes the marker is edited), made once, and edited in
 //! place as the event goes and by every newer candidate of the same change.
 
+use conjunction_protocol::forge::{github_api, Forge, ReportTarget};
 use conjunction_protocol::{StateKind, Verdict};
 use serde::Deserialize;
 
 use super::app::github_request;
-use super::{cut, Row, Shown};
+use super::{cut, json, Apps, Row, Shown};
 use crate::call::{self, Failure};
 
 /// GitHub refuses a longer comment body.
@@ -20,19 +21,91 @@ const GITLAB_MAX_BODY: usize = 1_000_000;
 const PER_PAGE: usize = 100;
 const MAX_PAGES: usize = 30;
 
+/// Makes or edits the candidate's comment on its request, when `target` asks for one
+/// and the event is a candidate with a numbered request that no newer candidate has
+/// taken over; answers the comment's id, `kept` (the last one's) when nothing is
+/// to do.
+pub async fn tell(
+    client: &reqwest::Client,
+    apps: &Apps,
+    target: &ReportTarget,
+    shown: &Shown,
+    kept: Option<String>,
+) -> Result<Option<String>, Failure> {
+    // A superseded candidate leaves the comment to the newer one, which edits it.
+    let change = shown
+        .candidate
+        .as_ref()
+        .filter(|_| target.comment && shown.superseded_by.is_none())
+        .map(|c| c.change.as_str());
+    let Some((change, number)) = change.and_then(|c| request_number(c).map(|n| (c, n))) else {
+        return Ok(kept);
+    };
+    let made = match &target.forge {
+        Forge::Github {
+            repo,
+            token,
+            app,
+            api_url,
+            ..
+        } => {
+            let api = github_api(api_url.as_deref()).trim_end_matches('/');
+            let (token, author) = match (app, token) {
+                (Some(app), _) => (
+                    apps.token(client, api, app, repo, true).await?,
+                    Author::App(&app.id),
+                ),
+                (None, Some(token)) => (token.clone(), Author::Token),
+                (None, None) => return Ok(kept),
+            };
+            let at = Request {
+                api,
+                repo,
+                number,
+                token: &token,
+            };
+            github(client, &at, author, shown, change, kept).await?
+        }
+        Forge::Gitlab {
+            url,
+            project,
+            token,
+        } => {
+            let at = Request {
+                api: url,
+                repo: project,
+                number,
+                token,
+            };
+            gitlab(client, &at, shown, change, kept).await?
+        }
+        _ => return Ok(kept),
+    };
+    Ok(Some(made))
+}
+
+/// Where a comment goes: the forge's API (GitLab's instance), the repository or
+/// project, the request's number, and the token that writes it.
+struct Request<'a> {
+    api: &'a str,
+    repo: &'a str,
+    number: u64,
+    token: &'a str,
+}
+
 /// What marks conjunction's comment on a change: invisible in the rendered comment.
-pub fn marker(shown: &Shown, change: &str) -> String {
+fn marker(shown: &Shown, change: &str) -> String {
     format!("<!-- conjunction:change={}#{change} -->", shown.upstream)
 }
 
 /// The pull or merge request's number, when the candidate's change is one: a fork's
 /// change known only by its branch has no request to comment on.
-pub fn request_number(change: &str) -> Option<u64> {
+fn request_number(change: &str) -> Option<u64> {
     change.trim_start_matches(['#', '!']).parse().ok()
 }
 
 /// The comment's Markdown, within `budget` characters.
-pub fn body(shown: &Shown, change: &str, budget: usize) -> String {
+fn body(shown: &Shown, change: &str, budget: usize) -> String {
     let candidate = shown
         .candidate
         .as_ref()
@@ -129,46 +202,30 @@ struct Made {
 
 /// Who makes the comment on GitHub: an App (its comments say so), or the user a
 /// token belongs to.
-pub enum Author<'a> {
+enum Author<'a> {
     App(&'a str),
     Token,
 }
 
-fn unreadable(far: &str, e: impl std::fmt::Display) -> Failure {
-    Failure::Transient {
-        error: format!("{far}'s answer did not read as expected ({e})"),
-        retry_after: None,
-    }
-}
-
-/// Makes or edits the comment on pull request `number` of `repo`; answers its id.
-#[allow(clippy::too_many_arguments)]
-pub async fn github(
+/// Makes or edits the comment on pull request `at`; answers its id.
+async fn github(
     client: &reqwest::Client,
-    api: &str,
-    repo: &str,
-    number: u64,
-    token: &str,
+    at: &Request<'_>,
     author: Author<'_>,
     shown: &Shown,
     change: &str,
     kept: Option<String>,
 ) -> Result<String, Failure> {
+    let &Request {
+        api,
+        repo,
+        number,
+        token,
+    } = at;
     let body = serde_json::json!({ "body": body(shown, change, GITHUB_MAX_BODY) });
     let found = match kept {
         Some(id) => Some(id),
-        None => {
-            find_github(
-                client,
-                api,
-                repo,
-                number,
-                token,
-                author,
-                &marker(shown, change),
-            )
-            .await?
-        }
+        None => find_github(client, at, author, &marker(shown, change)).await?,
     };
     match found {
         Some(id) => {
@@ -196,9 +253,7 @@ pub async fn github(
                 .json(&body),
                 "GitHub",
                 &format!("pull request #{number} in {repo}"),
-                |_, _, body| async move {
-                    serde_json::from_slice(&body).map_err(|e| unreadable("GitHub", e))
-                },
+                |_, _, body| async move { json("GitHub", &body) },
             )
             .await?;
             Ok(made.id.to_string())
@@ -208,13 +263,16 @@ pub async fn github(
 
 async fn find_github(
     client: &reqwest::Client,
-    api: &str,
-    repo: &str,
-    number: u64,
-    token: &str,
+    at: &Request<'_>,
     author: Author<'_>,
     marker: &str,
 ) -> Result<Option<String>, Failure> {
+    let &Request {
+        api,
+        repo,
+        number,
+        token,
+    } = at;
     let me = match author {
         Author::App(id) => Me::App(id.parse().unwrap_or(0)),
         Author::Token => {
@@ -223,9 +281,7 @@ async fn find_github(
                 github_request(client.get(format!("{api}/user")), token),
                 "GitHub",
                 "the token's user",
-                |_, _, body| async move {
-                    serde_json::from_slice(&body).map_err(|e| unreadable("GitHub", e))
-                },
+                |_, _, body| async move { json("GitHub", &body) },
             )
             .await?;
             Me::User(user.id)
@@ -241,9 +297,7 @@ async fn find_github(
             .query(&[("per_page", PER_PAGE), ("page", page)]),
             "GitHub",
             &format!("pull request #{number} in {repo}"),
-            |_, _, body| async move {
-                serde_json::from_slice(&body).map_err(|e| unreadable("GitHub", e))
-            },
+            |_, _, body| async move { json("GitHub", &body) },
         )
         .await?;
         let ours = comments.iter().find(|c| {
@@ -280,27 +334,27 @@ struct Note {
     author: Option<User>,
 }
 
-/// Makes or edits the note on merge request `iid` of `project`; answers its id.
-#[allow(clippy::too_many_arguments)]
-pub async fn gitlab(
+/// Makes or edits the note on merge request `at` (its `api` is the GitLab
+/// instance); answers its id.
+async fn gitlab(
     client: &reqwest::Client,
-    url: &str,
-    project: &str,
-    iid: u64,
-    token: &str,
+    at: &Request<'_>,
     shown: &Shown,
     change: &str,
     kept: Option<String>,
 ) -> Result<String, Failure> {
+    let &Request {
+        api: url,
+        repo: project,
+        number: iid,
+        token,
+    } = at;
     let api = format!("{}/api/v4", url.trim_end_matches('/'));
     let notes = format!(
         "{api}/projects/{}/merge_requests/{iid}/notes",
         urlencoding::encode(project)
     );
-    let auth = |r: reqwest::RequestBuilder| match call::secret_header(token) {
-        Some(value) => r.header("private-token", value),
-        None => r,
-    };
+    let auth = |r: reqwest::RequestBuilder| super::gitlab::authed(r, token);
     let context = format!("merge request !{iid} in project {project}");
     let found = match kept {
         Some(id) => Some(id),
@@ -310,9 +364,7 @@ pub async fn gitlab(
                 auth(client.get(format!("{api}/user"))),
                 "GitLab",
                 "the token's user",
-                |_, _, body| async move {
-                    serde_json::from_slice(&body).map_err(|e| unreadable("GitLab", e))
-                },
+                |_, _, body| async move { json("GitLab", &body) },
             )
             .await?;
             let marker = marker(shown, change);
@@ -323,9 +375,7 @@ pub async fn gitlab(
                     auth(client.get(&notes)).query(&[("per_page", PER_PAGE), ("page", page)]),
                     "GitLab",
                     &context,
-                    |_, _, body| async move {
-                        serde_json::from_slice(&body).map_err(|e| unreadable("GitLab", e))
-                    },
+                    |_, _, body| async move { json("GitLab", &body) },
                 )
                 .await?;
                 found = page
@@ -361,9 +411,7 @@ pub async fn gitlab(
                 auth(client.post(&notes)).json(&body),
                 "GitLab",
                 &context,
-                |_, _, body| async move {
-                    serde_json::from_slice(&body).map_err(|e| unreadable("GitLab", e))
-                },
+                |_, _, body| async move { json("GitLab", &body) },
             )
             .await?;
             Ok(made.id.to_string())

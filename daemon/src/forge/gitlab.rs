@@ -45,16 +45,20 @@ pub async fn report(
         url.trim_end_matches('/'),
         urlencoding::encode(project)
     );
-    let mut request = client.post(api).json(&body);
-    if let Some(value) = call::secret_header(token) {
-        request = request.header("private-token", value);
-    }
     call::send(
         client,
-        request,
+        authed(client.post(api).json(&body), token),
         "GitLab",
         &format!("commit {sha} in project {project}"),
         |_, _, _| async { Ok(()) },
     )
     .await
+}
+
+/// `request` with GitLab's `PRIVATE-TOKEN`, the value marked sensitive.
+pub(super) fn authed(request: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    match call::secret_header(token) {
+        Some(value) => request.header("private-token", value),
+        None => request,
+    }
 }

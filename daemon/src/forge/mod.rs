@@ -203,70 +203,16 @@ pub async fn report(
             .await
             .map(|()| kept)?,
     };
-    // A superseded candidate leaves the comment to the newer one, which edits it.
-    let change = shown
-        .candidate
-        .as_ref()
-        .filter(|_| target.comment && shown.superseded_by.is_none())
-        .map(|c| c.change.as_str());
-    let Some((change, number)) = change.and_then(|c| comment::request_number(c).map(|n| (c, n)))
-    else {
-        return Ok(kept);
-    };
-    let made = match &target.forge {
-        Forge::Github {
-            repo,
-            token,
-            app,
-            api_url,
-            ..
-        } => {
-            let api =
-                conjunction_protocol::forge::github_api(api_url.as_deref()).trim_end_matches('/');
-            let (token, author) = match (app, token) {
-                (Some(app), _) => (
-                    apps.token(client, api, app, repo, true).await?,
-                    comment::Author::App(&app.id),
-                ),
-                (None, Some(token)) => (token.clone(), comment::Author::Token),
-                (None, None) => return Ok(kept),
-            };
-            let kept_comment = kept.comment.take();
-            comment::github(
-                client,
-                api,
-                repo,
-                number,
-                &token,
-                author,
-                shown,
-                change,
-                kept_comment,
-            )
-            .await?
-        }
-        Forge::Gitlab {
-            url,
-            project,
-            token,
-        } => {
-            let kept_comment = kept.comment.take();
-            comment::gitlab(
-                client,
-                url,
-                project,
-                number,
-                token,
-                shown,
-                change,
-                kept_comment,
-            )
-            .await?
-        }
-        _ => return Ok(kept),
-    };
-    kept.comment = Some(made);
+    kept.comment = comment::tell(client, apps, target, shown, kept.comment.take()).await?;
     Ok(kept)
+}
+
+/// A forge's JSON answer read as `T`; one that does not read is worth another try.
+pub(crate) fn json<T: serde::de::DeserializeOwned>(far: &str, body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|e| Failure::Transient {
+        error: format!("{far}'s answer did not read as expected ({e})"),
+        retry_after: None,
+    })
 }
 
 /// `text` cut to at most `max` characters, with an ellipsis when cut.

@@ -36,7 +36,7 @@ pub(super) fn close(
         let Some(root) = work.tx.change(upstream, id)? else {
             continue;
         };
-        if !work.has_event(root) && work.tx.root(root)?.is_none() {
+        if !kept(work, root)? {
             continue;
         }
         let record = &work.event(root)?.record;
@@ -55,8 +55,7 @@ pub(super) fn supersede(
     old: BuildId,
     by: BuildId,
 ) -> Result<(), StoreError> {
-    // Retention may have removed it since.
-    if !work.has_event(old) && work.tx.root(old)?.is_none() {
+    if !kept(work, old)? {
         return Ok(());
     }
     let record = work.record_mut(old)?;
@@ -94,4 +93,10 @@ fn end(work: &mut Work<'_, '_>, old: BuildId, why: &str) -> Result<(), StoreErro
         work.tx.remove_outbox(build)?;
     }
     edit.write(work).map(drop)
+}
+
+/// Whether event `root` is still kept: retention may have removed a change's last
+/// candidate since.
+fn kept(work: &mut Work<'_, '_>, root: BuildId) -> Result<bool, StoreError> {
+    Ok(work.has_event(root) || work.tx.root(root)?.is_some())
 }
