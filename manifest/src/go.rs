@@ -12,7 +12,7 @@ use crate::{Declared, Manifest, ManifestError, Section, Spec};
 /// Reads `text`, the contents of `file` (a `go.mod`).
 pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
     let mut manifest = Manifest::default();
-    let mut replaced: Vec<(String, Option<String>, Spec, String)> = Vec::new();
+    let mut replaced: Vec<Replace> = Vec::new();
     let mut block: Option<String> = None;
     for (n, raw) in text.lines().enumerate() {
         let (line, comment) = split_comment(raw);
@@ -77,7 +77,12 @@ pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
                 let Some(first) = old.first() else {
                     return Err(bad("a replace names the module it replaces"));
                 };
-                replaced.push((first.clone(), old_version, spec, name));
+                replaced.push(Replace {
+                    old: first.clone(),
+                    old_version,
+                    name,
+                    spec,
+                });
             }
             // Excluded versions are never used; they declare no dependency.
             "exclude" => {}
@@ -85,7 +90,13 @@ pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
         }
     }
     // A replacement applies to the module's require (of one version, or of any).
-    for (old, old_version, spec, name) in replaced {
+    for Replace {
+        old,
+        old_version,
+        name,
+        spec,
+    } in replaced
+    {
         for dep in manifest.dependencies.iter_mut().filter(|d| d.name == old) {
             let version = dep.spec.range().map(str::to_owned);
             if old_version.is_some() && old_version != version {
@@ -99,6 +110,15 @@ pub fn read(file: &str, text: &str) -> Result<Manifest, ManifestError> {
         }
     }
     Ok(manifest)
+}
+
+/// A `replace` directive: the module (of one version, or of any) and what takes its
+/// place, under the name it is then known by.
+struct Replace {
+    old: String,
+    old_version: Option<String>,
+    name: String,
+    spec: Spec,
 }
 
 /// A line without its `//` comment, and the comment.

@@ -195,7 +195,7 @@ pub fn read(file: &str, text: &str, parents: &[&str]) -> Result<Manifest, Manife
             let spec = match declared {
                 Some(v) => match substitute(&v, &properties) {
                     Ok(v) => Spec::Range(v),
-                    Err(missing) => Spec::Unresolved(format!("the property ${{{missing}}} is not set in the POMs given")),
+                    Err(why) => Spec::Unresolved(why),
                 },
                 None if boms > 0 => Spec::Unresolved(
                     "its version comes from a BOM import, which is read from the repository, not the tree".into(),
@@ -228,24 +228,29 @@ fn coordinates(d: &Element, properties: &BTreeMap<String, String>) -> Option<Str
     Some(format!("{g}:{a}"))
 }
 
-/// `text` with every `${name}` replaced, properties that name others included;
-/// the name of the first one no POM sets.
+/// `text` with every `${name}` replaced, properties that name others included; why
+/// not, when a reference is to a property no POM given sets, or leads round in a
+/// circle.
 fn substitute(text: &str, properties: &BTreeMap<String, String>) -> Result<String, String> {
+    /// More references than any real version holds: past them, a circle.
+    const ROUNDS: usize = 16;
     let mut out = text.to_owned();
-    // Properties may refer to properties; a cycle stops after a few rounds.
-    for _ in 0..8 {
+    for _ in 0..ROUNDS {
         let Some(start) = out.find("${") else {
             return Ok(out);
         };
         let Some(len) = out[start..].find('}') else {
             return Ok(out);
         };
-        let name = out[start + 2..start + len].to_owned();
-        let value = properties.get(&name).ok_or_else(|| name.clone())?;
+        let name = &out[start + 2..start + len];
+        let Some(value) = properties.get(name) else {
+            return Err(format!(
+                "the property ${{{name}}} is not set in the POMs given"
+            ));
+        };
         out.replace_range(start..start + len + 1, value);
     }
-    match out.find("${") {
-        Some(_) => Err(out),
-        None => Ok(out),
-    }
+    Err(format!(
+        "the properties in {text:?} refer to each other in a circle"
+    ))
 }

@@ -4,14 +4,7 @@
 use conjunction_manifest::{go, Manifest, Spec};
 
 fn dir() -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/manifests/go");
-    assert!(
-        dir.is_dir(),
-        "the manifests are read from {}",
-        dir.display()
-    );
-    dir
+    crate::dir("go")
 }
 
 fn read(name: &str) -> Manifest {

@@ -5,14 +5,7 @@
 use conjunction_manifest::{maven, Declared, Manifest, Section, Spec};
 
 fn dir() -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/manifests/maven");
-    assert!(
-        dir.is_dir(),
-        "the manifests are read from {}",
-        dir.display()
-    );
-    dir
+    crate::dir("maven")
 }
 
 const ROOT: &str = "aws-powertools-powertools-lambda-java.pom.xml";
@@ -119,5 +112,19 @@ fn without_its_parents_a_child_says_what_it_cannot_resolve() {
     assert!(
         err.to_string().starts_with("pom.xml is not valid XML"),
         "{err}"
+    );
+}
+
+#[test]
+fn properties_that_refer_to_each_other_in_a_circle_are_said_to_be_unresolved() {
+    let pom = "<project><groupId>g</groupId><artifactId>a</artifactId><version>1</version>\
+               <properties><x>${y}</x><y>${x}</y></properties>\
+               <dependencies><dependency><groupId>g</groupId><artifactId>b</artifactId>\
+               <version>${x}</version></dependency></dependencies></project>";
+    let m = maven::read("pom.xml", pom, &[]).unwrap();
+    assert!(
+        matches!(&m.dependencies[0].spec, Spec::Unresolved(why) if why.contains("in a circle")),
+        "{:?}",
+        m.dependencies[0].spec
     );
 }

@@ -4,14 +4,7 @@
 use conjunction_manifest::{npm, Declared, Manifest, Section, Spec};
 
 fn dir() -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/manifests/npm");
-    assert!(
-        dir.is_dir(),
-        "the manifests are read from {}",
-        dir.display()
-    );
-    dir
+    crate::dir("npm")
 }
 
 fn read(name: &str) -> Manifest {

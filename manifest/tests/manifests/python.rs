@@ -5,14 +5,7 @@
 use conjunction_manifest::{python, Declared, Manifest, Section, Spec};
 
 fn dir() -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/manifests/python");
-    assert!(
-        dir.is_dir(),
-        "the manifests are read from {}",
-        dir.display()
-    );
-    dir
+    crate::dir("python")
 }
 
 fn pyproject(name: &str) -> Manifest {

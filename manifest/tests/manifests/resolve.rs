@@ -7,9 +7,8 @@ use conjunction_protocol::project::Ecosystem;
 use conjunction_protocol::{Package, ProjectId};
 
 fn fixture(path: &str) -> String {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/manifests")
-        .join(path);
+    let (ecosystem, name) = path.split_once('/').unwrap();
+    let path = crate::dir(ecosystem).join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

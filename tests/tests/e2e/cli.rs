@@ -7,13 +7,19 @@ use conjunction_tests::daemon::{binaries, TestDaemon, OPERATOR_TOKEN};
 
 use crate::*;
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-async fn conjunction(daemon: &TestDaemon, token: &str, args: &[&str], dir: &Path) -> Output {
+/// Runs `conjunction args…` in `dir` against `daemon` with `token`.
+pub(crate) async fn conjunction(
+    daemon: &TestDaemon,
+    token: &str,
+    args: &[&str],
+    dir: &Path,
+) -> Output {
     let out = tokio::process::Command::new(binaries().join("conjunction"))
         .args(args)
         .current_dir(dir)

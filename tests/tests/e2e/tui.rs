@@ -334,46 +334,30 @@ async fn a_candidate_event_is_marked_named_and_filtered_in_the_ui_the_tree_and_t
     settled(&d.api, release.root).await;
     // The upstream's CI reports its pull request's pipeline from the command line.
     let dir = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(binaries().join("conjunction"))
-        .args([
-            "report",
-            "--project",
-            "acme/lib",
-            "--state",
-            "passed",
-            "--commit",
-            "5e5e5e5",
-            "--ref",
-            "topic",
-            "--candidate",
-            "123",
-            "--base",
-            "1.0.0",
-        ])
-        .env("CONJUNCTION_URL", d.url())
-        .env("CONJUNCTION_TOKEN", &lib)
-        .env("XDG_CONFIG_HOME", dir.path())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let candidate: conjunction_protocol::BuildId =
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let report = [
+        "report",
+        "--project",
+        "acme/lib",
+        "--state",
+        "passed",
+        "--commit",
+        "5e5e5e5",
+        "--ref",
+        "topic",
+        "--candidate",
+        "123",
+        "--base",
+        "1.0.0",
+    ];
+    let out = super::cli::conjunction(&d, &lib, &report, dir.path()).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let candidate: conjunction_protocol::BuildId = out.stdout.trim().parse().unwrap();
     settled(&d.api, candidate).await;
 
-    let tree = tokio::process::Command::new(binaries().join("conjunction"))
-        .args(["tree", &candidate.to_string()])
-        .env("CONJUNCTION_URL", d.url())
-        .env("CONJUNCTION_TOKEN", OPERATOR_TOKEN)
-        .env("XDG_CONFIG_HOME", dir.path())
-        .output()
+    let root = candidate.to_string();
+    let tree = super::cli::conjunction(&d, OPERATOR_TOKEN, &["tree", &root], dir.path())
         .await
-        .unwrap();
-    let tree = String::from_utf8_lossy(&tree.stdout);
+        .stdout;
     assert!(tree.contains("acme/lib candidate #123 (root"), "{tree}");
     assert!(
         tree.contains("candidate: change 123 tested before it merges, on 5e5e5e5, made on 1.0.0"),
