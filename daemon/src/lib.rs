@@ -303,6 +303,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
     for p in &startup.projects {
         let ecosystem = p.package.as_ref().map(|p| p.ecosystem);
         graph.register(&p.id, &p.depends_on, p.trigger.is_some(), ecosystem);
+        graph.set_package(&p.id, p.package.as_ref());
     }
     let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
     let address = s.address;

@@ -9,6 +9,7 @@
 //! or guessed at.
 
 pub mod cargo;
+pub mod files;
 pub mod go;
 pub mod maven;
 pub mod npm;
@@ -61,15 +62,29 @@ impl Spec {
 }
 
 impl std::fmt::Display for Spec {
-    /// As a manifest writes it: `^1.2`, `workspace:^`, a path, a URL.
+    /// As a manifest writes it: `^1.2`, `workspace:^`, a path, a URL; a URL's
+    /// credentials (`https://user:token@host/…`) are never shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Spec::Range(s) | Spec::Path(s) | Spec::Git(s) | Spec::Url(s) | Spec::Tag(s) => {
-                f.write_str(s)
-            }
+            Spec::Range(s) | Spec::Path(s) | Spec::Tag(s) => f.write_str(s),
+            Spec::Git(s) | Spec::Url(s) => f.write_str(&without_credentials(s)),
             Spec::Workspace(s) => write!(f, "workspace:{s}"),
             Spec::Unresolved(why) => write!(f, "unresolved ({why})"),
         }
+    }
+}
+
+/// `url` with the user and password before its host replaced by `***`.
+fn without_credentials(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.into();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '#', '?'])
+        .map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &url[scheme_end + at..]).into(),
+        None => url.into(),
     }
 }
 
@@ -131,4 +146,25 @@ pub enum ManifestError {
     },
     #[error("{file}: {what}")]
     Shape { file: String, what: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_s_credentials_are_never_shown() {
+        let git = Spec::Git("git+https://bot:ghp_secret@github.com/acme/lib.git#v1".into());
+        assert_eq!(
+            git.to_string(),
+            "git+https://***@github.com/acme/lib.git#v1"
+        );
+        let plain = Spec::Url("https://registry.example/x.tgz".into());
+        assert_eq!(plain.to_string(), "https://registry.example/x.tgz");
+        let at_in_path = Spec::Git("git+ssh://git@github.com/acme/lib.git".into());
+        assert_eq!(
+            at_in_path.to_string(),
+            "git+ssh://***@github.com/acme/lib.git"
+        );
+    }
 }

@@ -254,3 +254,49 @@ fn substitute(text: &str, properties: &BTreeMap<String, String>) -> Result<Strin
         "the properties in {text:?} refer to each other in a circle"
     ))
 }
+
+/// Where a POM says its parent is: `groupId:artifactId`, and the path of the
+/// parent's file relative to it (`../pom.xml` when it says none; empty when it says
+/// the parent is not in the tree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentRef {
+    pub coordinates: Option<String>,
+    pub relative_path: String,
+}
+
+/// The parent `text` (the contents of `file`) names, if any.
+pub fn parent(file: &str, text: &str) -> Result<Option<ParentRef>, ManifestError> {
+    let project = parse(file, text)?;
+    let Some(parent) = project.child("parent") else {
+        return Ok(None);
+    };
+    let coordinates = match (parent.text_of("groupId"), parent.text_of("artifactId")) {
+        (Some(g), Some(a)) => Some(format!("{g}:{a}")),
+        _ => None,
+    };
+    // Maven's default; `<relativePath/>` (empty) means look in the repository only.
+    let relative_path = match parent.child("relativePath") {
+        None => "../pom.xml".to_owned(),
+        Some(p) => p.text.trim().to_owned(),
+    };
+    Ok(Some(ParentRef {
+        coordinates,
+        relative_path,
+    }))
+}
+
+/// `groupId:artifactId` of the project `text` describes (its group inherited from
+/// its parent when it gives none).
+pub fn coordinates_of(file: &str, text: &str) -> Result<Option<String>, ManifestError> {
+    let project = parse(file, text)?;
+    let parent_group = project.child("parent").and_then(|p| p.text_of("groupId"));
+    Ok(
+        match (
+            project.text_of("groupId").or(parent_group),
+            project.text_of("artifactId"),
+        ) {
+            (Some(g), Some(a)) => Some(format!("{g}:{a}")),
+            _ => None,
+        },
+    )
+}

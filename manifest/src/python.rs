@@ -451,7 +451,9 @@ fn requirements_into(
 /// `included` as a path relative to `file`'s directory.
 fn relative(file: &str, included: &str) -> String {
     match file.rsplit_once('/') {
-        Some((dir, _)) if !included.starts_with('/') => format!("{dir}/{included}"),
+        Some((dir, _)) if !included.starts_with('/') => {
+            crate::files::normalize(&format!("{dir}/{included}"))
+        }
         _ => included.to_owned(),
     }
 }

@@ -67,6 +67,29 @@ fn rank(section: Section) -> u8 {
     }
 }
 
+/// The registered packages of one ecosystem, by name as it compares names.
+pub struct Packages<'a> {
+    ecosystem: Ecosystem,
+    by_name: HashMap<String, &'a ProjectId>,
+}
+
+impl<'a> Packages<'a> {
+    /// Those of `registered` that are `ecosystem`'s.
+    pub fn new(ecosystem: Ecosystem, registered: &'a [(Package, ProjectId)]) -> Self {
+        let by_name = registered
+            .iter()
+            .filter(|(p, _)| p.ecosystem == ecosystem)
+            .map(|(p, id)| (identity(ecosystem, &p.name), id))
+            .collect();
+        Self { ecosystem, by_name }
+    }
+
+    /// The project whose package is `name`.
+    pub fn get(&self, name: &str) -> Option<&'a ProjectId> {
+        self.by_name.get(&identity(self.ecosystem, name)).copied()
+    }
+}
+
 /// Resolves `manifest`, whose packages are `ecosystem`'s, against the `registered`
 /// packages; `own` is the project the manifest is, which it never depends on.
 pub fn resolve(
@@ -76,11 +99,19 @@ pub fn resolve(
     own: Option<&ProjectId>,
     options: Options,
 ) -> Resolution {
-    let known: HashMap<String, &ProjectId> = registered
-        .iter()
-        .filter(|(p, _)| p.ecosystem == ecosystem)
-        .map(|(p, id)| (identity(ecosystem, &p.name), id))
-        .collect();
+    let packages = Packages::new(ecosystem, registered);
+    resolve_with(manifest, &|name| packages.get(name).cloned(), own, options)
+}
+
+/// Resolves `manifest` with `project_of`, which names the registered project a
+/// package (by its registry name) is: a lookup in an index the caller keeps, so
+/// resolving costs what the manifest holds, not what is registered.
+pub fn resolve_with(
+    manifest: &Manifest,
+    project_of: &dyn Fn(&str) -> Option<ProjectId>,
+    own: Option<&ProjectId>,
+    options: Options,
+) -> Resolution {
     let mut out = Resolution::default();
     // Per upstream: the declaration taken so far, by its place in depends_on.
     let mut taken: HashMap<ProjectId, (usize, &Declared)> = HashMap::new();
@@ -88,10 +119,11 @@ pub fn resolve(
         if d.section == Section::Dev && !options.dev {
             continue;
         }
-        let Some(&project) = known.get(&identity(ecosystem, &d.name)) else {
+        let Some(project) = project_of(&d.name) else {
             out.unregistered.push(d.clone());
             continue;
         };
+        let project = &project;
         if Some(project) == own {
             continue;
         }

@@ -47,6 +47,9 @@ pub enum Action {
     ProjectCreated,
     ProjectUpdated,
     ProjectDeleted,
+    /// A build's manifests replaced a project's dependencies (it takes them
+    /// `from_manifest`); the detail says what changed.
+    DependenciesRead,
     /// A root report started a root event: a release, a promotion, a pipeline.
     RootReported,
     Rebuilt,
@@ -61,6 +64,7 @@ impl Action {
             Action::ProjectCreated => "created",
             Action::ProjectUpdated => "changed",
             Action::ProjectDeleted => "deleted",
+            Action::DependenciesRead => "dependencies set from a manifest",
             Action::RootReported => "reported",
             Action::Rebuilt => "rebuilt",
             Action::TokenIssued => "issued",

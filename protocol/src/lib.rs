@@ -38,7 +38,7 @@ pub use node::{BlockedBy, Bump, Node, NodeState, RootEvent, RootSummary, StateKi
 pub use project::{
     Contact, Dependency, Package, Project, ProjectEntry, ProjectSpec, TriggerSpec, TriggerView,
 };
-pub use report::{Report, ReportAck, ReportState};
+pub use report::{ManifestFile, Report, ReportAck, ReportState};
 pub use time::Timestamp;
 pub use verdict::{Baseline, Verdict};
 

@@ -198,6 +198,10 @@ pub struct Node {
     /// Everyone told about this build (and, on a root, the upstream's digest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
+    /// What its reports carried that could not be used, such as a manifest that
+    /// does not parse (the build's own state is taken all the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_at: Option<Timestamp>,
@@ -239,6 +243,7 @@ impl Node {
             verdict: None,
             baseline: None,
             notices: Vec::new(),
+            warnings: Vec::new(),
             created_at,
             triggered_at: None,
             started_at: None,

@@ -498,6 +498,65 @@ pub struct ProjectSpec {
     /// The forges this project's commits are told its dependents' results on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub report_to: Vec<crate::forge::ReportTarget>,
+    /// Where `depends_on` comes from: as declared here (the default), or
+    /// `from_manifest`, the manifests its builds report, `depends_on` only
+    /// starting the graph until the first of them.
+    #[serde(default, skip_serializing_if = "DependencyOrigin::is_declared")]
+    pub dependencies: DependencyOrigin,
+    /// With `from_manifest`: development dependencies count too (tests, docs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dev_dependencies: bool,
+}
+
+/// Where a project's `depends_on` comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyOrigin {
+    /// As the projects file or the API declares it.
+    #[default]
+    Declared,
+    /// From the package manifests its builds report with their results.
+    FromManifest,
+}
+
+impl DependencyOrigin {
+    pub fn is_declared(&self) -> bool {
+        *self == DependencyOrigin::Declared
+    }
+}
+
+/// The manifests a project's `depends_on` was last read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    /// The build that reported them, and when.
+    pub build: crate::id::BuildId,
+    pub at: Timestamp,
+    /// Their paths, the project's own first.
+    pub files: Vec<String>,
+    /// Declared packages no registered project is, as many as fit
+    /// [`MAX_UNREGISTERED_SHOWN`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unregistered: Vec<UnregisteredDependency>,
+    /// How many unregistered ones there are in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unregistered_count: u32,
+    /// What was chosen where a manifest says two things, and what has no range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The last change manifests made to `depends_on`, as the feed said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+}
+
+/// Most unregistered dependencies a project's page lists.
+pub const MAX_UNREGISTERED_SHOWN: usize = 64;
+
+/// A declared dependency on a package no registered project is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnregisteredDependency {
+    pub name: String,
+    /// What it asks for, as the manifest writes it.
+    pub spec: String,
 }
 
 /// The most reruns `confirm_failures` may ask for.
@@ -641,6 +700,19 @@ impl ProjectSpec {
                 )?;
             }
         }
+        if self.dependencies == DependencyOrigin::FromManifest {
+            if let Some(i) = self.depends_on.iter().position(|d| !d.lines.is_empty()) {
+                return Err(ValidationError::new(
+                    format!("depends_on[{i}].lines"),
+                    format!("depends_on[{i}] follows lines, which no manifest says: a project whose dependencies come from_manifest declares ranges only"),
+                ));
+            }
+        } else if self.dev_dependencies {
+            return Err(ValidationError::new(
+                "dev_dependencies",
+                "dev_dependencies says which of a manifest's dependencies count: set dependencies = \"from_manifest\" too, or leave it out",
+            ));
+        }
         if let Some(trigger) = &self.trigger {
             trigger.validate()?;
         }
@@ -711,6 +783,14 @@ pub struct Project {
     /// The forges its results are reported to (places, not secrets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub report_to: Vec<crate::forge::ReportToView>,
+    #[serde(default, skip_serializing_if = "DependencyOrigin::is_declared")]
+    pub dependencies: DependencyOrigin,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dev_dependencies: bool,
+    /// With `from_manifest`: the manifests `depends_on` was last read from; absent
+    /// until a build reports some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestSource>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Who last changed it, and when; absent for a project stored before the audit

@@ -83,7 +83,25 @@ pub struct Report {
         deserialize_with = "crate::json::unique_map"
     )]
     pub metadata: BTreeMap<String, String>,
+    /// The package manifests the build used, the project's own first, then what it
+    /// refers to (a workspace root, a parent POM, an included requirements file). A
+    /// project with `dependencies = "from_manifest"` takes its `depends_on` from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<ManifestFile>,
 }
+
+/// One manifest file, by its path in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    pub path: String,
+    pub content: String,
+}
+
+/// Most manifest files one report may carry.
+pub const MAX_MANIFESTS: usize = 16;
+/// Most bytes of manifests one report may carry, all files together.
+pub const MAX_MANIFEST_BYTES: usize = 512 * 1024;
 
 impl Report {
     /// A report of `state` for `project`'s own pipeline (a root report), with every
@@ -102,6 +120,7 @@ impl Report {
             url: None,
             summary: None,
             metadata: Default::default(),
+            manifests: Vec::new(),
         }
     }
 
@@ -205,6 +224,30 @@ impl Report {
                 Layout::Line,
             )?;
         }
+        if self.manifests.len() > MAX_MANIFESTS {
+            return Err(ValidationError::new(
+                "manifests",
+                format!("a report may carry at most {MAX_MANIFESTS} manifests: the project's own and what it refers to"),
+            ));
+        }
+        let bytes: usize = self.manifests.iter().map(|m| m.content.len()).sum();
+        if bytes > MAX_MANIFEST_BYTES {
+            return Err(ValidationError::new(
+                "manifests",
+                format!(
+                    "the manifests hold {bytes} bytes; a report may carry at most {MAX_MANIFEST_BYTES}: send the project's own manifest and what it refers to, not lock files"
+                ),
+            ));
+        }
+        for (i, m) in self.manifests.iter().enumerate() {
+            check_text(
+                &format!("manifests[{i}].path"),
+                &m.path,
+                MAX_URL,
+                true,
+                Layout::Line,
+            )?;
+        }
         Ok(())
     }
 }
@@ -218,6 +261,10 @@ pub struct ReportAck {
     pub state: StateKind,
     /// The sequence number of the event that recorded this state.
     pub seq: u64,
+    /// What the daemon took the report for but could not use, such as a manifest
+    /// that does not parse; the report itself is taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[cfg(test)]

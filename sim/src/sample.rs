@@ -63,6 +63,9 @@ pub fn project(id: &str, depends_on: &[&str], contacts: Vec<Contact>) -> Project
         changed: None,
         trusted_ci: Vec::new(),
         report_to: Vec::new(),
+        dependencies: Default::default(),
+        dev_dependencies: false,
+        manifest: None,
     }
 }
 

@@ -187,6 +187,7 @@ fn root(version: &str, state: ReportState) -> Report {
         url: Some(format!("https://ci.acme.example/lib/{version}")),
         summary: (state == ReportState::Failed).then(|| "2 tests failed".into()),
         metadata: [("pipeline".to_owned(), "release".to_owned())].into(),
+        manifests: Vec::new(),
     }
 }
 

@@ -180,6 +180,12 @@ pub struct ReportArgs {
     /// Metadata as key=value, repeatable
     #[arg(long = "meta", value_parser = parse_meta)]
     pub meta: Vec<(String, String)>,
+    /// A package manifest the build used, sent along so that a project whose
+    /// dependencies come from_manifest keeps them current: the project's own
+    /// first, then what it refers to (a workspace root, a parent POM, an included
+    /// requirements file); repeatable
+    #[arg(long = "manifest", value_name = "FILE")]
+    pub manifests: Vec<PathBuf>,
     /// Report with the CI job's id token in this variable (GitLab's `id_tokens:`
     /// names it) instead of a report token
     #[arg(long, value_name = "VARIABLE")]
@@ -452,8 +458,23 @@ async fn report(args: ReportArgs, client: &Client) -> anyhow::Result<()> {
         url: args.build_url,
         summary,
         metadata: args.meta.into_iter().collect::<BTreeMap<_, _>>(),
+        manifests: args
+            .manifests
+            .iter()
+            .map(|path| {
+                let content = std::fs::read_to_string(path)
+                    .with_context(|| format!("--manifest {}: cannot read it", path.display()))?;
+                Ok(conjunction_protocol::ManifestFile {
+                    path: path.to_string_lossy().into_owned(),
+                    content,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
     };
     let ack = client.report(token, &report).await?;
+    for w in &ack.warnings {
+        eprintln!("warning: {w}");
+    }
     println!("{}", ack.build);
     Ok(())
 }

@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use conjunction_protocol::project::{Dependency, Dependent, Ecosystem, Line};
+use conjunction_manifest::resolve::identity;
+use conjunction_protocol::project::{Dependency, Dependent, Ecosystem, Line, Package};
 use conjunction_protocol::ProjectId;
 
 /// A project's number in a [`Graph`].
@@ -27,6 +28,8 @@ struct Entry {
     has_trigger: bool,
     /// Its package's ecosystem: how versions of it and ranges on it are read.
     ecosystem: Option<Ecosystem>,
+    /// Its package's key in [`Graph::packages`].
+    package: Option<(Ecosystem, String)>,
     /// The versions of its upstreams this project takes, for the upstreams it
     /// declares a range or lines on.
     wants: BTreeMap<Ix, Want>,
@@ -64,6 +67,9 @@ impl Want {
 pub struct Graph {
     index: HashMap<ProjectId, Ix>,
     entries: Vec<Entry>,
+    /// Registered projects by their package, its name spelled as its ecosystem
+    /// compares names: how a manifest's dependency finds its project.
+    packages: HashMap<(Ecosystem, String), BTreeSet<Ix>>,
 }
 
 /// Why a project cannot be triggered.
@@ -92,6 +98,7 @@ impl Graph {
             registered: false,
             has_trigger: false,
             ecosystem: None,
+            package: None,
             wants: BTreeMap::new(),
         });
         self.index.insert(id.clone(), ix);
@@ -157,6 +164,34 @@ impl Graph {
         entry.wants = wants;
     }
 
+    /// Records the package `project` publishes (none forgets it).
+    pub fn set_package(&mut self, project: &ProjectId, package: Option<&Package>) {
+        let ix = self.intern(project);
+        let key = package.map(|p| (p.ecosystem, identity(p.ecosystem, &p.name)));
+        let old = std::mem::replace(&mut self.entries[ix as usize].package, key.clone());
+        if old == key {
+            return;
+        }
+        if let Some(old) = old {
+            if let Some(owners) = self.packages.get_mut(&old) {
+                owners.remove(&ix);
+                if owners.is_empty() {
+                    self.packages.remove(&old);
+                }
+            }
+        }
+        if let Some(key) = key {
+            self.packages.entry(key).or_default().insert(ix);
+        }
+    }
+
+    /// The registered project whose package is `name` in `ecosystem`; the first
+    /// registered when several claim it.
+    pub fn package_owner(&self, ecosystem: Ecosystem, name: &str) -> Option<&ProjectId> {
+        let owners = self.packages.get(&(ecosystem, identity(ecosystem, name)))?;
+        owners.iter().next().map(|&ix| self.id(ix))
+    }
+
     /// The ecosystem ranges on `project` are read in: its package's, or Cargo's.
     pub fn ecosystem(&self, project: &ProjectId) -> Ecosystem {
         self.package_ecosystem(project).unwrap_or_default()
@@ -197,6 +232,7 @@ impl Graph {
             entry.has_trigger = false;
             entry.ecosystem = None;
             entry.wants.clear();
+            self.set_package(project, None);
         }
     }
 

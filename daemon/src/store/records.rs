@@ -11,7 +11,7 @@ use conjunction_protocol::impact::NotAffected;
 use conjunction_protocol::notify::{Channel, NotifyRule};
 
 use crate::notify::message::Message;
-use conjunction_protocol::project::Badges;
+use conjunction_protocol::project::{Badges, DependencyOrigin, ManifestSource};
 use conjunction_protocol::trigger::TriggerPayload;
 use conjunction_protocol::{
     Baseline, BuildId, CiKind, Contact, Dependency, Package, Project, ProjectId, RootSummary,
@@ -77,6 +77,14 @@ pub(crate) struct StoredProject {
     /// credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub report_to: Vec<conjunction_protocol::forge::ReportTarget>,
+    /// Where its `depends_on` comes from.
+    #[serde(default, skip_serializing_if = "DependencyOrigin::is_declared")]
+    pub dependencies: DependencyOrigin,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dev_dependencies: bool,
+    /// The manifests `depends_on` was last read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestSource>,
 }
 
 impl StoredProject {
@@ -99,6 +107,9 @@ impl StoredProject {
             changed: self.changed.clone(),
             trusted_ci: self.trusted_ci.clone(),
             report_to: self.report_to.iter().map(|t| t.view()).collect(),
+            dependencies: self.dependencies,
+            dev_dependencies: self.dev_dependencies,
+            manifest: self.manifest.clone(),
         }
     }
 

@@ -210,6 +210,7 @@ fn build_news(
         url: news.run.url,
         summary: news.run.summary,
         metadata: Default::default(),
+        manifests: Vec::new(),
     };
     // Job and test names come from the CI as its users wrote them.
     report.clean();

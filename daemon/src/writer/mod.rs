@@ -20,6 +20,7 @@ mod deliveries;
 mod forges;
 mod hooks;
 mod lines;
+mod manifests;
 mod notices;
 mod projects;
 mod rebuilds;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use conjunction_protocol::audit::{Action, Actor, Changed};
-use conjunction_protocol::project::ProjectUpserted;
+use conjunction_protocol::project::{DependencyOrigin, ProjectUpserted};
 use conjunction_protocol::ws::Change;
 use conjunction_protocol::{ProjectEntry, ProjectId};
 
@@ -213,11 +213,33 @@ fn upsert(
     } else {
         Action::ProjectCreated
     };
+    // Once a build's manifests set a from_manifest project's dependencies, the
+    // file's depends_on (which only starts the graph) does not undo them.
+    let from_manifest = old
+        .as_ref()
+        .filter(|o| spec.dependencies == DependencyOrigin::FromManifest && o.manifest.is_some());
+    let mut warnings = Vec::new();
+    let (depends_on, manifest) = match from_manifest {
+        Some(o) => {
+            if let Some(source) = o
+                .manifest
+                .as_ref()
+                .filter(|_| spec.depends_on != o.depends_on)
+            {
+                warnings.push(format!(
+                    "{id} takes its dependencies from_manifest: depends_on stays as build {}'s manifests set it, not as given here",
+                    source.build
+                ));
+            }
+            (o.depends_on.clone(), o.manifest.clone())
+        }
+        None => (spec.depends_on, None),
+    };
     let stored = StoredProject {
         id: id.clone(),
         name: spec.name,
         contacts: spec.contacts,
-        depends_on: spec.depends_on,
+        depends_on,
         trigger: spec.trigger,
         package: spec.package,
         source: spec.source,
@@ -228,6 +250,9 @@ fn upsert(
         notify_candidates: spec.notify_candidates,
         trusted_ci: spec.trusted_ci,
         report_to: spec.report_to,
+        dependencies: spec.dependencies,
+        dev_dependencies: spec.dev_dependencies,
+        manifest,
         report_token_sha256: hex::encode(token_hash),
         created_at: old.as_ref().map_or(now, |p| p.created_at),
         updated_at: now,
@@ -269,7 +294,7 @@ fn upsert(
                 project: id.clone(),
                 depends_on: stored.depends_on.clone(),
                 has_trigger: stored.trigger.is_some(),
-                ecosystem: stored.package.as_ref().map(|p| p.ecosystem),
+                package: stored.package.clone(),
             });
             let view = stored.view();
             work.tx.emit(
@@ -286,7 +311,7 @@ fn upsert(
             project,
             outcome: outcome.to_owned(),
             report_token: generated,
-            warnings: Vec::new(),
+            warnings,
         },
         outcome == "created",
         added,

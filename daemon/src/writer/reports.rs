@@ -4,6 +4,7 @@
 use conjunction_protocol::audit::{Action, Actor};
 use conjunction_protocol::{BuildId, Node, Report, ReportAck, StateKind};
 
+use super::manifests::{self, Reading};
 use super::work::{Edit, Work};
 use super::{candidates, cascade, forges, lines, verdicts};
 use crate::planner::lines::{judge_promotion, rollback_from};
@@ -19,30 +20,66 @@ pub(super) fn report(
     principal: Principal,
     by: Option<Actor>,
 ) -> Result<Result<ReportAck, Refusal>, StoreError> {
-    match report.build {
+    let by = by.unwrap_or_else(|| match &principal {
+        Principal::Project { project } => Actor::ReportToken {
+            project: project.clone(),
+        },
+        Principal::Build { build, .. } => Actor::BuildToken { build: *build },
+    });
+    let project = report.project.clone();
+    let candidate = match report.build {
+        None => report.candidate.is_some(),
+        Some(build) => match work.tx.node(build)? {
+            Some(node) => work.event(node.root)?.record.candidate.is_some(),
+            None => false,
+        },
+    };
+    let reading = manifests::read(work, &report, candidate)?;
+    let mut warnings = Vec::new();
+    let refused = match &reading {
+        Reading::Ignored(why) => {
+            warnings.push(why.clone());
+            None
+        }
+        Reading::Refused(why) => {
+            warnings.push(why.clone());
+            Some(why.clone())
+        }
+        Reading::Nothing | Reading::Read(_) => None,
+    };
+    // A manifest that cannot be used is said on the build it came with.
+    let mut amend = |node: &mut Node| {
+        if let Some(why) = &refused {
+            if !node.warnings.contains(why) {
+                node.warnings.push(why.clone());
+            }
+        }
+    };
+    let ack = match report.build {
         None => {
-            let project = report.project.clone();
             let detail = match (&report.candidate, &report.version) {
                 (Some(c), Some(v)) => format!("{} {v}", c.label()),
                 (Some(c), None) => c.label(),
                 (None, v) => v.clone().unwrap_or_default(),
             };
-            let ack = root_report(work, report, principal.clone(), &mut |_| {})?;
-            if ack.is_ok() {
-                let by = by.unwrap_or(match principal {
-                    Principal::Project { project } => Actor::ReportToken { project },
-                    Principal::Build { build, .. } => Actor::BuildToken { build },
-                });
+            let ack = root_report(work, report, principal, &mut amend)?;
+            if let Ok(ack) = &ack {
                 work.tx
                     .audit(work.now, &by, Action::RootReported, Some(&project), detail)?;
-                if let Ok(ack) = &ack {
-                    work.record_mut(ack.root)?.reported_by = Some(by);
-                }
+                work.record_mut(ack.root)?.reported_by = Some(by.clone());
             }
-            Ok(ack)
+            ack
         }
-        Some(build) => node_report(work, build, report, principal, &mut |_| {}),
+        Some(build) => node_report(work, build, report, principal, &mut amend)?,
+    };
+    let Ok(mut ack) = ack else {
+        return Ok(ack);
+    };
+    if let Reading::Read(read) = reading {
+        warnings.extend(manifests::take(work, &project, *read, ack.build, &by)?);
     }
+    ack.warnings = warnings;
+    Ok(Ok(ack))
 }
 
 /// Starts a root event from a root report; `amend` may add to the root node what
@@ -87,6 +124,7 @@ pub(super) fn root_report(
         verdict: None,
         baseline: None,
         notices: Vec::new(),
+        warnings: Vec::new(),
         created_at: now,
         triggered_at: None,
         started_at: (!kind.is_final()).then_some(now),
@@ -252,6 +290,7 @@ pub(super) fn node_report(
 
 pub(super) fn ack(node: &Node) -> ReportAck {
     ReportAck {
+        warnings: Vec::new(),
         build: node.id,
         root: node.root,
         attempt: node.attempt,

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use conjunction_protocol::project::{Dependency, Ecosystem};
+use conjunction_protocol::project::{Dependency, Package};
 use conjunction_protocol::ws::Change;
 use conjunction_protocol::{BuildId, Node, ProjectId, RootSummary, StateKind, Timestamp};
 
@@ -29,7 +29,7 @@ pub(crate) enum GraphChange {
         project: ProjectId,
         depends_on: Vec<Dependency>,
         has_trigger: bool,
-        ecosystem: Option<Ecosystem>,
+        package: Option<Package>,
     },
     Remove {
         project: ProjectId,
@@ -43,8 +43,16 @@ impl GraphChange {
                 project,
                 depends_on,
                 has_trigger,
-                ecosystem,
-            } => graph.register(&project, &depends_on, has_trigger, ecosystem),
+                package,
+            } => {
+                graph.register(
+                    &project,
+                    &depends_on,
+                    has_trigger,
+                    package.as_ref().map(|p| p.ecosystem),
+                );
+                graph.set_package(&project, package.as_ref());
+            }
             GraphChange::Remove { project } => graph.remove_project(&project),
         }
     }

@@ -111,6 +111,7 @@ pub fn root_report(project: &str, version: &str) -> Report {
         url: Some("https://ci.example/runs/881".into()),
         summary: None,
         metadata: [("pipeline".to_owned(), "release".to_owned())].into(),
+        manifests: Vec::new(),
     }
 }
 
