@@ -799,6 +799,60 @@ pub struct Project {
     pub changed: Option<crate::audit::Changed>,
 }
 
+impl Project {
+    /// Where its `depends_on` comes from, for people: "declared (changed by ana
+    /// (maintainer acme/*) at …)", "from package.json of build 01K… at …".
+    pub fn dependencies_from(&self) -> String {
+        match (&self.dependencies, &self.manifest) {
+            (DependencyOrigin::FromManifest, Some(m)) => format!(
+                "from {} of build {} at {}{}",
+                m.files.join(" + "),
+                m.build,
+                m.at,
+                if self.dev_dependencies {
+                    ", dev dependencies included"
+                } else {
+                    ""
+                }
+            ),
+            (DependencyOrigin::FromManifest, None) => {
+                "from_manifest, but no build has sent one yet: as declared until then".into()
+            }
+            (DependencyOrigin::Declared, _) => match &self.changed {
+                Some(c) => format!("declared (changed by {} at {})", c.by, c.at),
+                None => "declared".into(),
+            },
+        }
+    }
+
+    /// Its dependencies on what no registered project is: the packages its
+    /// manifests name ("left-pad ^1.3"), or the upstreams it declares that
+    /// `registered` says are not.
+    pub fn unregistered(&self, registered: impl Fn(&ProjectId) -> bool) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .depends_on
+            .iter()
+            .filter(|d| !registered(&d.project))
+            .map(|d| match &d.range {
+                Some(r) => format!("{} {r}", d.project),
+                None => d.project.to_string(),
+            })
+            .collect();
+        if let (DependencyOrigin::FromManifest, Some(m)) = (&self.dependencies, &self.manifest) {
+            out.extend(
+                m.unregistered
+                    .iter()
+                    .map(|u| format!("{} {}", u.name, u.spec)),
+            );
+            let more = (m.unregistered_count as usize).saturating_sub(m.unregistered.len());
+            if more > 0 {
+                out.push(format!("and {more} more"));
+            }
+        }
+        out
+    }
+}
+
 /// One entry of `GET /v1/projects/{id}/dependents`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependent {

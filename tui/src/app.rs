@@ -498,9 +498,30 @@ impl App {
             }
             FeedEvent::Message(message) => {
                 self.reload_releases(&message);
+                if let Some(line) = self.dependency_news(&message) {
+                    self.say(line);
+                }
                 self.stale |= self.model.apply(message);
             }
         }
+    }
+
+    /// The feed's line when a build's manifests changed a project's dependencies.
+    fn dependency_news(&self, message: &ServerMessage) -> Option<String> {
+        let ServerMessage::Event(event) = message else {
+            return None;
+        };
+        let Change::ProjectUpserted { project } = &event.change else {
+            return None;
+        };
+        let change = project.manifest.as_ref()?.change.as_ref()?;
+        let before = self
+            .model
+            .projects
+            .get(&project.id)
+            .and_then(|p| p.manifest.as_ref())
+            .and_then(|m| m.change.as_ref());
+        (before != Some(change)).then(|| change.clone())
     }
 
     /// Keeps an open release-line view current: an event of its project that moved

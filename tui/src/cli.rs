@@ -231,7 +231,9 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
             if projects.is_empty() {
                 println!("no projects registered");
             }
-            for p in projects {
+            let registered: std::collections::HashSet<&ProjectId> =
+                projects.iter().map(|p| &p.id).collect();
+            for p in &projects {
                 let deps: Vec<String> = p
                     .depends_on
                     .iter()
@@ -256,8 +258,14 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
                         contacts.join(", ")
                     },
                     p.trigger
+                        .as_ref()
                         .map_or_else(|| "-".into(), |t| format!("{} {}", t.kind, t.url)),
                 );
+                println!("  dependencies: {}", p.dependencies_from());
+                let unregistered = p.unregistered(|id| registered.contains(id));
+                if !unregistered.is_empty() {
+                    println!("  unregistered: {}", unregistered.join(", "));
+                }
             }
             Ok(())
         }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use conjunction_protocol::node::may_rebuild;
 use conjunction_protocol::notify::{Notice, NoticeState};
+use conjunction_protocol::project::DependencyOrigin;
 use conjunction_protocol::verdict::explain;
 use conjunction_protocol::{
-    BuildId, Contact, Node, NodeState, ProjectId, StateKind, Timestamp, Verdict,
+    BuildId, Contact, Node, NodeState, Project, ProjectId, StateKind, Timestamp, Verdict,
 };
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -705,6 +706,48 @@ fn facts(app: &App, root: &RootView, node: &Node) -> Vec<Line<'static>> {
                     changed.by,
                     age(app.now, changed.at)
                 ),
+                Style::new().fg(Color::DarkGray),
+            ),
+        ]));
+    }
+    if let Some(project) = app.model.projects.get(&node.project) {
+        lines.extend(dependency_lines(app, project));
+    }
+    lines.extend(node.warnings.iter().map(|w| {
+        Line::from(vec![
+            label("warning"),
+            Span::styled(w.clone(), Style::new().fg(Color::Yellow)),
+        ])
+    }));
+    lines
+}
+
+/// Where a project's dependencies come from when its manifests say them ("from
+/// package.json of build 01K…, 3m ago"; a declared project's are the projects
+/// file's, which is said by nothing), and those on what no registered project is.
+fn dependency_lines(app: &App, project: &Project) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if project.dependencies == DependencyOrigin::FromManifest {
+        let from = match &project.manifest {
+            Some(m) => format!(
+                "from {} of build {}, {} ago",
+                m.files.join(" + "),
+                m.build,
+                age(app.now, m.at)
+            ),
+            None => project.dependencies_from(),
+        };
+        lines.push(Line::from(vec![
+            label("deps"),
+            Span::styled(from, Style::new().fg(Color::DarkGray)),
+        ]));
+    }
+    let unregistered = project.unregistered(|id| app.model.projects.contains_key(id));
+    if !unregistered.is_empty() {
+        lines.push(Line::from(vec![
+            label("unknown"),
+            Span::styled(
+                format!("not registered: {}", unregistered.join(", ")),
                 Style::new().fg(Color::DarkGray),
             ),
         ]));
