@@ -37,6 +37,25 @@ pub enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
+    /// Find the projects of checkouts or a monorepo by their package manifests and
+    /// print a projects file for `apply`: each project's package and the ranges it
+    /// declares on the others. Cycles and what cannot be resolved are said on stderr
+    Discover {
+        /// The directories to walk
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Write the projects file here instead of printing it; an existing one is
+        /// edited in place, only its dependencies changed and new projects added
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// The organisation of the ids given to projects found anew (`acme` makes
+        /// `acme/lib`); each walked directory's name when left out
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Count development dependencies too
+        #[arg(long)]
+        dev: bool,
+    },
     /// List registered projects
     Projects,
     /// List the direct and transitive dependents of a project
@@ -226,6 +245,16 @@ pub async fn run(command: Command, client: &Client) -> anyhow::Result<()> {
         }
         Command::Report(args) => report(*args, client).await,
         Command::Apply { file } => apply(&file, client).await,
+        Command::Discover {
+            dirs,
+            write,
+            namespace,
+            dev,
+        } => discover(
+            &dirs,
+            write.as_deref(),
+            crate::discover::Discover { namespace, dev },
+        ),
         Command::Projects => {
             let projects = client.projects().await?;
             if projects.is_empty() {
@@ -525,6 +554,74 @@ async fn github_id_token(
         .await
         .context("the runner's id token answer is not {\"value\": …}")?;
     Ok(Some(token.value))
+}
+
+/// `conjunction discover`: walks, then prints a projects file or writes one.
+fn discover(
+    dirs: &[PathBuf],
+    write: Option<&std::path::Path>,
+    options: crate::discover::Discover,
+) -> anyhow::Result<()> {
+    use crate::discover;
+    let existing = match write {
+        Some(file) if file.exists() => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?,
+        ),
+        _ => None,
+    };
+    let known = match &existing {
+        Some(text) => discover::known_packages(text)?,
+        None => Vec::new(),
+    };
+    let found = discover::discover(dirs, &options, &known)?;
+    for line in &found.unreadable {
+        eprintln!("unreadable: {line}");
+    }
+    for p in &found.projects {
+        for note in &p.notes {
+            eprintln!("{}: {note}", p.id);
+        }
+    }
+    for cycle in &found.cycles {
+        let names: Vec<&str> = cycle.iter().map(ProjectId::as_str).collect();
+        eprintln!("dependency cycle: {}", names.join(" -> "));
+    }
+    let edges: usize = found.projects.iter().map(|p| p.depends_on.len()).sum();
+    let outside: usize = found.projects.iter().map(|p| p.outside.len()).sum();
+    eprintln!(
+        "found {} projects with {edges} dependencies between them; {outside} declared packages are not projects of the tree",
+        found.projects.len()
+    );
+    let Some(file) = write else {
+        print!("{}", discover::render(&found, dirs));
+        return Ok(());
+    };
+    let text = match &existing {
+        Some(text) => {
+            let edited = discover::update(text, &found)?;
+            for change in &edited.changes {
+                eprintln!("{change}");
+            }
+            for id in &edited.not_found {
+                eprintln!("{id}: not found in the tree, kept as it is");
+            }
+            if edited.text == *text {
+                eprintln!("{} is up to date", file.display());
+                return Ok(());
+            }
+            edited.text
+        }
+        None => discover::render(&found, dirs),
+    };
+    // Written beside and renamed over, so an interrupted write leaves the old file.
+    let partial = file.with_extension("toml.partial");
+    std::fs::write(&partial, &text)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, file)
+        .with_context(|| format!("cannot replace {}", file.display()))?;
+    eprintln!("wrote {}", file.display());
+    Ok(())
 }
 
 async fn apply(file: &std::path::Path, client: &Client) -> anyhow::Result<()> {

@@ -65,8 +65,29 @@ pub(super) fn read(
     }
     Ok(match resolve(work, &stored, &report.manifests) {
         Ok(read) => Reading::Read(Box::new(read)),
-        Err(why) => Reading::Refused(format!("{why}; {project}'s dependencies stay as they were")),
+        Err(why) => Reading::Refused(format!(
+            "{}; {project}'s dependencies stay as they were",
+            one_line(&why)
+        )),
     })
+}
+
+/// A parser's message on one line: the source excerpt and carets a TOML or XML
+/// error draws are left out (the build's page shows one line per warning).
+fn one_line(text: &str) -> String {
+    let drawn = |line: &str| {
+        line.starts_with('|')
+            || line.chars().all(|c| matches!(c, '^' | '~' | '-' | ' '))
+            || line
+                .split_once(" |")
+                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !drawn(l))
+        .collect();
+    kept.join(": ")
 }
 
 fn resolve(
@@ -246,6 +267,15 @@ mod tests {
             range: range.map(str::to_owned),
             lines: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_parsers_drawing_is_left_out_of_the_warning() {
+        let toml = "Cargo.toml is not valid Cargo.toml: TOML parse error at line 4, column 13\n  |\n4 | acme-core = \"x\"\n  |             ^^^\nnot a semver range\n";
+        assert_eq!(
+            one_line(toml),
+            "Cargo.toml is not valid Cargo.toml: TOML parse error at line 4, column 13: not a semver range"
+        );
     }
 
     #[test]

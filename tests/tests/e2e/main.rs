@@ -17,6 +17,7 @@ mod forges;
 mod limits;
 mod lists;
 mod logs;
+mod manifests;
 mod metrics;
 mod migration;
 mod native;

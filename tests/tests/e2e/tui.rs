@@ -420,3 +420,59 @@ async fn a_candidate_event_is_marked_named_and_filtered_in_the_ui_the_tree_and_t
     .await;
     d.stop().await;
 }
+
+#[tokio::test]
+async fn the_ui_says_where_a_projects_dependencies_come_from_and_what_a_manifest_changed() {
+    let d = conjunction_tests::daemon::TestDaemon::start().await;
+    let ci = webhook_ci().await;
+    let (_, app) = super::manifests::from_manifest(&d, &ci).await;
+    let ui = Tmux::start(
+        &binaries().join("conjunction"),
+        &["--url", &d.url(), "--token", OPERATOR_TOKEN],
+        120,
+        40,
+    );
+    ui.wait_for("the live feed", Duration::from_secs(30), |s| {
+        s.contains("● live").then_some(())
+    })
+    .await;
+    // The app's build sends its manifest while the UI watches.
+    let mut report = root_report("acme/app", "3.1.0");
+    report.manifests = vec![conjunction_protocol::ManifestFile {
+        path: "package.json".into(),
+        content: super::manifests::package_json("^2.0.0"),
+    }];
+    let ack = d.api.report(&app, &report).await.unwrap();
+    let said = format!(
+        "acme/app now depends on acme/lib ^2.0.0 (was ^1.4), from its build {}",
+        ack.build
+    );
+    ui.wait_for("the change on the footer", Duration::from_secs(10), |s| {
+        s.contains(&said).then_some(())
+    })
+    .await;
+    // The build's details say where the app's dependencies now come from, and
+    // what it declares that nobody registered.
+    let screen = ui
+        .wait_for("the dependencies' source", Duration::from_secs(10), |s| {
+            (s.contains(&format!(
+                "deps     from package.json of build {}",
+                ack.build
+            )) && s.contains("not registered: left-pad ^1.3.0"))
+            .then(|| s.to_owned())
+        })
+        .await;
+    assert!(screen.contains("acme/app@3.1.0"), "{screen}");
+
+    // A manifest that does not parse is a warning on its build.
+    report.version = Some("3.1.1".into());
+    report.manifests[0].content = "{ \"dependencies\": ".into();
+    let ack = d.api.report(&app, &report).await.unwrap();
+    assert_eq!(ack.warnings.len(), 1);
+    ui.wait_for("the warning on the build", Duration::from_secs(10), |s| {
+        (s.contains("acme/app@3.1.1") && s.contains("warning  package.json is not valid JSON"))
+            .then_some(())
+    })
+    .await;
+    d.stop().await;
+}
