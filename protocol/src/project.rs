@@ -924,6 +924,39 @@ mod tests {
     }
 
     #[test]
+    fn dependencies_from_manifests_take_ranges_only_and_dev_dependencies_need_them() {
+        let id = ProjectId::parse("acme/app").unwrap();
+        let mut from: ProjectSpec = serde_json::from_str(
+            r#"{"name":"App","dependencies":"from_manifest","dev_dependencies":true,
+                "depends_on":[{"project":"acme/lib","range":"^1.2"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(from.dependencies, DependencyOrigin::FromManifest);
+        from.validate(&id).unwrap();
+        from.depends_on[0].range = None;
+        from.depends_on[0].lines = vec![Line {
+            git_ref: "release-1.x".into(),
+            range: "^1".into(),
+        }];
+        assert_eq!(from.validate(&id).unwrap_err().field, "depends_on[0].lines");
+        let mut declared = spec();
+        declared.dev_dependencies = true;
+        assert_eq!(
+            declared.validate(&id).unwrap_err().field,
+            "dev_dependencies"
+        );
+        let json = serde_json::to_value(spec()).unwrap();
+        assert!(
+            json.get("dependencies").is_none(),
+            "declared is the default, left out"
+        );
+        assert!(
+            serde_json::from_str::<ProjectSpec>(r#"{"name":"A","dependencies":"guessed"}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn a_full_spec_is_valid() {
         spec()
             .validate(&ProjectId::parse("acme/app").unwrap())

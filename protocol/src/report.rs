@@ -309,6 +309,28 @@ mod tests {
     }
 
     #[test]
+    fn a_report_carries_a_bounded_number_and_size_of_manifests() {
+        let mut r: Report = serde_json::from_str(
+            r#"{"project":"acme/app","state":"passed",
+                "manifests":[{"path":"package.json","content":"{}"}]}"#,
+        )
+        .unwrap();
+        r.validate().unwrap();
+        let file = r.manifests[0].clone();
+        r.manifests = vec![file.clone(); MAX_MANIFESTS + 1];
+        assert_eq!(r.validate().unwrap_err().field, "manifests");
+        r.manifests = vec![ManifestFile {
+            content: "x".repeat(MAX_MANIFEST_BYTES + 1),
+            ..file
+        }];
+        assert_eq!(r.validate().unwrap_err().field, "manifests");
+        assert!(serde_json::from_str::<Report>(
+            r#"{"project":"acme/app","state":"passed","manifests":[{"path":"a","content":"","size":1}]}"#
+        )
+        .is_err());
+    }
+
+    #[test]
     fn unknown_states_are_refused() {
         assert!(
             serde_json::from_str::<Report>(r#"{"project":"acme/lib","state":"exploded"}"#).is_err()

@@ -761,3 +761,118 @@ fn upstream_table(d: &Dependency) -> InlineTable {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(id: &str, package: Option<(&str, Ecosystem)>, deps: &[(&str, Option<&str>)]) -> Found {
+        Found {
+            id: ProjectId::parse(id).unwrap(),
+            name: id.into(),
+            package: package.map(|(name, ecosystem)| Package {
+                ecosystem,
+                name: name.into(),
+            }),
+            manifest: "package.json".into(),
+            depends_on: deps
+                .iter()
+                .map(|(p, r)| Dependency {
+                    project: ProjectId::parse(p).unwrap(),
+                    range: r.map(str::to_owned),
+                    lines: Vec::new(),
+                })
+                .collect(),
+            outside: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ids_are_made_from_the_packages_own_names() {
+        assert_eq!(short_name(Ecosystem::Npm, "@acme/lib"), "lib");
+        assert_eq!(
+            short_name(Ecosystem::Maven, "org.acme:core-api"),
+            "core-api"
+        );
+        assert_eq!(
+            short_name(Ecosystem::Go, "github.com/acme/golib/v2"),
+            "golib"
+        );
+        assert_eq!(short_name(Ecosystem::Go, "gopkg.in/yaml/v3"), "yaml");
+        assert_eq!(slug("Acme Lib!"), "acme-lib");
+        assert_eq!(slug("---"), "project");
+        let taken = BTreeSet::from([ProjectId::parse("acme/lib").unwrap()]);
+        assert_eq!(
+            fresh_id("acme", "lib", Ecosystem::Cargo, &taken)
+                .unwrap()
+                .as_str(),
+            "acme/lib-cargo"
+        );
+    }
+
+    #[test]
+    fn every_cycle_is_named_once_from_its_smallest_member() {
+        let projects = [
+            found("acme/a", None, &[("acme/b", None)]),
+            found("acme/b", None, &[("acme/c", None)]),
+            found("acme/c", None, &[("acme/a", None)]),
+            found("acme/d", None, &[("acme/a", None)]),
+        ];
+        let found = cycles(&projects);
+        let named: Vec<Vec<&str>> = found
+            .iter()
+            .map(|c| c.iter().map(ProjectId::as_str).collect())
+            .collect();
+        assert_eq!(named, [["acme/a", "acme/b", "acme/c", "acme/a"]]);
+    }
+
+    #[test]
+    fn an_edit_keeps_what_a_person_wrote_and_changes_only_dependencies() {
+        let text = r#"# Our projects.
+
+[[project]]
+id = "acme/app"   # the app
+name = "App"
+package = { ecosystem = "npm", name = "@acme/app" }
+# Upstreams, kept by discover.
+depends_on = [{ project = "acme/lib", range = "^1" }, { project = "acme/docker-base" }, { project = "acme/old", lines = [{ ref = "v1", range = "^1" }] }] # end
+trigger = { kind = "webhook", url = "https://ci.example/app" }
+"#;
+        let discovery = Discovery {
+            projects: vec![
+                found(
+                    "acme/app",
+                    Some(("@acme/app", Ecosystem::Npm)),
+                    &[("acme/lib", Some("^2")), ("acme/old", Some("^3"))],
+                ),
+                found("acme/lib", Some(("@acme/lib", Ecosystem::Npm)), &[]),
+                found("acme/old", Some(("@acme/old", Ecosystem::Npm)), &[]),
+            ],
+            ..Discovery::default()
+        };
+        let edited = update(text, &discovery).unwrap();
+        let want = text.replace(
+            r#"[{ project = "acme/lib", range = "^1" }, { project = "acme/docker-base" }, { project = "acme/old", lines = [{ ref = "v1", range = "^1" }] }]"#,
+            "[\n  { project = \"acme/lib\", range = \"^2\" },\n  { project = \"acme/old\", lines = [{ ref = \"v1\", range = \"^1\" }] },\n  { project = \"acme/docker-base\" },\n]",
+        );
+        assert!(
+            edited.text.starts_with(&want),
+            "{}\n---- wanted it to start with ----\n{want}",
+            edited.text
+        );
+        assert!(edited.text[want.len()..].contains("id = \"acme/lib\""));
+        assert_eq!(
+            edited.changes,
+            [
+                "acme/app: depends_on changed",
+                "acme/lib: added, from package.json",
+                "acme/old: added, from package.json"
+            ]
+        );
+        // Run again on its own output: nothing left to change.
+        let again = update(&edited.text, &discovery).unwrap();
+        assert_eq!(again.text, edited.text);
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
+    }
+}
