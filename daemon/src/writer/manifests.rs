@@ -12,7 +12,6 @@ use conjunction_protocol::audit::{Action, Actor, Changed};
 use conjunction_protocol::project::{
     DependencyOrigin, ManifestSource, UnregisteredDependency, MAX_UNREGISTERED_SHOWN,
 };
-use conjunction_protocol::ws::Change;
 use conjunction_protocol::{BuildId, Dependency, ManifestFile, ProjectId, Report};
 
 use super::work::{GraphChange, Work};
@@ -192,24 +191,13 @@ pub(super) fn take(
         });
         work.tx
             .audit(now, by, Action::DependenciesRead, Some(project), line)?;
-        work.change_graph(GraphChange::Set {
-            project: project.clone(),
-            depends_on: stored.depends_on.clone(),
-            has_trigger: stored.trigger.is_some(),
-            package: stored.package.clone(),
-        });
+        work.change_graph(GraphChange::of(&stored));
         if let Some(cycle) = work.graph.cycle_closed_by(project, &added) {
             let names: Vec<&str> = cycle.iter().map(ProjectId::as_str).collect();
             warnings.push(format!("dependency cycle: {}", names.join(" -> ")));
         }
     }
-    work.tx.put_project(&stored)?;
-    work.tx.emit(
-        now,
-        Change::ProjectUpserted {
-            project: stored.view(),
-        },
-    )?;
+    super::projects::save(work, &stored)?;
     Ok(warnings)
 }
 

@@ -288,22 +288,9 @@ fn upsert(
                     project: id.clone(),
                 },
             )?;
-            work.tx.put_project(&stored)?;
             work.tx.audit(now, by, action, Some(&id), String::new())?;
-            work.change_graph(GraphChange::Set {
-                project: id.clone(),
-                depends_on: stored.depends_on.clone(),
-                has_trigger: stored.trigger.is_some(),
-                package: stored.package.clone(),
-            });
-            let view = stored.view();
-            work.tx.emit(
-                now,
-                Change::ProjectUpserted {
-                    project: view.clone(),
-                },
-            )?;
-            view
+            work.change_graph(GraphChange::of(&stored));
+            save(work, &stored)?
         }
     };
     Ok((
@@ -316,6 +303,22 @@ fn upsert(
         outcome == "created",
         added,
     ))
+}
+
+/// Writes `stored` and tells the feed its new state; answers that state.
+pub(super) fn save(
+    work: &mut Work<'_, '_>,
+    stored: &StoredProject,
+) -> Result<conjunction_protocol::Project, StoreError> {
+    work.tx.put_project(stored)?;
+    let view = stored.view();
+    work.tx.emit(
+        work.now,
+        Change::ProjectUpserted {
+            project: view.clone(),
+        },
+    )?;
+    Ok(view)
 }
 
 /// A warning for each upstream of `project` that nobody registered.
@@ -360,13 +363,7 @@ pub(super) fn rotate_report_token(
         at: now,
         action: Action::ProjectUpdated,
     });
-    work.tx.put_project(&stored)?;
-    work.tx.emit(
-        now,
-        Change::ProjectUpserted {
-            project: stored.view(),
-        },
-    )?;
+    save(work, &stored)?;
     work.tx.audit(
         now,
         by,

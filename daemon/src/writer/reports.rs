@@ -27,7 +27,9 @@ pub(super) fn report(
         Principal::Build { build, .. } => Actor::BuildToken { build: *build },
     });
     let project = report.project.clone();
+    // Only a report that carries manifests pays for asking which event it is in.
     let candidate = match report.build {
+        _ if report.manifests.is_empty() => false,
         None => report.candidate.is_some(),
         Some(build) => match work.tx.node(build)? {
             Some(node) => work.event(node.root)?.record.candidate.is_some(),

@@ -14,7 +14,9 @@ use conjunction_protocol::{BuildId, Node, ProjectId, RootSummary, StateKind, Tim
 use crate::auth::BuildTokens;
 use crate::hub::Published;
 use crate::planner::{self, Environments, EventMembers, Graph, Member, Settled};
-use crate::store::{ForgeEntry, NoticeEntry, OutboxEntry, RootRecord, StoreError, WriteTx};
+use crate::store::{
+    ForgeEntry, NoticeEntry, OutboxEntry, RootRecord, StoreError, StoredProject, WriteTx,
+};
 
 /// The most steps (nodes queued, blocked, unblocked or failed) the planner takes for
 /// one command, or for one batch's share of what earlier ones left: a root report
@@ -37,6 +39,16 @@ pub(crate) enum GraphChange {
 }
 
 impl GraphChange {
+    /// What `stored` says the graph is at it.
+    pub fn of(stored: &StoredProject) -> Self {
+        GraphChange::Set {
+            project: stored.id.clone(),
+            depends_on: stored.depends_on.clone(),
+            has_trigger: stored.trigger.is_some(),
+            package: stored.package.clone(),
+        }
+    }
+
     pub fn apply(self, graph: &mut Graph) {
         match self {
             GraphChange::Set {

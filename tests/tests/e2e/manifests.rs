@@ -133,6 +133,19 @@ fn declared() -> BTreeMap<&'static str, Vec<(&'static str, Option<&'static str>)
     ])
 }
 
+/// `conjunction discover checkouts --namespace acme --write projects.toml` in `dir`.
+async fn discover(d: &TestDaemon, dir: &Path) -> super::cli::Output {
+    let args = [
+        "discover",
+        "checkouts",
+        "--namespace",
+        "acme",
+        "--write",
+        "projects.toml",
+    ];
+    conjunction(d, OPERATOR_TOKEN, &args, dir).await
+}
+
 #[tokio::test]
 async fn discover_on_ten_checkouts_writes_a_file_apply_takes_and_edits_it_keeping_a_persons_additions(
 ) {
@@ -140,20 +153,7 @@ async fn discover_on_ten_checkouts_writes_a_file_apply_takes_and_edits_it_keepin
     let dir = tempfile::tempdir().unwrap();
     let checkouts = dir.path().join("checkouts");
     write_tree(&checkouts, CHECKOUTS);
-    let found = conjunction(
-        &d,
-        OPERATOR_TOKEN,
-        &[
-            "discover",
-            "checkouts",
-            "--namespace",
-            "acme",
-            "--write",
-            "projects.toml",
-        ],
-        dir.path(),
-    )
-    .await;
+    let found = discover(&d, dir.path()).await;
     assert_eq!(found.code, 0, "{}", found.stderr);
     assert!(
         found
@@ -226,20 +226,7 @@ async fn discover_on_ten_checkouts_writes_a_file_apply_takes_and_edits_it_keepin
         1,
     ) + "\n# Built by hand: no manifest names it.\n[[project]]\nid = \"acme/docs\"\nname = \"Docs\"\ndepends_on = [{ project = \"acme/app\" }]  # rebuilt on every app release\n";
     std::fs::write(dir.path().join("projects.toml"), &edited).unwrap();
-    let again = conjunction(
-        &d,
-        OPERATOR_TOKEN,
-        &[
-            "discover",
-            "checkouts",
-            "--namespace",
-            "acme",
-            "--write",
-            "projects.toml",
-        ],
-        dir.path(),
-    )
-    .await;
+    let again = discover(&d, dir.path()).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stderr.contains("is up to date"), "{}", again.stderr);
     assert_eq!(
@@ -252,20 +239,7 @@ async fn discover_on_ten_checkouts_writes_a_file_apply_takes_and_edits_it_keepin
         .unwrap()
         .replace("\"^1.4.0\"", "\"^1.4.0 || ^2.0.0\"");
     std::fs::write(&app_manifest, widened).unwrap();
-    let third = conjunction(
-        &d,
-        OPERATOR_TOKEN,
-        &[
-            "discover",
-            "checkouts",
-            "--namespace",
-            "acme",
-            "--write",
-            "projects.toml",
-        ],
-        dir.path(),
-    )
-    .await;
+    let third = discover(&d, dir.path()).await;
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert!(
         third.stderr.contains("acme/app: depends_on changed")
