@@ -35,6 +35,10 @@ mod store;
 mod systemd;
 mod writer;
 
+/// PostgreSQL as a store, being built (its connection and schema steps): reached by
+/// the tests until the store's seam takes it.
+pub use store::postgres;
+
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod daemon;
 pub mod feed;
 pub mod issuer;
+pub mod postgres;
 pub mod tmux;
 
 use std::future::Future;

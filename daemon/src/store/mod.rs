@@ -10,6 +10,7 @@
 
 mod backup;
 mod migrate;
+pub mod postgres;
 mod read;
 mod records;
 mod verify;

@@ -1,0 +1,194 @@
+//! PostgreSQL, the store several daemons may share (issue 25, being built): how a
+//! daemon reaches it (a connection URL, the password from a file, TLS through
+//! rustls with a CA file) and the schema, created and migrated by the daemon itself
+//! in numbered steps, a database newer than the daemon refused. The store's tables
+//! come to it through the same seam the redb file's use; until they do, the daemon
+//! does not accept `[store] url`, and only the tests reach this module.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use tokio_postgres::config::SslMode;
+use tokio_postgres::Client;
+use tokio_rustls::rustls;
+
+/// Where the database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgConfig {
+    /// `postgres://user@host:port/database?sslmode=require`, or the key=value form
+    /// libpq takes (`host=/run/postgresql dbname=conjunction`). Without a password.
+    pub url: String,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// Certificates to trust beside the web's, for a server whose certificate a
+    /// private CA signed; TLS is then required.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("[store] url is not a PostgreSQL connection string: {0}")]
+    Url(String),
+    #[error("[store] url must not hold the password: put it in [store] password_file")]
+    PasswordInUrl,
+    #[error("cannot read [store] {key} {}: {reason}", path.display())]
+    File {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("[store] ca_file {}: {why}", path.display())]
+    Ca { path: PathBuf, why: String },
+    #[error("PostgreSQL: {0}")]
+    Db(String),
+    #[error(
+        "the database's schema is at step {found}, newer than this daemon knows (step {known}); \
+         run the newer daemon"
+    )]
+    NewerSchema { found: i32, known: i32 },
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    /// The server's own message when it sent one: "db error" says nothing.
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => PgError::Db(format!("{} ({})", db.message(), db.code().code())),
+            None => {
+                // The driver's own words ("error performing TLS handshake") leave out
+                // why; the causes under them say it.
+                let mut said = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    said.push_str(": ");
+                    said.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                PgError::Db(said)
+            }
+        }
+    }
+}
+
+/// Connects as `config` says. The connection runs on its own task until the client
+/// is dropped or the server goes away.
+pub async fn connect(config: &PgConfig) -> Result<Client, PgError> {
+    let mut pg =
+        tokio_postgres::Config::from_str(&config.url).map_err(|e| PgError::Url(e.to_string()))?;
+    if pg.get_password().is_some() {
+        return Err(PgError::PasswordInUrl);
+    }
+    let read = |key: &'static str, path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| PgError::File {
+            key,
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+    };
+    if let Some(path) = &config.password_file {
+        let text = read("password_file", path)?;
+        pg.password(text.lines().next().unwrap_or_default().trim_end());
+    }
+    let ca_pem = match &config.ca_file {
+        Some(path) => {
+            // A private CA is named to be checked against: never fall back to plain.
+            pg.ssl_mode(SslMode::Require);
+            Some(read("ca_file", path)?)
+        }
+        None => None,
+    };
+    let roots = crate::channels::trusted_roots(ca_pem.as_deref()).map_err(|why| PgError::Ca {
+        path: config.ca_file.clone().unwrap_or_default(),
+        why,
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PgError::Db(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (client, connection) = pg
+        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        .await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %PgError::from(e), "the PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// The schema's steps, in order; step `n` is `STEPS[n - 1]`. A step once released
+/// is never edited: a change is a new step.
+const STEPS: &[&str] = &[
+    // 1: the store's tables as the seam sees them (each redb table is `tbl`, its keys
+    // encoded so that bytes sort as the keys do), and the writer's lease: one row,
+    // renewed by the daemon that writes, whose `fence` every write it commits checks.
+    "CREATE TABLE store_rows (
+         tbl smallint NOT NULL,
+         key bytea NOT NULL,
+         value bytea NOT NULL,
+         PRIMARY KEY (tbl, key)
+     );
+     CREATE TABLE writer_lease (
+         id smallint PRIMARY KEY CHECK (id = 1),
+         holder text NOT NULL,
+         address text NOT NULL,
+         fence bigint NOT NULL,
+         expires_at timestamptz NOT NULL
+     );",
+];
+
+/// The step this daemon brings a database to.
+pub const SCHEMA_STEP: i32 = STEPS.len() as i32;
+
+/// Any number that other users of the database do not take for their own advisory
+/// locks: held for the migration's transaction, so that two daemons starting at
+/// once do not both run a step.
+const MIGRATION_LOCK: i64 = 0x636f_6e6a_756e_6374; // "conjunct"
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// Brings the database's schema to [`SCHEMA_STEP`] in one transaction, or refuses
+/// one that is already further than this daemon knows.
+pub async fn migrate(client: &mut Client) -> Result<Migrated, PgError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS conjunction_schema (
+             step integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let found: i32 = tx
+        .query_one("SELECT coalesce(max(step), 0) FROM conjunction_schema", &[])
+        .await?
+        .get(0);
+    if found > SCHEMA_STEP {
+        return Err(PgError::NewerSchema {
+            found,
+            known: SCHEMA_STEP,
+        });
+    }
+    for step in found + 1..=SCHEMA_STEP {
+        let sql = STEPS[(step - 1) as usize];
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO conjunction_schema (step) VALUES ($1)",
+            &[&step],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Migrated {
+        from: found,
+        to: SCHEMA_STEP,
+    })
+}

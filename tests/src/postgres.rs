@@ -1,0 +1,242 @@
+//! A throwaway PostgreSQL cluster for the tests: Debian's server binaries, a data
+//! directory in a temporary directory owned by the `postgres` user (initdb refuses to
+//! run as root), listening only on a unix socket in that directory (and, for the TLS
+//! tests, on a loopback port with a certificate), fsync off: it is thrown away.
+//! Stopped and removed when dropped.
+//!
+//! Without PostgreSQL installed, [`Cluster::start`] says so and answers `None`, and
+//! the test is skipped, except under `.ci/run` (`CONJUNCTION_CI` set), where a
+//! missing server fails the test: CI installs it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// The loopback port TLS is served on, when asked for.
+    pub tls_port: Option<u16>,
+}
+
+/// The newest installed server's binaries (`/usr/lib/postgresql/<major>/bin`).
+fn server_binaries() -> Option<PathBuf> {
+    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((major, bin))
+        })
+        .collect();
+    majors.sort();
+    majors.pop().map(|(_, bin)| bin)
+}
+
+fn as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a server program, as the `postgres` user when the tests run as root.
+fn run(bin: &Path, program: &str, args: &[&str]) {
+    let program = bin.join(program);
+    let mut cmd = if as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&program);
+        c
+    } else {
+        Command::new(&program)
+    };
+    let out = cmd
+        .args(args)
+        .output()
+        .expect("the PostgreSQL program runs");
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Cluster {
+    /// A new cluster on a unix socket only.
+    pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// A new cluster that also serves TLS on a loopback port with `cert` and `key`
+    /// (PEM files), beside its unix socket.
+    pub fn start_tls(cert: &Path, key: &Path) -> Option<Self> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Option<Self> {
+        let Some(bin) = server_binaries() else {
+            assert!(
+                std::env::var_os("CONJUNCTION_CI").is_none(),
+                "PostgreSQL's server is missing: install Debian's postgresql package \
+                 (`apt-get install -y postgresql`; .ci/run does)"
+            );
+            eprintln!(
+                "skipped: PostgreSQL's server is not installed (apt-get install -y postgresql)"
+            );
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("conjunction-pg-")
+            .tempdir()
+            .expect("a temporary directory");
+        if as_root() {
+            let out = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .output()
+                .expect("chown runs");
+            assert!(
+                out.status.success(),
+                "chown: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The key must be the server user's and private, or the server refuses it.
+        let tls = tls.map(|(cert, key)| {
+            let (c, k) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::copy(cert, &c).expect("copy the certificate");
+            std::fs::copy(key, &k).expect("copy the key");
+            if as_root() {
+                Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&c)
+                    .arg(&k)
+                    .status()
+                    .expect("chown runs");
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600))
+                .expect("the key's mode");
+            (c, k)
+        });
+        let data = dir.path().join("data");
+        let data_arg = data.to_str().expect("a UTF-8 temporary path");
+        run(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data_arg,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let port = crate::daemon::free_address().port();
+        let socket = dir.path().to_str().expect("a UTF-8 temporary path");
+        let mut options = format!("-k {socket} -p {port} -c fsync=off -c full_page_writes=off");
+        let tls_port = tls.as_ref().map(|(cert, key)| {
+            // The server listens on one port for both: the unix socket's name is
+            // made of it, so TLS shares it on loopback.
+            options.push_str(&format!(
+                " -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+            port
+        });
+        if tls_port.is_none() {
+            options.push_str(" -c listen_addresses=''");
+        }
+        let log = dir.path().join("server.log");
+        run(
+            &bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data_arg,
+                "-l",
+                log.to_str().expect("a UTF-8 temporary path"),
+                "-w",
+                "-o",
+                &options,
+                "start",
+            ],
+        );
+        Some(Self {
+            dir,
+            bin,
+            port,
+            tls_port,
+        })
+    }
+
+    /// The directory of the unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A connection string for `database` over the unix socket, as user `postgres`.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "host={} port={} user=postgres dbname={database}",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
+    /// Makes a new, empty database and answers its connection string.
+    pub fn database(&self, name: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+            .arg(format!("CREATE DATABASE \"{name}\" TEMPLATE template0"))
+            .arg(self.url("postgres"))
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(name)
+    }
+
+    /// Runs `sql` in `database` with psql, as the tests' own hand on the database.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .arg(self.url(database))
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let program = self.bin.join("pg_ctl");
+        let mut cmd = if as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let _ = cmd
+            .args(["-D"])
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}

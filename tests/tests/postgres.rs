@@ -1,0 +1,112 @@
+//! PostgreSQL as a store, as far as it is built (issue 25): the daemon reaches a real
+//! server (a throwaway cluster the test starts) over its unix socket or over TLS
+//! checked against a CA file, creates its schema in numbered steps once, and
+//! refuses a database whose schema is newer than it knows.
+
+use conjunction_daemon::postgres::{connect, migrate, Migrated, PgConfig, PgError, SCHEMA_STEP};
+use conjunction_tests::postgres::Cluster;
+
+fn config(url: String) -> PgConfig {
+    PgConfig {
+        url,
+        password_file: None,
+        ca_file: None,
+    }
+}
+
+#[tokio::test]
+async fn the_schema_is_made_once_by_whichever_daemon_comes_first_and_a_newer_one_is_refused() {
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("schema");
+    // Two daemons starting at once: one makes the schema, the other finds it made.
+    let (mut a, mut b) = (
+        connect(&config(url.clone())).await.unwrap(),
+        connect(&config(url.clone())).await.unwrap(),
+    );
+    let (first, second) = tokio::join!(migrate(&mut a), migrate(&mut b));
+    let mut done = [first.unwrap(), second.unwrap()];
+    done.sort_by_key(|m| m.from);
+    assert_eq!(
+        done,
+        [
+            Migrated {
+                from: 0,
+                to: SCHEMA_STEP
+            },
+            Migrated {
+                from: SCHEMA_STEP,
+                to: SCHEMA_STEP
+            }
+        ]
+    );
+    assert_eq!(
+        pg.psql("schema", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"),
+        "conjunction_schema,store_rows,writer_lease"
+    );
+    assert_eq!(
+        pg.psql("schema", "SELECT count(*) FROM conjunction_schema"),
+        SCHEMA_STEP.to_string()
+    );
+
+    // A newer daemon went further; this one must not write to what it does not know.
+    pg.psql(
+        "schema",
+        "INSERT INTO conjunction_schema (step) VALUES (99)",
+    );
+    let refused = migrate(&mut a).await.unwrap_err();
+    assert!(
+        matches!(refused, PgError::NewerSchema { found: 99, .. }),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("run the newer daemon"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_in_the_url_is_refused_for_the_password_file() {
+    let refused = connect(&config(
+        "postgres://conjunction:hunter2@db.example/conjunction".into(),
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(refused, PgError::PasswordInUrl), "{refused}");
+    assert!(
+        !refused.to_string().contains("hunter2"),
+        "the secret is not echoed"
+    );
+}
+
+#[tokio::test]
+async fn tls_to_postgresql_is_checked_against_the_ca_file() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = conjunction_tests::chat::certificate(certs.path());
+    let Some(pg) = Cluster::start_tls(&cert, &key) else {
+        return;
+    };
+    let port = pg.tls_port.unwrap();
+    let url = format!("host=localhost port={port} user=postgres dbname=postgres");
+    let trusted = PgConfig {
+        ca_file: Some(certs.path().join("ca.pem")),
+        ..config(url.clone())
+    };
+    let client = connect(&trusted).await.unwrap();
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection is encrypted");
+    // Without the CA, the server's certificate is not trusted, and TLS is not given up.
+    let untrusted = connect(&config(format!("{url} sslmode=require")))
+        .await
+        .unwrap_err();
+    assert!(
+        untrusted.to_string().to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+}
