@@ -110,3 +110,117 @@ async fn tls_to_postgresql_is_checked_against_the_ca_file() {
         "{untrusted}"
     );
 }
+
+#[tokio::test]
+async fn one_daemon_holds_the_writers_lease_and_a_writer_that_lost_it_commits_nothing() {
+    use conjunction_daemon::postgres::lease;
+    use std::time::Duration;
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("lease");
+    let mut setup = connect(&config(url.clone())).await.unwrap();
+    migrate(&mut setup).await.unwrap();
+    setup
+        .batch_execute("CREATE TABLE written (by text NOT NULL)")
+        .await
+        .unwrap();
+    let length = Duration::from_millis(800);
+    let mut a = connect(&config(url.clone())).await.unwrap();
+    let b = connect(&config(url.clone())).await.unwrap();
+    lease::writer_session(&a, length).await.unwrap();
+
+    let fence_a = lease::acquire(&a, "a", "http://10.0.0.1:7431", length)
+        .await
+        .unwrap()
+        .expect("the first daemon takes the role");
+    assert_eq!(
+        lease::acquire(&b, "b", "http://10.0.0.2:7431", length)
+            .await
+            .unwrap(),
+        None,
+        "not while a holds it"
+    );
+    assert!(lease::renew(&a, fence_a, length).await.unwrap());
+    let seen = lease::holder(&b).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            seen.holder.as_str(),
+            seen.address.as_str(),
+            seen.fence,
+            seen.live
+        ),
+        ("a", "http://10.0.0.1:7431", fence_a, true),
+        "a follower finds where to forward writes"
+    );
+
+    // a writes while it holds the role.
+    let tx = a.transaction().await.unwrap();
+    lease::fence(&tx, fence_a).await.unwrap();
+    tx.execute("INSERT INTO written VALUES ('a, holding')", &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // a pauses inside a write transaction, the lease row locked: b waits, and takes
+    // the role once the server has ended a's idle transaction and the lease ended.
+    let paused = a.transaction().await.unwrap();
+    lease::fence(&paused, fence_a).await.unwrap();
+    let started = std::time::Instant::now();
+    let fence_b = loop {
+        if let Some(f) = lease::acquire(&b, "b", "http://10.0.0.2:7431", length)
+            .await
+            .unwrap()
+        {
+            break f;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "b never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(fence_b > fence_a, "{fence_b} follows {fence_a}");
+    // a wakes and goes on: nothing it does now commits.
+    let late = paused
+        .execute("INSERT INTO written VALUES ('a, after losing it')", &[])
+        .await;
+    let committed = match late {
+        Ok(_) => paused.commit().await.is_ok(),
+        Err(_) => {
+            drop(paused);
+            false
+        }
+    };
+    assert!(
+        !committed,
+        "a paused writer commits nothing after the takeover"
+    );
+    drop(a);
+    // Back on a new connection, its old fence opens no write.
+    let mut a = connect(&config(url.clone())).await.unwrap();
+    let tx = a.transaction().await.unwrap();
+    let lost = lease::fence(&tx, fence_a).await.unwrap_err();
+    assert!(
+        matches!(
+            lost,
+            conjunction_daemon::postgres::PgError::LeaseLost { .. }
+        ),
+        "{lost}"
+    );
+    drop(tx);
+    assert!(
+        !lease::renew(&a, fence_a, length).await.unwrap(),
+        "an old fence renews nothing"
+    );
+    assert_eq!(
+        pg.psql("lease", "SELECT string_agg(by, ';') FROM written"),
+        "a, holding"
+    );
+
+    // A clean stop gives the role up at once.
+    lease::resign(&b, fence_b).await.unwrap();
+    let fence_c = lease::acquire(&a, "a", "http://10.0.0.1:7431", length)
+        .await
+        .unwrap()
+        .expect("taken at once after a resignation");
+    assert_eq!(fence_c, fence_b + 1);
+}

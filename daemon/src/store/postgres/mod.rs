@@ -1,9 +1,12 @@
 //! PostgreSQL, the store several daemons may share (issue 25, being built): how a
 //! daemon reaches it (a connection URL, the password from a file, TLS through
 //! rustls with a CA file) and the schema, created and migrated by the daemon itself
-//! in numbered steps, a database newer than the daemon refused. The store's tables
-//! come to it through the same seam the redb file's use; until they do, the daemon
-//! does not accept `[store] url`, and only the tests reach this module.
+//! in numbered steps, a database newer than the daemon refused; and the writer's
+//! role among daemons ([`lease`]). The store's tables come to it through the same
+//! seam the redb file's use; until they do, the daemon does not accept
+//! `[store] url`, and only the tests reach this module.
+
+pub mod lease;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -47,6 +50,11 @@ pub enum PgError {
          run the newer daemon"
     )]
     NewerSchema { found: i32, known: i32 },
+    #[error(
+        "this daemon's writer lease (fence {fence}) ended or another daemon took the role: \
+         its transaction was not committed"
+    )]
+    LeaseLost { fence: i64 },
 }
 
 impl From<tokio_postgres::Error> for PgError {
