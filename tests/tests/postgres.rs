@@ -224,3 +224,91 @@ async fn one_daemon_holds_the_writers_lease_and_a_writer_that_lost_it_commits_no
         .expect("taken at once after a resignation");
     assert_eq!(fence_c, fence_b + 1);
 }
+
+#[tokio::test]
+async fn a_range_of_keys_on_postgresql_is_the_range_redb_reads() {
+    use conjunction_daemon::postgres::rows::{self, table, Order};
+    use std::collections::BTreeMap;
+    use std::ops::Bound;
+    let Some(pg) = Cluster::start() else { return };
+    let mut client = connect(&config(pg.database("rows"))).await.unwrap();
+    migrate(&mut client).await.unwrap();
+    let members = table("members").unwrap();
+    // Keys as the members table has them, (root, position), written out of order:
+    // big-endian roots whose low bytes would sort them wrongly as little-endian.
+    let mut want = BTreeMap::new();
+    for (i, root) in [1u128 << 100, 255, 256, 1, u128::MAX].iter().enumerate() {
+        for position in [0u32, 1, 256, 65_536] {
+            let value = format!("{root}/{position}/{i}").into_bytes();
+            rows::put(&client, members, &(*root, position), &value)
+                .await
+                .unwrap();
+            want.insert((*root, position), value);
+        }
+    }
+    let all = rows::range::<(u128, u32)>(
+        &client,
+        members,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Order::Ascending,
+        1_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all, want.clone().into_iter().collect::<Vec<_>>());
+    // One root's members, as a report reads them; the newest first, as lists do.
+    let one = rows::range(
+        &client,
+        members,
+        Bound::Included(&(256u128, 0u32)),
+        Bound::Included(&(256u128, u32::MAX)),
+        Order::Descending,
+        3,
+    )
+    .await
+    .unwrap();
+    let expected: Vec<_> = want
+        .range((256u128, 0)..=(256u128, u32::MAX))
+        .rev()
+        .take(3)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    assert_eq!(one, expected);
+    // A write replaces, a removal says whether there was a row.
+    rows::put(&client, members, &(1u128, 0u32), b"again")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows::get(&client, members, &(1u128, 0u32)).await.unwrap(),
+        Some(b"again".to_vec())
+    );
+    assert!(rows::remove(&client, members, &(1u128, 0u32))
+        .await
+        .unwrap());
+    assert!(!rows::remove(&client, members, &(1u128, 0u32))
+        .await
+        .unwrap());
+    assert_eq!(rows::count(&client, members).await.unwrap(), 19);
+    // Strings with NULs and prefixes of each other, in the projects table.
+    let projects = table("projects").unwrap();
+    for name in ["acme/lib", "acme/lib-extra", "acme", "acme/lib\0x"] {
+        rows::put(&client, projects, &name.to_owned(), name.as_bytes())
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = rows::range::<String>(
+        &client,
+        projects,
+        Bound::Excluded(&"acme".to_owned()),
+        Bound::Unbounded,
+        Order::Ascending,
+        10,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(k, _)| k)
+    .collect();
+    assert_eq!(names, ["acme/lib", "acme/lib\0x", "acme/lib-extra"]);
+}

@@ -9,6 +9,7 @@
 //! on first open.
 
 mod backup;
+mod keys;
 mod migrate;
 pub mod postgres;
 mod read;

@@ -7,6 +7,7 @@
 //! `[store] url`, and only the tests reach this module.
 
 pub mod lease;
+pub mod rows;
 
 use std::path::PathBuf;
 use std::str::FromStr;
