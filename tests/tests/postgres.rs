@@ -41,12 +41,28 @@ async fn the_schema_is_made_once_by_whichever_daemon_comes_first_and_a_newer_one
     );
     assert_eq!(
         pg.psql("schema", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"),
-        "conjunction_schema,store_rows,writer_lease"
+        "conjunction_schema,outbox_claims,store_rows,writer_lease"
     );
     assert_eq!(
         pg.psql("schema", "SELECT count(*) FROM conjunction_schema"),
         SCHEMA_STEP.to_string()
     );
+
+    // A database an older daemon made is brought up from its step, keeping its rows.
+    pg.psql(
+        "schema",
+        "INSERT INTO store_rows VALUES (1, 'k', 'v'); DROP TABLE outbox_claims; \
+         DELETE FROM conjunction_schema WHERE step = 2",
+    );
+    assert_eq!(
+        migrate(&mut a).await.unwrap(),
+        Migrated {
+            from: 1,
+            to: SCHEMA_STEP
+        }
+    );
+    assert_eq!(pg.psql("schema", "SELECT count(*) FROM store_rows"), "1");
+    assert_eq!(pg.psql("schema", "SELECT count(*) FROM outbox_claims"), "0");
 
     // A newer daemon went further; this one must not write to what it does not know.
     pg.psql(
@@ -311,4 +327,77 @@ async fn a_range_of_keys_on_postgresql_is_the_range_redb_reads() {
     .map(|(k, _)| k)
     .collect();
     assert_eq!(names, ["acme/lib", "acme/lib\0x", "acme/lib-extra"]);
+}
+
+#[tokio::test]
+async fn two_daemons_never_claim_one_outbox_entry_at_once() {
+    use conjunction_daemon::postgres::claims;
+    use conjunction_daemon::postgres::rows::{self, table};
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("claims");
+    let mut setup = connect(&config(url.clone())).await.unwrap();
+    migrate(&mut setup).await.unwrap();
+    let outbox = table("outbox").unwrap();
+    for id in 0..200u128 {
+        rows::put(&setup, outbox, &id, format!("trigger {id}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // Two daemons take entries, a few at a time, as fast as they can.
+    let hold = Duration::from_secs(60);
+    let take = |who: &'static str| {
+        let url = url.clone();
+        async move {
+            let c = connect(&config(url)).await.unwrap();
+            let mut mine = Vec::new();
+            loop {
+                let got = claims::claim::<u128>(&c, outbox, who, hold, 7)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                for (id, value) in got {
+                    assert_eq!(value, format!("trigger {id}").into_bytes());
+                    mine.push(id);
+                }
+            }
+        }
+    };
+    let (a, b) = tokio::join!(take("a"), take("b"));
+    let (a_set, b_set): (BTreeSet<u128>, BTreeSet<u128>) =
+        (a.iter().copied().collect(), b.iter().copied().collect());
+    assert_eq!(a.len(), a_set.len(), "a took nothing twice");
+    assert!(a_set.is_disjoint(&b_set), "no entry went to both");
+    assert_eq!(a_set.len() + b_set.len(), 200, "every entry was taken");
+
+    // A delivered entry is removed by the writer, its claim with it; a failed one is
+    // given back and taken again; a claim that ran out is anyone's.
+    let c = connect(&config(url.clone())).await.unwrap();
+    let first = *a_set.iter().next().unwrap();
+    assert!(rows::remove(&c, outbox, &first).await.unwrap());
+    assert_eq!(
+        pg.psql("claims", "SELECT count(*) FROM outbox_claims"),
+        "199"
+    );
+    let second = *b_set.iter().next().unwrap();
+    assert!(
+        !claims::release(&c, outbox, &second, "a").await.unwrap(),
+        "not a's to give"
+    );
+    assert!(claims::release(&c, outbox, &second, "b").await.unwrap());
+    let again = claims::claim::<u128>(&c, outbox, "c", Duration::from_millis(200), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [second]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let expired = claims::claim::<u128>(&c, outbox, "d", hold, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        expired.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [second]
+    );
 }

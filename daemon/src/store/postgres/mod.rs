@@ -2,10 +2,12 @@
 //! daemon reaches it (a connection URL, the password from a file, TLS through
 //! rustls with a CA file) and the schema, created and migrated by the daemon itself
 //! in numbered steps, a database newer than the daemon refused; and the writer's
-//! role among daemons ([`lease`]). The store's tables come to it through the same
+//! role among daemons ([`lease`]), and which daemon sends which outbox entry
+//! ([`claims`]). The store's tables come to it through the same
 //! seam the redb file's use; until they do, the daemon does not accept
 //! `[store] url`, and only the tests reach this module.
 
+pub mod claims;
 pub mod lease;
 pub mod rows;
 
@@ -145,6 +147,16 @@ const STEPS: &[&str] = &[
          address text NOT NULL,
          fence bigint NOT NULL,
          expires_at timestamptz NOT NULL
+     );",
+    // 2: which daemon is sending which outbox entry, and until when: a claim of an
+    // entry (a row of an outbox table) that is gone goes with it.
+    "CREATE TABLE outbox_claims (
+         tbl smallint NOT NULL,
+         key bytea NOT NULL,
+         claimed_by text NOT NULL,
+         claimed_until timestamptz NOT NULL,
+         PRIMARY KEY (tbl, key),
+         FOREIGN KEY (tbl, key) REFERENCES store_rows (tbl, key) ON DELETE CASCADE
      );",
 ];
 

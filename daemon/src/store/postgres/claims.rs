@@ -1,0 +1,81 @@
+//! Which daemon sends which outbox entry: any daemon may deliver triggers, notices and
+//! forge reports, and claims the entries it takes for as long as a delivery may
+//! last, so that two daemons never send one entry at once. Claiming skips the
+//! entries another daemon is claiming that moment (`FOR UPDATE SKIP LOCKED`) and,
+//! should two statements still meet on one entry, the claim already made stands. An
+//! entry is done when the writer removes its row (its claim goes with it); a failed
+//! try gives the claim back, and a daemon that died holding claims loses them when
+//! they run out.
+
+use std::time::Duration;
+
+use tokio_postgres::GenericClient;
+
+use super::rows::{SortKey, TABLES};
+use super::PgError;
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Claims for `by`, for `hold`, up to `limit` entries of outbox table `tbl` that
+/// nobody holds, oldest key first; answers them with their records.
+pub async fn claim<K: SortKey>(
+    c: &impl GenericClient,
+    tbl: i16,
+    by: &str,
+    hold: Duration,
+    limit: i64,
+) -> Result<Vec<(K, Vec<u8>)>, PgError> {
+    let rows = c
+        .query(
+            "WITH free AS (
+                 SELECT r.tbl, r.key, r.value FROM store_rows r
+                 LEFT JOIN outbox_claims c ON c.tbl = r.tbl AND c.key = r.key
+                 WHERE r.tbl = $1 AND (c.key IS NULL OR c.claimed_until <= now())
+                 ORDER BY r.key
+                 LIMIT $4
+                 FOR UPDATE OF r SKIP LOCKED
+             ), taken AS (
+                 INSERT INTO outbox_claims (tbl, key, claimed_by, claimed_until)
+                 SELECT tbl, key, $2, now() + $3::bigint * interval '1 millisecond' FROM free
+                 ON CONFLICT (tbl, key) DO UPDATE
+                     SET claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until
+                     WHERE outbox_claims.claimed_until <= now()
+                 RETURNING key
+             )
+             SELECT free.key, free.value FROM free JOIN taken ON taken.key = free.key
+             ORDER BY free.key",
+            &[&tbl, &by, &millis(hold), &limit],
+        )
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let key: Vec<u8> = r.get(0);
+            let key = K::from_bytes(&key).ok_or_else(|| {
+                PgError::Db(format!(
+                    "a key of table {} does not read as its table's keys",
+                    TABLES.get(tbl as usize).copied().unwrap_or("?")
+                ))
+            })?;
+            Ok((key, r.get(1)))
+        })
+        .collect()
+}
+
+/// Gives `by`'s claim of an entry back, so that it may be tried again at once (by
+/// any daemon); false when `by` held no such claim.
+pub async fn release(
+    c: &impl GenericClient,
+    tbl: i16,
+    key: &impl SortKey,
+    by: &str,
+) -> Result<bool, PgError> {
+    let released = c
+        .execute(
+            "DELETE FROM outbox_claims WHERE tbl = $1 AND key = $2 AND claimed_by = $3",
+            &[&tbl, &key.to_bytes(), &by],
+        )
+        .await?;
+    Ok(released == 1)
+}
