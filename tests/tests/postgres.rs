@@ -329,7 +329,7 @@ async fn a_range_of_keys_on_postgresql_is_the_range_redb_reads() {
     assert_eq!(names, ["acme/lib", "acme/lib\0x", "acme/lib-extra"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_never_claim_one_outbox_entry_at_once() {
     use conjunction_daemon::postgres::claims;
     use conjunction_daemon::postgres::rows::{self, table};
@@ -363,6 +363,8 @@ async fn two_daemons_never_claim_one_outbox_entry_at_once() {
                     assert_eq!(value, format!("trigger {id}").into_bytes());
                     mine.push(id);
                 }
+                // Sending takes a while; the other daemon claims meanwhile.
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
     };
@@ -372,6 +374,7 @@ async fn two_daemons_never_claim_one_outbox_entry_at_once() {
     assert_eq!(a.len(), a_set.len(), "a took nothing twice");
     assert!(a_set.is_disjoint(&b_set), "no entry went to both");
     assert_eq!(a_set.len() + b_set.len(), 200, "every entry was taken");
+    assert!(!a_set.is_empty() && !b_set.is_empty(), "both daemons sent");
 
     // A delivered entry is removed by the writer, its claim with it; a failed one is
     // given back and taken again; a claim that ran out is anyone's.
@@ -400,4 +403,73 @@ async fn two_daemons_never_claim_one_outbox_entry_at_once() {
         expired.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
         [second]
     );
+}
+
+#[tokio::test]
+async fn every_daemon_hears_of_committed_events_and_nothing_else() {
+    use conjunction_daemon::postgres::feed;
+    use conjunction_daemon::postgres::rows::{self, table};
+    use std::time::Duration;
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("feed");
+    let mut writer = connect(&config(url.clone())).await.unwrap();
+    migrate(&mut writer).await.unwrap();
+    let events = table("events").unwrap();
+    // Written before anyone followed: a follower starts from it.
+    rows::put(&writer, events, &41u64, b"{}").await.unwrap();
+    let mut follower = feed::follow(config(url.clone()), Duration::from_millis(100));
+    let wait = |rx: &mut tokio::sync::watch::Receiver<u64>, want: u64| {
+        let mut rx = rx.clone();
+        async move {
+            let heard = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| *s >= want))
+                .await
+                .map(|s| s.map(|s| *s));
+            match heard {
+                Ok(Ok(seq)) => seq,
+                _ => panic!(
+                    "{want} not heard in time; the newest heard is {}",
+                    *rx.borrow()
+                ),
+            }
+        }
+    };
+    assert_eq!(wait(&mut follower, 41).await, 41);
+
+    // A transaction that rolls back announces nothing; one that commits is heard.
+    let tx = writer.transaction().await.unwrap();
+    rows::put(&tx, events, &42u64, b"{}").await.unwrap();
+    feed::announce(&tx, 42).await.unwrap();
+    tx.rollback().await.unwrap();
+    let tx = writer.transaction().await.unwrap();
+    rows::put(&tx, events, &42u64, b"{}").await.unwrap();
+    rows::put(&tx, events, &43u64, b"{}").await.unwrap();
+    feed::announce(&tx, 43).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        wait(&mut follower, 42).await,
+        43,
+        "the rolled-back 42 was never the newest"
+    );
+    assert_eq!(feed::last_seq(&writer).await.unwrap(), 43);
+
+    // Committed without a word: only a reconnection's catch-up can tell of it.
+    rows::put(&writer, events, &44u64, b"{}").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*follower.borrow(), 43);
+    // Cut off (its backend ended), the follower reconnects and reads where the
+    // events are, which no notification will tell it again.
+    let writer_pid: i32 = writer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let cut = pg.psql(
+        "feed",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = 'feed' AND pid NOT IN ({writer_pid}, pg_backend_pid())"
+        ),
+    );
+    assert_eq!(cut, "1", "the follower's one connection");
+    assert_eq!(wait(&mut follower, 44).await, 44);
 }

@@ -2,12 +2,13 @@
 //! daemon reaches it (a connection URL, the password from a file, TLS through
 //! rustls with a CA file) and the schema, created and migrated by the daemon itself
 //! in numbered steps, a database newer than the daemon refused; and the writer's
-//! role among daemons ([`lease`]), and which daemon sends which outbox entry
-//! ([`claims`]). The store's tables come to it through the same
+//! role among daemons ([`lease`]), which daemon sends which outbox entry
+//! ([`claims`]), and how every daemon hears of committed events ([`feed`]). The store's tables come to it through the same
 //! seam the redb file's use; until they do, the daemon does not accept
 //! `[store] url`, and only the tests reach this module.
 
 pub mod claims;
+pub mod feed;
 pub mod lease;
 pub mod rows;
 
@@ -81,9 +82,29 @@ impl From<tokio_postgres::Error> for PgError {
     }
 }
 
+/// The server's connection, as [`connection`] opens it: driven by whoever holds it.
+pub type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+        tokio_postgres::Socket,
+    >>::Stream,
+>;
+
 /// Connects as `config` says. The connection runs on its own task until the client
 /// is dropped or the server goes away.
 pub async fn connect(config: &PgConfig) -> Result<Client, PgError> {
+    let (client, connection) = connection(config).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %PgError::from(e), "the PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Opens a connection as `config` says and hands it over undriven, for a caller
+/// that reads the server's notifications from it.
+pub async fn connection(config: &PgConfig) -> Result<(Client, Connection), PgError> {
     let mut pg =
         tokio_postgres::Config::from_str(&config.url).map_err(|e| PgError::Url(e.to_string()))?;
     if pg.get_password().is_some() {
@@ -118,15 +139,9 @@ pub async fn connect(config: &PgConfig) -> Result<Client, PgError> {
         .map_err(|e| PgError::Db(format!("TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let (client, connection) = pg
+    Ok(pg
         .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        .await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %PgError::from(e), "the PostgreSQL connection ended");
-        }
-    });
-    Ok(client)
+        .await?)
 }
 
 /// The schema's steps, in order; step `n` is `STEPS[n - 1]`. A step once released
