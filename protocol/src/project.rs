@@ -528,7 +528,8 @@ impl DependencyOrigin {
 /// The manifests a project's `depends_on` was last read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestSource {
-    /// The build that reported them, and when.
+    /// The build that reported them, and when: the last whose manifests said
+    /// something new (a later build saying the same is not written again).
     pub build: crate::id::BuildId,
     pub at: Timestamp,
     /// Their paths, the project's own first.

@@ -164,6 +164,19 @@ pub(super) fn take(
     }
     let unregistered_count = u32::try_from(unregistered.len()).unwrap_or(u32::MAX);
     unregistered.truncate(MAX_UNREGISTERED_SHOWN);
+    // Builds say the same thing again and again: what changes nothing is not
+    // written, so a report with its manifests costs a read, not a record and a
+    // feed event. The source stays the build that last said something new.
+    let same = stored.manifest.as_ref().is_some_and(|m| {
+        change.is_none()
+            && m.files == read.files
+            && m.unregistered == unregistered
+            && m.unregistered_count == unregistered_count
+            && m.notes == read.notes
+    });
+    if same {
+        return Ok(Vec::new());
+    }
     let previous_change = stored.manifest.as_ref().and_then(|m| m.change.clone());
     stored.manifest = Some(ManifestSource {
         build,

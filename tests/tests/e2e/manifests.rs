@@ -385,6 +385,31 @@ async fn a_build_reporting_a_widened_range_turns_the_next_release_from_needs_bum
     );
     assert_eq!(row.detail, line);
 
+    // The next build says the same: nothing is written again.
+    let again = conjunction(
+        &d,
+        &app_token,
+        &[
+            "report",
+            "--project",
+            "acme/app",
+            "--state",
+            "passed",
+            "--version",
+            "3.1.1",
+            "--manifest",
+            "package.json",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        d.api.project(&pid("acme/app")).await.unwrap(),
+        app,
+        "a manifest saying the same changes nothing"
+    );
+
     let listed = conjunction(&d, OPERATOR_TOKEN, &["projects"], dir.path()).await;
     assert!(
         listed.stdout.contains(&format!(
