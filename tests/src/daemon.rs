@@ -85,6 +85,14 @@ impl TestDaemon {
         format!("http://{}", self.addr)
     }
 
+    /// The data directory a daemon started by [`TestDaemon::start`] made.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir
+            .as_ref()
+            .map(|d| d.path())
+            .expect("a daemon with its own data directory")
+    }
+
     /// Shuts the daemon down gracefully and waits until it has closed its database.
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         if let Some(stop) = self.stop.take() {

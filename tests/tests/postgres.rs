@@ -473,3 +473,110 @@ async fn every_daemon_hears_of_committed_events_and_nothing_else() {
     assert_eq!(cut, "1", "the follower's one connection");
     assert_eq!(wait(&mut follower, 44).await, 44);
 }
+
+#[tokio::test]
+async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verified() {
+    use conjunction_daemon::postgres::copy::{copy_into, CopyError};
+    use conjunction_protocol::{Report, ReportState};
+    use conjunction_sim::webhook::WebhookCi;
+    use conjunction_tests::daemon::TestDaemon;
+    let Some(pg) = Cluster::start() else { return };
+    // A database as a daemon writes it: projects, a cascade with triggers, the
+    // audit trail, the feed's events.
+    let d = TestDaemon::start().await;
+    let ci = WebhookCi::start(None).await.unwrap();
+    let lib = conjunction_protocol::ProjectId::parse("acme/lib").unwrap();
+    let (_, created) = d
+        .api
+        .put_project(
+            &lib,
+            &conjunction_protocol::ProjectSpec {
+                name: "Lib".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for name in ["acme/app", "acme/tool"] {
+        let spec = conjunction_protocol::ProjectSpec {
+            name: name.into(),
+            depends_on: vec![conjunction_protocol::Dependency {
+                project: lib.clone(),
+                range: None,
+                lines: Vec::new(),
+            }],
+            trigger: Some(conjunction_protocol::TriggerSpec::Webhook {
+                url: ci.url(),
+                token: None,
+                secret: None,
+            }),
+            ..Default::default()
+        };
+        d.api
+            .put_project(
+                &conjunction_protocol::ProjectId::parse(name).unwrap(),
+                &spec,
+            )
+            .await
+            .unwrap();
+    }
+    let token = created.report_token.unwrap();
+    let ack = d
+        .api
+        .report(
+            &token,
+            &Report {
+                version: Some("1.0.0".into()),
+                ..Report::new(lib.clone(), ReportState::Passed)
+            },
+        )
+        .await
+        .unwrap();
+    conjunction_tests::eventually(
+        "the cascade to settle",
+        std::time::Duration::from_secs(15),
+        || async {
+            let e = d.api.root(ack.root).await.ok()?;
+            e.nodes
+                .iter()
+                .all(|n| n.state.kind().is_final())
+                .then_some(())
+        },
+    )
+    .await;
+    let file = d.data_dir().join("conjunction.redb");
+    let mut client = connect(&config(pg.database("copy"))).await.unwrap();
+    migrate(&mut client).await.unwrap();
+    let refused = copy_into(&file, &mut client).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("open in a running daemon"),
+        "{refused}"
+    );
+    let kept = d.stop().await.expect("the data directory");
+
+    let copied = copy_into(&kept.path().join("conjunction.redb"), &mut client)
+        .await
+        .unwrap();
+    let rows = |name: &str| copied.iter().find(|t| t.name == name).unwrap().rows;
+    assert_eq!(copied.len(), 27, "every table");
+    assert_eq!(rows("projects"), 3);
+    assert_eq!(rows("nodes"), 3, "the root and its two dependents");
+    assert_eq!(rows("roots"), 1);
+    assert!(
+        rows("events") > 6 && rows("audit") >= 4 && rows("meta") >= 2,
+        "{copied:?}"
+    );
+    assert_eq!(
+        pg.psql("copy", "SELECT count(*) FROM store_rows"),
+        copied.iter().map(|t| t.rows).sum::<u64>().to_string()
+    );
+    // Into a database that holds rows already: refused, nothing added.
+    let again = copy_into(&kept.path().join("conjunction.redb"), &mut client)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, CopyError::NotEmpty(_)), "{again}");
+    assert_eq!(
+        pg.psql("copy", "SELECT count(*) FROM store_rows"),
+        copied.iter().map(|t| t.rows).sum::<u64>().to_string()
+    );
+}

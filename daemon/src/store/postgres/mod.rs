@@ -8,6 +8,7 @@
 //! `[store] url`, and only the tests reach this module.
 
 pub mod claims;
+pub mod copy;
 pub mod feed;
 pub mod lease;
 pub mod rows;
