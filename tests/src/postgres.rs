@@ -39,24 +39,27 @@ fn as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Runs a server program, as the `postgres` user when the tests run as root.
-fn run(bin: &Path, program: &str, args: &[&str]) {
+/// A server program, to run as the `postgres` user when the tests run as root.
+fn server_program(bin: &Path, program: &str) -> Command {
     let program = bin.join(program);
-    let mut cmd = if as_root() {
+    if as_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(&program);
         c
     } else {
         Command::new(&program)
-    };
-    let out = cmd
+    }
+}
+
+/// Runs a server program, which must succeed.
+fn run(bin: &Path, program: &str, args: &[&str]) {
+    let out = server_program(bin, program)
         .args(args)
         .output()
         .expect("the PostgreSQL program runs");
     assert!(
         out.status.success(),
-        "{} {args:?}: {}{}",
-        program.display(),
+        "{program} {args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -225,15 +228,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let program = self.bin.join("pg_ctl");
-        let mut cmd = if as_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        let _ = cmd
+        let _ = server_program(&self.bin, "pg_ctl")
             .args(["-D"])
             .arg(&data)
             .args(["-m", "immediate", "-w", "stop"])

@@ -307,6 +307,22 @@ pub(super) fn package_json(range: &str) -> String {
     )
 }
 
+/// The app's build `version` passed, reported from `dir` with its package.json.
+async fn report_app(d: &TestDaemon, token: &str, version: &str, dir: &Path) -> super::cli::Output {
+    let args = [
+        "report",
+        "--project",
+        "acme/app",
+        "--state",
+        "passed",
+        "--version",
+        version,
+        "--manifest",
+        "package.json",
+    ];
+    conjunction(d, token, &args, dir).await
+}
+
 #[tokio::test]
 async fn a_build_reporting_a_widened_range_turns_the_next_release_from_needs_bump_to_built() {
     let d = TestDaemon::start().await;
@@ -325,23 +341,7 @@ async fn a_build_reporting_a_widened_range_turns_the_next_release_from_needs_bum
         .await
         .unwrap();
     std::fs::write(dir.path().join("package.json"), package_json("^2.0.0")).unwrap();
-    let reported = conjunction(
-        &d,
-        &app_token,
-        &[
-            "report",
-            "--project",
-            "acme/app",
-            "--state",
-            "passed",
-            "--version",
-            "3.1.0",
-            "--manifest",
-            "package.json",
-        ],
-        dir.path(),
-    )
-    .await;
+    let reported = report_app(&d, &app_token, "3.1.0", dir.path()).await;
     assert_eq!(reported.code, 0, "{}", reported.stderr);
     assert!(!reported.stderr.contains("warning"), "{}", reported.stderr);
     let build = reported.stdout.trim().to_owned();
@@ -386,23 +386,7 @@ async fn a_build_reporting_a_widened_range_turns_the_next_release_from_needs_bum
     assert_eq!(row.detail, line);
 
     // The next build says the same: nothing is written again.
-    let again = conjunction(
-        &d,
-        &app_token,
-        &[
-            "report",
-            "--project",
-            "acme/app",
-            "--state",
-            "passed",
-            "--version",
-            "3.1.1",
-            "--manifest",
-            "package.json",
-        ],
-        dir.path(),
-    )
-    .await;
+    let again = report_app(&d, &app_token, "3.1.1", dir.path()).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(
         d.api.project(&pid("acme/app")).await.unwrap(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio_postgres::GenericClient;
 
-use super::rows::{SortKey, TABLES};
+use super::rows::SortKey;
 use super::PgError;
 
 fn millis(d: Duration) -> i64 {
@@ -49,18 +49,7 @@ pub async fn claim<K: SortKey>(
             &[&tbl, &by, &millis(hold), &limit],
         )
         .await?;
-    rows.into_iter()
-        .map(|r| {
-            let key: Vec<u8> = r.get(0);
-            let key = K::from_bytes(&key).ok_or_else(|| {
-                PgError::Db(format!(
-                    "a key of table {} does not read as its table's keys",
-                    TABLES.get(tbl as usize).copied().unwrap_or("?")
-                ))
-            })?;
-            Ok((key, r.get(1)))
-        })
-        .collect()
+    super::rows::keyed(tbl, rows)
 }
 
 /// Gives `by`'s claim of an entry back, so that it may be tried again at once (by

@@ -138,7 +138,14 @@ pub async fn range<K: SortKey>(
         Order::Descending => " ORDER BY key DESC",
     });
     sql.push_str(&format!(" LIMIT ${}", params.len()));
-    let rows = c.query(sql.as_str(), &params).await?;
+    keyed(tbl, c.query(sql.as_str(), &params).await?)
+}
+
+/// Rows of (key, value) columns of `tbl`, their keys read as its keys.
+pub(super) fn keyed<K: SortKey>(
+    tbl: i16,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<(K, Vec<u8>)>, PgError> {
     rows.into_iter()
         .map(|r| {
             let key: Vec<u8> = r.get(0);
