@@ -580,3 +580,93 @@ async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verifi
         copied.iter().map(|t| t.rows).sum::<u64>().to_string()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_daemon_is_the_writer_and_another_takes_over_when_it_dies() {
+    use conjunction_daemon::postgres::role::{self, Candidate, Role};
+    use std::time::{Duration, Instant};
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("role");
+    migrate(&mut connect(&config(url.clone())).await.unwrap())
+        .await
+        .unwrap();
+    let me = |name: &str| Candidate {
+        name: name.into(),
+        address: format!("http://{name}.example:7431"),
+        length: Duration::from_millis(900),
+    };
+    let writer_of = |rx: &tokio::sync::watch::Receiver<Role>| match &*rx.borrow() {
+        Role::Writer { fence } => Some(*fence),
+        _ => None,
+    };
+    let settled = |a: tokio::sync::watch::Receiver<Role>, b: tokio::sync::watch::Receiver<Role>| async move {
+        conjunction_tests::eventually(
+            "one writer and one follower",
+            Duration::from_secs(10),
+            || {
+                let (a, b) = (a.clone(), b.clone());
+                async move {
+                    let roles = (a.borrow().clone(), b.borrow().clone());
+                    match roles {
+                        (Role::Writer { .. }, Role::Follower { writer: Some(_) })
+                        | (Role::Follower { writer: Some(_) }, Role::Writer { .. }) => Some(roles),
+                        _ => None,
+                    }
+                }
+            },
+        )
+        .await
+    };
+    let (a, a_task) = role::keep(config(url.clone()), me("a"));
+    let (b, b_task) = role::keep(config(url.clone()), me("b"));
+    let (ra, rb) = settled(a.clone(), b.clone()).await;
+    // The follower knows where the writer is.
+    let (writer, mut follower, follower_task, dead) = match (&ra, &rb) {
+        (Role::Writer { .. }, Role::Follower { writer: Some(h) }) => {
+            assert_eq!(h.address, "http://a.example:7431");
+            (writer_of(&a).unwrap(), b, b_task, a_task)
+        }
+        (Role::Follower { writer: Some(h) }, Role::Writer { .. }) => {
+            assert_eq!(h.address, "http://b.example:7431");
+            (writer_of(&b).unwrap(), a, a_task, b_task)
+        }
+        other => panic!("{other:?}"),
+    };
+    // The writer dies without a word (its task is gone, its connection with it): the
+    // other takes the role once the lease has run out, with a later fence.
+    let died = Instant::now();
+    dead.abort();
+    let fence = tokio::time::timeout(
+        Duration::from_secs(10),
+        follower.wait_for(|r| matches!(r, Role::Writer { .. })),
+    )
+    .await
+    .expect("a takeover")
+    .map(|r| match &*r {
+        Role::Writer { fence } => *fence,
+        _ => unreachable!(),
+    })
+    .unwrap();
+    println!(
+        "takeover after the writer died: {:?} (lease 900 ms)",
+        died.elapsed()
+    );
+    assert!(fence > writer, "{fence} after {writer}");
+
+    // A clean stop gives the role up: a newcomer takes it without waiting it out.
+    drop(follower);
+    tokio::time::timeout(Duration::from_secs(5), follower_task)
+        .await
+        .expect("the task ends")
+        .unwrap();
+    let (mut c, _c_task) = role::keep(config(url.clone()), me("c"));
+    let taken = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.wait_for(|r| matches!(r, Role::Writer { .. })),
+    )
+    .await
+    .expect("taken after the resignation")
+    .map(|r| r.clone())
+    .unwrap();
+    assert_eq!(taken, Role::Writer { fence: fence + 1 });
+}

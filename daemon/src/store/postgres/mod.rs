@@ -11,6 +11,7 @@ pub mod claims;
 pub mod copy;
 pub mod feed;
 pub mod lease;
+pub mod role;
 pub mod rows;
 
 use std::path::PathBuf;
