@@ -292,11 +292,11 @@ pub(super) fn node_report(
 
 pub(super) fn ack(node: &Node) -> ReportAck {
     ReportAck {
-        warnings: Vec::new(),
         build: node.id,
         root: node.root,
         attempt: node.attempt,
         state: node.state.kind(),
         seq: node.seq,
+        warnings: Vec::new(),
     }
 }
