@@ -996,6 +996,18 @@ fn comment_body(body: &Bytes) -> Result<String, Response> {
     }
 }
 
+/// A comment request's author (the App, or none for a token's user) and its body,
+/// or GitHub's refusal of either.
+fn authored(
+    book: &Book,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Option<String>, String), Response> {
+    github_headers(headers)?;
+    let app = github_author(book, headers)?;
+    Ok((app, comment_body(body)?))
+}
+
 async fn create_comment(
     State(book): State<Shared>,
     Path((owner, repo, number)): Path<(String, String, u64)>,
@@ -1003,12 +1015,8 @@ async fn create_comment(
     body: Bytes,
 ) -> Response {
     let mut book = lock(&book);
-    let app = match github_headers(&headers).and_then(|()| github_author(&book, &headers)) {
-        Ok(app) => app,
-        Err(e) => return e,
-    };
-    let text = match comment_body(&body) {
-        Ok(t) => t,
+    let (app, text) = match authored(&book, &headers, &body) {
+        Ok(found) => found,
         Err(e) => return e,
     };
     let comment = Comment {
@@ -1032,12 +1040,8 @@ async fn edit_comment(
     body: Bytes,
 ) -> Response {
     let mut book = lock(&book);
-    let app = match github_headers(&headers).and_then(|()| github_author(&book, &headers)) {
-        Ok(app) => app,
-        Err(e) => return e,
-    };
-    let text = match comment_body(&body) {
-        Ok(t) => t,
+    let (app, text) = match authored(&book, &headers, &body) {
+        Ok(found) => found,
         Err(e) => return e,
     };
     let repo = format!("{owner}/{repo}");

@@ -31,6 +31,9 @@ pub(super) enum Reading {
 }
 
 pub(super) struct Read {
+    /// The project as read for this report: the report itself changes no
+    /// project, so [`take`] writes on it without reading it again.
+    stored: StoredProject,
     depends_on: Vec<Dependency>,
     files: Vec<String>,
     unregistered: Vec<Declared>,
@@ -62,7 +65,7 @@ pub(super) fn read(
             "a candidate's builds never change the graph: the manifests sent were not read".into(),
         ));
     }
-    Ok(match resolve(work, &stored, &report.manifests) {
+    Ok(match resolve(work, stored, &report.manifests) {
         Ok(read) => Reading::Read(Box::new(read)),
         Err(why) => Reading::Refused(format!(
             "{}; {project}'s dependencies stay as they were",
@@ -91,7 +94,7 @@ fn one_line(text: &str) -> String {
 
 fn resolve(
     work: &Work<'_, '_>,
-    stored: &StoredProject,
+    stored: StoredProject,
     manifests: &[ManifestFile],
 ) -> Result<Read, String> {
     let (ecosystem, manifest) = files::read(manifests).map_err(|e| e.to_string())?;
@@ -129,6 +132,7 @@ fn resolve(
             .map(|m| format!("{m} was not sent, so what it declares is not read")),
     );
     Ok(Read {
+        stored,
         depends_on: resolution.depends_on,
         files: manifests
             .iter()
@@ -139,20 +143,18 @@ fn resolve(
     })
 }
 
-/// Writes what `read` found for `project`, read from `build`'s manifests; returns
-/// the warnings for the answer (a cycle the new dependencies close).
+/// Writes what `read` found for its project, read from `build`'s manifests;
+/// returns the warnings for the answer (a cycle the new dependencies close).
 pub(super) fn take(
     work: &mut Work<'_, '_>,
-    project: &ProjectId,
     read: Read,
     build: BuildId,
     by: &Actor,
 ) -> Result<Vec<String>, StoreError> {
-    let Some(mut stored) = work.tx.project(project)? else {
-        return Ok(Vec::new());
-    };
+    let mut stored = read.stored;
+    let project = stored.id.clone();
     let now = work.now;
-    let change = change_line(project, &stored.depends_on, &read.depends_on, build);
+    let change = change_line(&project, &stored.depends_on, &read.depends_on, build);
     let mut unregistered: Vec<UnregisteredDependency> = Vec::new();
     for d in &read.unregistered {
         if !unregistered.iter().any(|u| u.name == d.name) {
@@ -203,9 +205,9 @@ pub(super) fn take(
             action: Action::DependenciesRead,
         });
         work.tx
-            .audit(now, by, Action::DependenciesRead, Some(project), line)?;
+            .audit(now, by, Action::DependenciesRead, Some(&project), line)?;
         work.change_graph(GraphChange::of(&stored));
-        if let Some(cycle) = work.graph.cycle_closed_by(project, &added) {
+        if let Some(cycle) = work.graph.cycle_closed_by(&project, &added) {
             let names: Vec<&str> = cycle.iter().map(ProjectId::as_str).collect();
             warnings.push(format!("dependency cycle: {}", names.join(" -> ")));
         }

@@ -78,7 +78,7 @@ pub(super) fn report(
         return Ok(ack);
     };
     if let Reading::Read(read) = reading {
-        warnings.extend(manifests::take(work, &project, *read, ack.build, &by)?);
+        warnings.extend(manifests::take(work, *read, ack.build, &by)?);
     }
     ack.warnings = warnings;
     Ok(Ok(ack))

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
@@ -20,7 +20,7 @@ const BATCH: usize = 2_000;
 /// What one table came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableCopy {
-    pub name: &'static str,
+    pub name: String,
     pub rows: u64,
     /// SHA-256 of every (key, value) in key order, as both stores hold them.
     pub checksum: [u8; 32],
@@ -33,13 +33,13 @@ pub enum CopyError {
     #[error(transparent)]
     Pg(#[from] PgError),
     #[error("the database already holds rows of {0}: copy into an empty one")]
-    NotEmpty(&'static str),
+    NotEmpty(String),
     #[error(
         "table {name}: the file has {rows} rows (checksum {file}), the database {copied} \
          (checksum {database})"
     )]
     Differs {
-        name: &'static str,
+        name: String,
         rows: u64,
         copied: u64,
         file: String,
@@ -151,7 +151,7 @@ fn checksum(rows: &Rows) -> [u8; 32] {
 }
 
 /// Every table of the file at `path`, as rows.
-fn read_file(path: &Path) -> Result<Vec<(&'static str, Rows)>, StoreError> {
+fn read_file(path: &Path) -> Result<Vec<(String, Rows)>, StoreError> {
     let db = match redb::ReadOnlyDatabase::open(path) {
         Ok(db) => db,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -160,40 +160,51 @@ fn read_file(path: &Path) -> Result<Vec<(&'static str, Rows)>, StoreError> {
         Err(e) => return Err(e.into()),
     };
     let txn = db.begin_read()?;
+    // Each table under the name redb gives it, which is its number's in `store_rows`.
     macro_rules! tables {
-        ($($def:ident => $name:literal),* $(,)?) => {
-            vec![$(($name, rows_of(&txn, store::$def)?)),*]
+        ($($def:ident),* $(,)?) => {
+            vec![$((store::$def.name().to_owned(), rows_of(&txn, store::$def)?)),*]
         };
     }
-    Ok(tables![
-        META => "meta",
-        PROJECTS => "projects",
-        NODES => "nodes",
-        ROOTS => "roots",
-        MEMBERS => "members",
-        POSITIONS => "positions",
-        READY => "ready",
-        EVENTS => "events",
-        OUTBOX => "outbox",
-        TOKENS => "tokens",
-        PEOPLE => "people",
-        AUDIT => "audit",
-        AUDIT_BY_PROJECT => "audit_by_project",
-        RUNS => "runs",
-        WATCH => "watch",
-        HOOKS => "hooks",
-        HOOK_EXPIRY => "hook_expiry",
-        LINES => "lines",
-        LINE_DEPENDENTS => "line_dependents",
-        DEPLOYED => "deployed",
-        HISTORY => "history",
-        LATEST => "latest",
-        NOTICES => "notices",
-        FORGES => "forges",
-        CHANGES => "changes",
-        OPEN => "open",
-        BY_UPSTREAM => "by_upstream",
-    ])
+    let tables: Vec<(String, Rows)> = tables![
+        META,
+        PROJECTS,
+        NODES,
+        ROOTS,
+        MEMBERS,
+        POSITIONS,
+        READY,
+        EVENTS,
+        OUTBOX,
+        TOKENS,
+        PEOPLE,
+        AUDIT,
+        AUDIT_BY_PROJECT,
+        RUNS,
+        WATCH,
+        HOOKS,
+        HOOK_EXPIRY,
+        LINES,
+        LINE_DEPENDENTS,
+        DEPLOYED,
+        HISTORY,
+        LATEST,
+        NOTICES,
+        FORGES,
+        CHANGES,
+        OPEN,
+        BY_UPSTREAM,
+    ];
+    // A table this copy does not know would be left behind without a word.
+    for handle in txn.list_tables()? {
+        if !tables.iter().any(|(name, _)| name == handle.name()) {
+            return Err(StoreError::Inconsistent(format!(
+                "the file holds a table {} that this daemon does not copy",
+                handle.name()
+            )));
+        }
+    }
+    Ok(tables)
 }
 
 /// Copies the redb file at `path` into the empty, migrated database of `client`, in
@@ -215,7 +226,7 @@ pub async fn copy_into(path: &Path, client: &mut Client) -> Result<Vec<TableCopy
             .map_err(PgError::from)?
             .get(0);
         if present > 0 {
-            return Err(CopyError::NotEmpty(name));
+            return Err(CopyError::NotEmpty(name.clone()));
         }
         for batch in rows.chunks(BATCH) {
             let keys: Vec<&[u8]> = batch.iter().map(|(k, _)| k.as_slice()).collect();
@@ -242,7 +253,7 @@ pub async fn copy_into(path: &Path, client: &mut Client) -> Result<Vec<TableCopy
         let (file, database) = (checksum(rows), checksum(&copied));
         if file != database {
             return Err(CopyError::Differs {
-                name,
+                name: name.clone(),
                 rows: rows.len() as u64,
                 copied: copied.len() as u64,
                 file: hex::encode(file),
@@ -250,7 +261,7 @@ pub async fn copy_into(path: &Path, client: &mut Client) -> Result<Vec<TableCopy
             });
         }
         out.push(TableCopy {
-            name,
+            name: name.clone(),
             rows: rows.len() as u64,
             checksum: file,
         });

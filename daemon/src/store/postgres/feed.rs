@@ -29,7 +29,8 @@ pub async fn announce(tx: &impl GenericClient, seq: u64) -> Result<(), PgError> 
 
 /// The last sequence number in the events table; 0 when there is none.
 pub async fn last_seq(c: &impl GenericClient) -> Result<u64, PgError> {
-    let events = table("events").unwrap_or_default();
+    let events =
+        table("events").ok_or_else(|| PgError::Db("store_rows numbers no events table".into()))?;
     // The primary key's index read backwards: one row, however many events.
     let row = c
         .query_opt(
