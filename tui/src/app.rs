@@ -945,10 +945,23 @@ impl App {
         caller.refusal(project, &format!("rebuilding a build of {project}"))
     }
 
+    /// Why no build of `root` may be rebuilt: a superseded candidate's builds are
+    /// rebuilt in the newer candidate (the daemon refuses them with this sentence).
+    fn superseded(root: &RootView, project: &ProjectId) -> Option<String> {
+        let by = root.summary.superseded_by?;
+        Some(format!(
+            "cannot rebuild {project}: its candidate was superseded by {by}; rebuild it in that newer event"
+        ))
+    }
+
     fn ask_rebuild(&mut self) {
-        let Some((_, node)) = self.target() else {
+        let Some((root, node)) = self.target() else {
             return;
         };
+        if let Some(text) = Self::superseded(root, &node.project) {
+            self.complain(text);
+            return;
+        }
         if let Err(refusal) = may_rebuild(node.state.kind()) {
             let hint = match &node.state {
                 NodeState::Blocked { blocked_by } => {
@@ -981,6 +994,10 @@ impl App {
         }) else {
             return;
         };
+        if let Some(text) = Self::superseded(root, &root.summary.project) {
+            self.complain(text);
+            return;
+        }
         let failed: Vec<&Node> = root
             .nodes
             .iter()

@@ -201,6 +201,28 @@ fn a_blocked_node_is_not_rebuilt_and_the_blocker_is_named() {
 }
 
 #[test]
+fn a_superseded_candidates_builds_are_not_rebuilt_there_and_the_newer_event_is_named() {
+    let mut app = connected_app();
+    select(&mut app, "net/http");
+    let newer = ids().deploy;
+    let root = app.selected_root.expect("a selected root");
+    let at = app.model.root_index(root).expect("the root is held");
+    app.model.roots[at].summary.superseded_by = Some(newer);
+    for action in [Action::Rebuild, Action::RebuildRoot] {
+        app.status = None;
+        assert!(act(&mut app, action).is_empty());
+        assert_eq!(app.mode, Mode::Browse, "no question for {action:?}");
+        let status = app.status.as_ref().expect("a status line");
+        assert!(status.error);
+        assert!(
+            status.text.contains(&format!("superseded by {newer}")),
+            "{}",
+            status.text
+        );
+    }
+}
+
+#[test]
 fn rebuild_all_takes_every_failed_build_of_the_root() {
     let mut app = connected_app();
     act(&mut app, Action::RebuildRoot);

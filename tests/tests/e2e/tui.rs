@@ -28,6 +28,18 @@ fn question(screen: &str) -> Option<(String, bool)> {
     Some((project, line.contains("after failed)")))
 }
 
+/// Whether the selected root event is a superseded candidate and the footer says
+/// its build cannot be rebuilt there.
+fn refused_as_superseded(screen: &str) -> bool {
+    let tree_title = screen
+        .lines()
+        .find_map(|l| l.split('╭').nth(2))
+        .unwrap_or_default();
+    tree_title.contains("(superseded)")
+        && screen.contains("cannot rebuild ")
+        && screen.contains("superseded by")
+}
+
 #[tokio::test]
 async fn demo_a_failed_build_is_rebuilt_from_the_keyboard_and_its_attempt_rises() {
     let ui = Tmux::start(
@@ -50,12 +62,24 @@ async fn demo_a_failed_build_is_rebuilt_from_the_keyboard_and_its_attempt_rises(
     // `n` jumps to the next failed build, across root events (a refused trigger
     // counts too); `r` asks about the selected one. Go on until the question is
     // about a build that failed, cancelling the others.
+    // A superseded candidate's builds are not rebuilt there: the UI says so
+    // instead of asking, and the search goes on.
     let mut project = None;
     for _ in 0..30 {
         ui.keys(&["n", "r"]).await;
-        let (name, failed) = ui
-            .wait_for("the rebuild question", Duration::from_secs(5), question)
+        let asked = ui
+            .wait_for(
+                "the rebuild question or a superseded candidate's refusal",
+                Duration::from_secs(5),
+                |s| match question(s) {
+                    Some(asked) => Some(Some(asked)),
+                    None => refused_as_superseded(s).then_some(None),
+                },
+            )
             .await;
+        let Some((name, failed)) = asked else {
+            continue;
+        };
         ui.keys(&["n"]).await;
         if failed {
             project = Some(name);
