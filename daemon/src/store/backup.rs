@@ -26,7 +26,7 @@ pub struct Backup {
 impl Store {
     /// Writes a copy of the database as it is now to `to`, which must not exist.
     pub fn backup(&self, to: &Path) -> Result<Backup, StoreError> {
-        let read = self.database().begin_read()?;
+        let read = self.database("backup")?.begin_read()?;
         let seq = match read.open_table(META) {
             Ok(meta) => meta.get(SEQ_KEY)?.map_or(0, |g| g.value()),
             Err(TableError::TableDoesNotExist(_)) => 0,
@@ -99,7 +99,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(&dir.path().join("db.redb"), &StoreConfig::default()).unwrap();
         {
-            let txn = store.database().begin_write().unwrap();
+            let txn = store.database("test").unwrap().begin_write().unwrap();
             txn.open_table(PROJECTS)
                 .unwrap()
                 .insert("acme/lib", b"{}".as_slice())
@@ -124,7 +124,7 @@ mod tests {
         };
         assert_eq!(
             names(&copy),
-            names(store.database()),
+            names(store.database("test").unwrap()),
             "every table is copied"
         );
         let read = copy.begin_read().unwrap();

@@ -126,6 +126,101 @@ impl<A: SortKey, B: SortKey, C: SortKey> SortKey for (A, B, C) {
     }
 }
 
+/// A key type of one of redb's tables, as sortable bytes and back: how the store's
+/// tables, declared once as redb's, are read and written on PostgreSQL.
+pub(crate) trait Sorted: redb::Key + 'static {
+    fn sortable(key: &Self::SelfType<'_>) -> Vec<u8>;
+    /// The key `sortable` bytes hold, as redb encodes it.
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// redb's own encoding of a key.
+fn redb_encoded<K: redb::Key>(key: &K::SelfType<'_>) -> Vec<u8> {
+    K::as_bytes(key).as_ref().to_vec()
+}
+
+impl Sorted for &'static str {
+    fn sortable(key: &&str) -> Vec<u8> {
+        (*key).to_owned().to_bytes()
+    }
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+        Some(String::from_bytes(sortable)?.into_bytes())
+    }
+}
+
+impl Sorted for &'static [u8] {
+    fn sortable(key: &&[u8]) -> Vec<u8> {
+        key.to_vec().to_bytes()
+    }
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+        Vec::<u8>::from_bytes(sortable)
+    }
+}
+
+macro_rules! sorted_as_itself {
+    ($($t:ty),*) => {$(
+        impl Sorted for $t {
+            fn sortable(key: &$t) -> Vec<u8> {
+                key.to_bytes()
+            }
+            fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+                Some(redb_encoded::<$t>(&<$t>::from_bytes(sortable)?))
+            }
+        }
+    )*};
+}
+sorted_as_itself!(u64, u128, (u128, u32));
+
+impl Sorted for (&'static str, u64) {
+    fn sortable(key: &(&str, u64)) -> Vec<u8> {
+        (key.0.to_owned(), key.1).to_bytes()
+    }
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+        let (a, b) = <(String, u64)>::from_bytes(sortable)?;
+        Some(redb_encoded::<Self>(&(a.as_str(), b)))
+    }
+}
+
+impl Sorted for (u64, &'static str) {
+    fn sortable(key: &(u64, &str)) -> Vec<u8> {
+        (key.0, key.1.to_owned()).to_bytes()
+    }
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+        let (a, b) = <(u64, String)>::from_bytes(sortable)?;
+        Some(redb_encoded::<Self>(&(a, b.as_str())))
+    }
+}
+
+impl Sorted for (&'static str, u128) {
+    fn sortable(key: &(&str, u128)) -> Vec<u8> {
+        (key.0.to_owned(), key.1).to_bytes()
+    }
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+        let (a, b) = <(String, u128)>::from_bytes(sortable)?;
+        Some(redb_encoded::<Self>(&(a.as_str(), b)))
+    }
+}
+
+impl Sorted for (&'static str, &'static str) {
+    fn sortable(key: &(&str, &str)) -> Vec<u8> {
+        (key.0.to_owned(), key.1.to_owned()).to_bytes()
+    }
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+        let (a, b) = <(String, String)>::from_bytes(sortable)?;
+        Some(redb_encoded::<Self>(&(a.as_str(), b.as_str())))
+    }
+}
+
+impl Sorted for (&'static str, &'static str, &'static str) {
+    fn sortable(key: &(&str, &str, &str)) -> Vec<u8> {
+        (key.0.to_owned(), key.1.to_owned(), key.2.to_owned()).to_bytes()
+    }
+    fn redb_bytes(sortable: &[u8]) -> Option<Vec<u8>> {
+        let (a, b, c) = <(String, String, String)>::from_bytes(sortable)?;
+        Some(redb_encoded::<Self>(&(a.as_str(), b.as_str(), c.as_str())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

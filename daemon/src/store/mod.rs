@@ -9,6 +9,7 @@
 //! on first open.
 
 mod backup;
+mod engine;
 mod keys;
 mod migrate;
 pub mod postgres;
@@ -23,6 +24,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redb::{Database, TableDefinition};
+use tokio::sync::watch;
+
+use engine::{ReadTxn, WriteTxn};
+use postgres::pool::Pool;
+use postgres::role::Role;
+use postgres::tables::PgTxn;
+use postgres::PgError;
 
 use serde::Deserialize;
 
@@ -165,6 +173,12 @@ pub enum StoreError {
     Inconsistent(String),
     #[error("the database was written in layout {0}, newer than this daemon understands (layout {LAYOUT}); run the newer daemon")]
     NewerLayout(u64),
+    #[error("{0}")]
+    Pg(#[from] PgError),
+    #[error("this daemon does not hold the writer's role ({0}); the write was not made")]
+    NotWriter(String),
+    #[error("{0} works on the redb file; on PostgreSQL use the database's own tools")]
+    RedbOnly(&'static str),
     #[error("a database read was cancelled during shutdown")]
     ReadCancelled,
     #[error("a database read failed: {0}")]
@@ -219,8 +233,33 @@ from_redb!(
 /// The database, opened once and shared by the writer and every reader.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    engine: Engine,
     quick_repair: bool,
+}
+
+/// What the store runs on.
+#[derive(Clone)]
+enum Engine {
+    Redb(Arc<Database>),
+    Pg(Arc<PgEngine>),
+}
+
+/// The store on PostgreSQL: connections for readers, the writer's own session, and
+/// this daemon's role among those sharing the database.
+pub struct PgEngine {
+    readers: Arc<Pool>,
+    writer: Arc<Pool>,
+    role: watch::Receiver<Role>,
+}
+
+impl PgEngine {
+    pub fn new(readers: Arc<Pool>, writer: Arc<Pool>, role: watch::Receiver<Role>) -> Self {
+        Self {
+            readers,
+            writer,
+            role,
+        }
+    }
 }
 
 /// What the daemon reads from the store before it serves, read while the file is
@@ -266,16 +305,10 @@ impl Store {
             let db = builder.create(path)?;
             let migrated = migrate::to_current(&db)?;
             let store = Self {
-                db: Arc::new(db),
+                engine: Engine::Redb(Arc::new(db)),
                 quick_repair: config.quick_repair,
             };
-            let startup = Startup {
-                projects: store.stored_projects()?,
-                outbox: store.outbox()?,
-                notices: store.notices()?,
-                forges: store.forges()?,
-                has_ready: store.has_ready()?,
-            };
+            let startup = store.startup()?;
             Ok((store, startup, migrated))
         }));
         let damaged = |reason: String| StoreError::Damaged {
@@ -307,6 +340,68 @@ impl Store {
             );
         }
         Ok((store, startup))
+    }
+
+    /// The store on PostgreSQL, whose schema the caller has migrated; what the daemon
+    /// needs to start is read from it. From a thread that may block.
+    pub fn open_pg(engine: PgEngine) -> Result<(Self, Startup), StoreError> {
+        let store = Self {
+            engine: Engine::Pg(Arc::new(engine)),
+            quick_repair: false,
+        };
+        let startup = store.startup()?;
+        Ok((store, startup))
+    }
+
+    fn startup(&self) -> Result<Startup, StoreError> {
+        Ok(Startup {
+            projects: self.stored_projects()?,
+            outbox: self.outbox()?,
+            notices: self.notices()?,
+            forges: self.forges()?,
+            has_ready: self.has_ready()?,
+        })
+    }
+
+    /// A snapshot to read from. On PostgreSQL it blocks: call it from a thread that
+    /// may (see [`Store::read`]).
+    pub(crate) fn begin_read(&self) -> Result<ReadTxn, StoreError> {
+        Ok(match &self.engine {
+            Engine::Redb(db) => ReadTxn::Redb(redb::ReadableDatabase::begin_read(&**db)?),
+            Engine::Pg(pg) => ReadTxn::Pg(PgTxn::snapshot(&pg.readers)?),
+        })
+    }
+
+    /// The writer's transaction; on PostgreSQL only while this daemon holds the
+    /// writer's role, whose fence its commit checks.
+    pub(crate) fn begin_write(&self) -> Result<WriteTxn, StoreError> {
+        Ok(match &self.engine {
+            Engine::Redb(db) => WriteTxn::Redb(db.begin_write()?),
+            Engine::Pg(pg) => {
+                let fence = match &*pg.role.borrow() {
+                    Role::Writer { fence } => *fence,
+                    Role::Starting => return Err(StoreError::NotWriter("it is starting".into())),
+                    Role::Follower { writer } => {
+                        return Err(StoreError::NotWriter(match writer {
+                            Some(w) => format!("{} at {} holds it", w.holder, w.address),
+                            None => "nobody holds it now".into(),
+                        }))
+                    }
+                    Role::Unreachable { why } => {
+                        return Err(StoreError::NotWriter(format!(
+                            "the database cannot be reached: {why}"
+                        )))
+                    }
+                };
+                WriteTxn::Pg(PgTxn::write(&pg.writer)?, fence)
+            }
+        })
+    }
+
+    /// Whether the store is PostgreSQL (reads then block, and go through
+    /// [`Store::read`]).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.engine, Engine::Pg(_))
     }
 
     /// Reads the whole file at `path` and verifies every page's checksum, as redb does
@@ -369,7 +464,11 @@ impl Store {
         self.quick_repair
     }
 
-    pub(crate) fn database(&self) -> &Database {
-        &self.db
+    /// The redb file, for what works on it alone (`what`: backup, say).
+    pub(crate) fn database(&self, what: &'static str) -> Result<&Database, StoreError> {
+        match &self.engine {
+            Engine::Redb(db) => Ok(db),
+            Engine::Pg(_) => Err(StoreError::RedbOnly(what)),
+        }
     }
 }

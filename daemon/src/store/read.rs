@@ -3,13 +3,13 @@
 use conjunction_protocol::{
     BuildId, Node, Project, ProjectId, RootEvent, RootSummary, TriggerSpec,
 };
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use std::collections::BTreeMap;
 
 use conjunction_protocol::audit::{AuditEntry, AuditPage};
 use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 
+use super::engine::Readable;
 use super::records::{
     decode, ForgeEntry, ForgeView, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord,
     StoredProject, Watched,
@@ -70,7 +70,7 @@ impl Store {
         &self,
         id: &ProjectId,
     ) -> Result<Option<StoredProject>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(PROJECTS)?;
         let found = table.get(id.as_str())?;
         found.map(|g| decode(g.value())).transpose()
@@ -89,7 +89,7 @@ impl Store {
     }
 
     pub(crate) fn stored_projects(&self) -> Result<Vec<StoredProject>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(PROJECTS)?;
         let mut out = Vec::with_capacity(table.len()? as usize);
         for row in table.iter()? {
@@ -106,7 +106,7 @@ impl Store {
 
     /// What `id`'s badges show; none when no such project is registered.
     pub fn badge_facts(&self, id: &ProjectId) -> Result<Option<BadgeFacts>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let projects = txn.open_table(PROJECTS)?;
         let Some(project) = projects.get(id.as_str())? else {
             return Ok(None);
@@ -134,7 +134,7 @@ impl Store {
     }
 
     pub fn node(&self, id: BuildId) -> Result<Option<Node>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(NODES)?;
         let found = table.get(id.0 .0)?;
         found.map(|g| decode::<Node>(g.value())).transpose()
@@ -142,7 +142,7 @@ impl Store {
 
     /// Recent root events, newest first.
     pub fn roots(&self, limit: usize) -> Result<Vec<RootSummary>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(ROOTS)?;
         let mut out = Vec::new();
         for row in table.iter()?.rev().take(limit) {
@@ -160,7 +160,7 @@ impl Store {
         after: Option<BuildId>,
         limit: usize,
     ) -> Result<RootPage, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let roots = txn.open_table(ROOTS)?;
         let Some(record) = roots
             .get(id.0 .0)?
@@ -211,7 +211,7 @@ impl Store {
         before: Option<&str>,
         limit: usize,
     ) -> Result<LinesPage, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let lines = txn.open_table(LINES)?;
         let mut all: Vec<ReleaseLine> = Vec::new();
         for row in lines.range((project.as_str(), "")..)? {
@@ -251,8 +251,9 @@ impl Store {
         project: &ProjectId,
         version: &str,
     ) -> Result<(Option<ReleaseLine>, BTreeMap<String, String>), StoreError> {
-        let txn = self.database().begin_read()?;
-        let found = txn.open_table(LINES)?.get((project.as_str(), version))?;
+        let txn = self.begin_read()?;
+        let lines = txn.open_table(LINES)?;
+        let found = lines.get((project.as_str(), version))?;
         let mut line: Option<ReleaseLine> = found.map(|g| decode(g.value())).transpose()?;
         if let Some(line) = &mut line {
             let dependents = txn.open_table(LINE_DEPENDENTS)?;
@@ -264,12 +265,14 @@ impl Store {
 
     /// The sequence number of the last committed event.
     pub fn seq(&self) -> Result<u64, StoreError> {
-        let txn = self.database().begin_read()?;
-        Ok(txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value()))
+        let txn = self.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let seq = meta.get(SEQ_KEY)?.map_or(0, |g| g.value());
+        Ok(seq)
     }
 
     pub fn snapshot(&self, roots_limit: usize, node_budget: usize) -> Result<Snapshot, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let seq = txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value());
         let projects_table = txn.open_table(PROJECTS)?;
         let mut projects = Vec::new();
@@ -312,7 +315,7 @@ impl Store {
         after: u64,
         max: u64,
     ) -> Result<Option<Vec<(u64, String)>>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let seq = txn.open_table(META)?.get(SEQ_KEY)?.map_or(0, |g| g.value());
         if after > seq || seq - after > max {
             return Ok(None);
@@ -333,7 +336,7 @@ impl Store {
 
     /// Up to `limit` events after `after`, as their JSON messages, oldest first.
     pub fn events_chunk(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let events = txn.open_table(EVENTS)?;
         let mut out = Vec::with_capacity(limit.min(1024));
         for row in events.range(after + 1..)?.take(limit) {
@@ -345,7 +348,7 @@ impl Store {
 
     /// Whom a report token speaks for, if anyone.
     pub fn principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(TOKENS)?;
         let hash = hash_token(token);
         let found = table.get(hash.as_slice())?;
@@ -354,7 +357,7 @@ impl Store {
 
     /// The person `token` belongs to, if it was issued and not revoked.
     pub fn person(&self, token: &str) -> Result<Option<PersonToken>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(PEOPLE)?;
         let found = table.get(hash_token(token).as_slice())?;
         found.map(|g| decode(g.value())).transpose()
@@ -368,7 +371,7 @@ impl Store {
         before: Option<u64>,
         limit: usize,
     ) -> Result<AuditPage, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let audit = txn.open_table(AUDIT)?;
         let end = before.unwrap_or(u64::MAX);
         let mut seqs = Vec::with_capacity(limit + 1);
@@ -407,7 +410,7 @@ impl Store {
 
     /// Every person's token, oldest first.
     pub fn people(&self) -> Result<Vec<PersonToken>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let mut out: Vec<PersonToken> = Vec::new();
         for row in txn.open_table(PEOPLE)?.iter()? {
             out.push(decode(row?.1.value())?);
@@ -418,13 +421,15 @@ impl Store {
 
     /// Whether the planner left nodes to decide (before a restart, say).
     pub fn has_ready(&self) -> Result<bool, StoreError> {
-        let txn = self.database().begin_read()?;
-        Ok(txn.open_table(READY)?.first()?.is_some())
+        let txn = self.begin_read()?;
+        let ready = txn.open_table(READY)?;
+        let any = ready.first()?.is_some();
+        Ok(any)
     }
 
     /// Every build of a native CI that is triggered or running, for the reconciler.
     pub fn watched(&self) -> Result<Vec<Watched>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(WATCH)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -436,7 +441,7 @@ impl Store {
     /// Every trigger waiting for delivery, for the dispatcher at start-up.
     /// How many events the event log keeps, and how many cascades are in progress.
     pub fn sizes(&self) -> Result<(u64, u64), StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let events = txn.open_table(EVENTS)?.len()?;
         let open = txn.open_table(OPEN)?.len()?;
         Ok((events, open))
@@ -444,7 +449,7 @@ impl Store {
 
     /// Every notice not yet sent or given up, oldest first.
     pub fn notices(&self) -> Result<Vec<NoticeEntry>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(NOTICES)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -456,7 +461,7 @@ impl Store {
 
     /// Every forge report waiting to be sent.
     pub fn forges(&self) -> Result<Vec<ForgeEntry>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(FORGES)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -474,7 +479,7 @@ impl Store {
         root: BuildId,
         rows: usize,
     ) -> Result<Option<ForgeView>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let roots = txn.open_table(ROOTS)?;
         let Some(record) = roots
             .get(root.0 .0)?
@@ -516,7 +521,7 @@ impl Store {
     }
 
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let txn = self.database().begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(OUTBOX)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -529,8 +534,8 @@ impl Store {
 /// Up to `limit` nodes of an event from position `start` on, and whether more follow.
 fn read_nodes(
     record: &RootRecord,
-    members: &impl ReadableTable<(u128, u32), &'static [u8]>,
-    nodes: &impl ReadableTable<u128, &'static [u8]>,
+    members: &impl Readable<(u128, u32), &'static [u8]>,
+    nodes: &impl Readable<u128, &'static [u8]>,
     start: u32,
     limit: usize,
 ) -> Result<(Vec<Node>, bool), StoreError> {
@@ -552,7 +557,7 @@ fn read_nodes(
 
 /// Every dependent on the line of `version` of `upstream`, by project.
 pub(super) fn line_dependents(
-    table: &impl ReadableTable<(&'static str, &'static str, &'static str), &'static [u8]>,
+    table: &impl Readable<(&'static str, &'static str, &'static str), &'static [u8]>,
     upstream: &ProjectId,
     version: &str,
 ) -> Result<Vec<LineDependent>, StoreError> {
@@ -570,7 +575,7 @@ pub(super) fn line_dependents(
 
 /// The version each environment has now.
 fn deployed(
-    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    table: &impl Readable<(&'static str, &'static str), &'static str>,
     upstream: &ProjectId,
 ) -> Result<BTreeMap<String, String>, StoreError> {
     let mut out = BTreeMap::new();

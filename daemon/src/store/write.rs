@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use super::engine::{Readable, Table, WriteTxn};
 use conjunction_protocol::audit::{Action, Actor, AuditEntry};
 use conjunction_protocol::releases::{LineDependent, ReleaseLine};
 use conjunction_protocol::ws::{Change, Event, ServerMessage};
 use conjunction_protocol::{BuildId, CiKind, Node, ProjectId, Timestamp};
-use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::records::{
     decode, encode, run_key, ForgeEntry, Latest, NoticeEntry, OutboxEntry, PersonToken, RootRecord,
@@ -61,7 +61,7 @@ pub struct WriteTx<'t> {
 }
 
 impl<'t> WriteTx<'t> {
-    pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+    pub(crate) fn open(txn: &'t WriteTxn) -> Result<Self, StoreError> {
         let meta = txn.open_table(META)?;
         let seq = meta.get(SEQ_KEY)?.map_or(0, |g| g.value());
         Ok(Self {

@@ -122,7 +122,7 @@ pub fn prepare_outbox(
     if !outbox.iter().any(stale) {
         return Ok(0);
     }
-    let txn = store.database().begin_write()?;
+    let txn = store.begin_write()?;
     let mut changed = 0;
     {
         let mut tx = WriteTx::open(&txn)?;

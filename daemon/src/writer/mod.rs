@@ -519,7 +519,7 @@ impl Writer {
         let size = batch.len();
         let mut commit_time = std::time::Duration::ZERO;
         let result = (|| -> Result<Committed, StoreError> {
-            let mut txn = self.w.store.database().begin_write()?;
+            let mut txn = self.w.store.begin_write()?;
             txn.set_quick_repair(self.w.store.quick_repair());
             let committed = {
                 let mut work = Work::new(

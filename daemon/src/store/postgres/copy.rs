@@ -10,8 +10,9 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
-use super::rows::{table, SortKey};
+use super::rows::table;
 use super::PgError;
+use crate::store::keys::Sorted;
 use crate::store::{self, StoreError};
 
 /// Rows sent to the server in one statement.
@@ -49,70 +50,6 @@ pub enum CopyError {
 
 /// A table's rows as `store_rows` holds them: sortable key bytes, value bytes.
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// A redb key type, as sortable bytes.
-trait Sorted: redb::Key + 'static {
-    fn sortable(key: &Self::SelfType<'_>) -> Vec<u8>;
-}
-
-impl Sorted for &'static str {
-    fn sortable(key: &&str) -> Vec<u8> {
-        (*key).to_owned().to_bytes()
-    }
-}
-
-impl Sorted for &'static [u8] {
-    fn sortable(key: &&[u8]) -> Vec<u8> {
-        key.to_vec().to_bytes()
-    }
-}
-
-macro_rules! sorted_as_itself {
-    ($($t:ty),*) => {$(
-        impl Sorted for $t {
-            fn sortable(key: &$t) -> Vec<u8> {
-                key.to_bytes()
-            }
-        }
-    )*};
-}
-sorted_as_itself!(u64, u128);
-
-impl Sorted for (u128, u32) {
-    fn sortable(key: &(u128, u32)) -> Vec<u8> {
-        key.to_bytes()
-    }
-}
-
-impl Sorted for (&'static str, u64) {
-    fn sortable(key: &(&str, u64)) -> Vec<u8> {
-        (key.0.to_owned(), key.1).to_bytes()
-    }
-}
-
-impl Sorted for (u64, &'static str) {
-    fn sortable(key: &(u64, &str)) -> Vec<u8> {
-        (key.0, key.1.to_owned()).to_bytes()
-    }
-}
-
-impl Sorted for (&'static str, u128) {
-    fn sortable(key: &(&str, u128)) -> Vec<u8> {
-        (key.0.to_owned(), key.1).to_bytes()
-    }
-}
-
-impl Sorted for (&'static str, &'static str) {
-    fn sortable(key: &(&str, &str)) -> Vec<u8> {
-        (key.0.to_owned(), key.1.to_owned()).to_bytes()
-    }
-}
-
-impl Sorted for (&'static str, &'static str, &'static str) {
-    fn sortable(key: &(&str, &str, &str)) -> Vec<u8> {
-        (key.0.to_owned(), key.1.to_owned(), key.2.to_owned()).to_bytes()
-    }
-}
 
 /// The rows of one table of `txn`, as `store_rows` holds them, in key order.
 fn rows_of<K: Sorted, V: redb::Value + 'static>(

@@ -11,8 +11,10 @@ pub mod claims;
 pub mod copy;
 pub mod feed;
 pub mod lease;
+pub mod pool;
 pub mod role;
 pub mod rows;
+pub(crate) mod tables;
 
 use std::path::PathBuf;
 use std::str::FromStr;

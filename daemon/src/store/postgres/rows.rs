@@ -107,13 +107,34 @@ pub async fn range<K: SortKey>(
     order: Order,
     limit: i64,
 ) -> Result<Vec<(K, Vec<u8>)>, PgError> {
+    let bytes = |b: Bound<&K>| b.map(SortKey::to_bytes);
+    let (low, high) = (bytes(from), bytes(to));
+    let rows = range_bytes(
+        c,
+        tbl,
+        low.as_ref().map(Vec::as_slice),
+        high.as_ref().map(Vec::as_slice),
+        order,
+        limit,
+    )
+    .await?;
+    rows.into_iter()
+        .map(|(key, value)| Ok((read_key(tbl, &key)?, value)))
+        .collect()
+}
+
+/// [`range`] of keys as their sortable bytes.
+pub async fn range_bytes(
+    c: &impl GenericClient,
+    tbl: i16,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    order: Order,
+    limit: i64,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, PgError> {
     let mut sql = String::from("SELECT key, value FROM store_rows WHERE tbl = $1");
-    let bytes = |b: &Bound<&K>| match b {
-        Bound::Included(k) | Bound::Excluded(k) => Some(k.to_bytes()),
-        Bound::Unbounded => None,
-    };
-    let (low, high) = (bytes(&from), bytes(&to));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tbl];
+    let (low, high) = (bound_key(&from), bound_key(&to));
     if let Some(low) = &low {
         params.push(low);
         let op = if matches!(from, Bound::Included(_)) {
@@ -138,7 +159,24 @@ pub async fn range<K: SortKey>(
         Order::Descending => " ORDER BY key DESC",
     });
     sql.push_str(&format!(" LIMIT ${}", params.len()));
-    keyed(tbl, c.query(sql.as_str(), &params).await?)
+    let rows = c.query(sql.as_str(), &params).await?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+fn bound_key<'a>(b: &Bound<&'a [u8]>) -> Option<&'a [u8]> {
+    match b {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    }
+}
+
+fn read_key<K: SortKey>(tbl: i16, key: &[u8]) -> Result<K, PgError> {
+    K::from_bytes(key).ok_or_else(|| {
+        PgError::Db(format!(
+            "a key of table {} does not read as its table's keys",
+            TABLES.get(tbl as usize).copied().unwrap_or("?")
+        ))
+    })
 }
 
 /// Rows of (key, value) columns of `tbl`, their keys read as its keys.
@@ -149,13 +187,7 @@ pub(super) fn keyed<K: SortKey>(
     rows.into_iter()
         .map(|r| {
             let key: Vec<u8> = r.get(0);
-            let key = K::from_bytes(&key).ok_or_else(|| {
-                PgError::Db(format!(
-                    "a key of table {} does not read as its table's keys",
-                    TABLES.get(tbl as usize).copied().unwrap_or("?")
-                ))
-            })?;
-            Ok((key, r.get(1)))
+            Ok((read_key(tbl, &key)?, r.get(1)))
         })
         .collect()
 }
@@ -182,7 +214,7 @@ mod tests {
             &crate::store::StoreConfig::default(),
         )
         .unwrap();
-        let read = store.database().begin_read().unwrap();
+        let read = store.database("test").unwrap().begin_read().unwrap();
         let mut names: Vec<String> = read
             .list_tables()
             .unwrap()
