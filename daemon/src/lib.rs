@@ -151,7 +151,8 @@ pub async fn serve(
     // the whole file, a repair after a crash), so the server answers meanwhile.
     let read = {
         let settings = settings.clone();
-        match tokio::task::spawn_blocking(move || read_disk(&settings)).await {
+        let runtime = tokio::runtime::Handle::current();
+        match tokio::task::spawn_blocking(move || read_disk(&settings, address, runtime)).await {
             Ok(read) => read,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
@@ -244,7 +245,11 @@ struct Disk {
 }
 
 /// Reads what [`Disk`] holds; blocking.
-fn read_disk(settings: &Settings) -> Result<Disk, ServeError> {
+fn read_disk(
+    settings: &Settings,
+    address: std::net::SocketAddr,
+    runtime: tokio::runtime::Handle,
+) -> Result<Disk, ServeError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| ServeError::DataDir {
         path: settings.data_dir.clone(),
         source,
@@ -257,8 +262,25 @@ fn read_disk(settings: &Settings) -> Result<Disk, ServeError> {
     let (build_tokens, new_key) = auth::build_token_key(&settings.data_dir)?;
     let mut named = settings.clone();
     named.read_named_files().map_err(ServeError::Settings)?;
-    let (store, mut startup) = Store::open(&settings.database_path(), &settings.store)?;
-    let rekeyed = writer::prepare_outbox(&store, &mut startup.outbox, &build_tokens, new_key)?;
+    let (store, mut startup) = match settings.store.postgres() {
+        None => Store::open(&settings.database_path(), &settings.store)?,
+        Some(pg) => {
+            let me = store::postgres::role::Candidate {
+                name: daemon_name(address),
+                address: settings.public_url(address),
+                length: settings.store.lease,
+            };
+            let engine =
+                store::postgres::open(&pg, me, runtime).map_err(store::StoreError::from)?;
+            Store::open_pg(engine)?
+        }
+    };
+    let rekeyed = match writer::prepare_outbox(&store, &mut startup.outbox, &build_tokens, new_key)
+    {
+        // The daemon that writes prepares the outbox it sends from.
+        Err(store::StoreError::NotWriter(_)) => 0,
+        done => done?,
+    };
     if rekeyed > 0 {
         tracing::info!(
             count = rekeyed,
@@ -273,6 +295,15 @@ fn read_disk(settings: &Settings) -> Result<Disk, ServeError> {
         store,
         startup,
     })
+}
+
+/// This daemon among those sharing a database: its host, the port it serves on and
+/// its process, which no other running daemon has all of.
+fn daemon_name(address: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}/{}", address.port(), std::process::id())
 }
 
 /// What the daemon has before it starts its workers.

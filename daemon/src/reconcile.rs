@@ -172,7 +172,7 @@ impl Reconciler {
 
     /// Looks up every build that has been quiet for its project's time.
     async fn sweep(&self, checked: &mut HashMap<BuildId, SystemTime>) {
-        let watched = match self.store.watched() {
+        let watched = match self.store.quick(|st| st.watched()).await {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the builds to reconcile");

@@ -544,6 +544,15 @@ async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verifi
         },
     )
     .await;
+    let answers = |api: conjunction_tui::client::Client| async move {
+        (
+            api.projects().await.unwrap(),
+            api.root(ack.root).await.unwrap(),
+            api.roots(10).await.unwrap(),
+            api.audit(None).await.unwrap(),
+        )
+    };
+    let before = answers(d.api.clone()).await;
     let file = d.data_dir().join("conjunction.redb");
     let mut client = connect(&config(pg.database("copy"))).await.unwrap();
     migrate(&mut client).await.unwrap();
@@ -579,6 +588,44 @@ async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verifi
         pg.psql("copy", "SELECT count(*) FROM store_rows"),
         copied.iter().map(|t| t.rows).sum::<u64>().to_string()
     );
+
+    // A daemon on the copy answers as the daemon on the file did, and goes on from
+    // there: the next release cascades, and a restart finds all of it.
+    let url = pg.url("copy");
+    let on_pg = TestDaemon::start_adjusted(|s| s.store.url = Some(url.clone())).await;
+    assert_eq!(answers(on_pg.api.clone()).await, before);
+    let next = on_pg
+        .api
+        .report(
+            &token,
+            &Report {
+                version: Some("1.1.0".into()),
+                ..Report::new(lib.clone(), ReportState::Passed)
+            },
+        )
+        .await
+        .unwrap();
+    let settled = |api: conjunction_tui::client::Client| async move {
+        conjunction_tests::eventually(
+            "the cascade on PostgreSQL to settle",
+            std::time::Duration::from_secs(15),
+            || async {
+                let e = api.root(next.root).await.ok()?;
+                e.nodes
+                    .iter()
+                    .all(|n| n.state.kind() == conjunction_protocol::StateKind::Passed)
+                    .then_some(e)
+            },
+        )
+        .await
+    };
+    let event = settled(on_pg.api.clone()).await;
+    assert_eq!(event.nodes.len(), 3);
+    on_pg.stop().await;
+    let again = TestDaemon::start_adjusted(|s| s.store.url = Some(url.clone())).await;
+    assert_eq!(settled(again.api.clone()).await, event);
+    assert_eq!(again.api.roots(10).await.unwrap().len(), 2);
+    again.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,10 @@ pub(super) async fn get(
     let (kind, format) = Kind::parse_file(file).ok_or_else(unknown_badge)?;
     let id = project_id(id)?;
     // A private project's badges are for anyone with a person's token, as its page is.
-    let reader = bearer(&headers).is_some_and(|t| super::extract::caller(&s, t).is_ok());
+    let reader = match bearer(&headers) {
+        Some(t) => super::extract::caller(&s, t).await.is_ok(),
+        None => false,
+    };
     let project = id.clone();
     let facts = s
         .store

@@ -26,18 +26,19 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("this endpoint needs a token in an 'Authorization: Bearer <token>' header: a viewer, maintainer or operator token (see `conjunction token create`)")
         })?;
-        caller(state, token)
+        caller(state, token).await
     }
 }
 
 /// Whom `token` speaks for, if it is an operator token or a person's token that has
 /// not expired. A use is written down at most once a minute ([`crate::auth::LastUsed`]),
 /// by the writer, after the answer: reading stays a read.
-pub(super) fn caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+pub(super) async fn caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     if state.operators.verify(token) {
         return Ok(Caller::operator());
     }
-    let Some(person) = state.store.person(token)? else {
+    let presented = token.to_owned();
+    let Some(person) = state.store.quick(move |st| st.person(&presented)).await? else {
         return Err(ApiError::unauthorized(
             "this token is not known: it was revoked, never issued, or is a report token (those only send reports); check CONJUNCTION_TOKEN",
         ));
@@ -145,7 +146,8 @@ impl FromRequestParts<AppState> for Reporter {
                 "reports need 'Authorization: Bearer <token>' with the project's report token, the build token from the trigger, or an id token of a CI identity the project trusts",
             )
         })?;
-        match state.store.principal(token)? {
+        let presented = token.to_owned();
+        match state.store.quick(move |st| st.principal(&presented)).await? {
             Some(p) => Ok(Reporter::Token(p)),
             None if crate::oidc::IdTokens::looks_like_one(token) => Ok(Reporter::IdToken(token.to_owned())),
             None => Err(ApiError::unauthorized(

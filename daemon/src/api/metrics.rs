@@ -23,7 +23,7 @@ pub(super) async fn get(
         )
     })?;
     if !s.metrics_token.as_ref().is_some_and(|m| m.verify(token)) {
-        let caller = super::extract::caller(&s, token)?;
+        let caller = super::extract::caller(&s, token).await?;
         super::extract::must_operate(&caller, "reading /metrics")?;
     }
     let m = &s.metrics;

@@ -33,7 +33,8 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = project_id(&id)?;
-    match s.store.project(&id)? {
+    let wanted = id.clone();
+    match s.store.quick(move |st| st.project(&wanted)).await? {
         Some(p) => shown(&caller, &s, &p),
         None => Err(Refusal::UnknownProject(id).into()),
     }

@@ -182,7 +182,8 @@ pub(super) async fn impact(
         )
     })?;
     for bump in &mut answer.needs_bump {
-        if let Some(p) = s.store.project(&bump.project)? {
+        let id = bump.project.clone();
+        if let Some(p) = s.store.quick(move |st| st.project(&id)).await? {
             bump.contacts = p.contacts;
         }
     }

@@ -100,7 +100,7 @@ pub(super) async fn build(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = build_id(&id)?;
-    match s.store.node(id)? {
+    match s.store.quick(move |st| st.node(id)).await? {
         Some(n) => shown(&caller, &s, &n),
         None => Err(Refusal::UnknownBuild(id).into()),
     }
@@ -123,7 +123,11 @@ pub(super) async fn rebuild_as(
     build: BuildId,
 ) -> Result<conjunction_protocol::Node, ApiError> {
     if !caller.scope.is_operator() {
-        let node = s.store.node(build)?.ok_or(Refusal::UnknownBuild(build))?;
+        let node = s
+            .store
+            .quick(move |st| st.node(build))
+            .await?
+            .ok_or(Refusal::UnknownBuild(build))?;
         must_manage(
             caller,
             &node.project,

@@ -142,7 +142,7 @@ impl Sender for Forges {
 
     const OUTBOX: &'static str = "forges";
 
-    fn admit(&self, _: &ForgeEntry) -> ((), Option<String>) {
+    async fn admit(&self, _: &ForgeEntry) -> ((), Option<String>) {
         ((), None)
     }
 

@@ -55,7 +55,7 @@ impl Sender for Notices {
 
     const OUTBOX: &'static str = "notices";
 
-    fn admit(&self, _: &NoticeEntry) -> ((), Option<String>) {
+    async fn admit(&self, _: &NoticeEntry) -> ((), Option<String>) {
         ((), None)
     }
 

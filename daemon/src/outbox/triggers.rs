@@ -98,8 +98,9 @@ impl Sender for Triggers {
 
     const OUTBOX: &'static str = "triggers";
 
-    fn admit(&self, entry: &OutboxEntry) -> (Self::Job, Option<String>) {
-        let trigger = self.store.trigger_of(&entry.project);
+    async fn admit(&self, entry: &OutboxEntry) -> (Self::Job, Option<String>) {
+        let project = entry.project.clone();
+        let trigger = self.store.quick(move |st| st.trigger_of(&project)).await;
         let host = host_key(entry, &trigger);
         (trigger, Some(host))
     }

@@ -31,7 +31,10 @@ pub trait Sender: Send + Sync + 'static {
     /// What sending `entry` needs, and the lane it goes in: entries of one lane take
     /// at most [`Limits::lane_share`] of the slots (a CI that does not answer holds
     /// its share and no more). `None`: no lane, only the outbox's concurrency.
-    fn admit(&self, entry: &Self::Entry) -> (Self::Job, Option<String>);
+    fn admit(
+        &self,
+        entry: &Self::Entry,
+    ) -> impl Future<Output = (Self::Job, Option<String>)> + Send;
 
     /// Tries `entry` once, lets `permit` go as soon as the far side has answered, and
     /// records the outcome. Answers the entry to schedule again, or `None` when it
@@ -88,7 +91,7 @@ pub async fn run<S: Sender>(
             let Some(entry) = schedule.pop_first() else {
                 break;
             };
-            let (job, lane) = sender.admit(&entry);
+            let (job, lane) = sender.admit(&entry).await;
             let entry = match &lane {
                 Some(lane) => match lanes.take(lane, entry) {
                     Some(entry) => entry,

@@ -24,13 +24,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use redb::{Database, TableDefinition};
-use tokio::sync::watch;
 
 use engine::{ReadTxn, WriteTxn};
-use postgres::pool::Pool;
 use postgres::role::Role;
 use postgres::tables::PgTxn;
-use postgres::PgError;
+use postgres::{PgEngine, PgError};
 
 use serde::Deserialize;
 
@@ -45,9 +43,22 @@ pub use write::WriteTx;
 pub const DATABASE_FILE: &str = "conjunction.redb";
 
 /// The database's settings (`[store]` in the config file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// A PostgreSQL connection string (no password in it): the store is then that
+    /// database, which several daemons may share; without one it is the redb file
+    /// in the data directory. See docs/operations.md.
+    pub url: Option<String>,
+    /// The file whose first line is PostgreSQL's password.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Certificates that sign the PostgreSQL server's, beside the web's; TLS is then
+    /// required.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// How long the writer's role lasts without renewal on PostgreSQL: how long the
+    /// other daemons wait for a writer that died before one of them takes over.
+    #[serde(rename = "lease_ms", deserialize_with = "lease")]
+    pub lease: std::time::Duration,
     /// Memory for redb's page cache, in bytes (`cache_mib` in the file). The cache
     /// grows to this size as pages are read and then stays; the daemon's resident
     /// memory is about this much plus what it serves. redb's own default is 1 GiB.
@@ -62,9 +73,34 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            url: None,
+            password_file: None,
+            ca_file: None,
+            lease: std::time::Duration::from_secs(5),
             cache_bytes: 64 << 20,
             quick_repair: false,
         }
+    }
+}
+
+fn lease<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let ms = u64::deserialize(d)?;
+    if !(300..=600_000).contains(&ms) {
+        return Err(serde::de::Error::custom(
+            "lease_ms must be between 300 (0.3 s) and 600000 (10 min)",
+        ));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+impl StoreConfig {
+    /// Where the PostgreSQL store is, when one is set.
+    pub fn postgres(&self) -> Option<postgres::PgConfig> {
+        Some(postgres::PgConfig {
+            url: self.url.clone()?,
+            password_file: self.password_file.clone(),
+            ca_file: self.ca_file.clone(),
+        })
     }
 }
 
@@ -244,24 +280,6 @@ enum Engine {
     Pg(Arc<PgEngine>),
 }
 
-/// The store on PostgreSQL: connections for readers, the writer's own session, and
-/// this daemon's role among those sharing the database.
-pub struct PgEngine {
-    readers: Arc<Pool>,
-    writer: Arc<Pool>,
-    role: watch::Receiver<Role>,
-}
-
-impl PgEngine {
-    pub fn new(readers: Arc<Pool>, writer: Arc<Pool>, role: watch::Receiver<Role>) -> Self {
-        Self {
-            readers,
-            writer,
-            role,
-        }
-    }
-}
-
 /// What the daemon reads from the store before it serves, read while the file is
 /// opened so that a damaged page met here is reported as a damaged file.
 pub struct Startup {
@@ -368,7 +386,7 @@ impl Store {
     pub(crate) fn begin_read(&self) -> Result<ReadTxn, StoreError> {
         Ok(match &self.engine {
             Engine::Redb(db) => ReadTxn::Redb(redb::ReadableDatabase::begin_read(&**db)?),
-            Engine::Pg(pg) => ReadTxn::Pg(PgTxn::snapshot(&pg.readers)?),
+            Engine::Pg(pg) => ReadTxn::Pg(PgTxn::snapshot(pg.readers())?),
         })
     }
 
@@ -378,7 +396,7 @@ impl Store {
         Ok(match &self.engine {
             Engine::Redb(db) => WriteTxn::Redb(db.begin_write()?),
             Engine::Pg(pg) => {
-                let fence = match &*pg.role.borrow() {
+                let fence = match &*pg.role().borrow() {
                     Role::Writer { fence } => *fence,
                     Role::Starting => return Err(StoreError::NotWriter("it is starting".into())),
                     Role::Follower { writer } => {
@@ -393,7 +411,7 @@ impl Store {
                         )))
                     }
                 };
-                WriteTxn::Pg(PgTxn::write(&pg.writer)?, fence)
+                WriteTxn::Pg(PgTxn::write(pg.writer())?, fence)
             }
         })
     }
@@ -456,6 +474,20 @@ impl Store {
                 Ok(panic) => StoreError::ReadPanicked(crate::health::panic_message(&*panic)),
                 Err(_) => StoreError::ReadCancelled,
             })?
+    }
+
+    /// A small read from async code (a point lookup): at once on redb, whose reads
+    /// take microseconds and never wait, and on the blocking pool on PostgreSQL,
+    /// whose reads wait for the server.
+    pub async fn quick<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.engine {
+            Engine::Redb(_) => query(self),
+            Engine::Pg(_) => self.read(query).await,
+        }
     }
 
     /// Whether the writer's commits record redb's allocator state, so that a start

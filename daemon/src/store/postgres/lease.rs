@@ -106,13 +106,16 @@ pub async fn holder(client: &Client) -> Result<Option<Holder>, PgError> {
 /// lease is ended by the server, so a paused writer's lock on the lease row goes
 /// when its lease would have.
 pub async fn writer_session(client: &Client, length: Duration) -> Result<(), PgError> {
-    client
-        .batch_execute(&format!(
-            "SET idle_in_transaction_session_timeout = {}",
-            millis(length).max(1)
-        ))
-        .await?;
+    client.batch_execute(&writer_session_sql(length)).await?;
     Ok(())
+}
+
+/// What [`writer_session`] runs.
+pub fn writer_session_sql(length: Duration) -> String {
+    format!(
+        "SET idle_in_transaction_session_timeout = {}",
+        millis(length).max(1)
+    )
 }
 
 /// The first statement of every write transaction: locks the lease row until the

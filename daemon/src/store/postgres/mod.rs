@@ -20,9 +20,79 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::Client;
 use tokio_rustls::rustls;
+
+/// Connections the store's readers share at most.
+const READERS: usize = 16;
+
+/// The store on PostgreSQL: connections for readers, the writer's own session, and
+/// this daemon's role among those sharing the database.
+pub struct PgEngine {
+    readers: Arc<pool::Pool>,
+    writer: Arc<pool::Pool>,
+    role: watch::Receiver<role::Role>,
+}
+
+impl PgEngine {
+    pub(crate) fn readers(&self) -> &Arc<pool::Pool> {
+        &self.readers
+    }
+
+    pub(crate) fn writer(&self) -> &Arc<pool::Pool> {
+        &self.writer
+    }
+
+    /// This daemon's role, as its keeper last knew it.
+    pub fn role(&self) -> &watch::Receiver<role::Role> {
+        &self.role
+    }
+}
+
+/// Opens the store on PostgreSQL for a daemon: brings the schema to this daemon's
+/// step, starts keeping its role (`me`), and waits until it knows the role. From a
+/// thread that may block; the connections are driven on `runtime`.
+pub fn open(config: &PgConfig, me: role::Candidate, runtime: Handle) -> Result<PgEngine, PgError> {
+    let length = me.length;
+    let mut role = runtime.block_on(async {
+        let mut client = connect(config).await?;
+        let done = migrate(&mut client).await?;
+        if done.from != done.to {
+            tracing::info!(
+                from = done.from,
+                to = done.to,
+                "migrated the PostgreSQL schema"
+            );
+        }
+        Ok::<_, PgError>(role::keep(config.clone(), me).0)
+    })?;
+    let known = runtime.block_on(async {
+        // The first answer comes after one round of the lease's statements.
+        tokio::time::timeout(length * 2, role.wait_for(|r| *r != role::Role::Starting))
+            .await
+            .map(|r| r.map(|r| r.clone()))
+    });
+    match known {
+        Ok(Ok(role::Role::Unreachable { why })) => return Err(PgError::Db(why)),
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => {
+            return Err(PgError::Db(format!(
+                "this daemon's role was not known within {length:?} of connecting"
+            )))
+        }
+    }
+    let readers = pool::Pool::new(config.clone(), runtime.clone(), READERS, None);
+    let session = lease::writer_session_sql(length);
+    let writer = pool::Pool::new(config.clone(), runtime, 1, Some(session));
+    Ok(PgEngine {
+        readers: Arc::new(readers),
+        writer: Arc::new(writer),
+        role,
+    })
+}
 
 /// Where the database is.
 #[derive(Debug, Clone, PartialEq, Eq)]
