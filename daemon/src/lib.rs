@@ -59,7 +59,6 @@ pub use systemd::{passed_socket, stderr_is_journal, Passed};
 pub use writer::Clock;
 
 use crate::auth::OperatorTokens;
-use crate::planner::Graph;
 use crate::shutdown::{Shutdown, Stopper};
 pub use crate::store::{Store, StoreError};
 
@@ -297,13 +296,13 @@ fn read_disk(
     })
 }
 
-/// This daemon among those sharing a database: its host, the port it serves on and
-/// its process, which no other running daemon has all of.
+/// This daemon among those sharing a database: its host and the port it serves on,
+/// which no other running daemon has both of, and which it has again when restarted.
 fn daemon_name(address: std::net::SocketAddr) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}/{}", address.port(), std::process::id())
+    format!("{host}:{}", address.port())
 }
 
 /// What the daemon has before it starts its workers.
@@ -334,12 +333,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         startup,
         ..
     } = disk;
-    let mut graph = Graph::new();
-    for p in &startup.projects {
-        let ecosystem = p.package.as_ref().map(|p| p.ecosystem);
-        graph.register(&p.id, &p.depends_on, p.trigger.is_some(), ecosystem);
-        graph.set_package(&p.id, p.package.as_ref());
-    }
+    let graph = writer::graph_of(&startup.projects);
     let shared_graph = Arc::new(RwLock::new(Arc::new(graph.clone())));
     let address = s.address;
     let public_url = settings.public_url(address);
@@ -505,12 +499,46 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
             )),
         ));
     }
+    if let Some(role) = state.store.role() {
+        tasks.push((
+            "writer's role",
+            tokio::spawn(take_up_the_role(
+                role,
+                state.writer.clone(),
+                state.shutdown.clone(),
+            )),
+        ));
+    }
     Ok(Running {
         state,
         writer_thread,
         writer_gone,
         tasks,
     })
+}
+
+/// On PostgreSQL: when this daemon takes the writer's role, wakes the writer, which
+/// then reads what the last writer left and carries on with it, before any request
+/// comes.
+async fn take_up_the_role(
+    mut role: tokio::sync::watch::Receiver<store::postgres::role::Role>,
+    writer: writer::WriterHandle,
+    mut stop: Shutdown,
+) {
+    loop {
+        if matches!(
+            *role.borrow_and_update(),
+            store::postgres::role::Role::Writer { .. }
+        ) {
+            if let Err(e) = writer.ping().await {
+                tracing::warn!(error = %e, "the writer did not take up its role");
+            }
+        }
+        tokio::select! {
+            changed = role.changed() => if changed.is_err() { return },
+            () = stop.requested() => return,
+        }
+    }
 }
 
 /// What `systemctl status` shows: "serving 42 projects on 127.0.0.1:7431; 3 triggers

@@ -199,9 +199,11 @@ impl Reconciler {
         projects: &mut HashMap<ProjectId, Option<StoredProject>>,
     ) -> Result<(), String> {
         if !projects.contains_key(&w.project) {
+            let wanted = w.project.clone();
             let read = self
                 .store
-                .stored_project(&w.project)
+                .quick(move |st| st.stored_project(&wanted))
+                .await
                 .map_err(|e| e.to_string())?;
             projects.insert(w.project.clone(), read);
         }
@@ -223,9 +225,11 @@ impl Reconciler {
             .trigger
             .as_ref()
             .ok_or("the project has no trigger any more")?;
+        let build = w.build;
         let node = self
             .store
-            .node(w.build)
+            .quick(move |st| st.node(build))
+            .await
             .map_err(|e| e.to_string())?
             .ok_or("the build is gone")?;
         let Some(run) = node.run.as_ref().filter(|_| node.attempt == w.attempt) else {

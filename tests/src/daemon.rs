@@ -64,6 +64,9 @@ impl TestDaemon {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         config.operator_tokens = vec![OPERATOR_TOKEN.into()];
+        if config.store.url.is_none() {
+            config.store.url = crate::postgres::store_url_for(&config.data_dir);
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             conjunction_daemon::serve(config, listener, async move {
@@ -306,6 +309,7 @@ impl DaemonProcess {
     ) -> Self {
         let config_path = data_dir.join("test-conjunctiond.toml");
         std::fs::create_dir_all(data_dir).expect("data directory");
+        let config_toml = crate::postgres::with_test_store(config_toml, data_dir);
         std::fs::write(&config_path, config_toml).expect("config file");
         let mut command = tokio::process::Command::new(binaries().join("conjunctiond"));
         if let Some(n) = open_files {

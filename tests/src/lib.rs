@@ -13,6 +13,16 @@ pub mod tmux;
 use std::future::Future;
 use std::time::Duration;
 
+/// Whether to skip a test about the redb file itself (`what` it checks: damaged
+/// pages, say), because the harness runs the daemons on PostgreSQL; says so.
+pub fn redb_only(what: &str) -> bool {
+    let skip = postgres::daemons_on_postgres();
+    if skip {
+        eprintln!("skipped on PostgreSQL: this test is about the redb file itself ({what})");
+    }
+    skip
+}
+
 /// Polls `check` until it gives a value or `within` passes; the panic names `what`.
 pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
 where

@@ -235,3 +235,105 @@ impl Drop for Cluster {
             .output();
     }
 }
+
+/// The environment variable that runs the daemons the harness starts on PostgreSQL:
+/// `CONJUNCTION_TEST_STORE=postgres` (`.ci/run` runs the end-to-end suite once so).
+pub const STORE_VARIABLE: &str = "CONJUNCTION_TEST_STORE";
+
+/// Whether the harness runs the daemons it starts on PostgreSQL.
+pub fn daemons_on_postgres() -> bool {
+    match std::env::var(STORE_VARIABLE).as_deref() {
+        Ok("postgres") => true,
+        Ok("redb") | Err(_) => false,
+        Ok(other) => panic!("{STORE_VARIABLE}={other}: say postgres or redb"),
+    }
+}
+
+/// One cluster for every daemon of this test process, and the databases made in it.
+struct Shared {
+    cluster: Cluster,
+    made: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+static SHARED: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+
+/// Stops the shared cluster when the test process exits (statics are never
+/// dropped, and a server left running would outlive every test run).
+extern "C" fn stop_shared() {
+    if let Some(shared) = SHARED.get() {
+        let data = shared.cluster.dir.path().join("data");
+        let _ = server_program(&shared.cluster.bin, "pg_ctl")
+            .args(["-D"])
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(shared.cluster.dir.path());
+    }
+}
+
+/// The store a daemon the harness starts on `data_dir` gets, when it is to run on
+/// PostgreSQL: a database of its own in the process's shared cluster, the same one
+/// each time the daemon is started on that directory (a restart finds its data).
+pub fn store_url_for(data_dir: &Path) -> Option<String> {
+    if !daemons_on_postgres() {
+        return None;
+    }
+    let shared = SHARED.get_or_init(|| {
+        let cluster = Cluster::start().unwrap_or_else(|| {
+            panic!("{STORE_VARIABLE}=postgres, and PostgreSQL's server is not installed")
+        });
+        // SAFETY: `stop_shared` is an `extern "C" fn` that touches only the static.
+        unsafe { libc::atexit(stop_shared) };
+        Shared {
+            cluster,
+            made: std::sync::Mutex::default(),
+        }
+    });
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    let name = format!("daemon_{:016x}", h.finish());
+    let mut made = shared.made.lock().unwrap_or_else(|p| p.into_inner());
+    if made.insert(name.clone()) {
+        Some(shared.cluster.database(&name))
+    } else {
+        Some(shared.cluster.url(&name))
+    }
+}
+
+/// `config_toml` with the store [`store_url_for`] gives `data_dir`, if any.
+pub fn with_test_store(config_toml: &str, data_dir: &Path) -> String {
+    let Some(url) = store_url_for(data_dir) else {
+        return config_toml.to_owned();
+    };
+    let line = format!("url = {}\n", toml_string(&url));
+    match config_toml.find("[store]\n") {
+        Some(at) => {
+            let after = at + "[store]\n".len();
+            format!("{}{line}{}", &config_toml[..after], &config_toml[after..])
+        }
+        None => format!("{config_toml}\n[store]\n{line}"),
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Every key and value the store of the daemon on `data_dir` holds, one after
+/// another: the redb file's bytes, or the rows of its PostgreSQL database. For
+/// tests that look for what must never be stored.
+pub fn stored_bytes(data_dir: &Path) -> Vec<u8> {
+    let Some(url) = store_url_for(data_dir) else {
+        return std::fs::read(data_dir.join("conjunction.redb")).expect("the database file");
+    };
+    let shared = SHARED.get().expect("the shared cluster");
+    let name = url.rsplit("dbname=").next().unwrap_or_default().to_owned();
+    let hex = shared.cluster.psql(
+        &name,
+        "SELECT coalesce(string_agg(encode(key, 'hex') || encode(value, 'hex'), ''), '') FROM store_rows",
+    );
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}

@@ -120,6 +120,7 @@ impl From<WriteError> for ApiError {
                     .collect(),
             ),
             WriteError::Storage => storage_error(),
+            WriteError::NotWriter => not_writer(),
             WriteError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
@@ -185,8 +186,25 @@ impl From<ValidationError> for ApiError {
     }
 }
 
+/// A write this daemon cannot make now, on a PostgreSQL store another daemon (or
+/// none, during a takeover) writes to: nothing was changed, and trying again shortly
+/// reaches the writer.
+fn not_writer() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_writer",
+        "this daemon cannot write to the shared database just now (the writer's role is changing hands); nothing was changed: try again in a few seconds",
+    )
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.not_writer() {
+            return not_writer();
+        }
+        if let StoreError::RedbOnly(_) = e {
+            return ApiError::new(StatusCode::CONFLICT, "not_on_postgres", e.to_string());
+        }
         tracing::error!(error = %e, "storage failure");
         storage_error()
     }

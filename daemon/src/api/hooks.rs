@@ -43,9 +43,11 @@ pub(super) async fn post(
         )
     })?;
     let id = project_id(&project)?;
+    let wanted = id.clone();
     let stored = s
         .store
-        .stored_project(&id)?
+        .quick(move |st| st.stored_project(&wanted))
+        .await?
         .ok_or_else(|| ApiError::from(Refusal::UnknownProject(id.clone())))?;
     let Some(source) = stored.source else {
         return Err(ApiError::not_found(

@@ -27,10 +27,16 @@ pub(super) async fn get(
         super::extract::must_operate(&caller, "reading /metrics")?;
     }
     let m = &s.metrics;
-    let (events, open) = s.store.read(|store| store.sizes()).await?;
+    let file = s.database_path.clone();
+    let (events, open, bytes) = s
+        .store
+        .read(move |store| {
+            let (events, open) = store.sizes()?;
+            Ok((events, open, store.bytes(&file)?))
+        })
+        .await?;
     m.event_log_events.set(events as i64);
     m.cascades_in_progress.set(open as i64);
-    let bytes = std::fs::metadata(&s.database_path).map_or(0, |f| f.len());
     m.database_bytes.set(bytes as i64);
     m.feed_clients
         .set(s.feed_room.connected(s.feed_limit) as i64);

@@ -25,9 +25,11 @@ pub(super) async fn test(
 ) -> Result<Response, ApiError> {
     let id = project_id(&id)?;
     must_manage(&caller, &id, &format!("testing {id}'s notify rules"))?;
+    let wanted = id.clone();
     let project = s
         .store
-        .stored_project(&id)?
+        .quick(move |st| st.stored_project(&wanted))
+        .await?
         .ok_or_else(|| ApiError::from(Refusal::UnknownProject(id.clone())))?;
     let side = Side {
         project: &project.id,

@@ -22,9 +22,11 @@ async fn identify(
     report: &Report,
 ) -> Result<crate::oidc::Identified, ApiError> {
     use crate::oidc::Refused;
+    let wanted = report.project.clone();
     let project = s
         .store
-        .stored_project(&report.project)?
+        .quick(move |st| st.stored_project(&wanted))
+        .await?
         .ok_or_else(|| ApiError::from(Refusal::UnknownProject(report.project.clone())))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

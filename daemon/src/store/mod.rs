@@ -213,7 +213,12 @@ pub enum StoreError {
     Pg(#[from] PgError),
     #[error("this daemon does not hold the writer's role ({0}); the write was not made")]
     NotWriter(String),
-    #[error("{0} works on the redb file; on PostgreSQL use the database's own tools")]
+    #[error(
+        "{0} works on a redb store, and this daemon's store is PostgreSQL, whose own tools \
+         do it: pg_dump for a copy, pg_basebackup with WAL archiving for any point in time, \
+         a synchronous standby to lose nothing when the database's machine fails \
+         (docs/operations.md)"
+    )]
     RedbOnly(&'static str),
     #[error("a database read was cancelled during shutdown")]
     ReadCancelled,
@@ -241,6 +246,17 @@ pub enum StoreError {
         .0.display()
     )]
     InUse(std::path::PathBuf),
+}
+
+impl StoreError {
+    /// Whether the error says this daemon may not write now (another daemon holds
+    /// the writer's role, or this one just lost it): the client may try again.
+    pub fn not_writer(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NotWriter(_) | StoreError::Pg(PgError::LeaseLost { .. })
+        )
+    }
 }
 
 impl From<redb::Error> for StoreError {
@@ -414,6 +430,43 @@ impl Store {
                 WriteTxn::Pg(PgTxn::write(pg.writer())?, fence)
             }
         })
+    }
+
+    /// How large the database is, in bytes: the redb file at `file`, or the
+    /// PostgreSQL database (`pg_database_size`). Blocking on PostgreSQL.
+    pub fn bytes(&self, file: &Path) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(std::fs::metadata(file).map_or(0, |f| f.len())),
+            Engine::Pg(pg) => {
+                let conn = pg.readers().get()?;
+                let row = conn
+                    .block_on(
+                        conn.client()
+                            .query_one("SELECT pg_database_size(current_database())", &[]),
+                    )
+                    .map_err(PgError::from)?;
+                Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+            }
+        }
+    }
+
+    /// On PostgreSQL, the fence of the writer's role while this daemon holds it.
+    pub fn writer_fence(&self) -> Option<i64> {
+        match &self.engine {
+            Engine::Redb(_) => None,
+            Engine::Pg(pg) => match &*pg.role().borrow() {
+                Role::Writer { fence } => Some(*fence),
+                _ => None,
+            },
+        }
+    }
+
+    /// This daemon's role among those sharing a PostgreSQL store (none on redb).
+    pub fn role(&self) -> Option<tokio::sync::watch::Receiver<Role>> {
+        match &self.engine {
+            Engine::Redb(_) => None,
+            Engine::Pg(pg) => Some(pg.role().clone()),
+        }
     }
 
     /// Whether the store is PostgreSQL (reads then block, and go through

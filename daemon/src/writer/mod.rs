@@ -72,6 +72,9 @@ pub enum WriteError {
     RefusedEntries(Vec<EntryRefusal>),
     #[error("the database could not be written")]
     Storage,
+    /// On PostgreSQL: this daemon does not hold the writer's role now.
+    #[error("this daemon does not hold the writer's role now")]
+    NotWriter,
     #[error("the daemon is shutting down")]
     Unavailable,
 }
@@ -433,9 +436,12 @@ pub fn spawn(
 ) -> std::io::Result<(WriterHandle, WriterThread, oneshot::Receiver<()>)> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let (end_tx, gone) = oneshot::channel::<()>();
+    // What the daemon read at start is current for the role it has now.
+    let fence = wiring.store.writer_fence();
     let writer = Writer {
         w: wiring,
         ulids: ulid::Generator::new(),
+        fence,
     };
     let thread = std::thread::Builder::new()
         .name("conjunction-writer".into())
@@ -450,6 +456,19 @@ pub fn spawn(
 struct Writer {
     w: Wiring,
     ulids: ulid::Generator,
+    /// On PostgreSQL, the fence of the writer's role this thread last wrote under.
+    fence: Option<i64>,
+}
+
+/// The planner's graph of `projects`, as the store holds them.
+pub(crate) fn graph_of(projects: &[crate::store::StoredProject]) -> Graph {
+    let mut graph = Graph::new();
+    for p in projects {
+        let ecosystem = p.package.as_ref().map(|p| p.ecosystem);
+        graph.register(&p.id, &p.depends_on, p.trigger.is_some(), ecosystem);
+        graph.set_package(&p.id, p.package.as_ref());
+    }
+    graph
 }
 
 /// Sends a command's answer once the batch's fate is known.
@@ -510,11 +529,49 @@ impl Writer {
     /// Applies and commits one batch and answers it. An error of the store itself
     /// (redb's) is a [`Fault`], returned with the answers still to send; a record that
     /// cannot be read fails only this batch.
+    /// On PostgreSQL, when this daemon has taken the writer's role since its last
+    /// batch (from a daemon that died or stepped down): what another writer
+    /// committed meanwhile is what it goes on from, so the planner's graph is read
+    /// again, the nodes left to decide are taken up, and the outboxes are given
+    /// what is queued (an entry already waiting there is not doubled).
+    fn take_over(&mut self) -> Result<(), StoreError> {
+        let Some(fence) = self.w.store.writer_fence() else {
+            return Ok(());
+        };
+        if self.fence == Some(fence) {
+            return Ok(());
+        }
+        let graph = graph_of(&self.w.store.stored_projects()?);
+        self.w.backlog = self.w.store.has_ready()?;
+        {
+            let mut shared = self.w.shared.write().unwrap_or_else(|p| p.into_inner());
+            *shared = Arc::new(graph.clone());
+        }
+        self.w.graph = graph;
+        for entry in self.w.store.outbox()? {
+            let _ = self.w.dispatch.send(entry);
+        }
+        for entry in self.w.store.notices()? {
+            let _ = self.w.notify.send(entry);
+        }
+        for entry in self.w.store.forges()? {
+            let _ = self.w.forge.send(entry);
+        }
+        self.fence = Some(fence);
+        tracing::info!(fence, "this daemon writes now");
+        Ok(())
+    }
+
     fn commit_batch(
         &mut self,
         batch: Vec<Command>,
         answers: &mut Vec<Answer>,
     ) -> Result<(), Fault> {
+        if let Err(e) = self.take_over() {
+            // Not the writer (yet), or the database is away: the batch below fails
+            // with the reason, and the next one tries again.
+            tracing::debug!(error = %e, "not taking over the writer's role yet");
+        }
         let started = std::time::Instant::now();
         let size = batch.len();
         let mut commit_time = std::time::Duration::ZERO;
@@ -582,7 +639,13 @@ impl Writer {
             }
             Err(StoreError::Db(e)) => Err(Fault::Storage(e.to_string())),
             Err(e) => {
-                tracing::error!(error = %e, "a batch of changes could not be committed; none of it took effect");
+                let failure = if e.not_writer() {
+                    tracing::warn!(error = %e, "a batch of changes was not committed: this daemon does not write now");
+                    WriteError::NotWriter
+                } else {
+                    tracing::error!(error = %e, "a batch of changes could not be committed; none of it took effect");
+                    WriteError::Storage
+                };
                 // Nodes left to decide are still in the store; the next command's batch
                 // finds them, rather than this loop retrying a failing store at once.
                 self.w.backlog = false;
@@ -591,7 +654,7 @@ impl Writer {
                 self.w.graph = Graph::clone(&committed);
                 drop(committed);
                 for a in answers.drain(..) {
-                    a(Some(&WriteError::Storage));
+                    a(Some(&failure));
                 }
                 Ok(())
             }

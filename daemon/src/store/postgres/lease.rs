@@ -34,8 +34,11 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Takes the role for `holder` (reached at `address`) for `length`, if nobody has
-/// it or its lease has ended; answers the fence number of this holding. Waits while
-/// the holder's write transaction is open.
+/// it, its lease has ended, or `holder` had it: a daemon restarted where it ran (the
+/// same host and port, which no other running daemon can have) need not wait out
+/// the lease its killed self held, and the new fence still shuts that self out.
+/// Answers the fence number of this holding. Waits while the holder's write
+/// transaction is open.
 pub async fn acquire(
     client: &Client,
     holder: &str,
@@ -49,7 +52,7 @@ pub async fn acquire(
              ON CONFLICT (id) DO UPDATE
                  SET holder = EXCLUDED.holder, address = EXCLUDED.address,
                      fence = writer_lease.fence + 1, expires_at = EXCLUDED.expires_at
-                 WHERE writer_lease.expires_at <= now()
+                 WHERE writer_lease.expires_at <= now() OR writer_lease.holder = EXCLUDED.holder
              RETURNING fence",
             &[&holder, &address, &millis(length)],
         )

@@ -23,6 +23,11 @@ use crate::store::keys::Sorted;
 
 /// Rows a range reads from the server at a time.
 const PAGE: i64 = 256;
+/// Rows a point read takes from the server: the key's and those after it, kept for
+/// the reads that follow. The writer reads an event's members one position after
+/// another and its nodes by ids that an event's builds share the front of, so one
+/// round trip serves many reads.
+const AHEAD: i64 = 32;
 /// Rows one statement of a commit sends.
 const FLUSH: usize = 4_096;
 
@@ -96,12 +101,21 @@ impl PgTxn {
         if let Some(slot) = self.rows.borrow().get(&at) {
             return Ok(slot.value());
         }
-        let found = self.conn.block_on(self.conn.client().query_opt(
-            "SELECT value FROM store_rows WHERE tbl = $1 AND key = $2",
-            &[&at.0, &at.1],
+        let ahead = self.conn.block_on(self.conn.client().query(
+            "SELECT key, value FROM store_rows WHERE tbl = $1 AND key >= $2 ORDER BY key LIMIT $3",
+            &[&at.0, &at.1, &AHEAD],
         ))?;
-        let value: Option<Vec<u8>> = found.map(|r| r.get(0));
-        self.rows.borrow_mut().insert(at, Slot::Read(value.clone()));
+        let mut rows = self.rows.borrow_mut();
+        let mut value = None;
+        for row in ahead {
+            let (key, found): (Vec<u8>, Vec<u8>) = (row.get(0), row.get(1));
+            if key == at.1 {
+                value = Some(found.clone());
+            }
+            // What this transaction wrote stays as it wrote it.
+            rows.entry((at.0, key)).or_insert(Slot::Read(Some(found)));
+        }
+        rows.entry(at).or_insert(Slot::Read(value.clone()));
         Ok(value)
     }
 
