@@ -87,6 +87,8 @@ pub struct Health {
     /// When the writer last committed its pulse (or the daemon began to serve), in
     /// milliseconds since the epoch.
     pulse: Arc<AtomicU64>,
+    /// On PostgreSQL: another daemon writes, and this one follows.
+    following: Arc<std::sync::atomic::AtomicBool>,
     stall_after: Duration,
 }
 
@@ -102,6 +104,7 @@ impl Health {
             fault: Arc::default(),
             phase: Arc::new(AtomicU8::new(Phase::Starting as u8)),
             pulse: Arc::default(),
+            following: Arc::default(),
             stall_after,
         }
     }
@@ -157,6 +160,15 @@ impl Health {
                 }
             }
         }
+    }
+
+    /// Whether this daemon follows another that writes (PostgreSQL).
+    pub fn following(&self, yes: bool) {
+        self.following.store(yes, Ordering::SeqCst);
+    }
+
+    pub fn is_following(&self) -> bool {
+        self.following.load(Ordering::SeqCst)
     }
 
     /// How long without a pulse makes the writer stalled.

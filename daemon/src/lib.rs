@@ -599,19 +599,31 @@ async fn supervise(
         }
         // A stuck writer answers nothing; the pulse waits only until the next tick so
         // the status line and the health check carry on.
-        match tokio::time::timeout(tick, state.writer.ping()).await {
-            Ok(Ok(())) => {
-                state
-                    .health
-                    .pulsed(conjunction_protocol::Timestamp::from_system_time(
-                        std::time::SystemTime::now(),
-                    ));
-                if watchdog.is_some() {
-                    service.watchdog();
-                }
+        // On PostgreSQL a daemon another writes for is as alive as its reads and its
+        // lease's round: the keeper of its role last read the lease.
+        let following = state.store.following();
+        state.health.following(following);
+        let alive = match tokio::time::timeout(tick, state.writer.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(writer::WriteError::NotWriter)) if following => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the writer did not answer its pulse");
+                false
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "the writer did not answer its pulse"),
-            Err(_) => tracing::debug!("the writer did not commit its pulse within a tick"),
+            Err(_) => {
+                tracing::debug!("the writer did not commit its pulse within a tick");
+                false
+            }
+        };
+        if alive {
+            state
+                .health
+                .pulsed(conjunction_protocol::Timestamp::from_system_time(
+                    std::time::SystemTime::now(),
+                ));
+            if watchdog.is_some() {
+                service.watchdog();
+            }
         }
         let line = status_line(&state, address).await;
         if line != said || said_at.elapsed() >= STATUS_EVERY {

@@ -140,10 +140,20 @@ fn main() -> anyhow::Result<()> {
             };
             return backup(&url, &token, to);
         }
+        Some(Command::Restore { from }) if settings.store.url.is_some() => {
+            anyhow::bail!(
+                "this daemon's store is PostgreSQL ([store] url): restore it with the database's own tools (pg_restore of a pg_dump, or a base backup); `restore` puts a redb backup in place (docs/operations.md)"
+            )
+        }
         Some(Command::Restore { from }) => return restore(from, &settings.data_dir),
         _ => {}
     }
 
+    if args.check_database && settings.store.url.is_some() {
+        anyhow::bail!(
+            "this daemon's store is PostgreSQL ([store] url): --check-database verifies a redb file; PostgreSQL checks its own pages (data checksums, amcheck)"
+        );
+    }
     if args.check_database {
         let path = settings.database_path();
         let size = conjunction_daemon::Store::check(&path)?;

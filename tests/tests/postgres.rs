@@ -717,3 +717,127 @@ async fn one_daemon_is_the_writer_and_another_takes_over_when_it_dies() {
     .unwrap();
     assert_eq!(taken, Role::Writer { fence: fence + 1 });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_follows_serves_reads_refuses_writes_retryably_and_takes_over() {
+    use conjunction_protocol::{ProjectId, ProjectSpec};
+    use conjunction_tests::daemon::TestDaemon;
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("two");
+    let on_pg = |s: &mut conjunction_daemon::Settings| {
+        s.store.url = Some(url.clone());
+        s.store.lease = std::time::Duration::from_millis(1_000);
+    };
+    let first = TestDaemon::start_adjusted(on_pg).await;
+    let lib = ProjectId::parse("acme/lib").unwrap();
+    let spec = ProjectSpec {
+        name: "Lib".into(),
+        ..Default::default()
+    };
+    assert_eq!(first.api.put_project(&lib, &spec).await.unwrap().0, 201);
+    assert_eq!(first.api.health().await.unwrap()["writer"], "ok");
+
+    let second = TestDaemon::start_adjusted(on_pg).await;
+    // Healthy, and saying what it is, while the first writes.
+    let health = conjunction_tests::eventually(
+        "the second daemon to serve as a follower",
+        std::time::Duration::from_secs(10),
+        || async {
+            second
+                .api
+                .health()
+                .await
+                .ok()
+                .filter(|h| h["writer"] == "follower")
+        },
+    )
+    .await;
+    assert_eq!(health["status"], "ok");
+    // It reads what the first wrote.
+    let listed = second.api.projects().await.unwrap();
+    let ids: Vec<&ProjectId> = listed.iter().map(|p| &p.id).collect();
+    assert_eq!(ids, [&lib]);
+    // A write it cannot make is refused as one to try again, and changes nothing.
+    let app = ProjectId::parse("acme/app").unwrap();
+    let refused = second
+        .api
+        .raw(
+            reqwest::Method::PUT,
+            "/v1/projects/acme%2Fapp",
+            Some(conjunction_tests::daemon::OPERATOR_TOKEN),
+            Some(serde_json::to_vec(&spec).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.json());
+    assert_eq!(refused.json()["error"], "not_writer");
+    assert_eq!(first.api.projects().await.unwrap().len(), 1);
+    // Backups are the database's own.
+    let backup = first
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/backup",
+            Some(conjunction_tests::daemon::OPERATOR_TOKEN),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(backup.status, 409);
+    assert_eq!(backup.json()["error"], "not_on_postgres");
+    assert!(
+        backup.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("pg_dump"),
+        "{}",
+        backup.json()
+    );
+
+    // The first stops (and gives the role up): the second takes it and writes.
+    first.stop().await;
+    conjunction_tests::eventually(
+        "the second daemon to take the writer's role",
+        std::time::Duration::from_secs(10),
+        || async {
+            second
+                .api
+                .health()
+                .await
+                .ok()
+                .filter(|h| h["writer"] == "ok")
+        },
+    )
+    .await;
+    assert_eq!(second.api.put_project(&app, &spec).await.unwrap().0, 201);
+    assert_eq!(second.api.projects().await.unwrap().len(), 2);
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_daemon_refuses_a_database_whose_schema_is_newer_than_it_knows() {
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("newer");
+    let mut client = connect(&config(url.clone())).await.unwrap();
+    migrate(&mut client).await.unwrap();
+    pg.psql("newer", "INSERT INTO conjunction_schema (step) VALUES (99)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = conjunction_daemon::Settings::new(dir.path());
+    settings.store.url = Some(url);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = conjunction_daemon::serve(settings, listener, std::future::pending())
+        .await
+        .unwrap_err();
+    // As the binary prints it: the error and its causes.
+    let mut said = refused.to_string();
+    let mut cause = std::error::Error::source(&refused);
+    while let Some(c) = cause {
+        said.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    assert!(
+        said.contains("step 99") && said.contains("run the newer daemon"),
+        "{said}"
+    );
+    assert_eq!(pg.psql("newer", "SELECT count(*) FROM store_rows"), "0");
+}

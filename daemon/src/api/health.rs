@@ -2,7 +2,9 @@
 //! balancers and orchestrators. They answer from the moment the daemon listens, also
 //! while it opens its database.
 //!
-//! - `/healthz` is the daemon's health: `200` while it serves and its writer commits;
+//! - `/healthz` is the daemon's health: `200` while it serves and its writer commits
+//!   (or, on PostgreSQL, while another daemon writes and this one reads and keeps up
+//!   with the lease: `"writer":"follower"`);
 //!   `503` while it starts, when the writer has stopped on a fault or committed no
 //!   pulse within `[health] stall_ms` (`"writer":"stalled"`), and while it stops.
 //! - `/readyz` is whether to send it work: `200` only while it serves, `503`
@@ -37,6 +39,12 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 async fn healthz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     let unavailable = StatusCode::SERVICE_UNAVAILABLE;
     let (status, body) = match health.condition(now()) {
+        // A follower (PostgreSQL, another daemon writes) serves reads, the feed and
+        // badges, and is as healthy as its reads and its lease's round.
+        Condition::Serving if health.is_following() => (
+            StatusCode::OK,
+            json!({"status": "ok", "writer": "follower", "version": VERSION}),
+        ),
         Condition::Serving => (
             StatusCode::OK,
             json!({"status": "ok", "writer": "ok", "version": VERSION}),

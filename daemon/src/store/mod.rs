@@ -461,6 +461,15 @@ impl Store {
         }
     }
 
+    /// On PostgreSQL, whether another daemon holds the writer's role (or nobody, for
+    /// the moment) and this one could read the lease on its last round.
+    pub fn following(&self) -> bool {
+        match &self.engine {
+            Engine::Redb(_) => false,
+            Engine::Pg(pg) => matches!(&*pg.role().borrow(), Role::Follower { .. }),
+        }
+    }
+
     /// This daemon's role among those sharing a PostgreSQL store (none on redb).
     pub fn role(&self) -> Option<tokio::sync::watch::Receiver<Role>> {
         match &self.engine {

@@ -574,6 +574,9 @@ impl Writer {
         }
         let started = std::time::Instant::now();
         let size = batch.len();
+        // What is not taken when the batch fails (it failed before the command was
+        // reached, as when this daemon may not write) is answered with the failure.
+        let mut batch = batch.into_iter();
         let mut commit_time = std::time::Duration::ZERO;
         let result = (|| -> Result<Committed, StoreError> {
             let mut txn = self.w.store.begin_write()?;
@@ -588,7 +591,7 @@ impl Writer {
                     self.w.email_default,
                     &mut self.ulids,
                 );
-                for command in batch {
+                for command in batch.by_ref() {
                     answers.push(execute(&mut work, command)?);
                 }
                 if self.w.backlog {
@@ -656,10 +659,43 @@ impl Writer {
                 for a in answers.drain(..) {
                     a(Some(&failure));
                 }
+                for command in batch {
+                    refuse(command, &failure);
+                }
                 Ok(())
             }
         }
     }
+}
+
+/// Answers a command that was not applied with why.
+fn refuse(command: Command, failure: &WriteError) {
+    macro_rules! refuse {
+        ($($variant:ident),* $(,)?) => {
+            match command {
+                $(Command::$variant { reply, .. } => {
+                    let _ = reply.send(Err(failure.clone()));
+                })*
+            }
+        };
+    }
+    refuse!(
+        ApplyProjects,
+        DeleteProject,
+        RotateReportToken,
+        Report,
+        Rebuild,
+        Delivery,
+        News,
+        Notice,
+        Forge,
+        CloseChange,
+        Ping,
+        IssueToken,
+        RevokeToken,
+        TokensUsed,
+        Prune,
+    );
 }
 
 /// Applies one command; the inner result is the answer the command gets if the batch
