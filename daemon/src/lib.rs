@@ -405,6 +405,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
             triggers,
             settings.dispatch.limits(),
             metrics.clone(),
+            store.clone(),
             pending,
             dispatch_rx,
             stop_rx.clone(),
@@ -430,6 +431,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
             notices,
             notice_limits,
             metrics.clone(),
+            store.clone(),
             startup.notices,
             notify_rx,
             stop_rx.clone(),
@@ -456,6 +458,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
             forges,
             outbox::forges::Forges::limits(&settings.forge),
             metrics.clone(),
+            store.clone(),
             startup.forges,
             forge_rx,
             stop_rx.clone(),
@@ -487,6 +490,7 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         id_tokens: Arc::new(id_tokens(settings, &public_url)?),
         revoked: tokio::sync::broadcast::channel(64).0,
         channels,
+        forward: client_for_forwarding()?,
     };
     if settings.retention.enabled {
         tasks.push((
@@ -515,6 +519,17 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         writer_gone,
         tasks,
     })
+}
+
+/// The client a follower forwards writes with: the writer is another daemon of the
+/// same service, so the request's own time bounds are the writer's to keep; this
+/// only stops waiting for a writer that went away.
+fn client_for_forwarding() -> Result<reqwest::Client, ServeError> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(ServeError::Client)
 }
 
 /// On PostgreSQL: when this daemon takes the writer's role, wakes the writer, which

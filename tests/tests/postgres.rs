@@ -719,7 +719,7 @@ async fn one_daemon_is_the_writer_and_another_takes_over_when_it_dies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_daemon_follows_serves_reads_refuses_writes_retryably_and_takes_over() {
+async fn a_second_daemon_follows_serves_reads_forwards_writes_to_the_writer_and_takes_over() {
     use conjunction_protocol::{ProjectId, ProjectSpec};
     use conjunction_tests::daemon::TestDaemon;
     let Some(pg) = Cluster::start() else { return };
@@ -757,21 +757,51 @@ async fn a_second_daemon_follows_serves_reads_refuses_writes_retryably_and_takes
     let listed = second.api.projects().await.unwrap();
     let ids: Vec<&ProjectId> = listed.iter().map(|p| &p.id).collect();
     assert_eq!(ids, [&lib]);
-    // A write it cannot make is refused as one to try again, and changes nothing.
+    // A write that reaches it is the writer's: sent on, committed there, answered as
+    // the writer answered.
     let app = ProjectId::parse("acme/app").unwrap();
-    let refused = second
-        .api
-        .raw(
-            reqwest::Method::PUT,
-            "/v1/projects/acme%2Fapp",
-            Some(conjunction_tests::daemon::OPERATOR_TOKEN),
-            Some(serde_json::to_vec(&spec).unwrap()),
-        )
-        .await
-        .unwrap();
+    let (status, created) = second.api.put_project(&app, &spec).await.unwrap();
+    assert_eq!(status, 201);
+    assert!(created.report_token.is_some());
+    assert_eq!(first.api.projects().await.unwrap().len(), 2);
+    assert_eq!(second.api.projects().await.unwrap().len(), 2);
+    // A writer it cannot reach: the write is refused as one to try again, and
+    // nothing changes.
+    let published = pg.psql("two", "SELECT address FROM writer_lease");
+    pg.psql(
+        "two",
+        "UPDATE writer_lease SET address = 'http://127.0.0.1:9'",
+    );
+    // Until the follower reads the lease again (a third of its length), writes still
+    // reach the writer; each try is a new project, so the refused one is known.
+    let mut tries = 0;
+    let (refused, tried) = loop {
+        tries += 1;
+        assert!(tries < 100, "the follower never read the new address");
+        let id = format!("acme/t{tries}");
+        let answer = second
+            .api
+            .raw(
+                reqwest::Method::PUT,
+                &format!("/v1/projects/acme%2Ft{tries}"),
+                Some(conjunction_tests::daemon::OPERATOR_TOKEN),
+                Some(serde_json::to_vec(&spec).unwrap()),
+            )
+            .await
+            .unwrap();
+        if answer.status != 201 {
+            break (answer, ProjectId::parse(&id).unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(refused.status, 503, "{}", refused.json());
     assert_eq!(refused.json()["error"], "not_writer");
-    assert_eq!(first.api.projects().await.unwrap().len(), 1);
+    assert!(first.api.project(&tried).await.is_err(), "nothing was made");
+    let before_takeover = first.api.projects().await.unwrap().len();
+    pg.psql(
+        "two",
+        &format!("UPDATE writer_lease SET address = '{published}'"),
+    );
     // Backups are the database's own.
     let backup = first
         .api
@@ -809,8 +839,12 @@ async fn a_second_daemon_follows_serves_reads_refuses_writes_retryably_and_takes
         },
     )
     .await;
-    assert_eq!(second.api.put_project(&app, &spec).await.unwrap().0, 201);
-    assert_eq!(second.api.projects().await.unwrap().len(), 2);
+    let tool = ProjectId::parse("acme/tool").unwrap();
+    assert_eq!(second.api.put_project(&tool, &spec).await.unwrap().0, 201);
+    assert_eq!(
+        second.api.projects().await.unwrap().len(),
+        before_takeover + 1
+    );
     second.stop().await;
 }
 

@@ -12,6 +12,7 @@ mod badges;
 pub mod error;
 mod extract;
 pub mod feed;
+mod forward;
 pub mod health;
 mod hooks;
 mod metrics;
@@ -86,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_refusals,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward_writes,
         ))
         .with_state(state)
         .merge(health)

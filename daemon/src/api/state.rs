@@ -39,4 +39,6 @@ pub struct AppState {
     pub revoked: tokio::sync::broadcast::Sender<String>,
     /// Sends notices on their channels, for a maintainer's test of them.
     pub channels: std::sync::Arc<crate::channels::Channels>,
+    /// Sends the writes a follower takes on to the daemon that writes.
+    pub forward: reqwest::Client,
 }

@@ -59,11 +59,15 @@ pub struct Limits {
 }
 
 /// Runs `sender`'s outbox until `shutdown`, starting with `initial` (what the outbox
-/// table held at start) and taking what the writer commits from `incoming`.
+/// table held at start) and taking what the writer commits from `incoming`. Only
+/// the daemon that writes to `store` sends: on PostgreSQL an entry that comes due
+/// while another daemon holds the writer's role is left to that daemon (whose
+/// outbox has it from the database), so two daemons do not send it at once.
 pub async fn run<S: Sender>(
     sender: S,
     limits: Limits,
     metrics: Arc<Metrics>,
+    store: crate::store::Store,
     initial: Vec<S::Entry>,
     mut incoming: mpsc::UnboundedReceiver<S::Entry>,
     mut shutdown: Shutdown,
@@ -91,6 +95,9 @@ pub async fn run<S: Sender>(
             let Some(entry) = schedule.pop_first() else {
                 break;
             };
+            if !store.sends_outboxes() {
+                continue;
+            }
             let (job, lane) = sender.admit(&entry).await;
             let entry = match &lane {
                 Some(lane) => match lanes.take(lane, entry) {

@@ -461,12 +461,34 @@ impl Store {
         }
     }
 
+    /// Whether this daemon sends what the outboxes hold: always on redb; on
+    /// PostgreSQL while it holds the writer's role (the writer hands a new writer's
+    /// outboxes what is queued when it takes the role).
+    pub fn sends_outboxes(&self) -> bool {
+        match &self.engine {
+            Engine::Redb(_) => true,
+            Engine::Pg(_) => self.writer_fence().is_some(),
+        }
+    }
+
     /// On PostgreSQL, whether another daemon holds the writer's role (or nobody, for
     /// the moment) and this one could read the lease on its last round.
     pub fn following(&self) -> bool {
         match &self.engine {
             Engine::Redb(_) => false,
             Engine::Pg(pg) => matches!(&*pg.role().borrow(), Role::Follower { .. }),
+        }
+    }
+
+    /// On PostgreSQL, where the daemon that writes takes writes, while another one
+    /// does (none on redb, while this daemon writes, or while nobody does).
+    pub fn writer_address(&self) -> Option<String> {
+        match &self.engine {
+            Engine::Redb(_) => None,
+            Engine::Pg(pg) => match &*pg.role().borrow() {
+                Role::Follower { writer: Some(w) } => Some(w.address.clone()),
+                _ => None,
+            },
         }
     }
 
