@@ -503,6 +503,17 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
             )),
         ));
     }
+    if let Some(pg) = settings.store.postgres() {
+        tasks.push((
+            "feed relay",
+            tokio::spawn(relay_committed(
+                state.store.clone(),
+                state.hub.clone(),
+                pg,
+                state.shutdown.clone(),
+            )),
+        ));
+    }
     if let Some(role) = state.store.role() {
         tasks.push((
             "writer's role",
@@ -519,6 +530,59 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         writer_gone,
         tasks,
     })
+}
+
+/// On PostgreSQL: the events another daemon commits reach this daemon's feed
+/// clients. Every commit is announced with its sequence number; while this daemon
+/// follows, it reads the events after the last it relayed from the database, in
+/// order, and publishes them as its own writer would have (while it writes, its
+/// writer publishes its own commits).
+async fn relay_committed(
+    store: Store,
+    hub: hub::Hub,
+    pg: store::postgres::PgConfig,
+    mut stop: Shutdown,
+) {
+    const CHUNK: usize = 512;
+    let mut heard = store::postgres::feed::follow(pg, std::time::Duration::from_secs(1));
+    let mut relayed = match store.quick(|s| s.seq()).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::warn!(error = %e, "the feed relay cannot read where the event log stands");
+            0
+        }
+    };
+    loop {
+        tokio::select! {
+            changed = heard.changed() => if changed.is_err() { return },
+            () = stop.requested() => return,
+        }
+        let newest = *heard.borrow_and_update();
+        if store.writer_fence().is_some() {
+            relayed = relayed.max(newest);
+            continue;
+        }
+        while relayed < newest {
+            let after = relayed;
+            let chunk = match store.read(move |s| s.events_chunk(after, CHUNK)).await {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the feed relay cannot read the events");
+                    break;
+                }
+            };
+            let Some(&(last, _)) = chunk.last() else {
+                break;
+            };
+            relayed = last;
+            hub.publish(
+                chunk
+                    .into_iter()
+                    .map(|(seq, json)| (seq, Arc::new(json)))
+                    .collect(),
+            );
+        }
+    }
 }
 
 /// The client a follower forwards writes with: the writer is another daemon of the

@@ -757,11 +757,41 @@ async fn a_second_daemon_follows_serves_reads_forwards_writes_to_the_writer_and_
     let listed = second.api.projects().await.unwrap();
     let ids: Vec<&ProjectId> = listed.iter().map(|p| &p.id).collect();
     assert_eq!(ids, [&lib]);
+    // Its feed clients hear what the writer commits, in order, from the snapshot on.
+    use conjunction_protocol::ws::{Change, ServerMessage};
+    use conjunction_tests::feed::Feed;
+    let wait = std::time::Duration::from_secs(10);
+    let mut feed = Feed::connect(
+        &second.api.feed_url(None),
+        conjunction_tests::daemon::OPERATOR_TOKEN,
+    )
+    .await
+    .unwrap();
+    let mut from = None;
+    while from.is_none() {
+        if let ServerMessage::Snapshot { seq, .. } = feed.next(wait).await {
+            from = Some(seq);
+        }
+    }
     // A write that reaches it is the writer's: sent on, committed there, answered as
     // the writer answered.
     let app = ProjectId::parse("acme/app").unwrap();
     let (status, created) = second.api.put_project(&app, &spec).await.unwrap();
     assert_eq!(status, 201);
+    match feed.next(wait).await {
+        ServerMessage::Event(e) => {
+            assert_eq!(
+                Some(e.seq),
+                from.map(|s| s + 1),
+                "the next event, none missed"
+            );
+            assert!(
+                matches!(&e.change, Change::ProjectUpserted { project } if project.id == app),
+                "{e:?}"
+            );
+        }
+        other => panic!("expected the writer's event, got {other:?}"),
+    }
     assert!(created.report_token.is_some());
     assert_eq!(first.api.projects().await.unwrap().len(), 2);
     assert_eq!(second.api.projects().await.unwrap().len(), 2);
