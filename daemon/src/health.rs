@@ -78,6 +78,19 @@ pub enum Condition {
     Stopping,
 }
 
+/// Where a daemon on a shared PostgreSQL store stands among the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// It holds the writer's role.
+    Writes,
+    /// Another daemon writes (or nobody, for the moment); this one reads and forwards.
+    Follows,
+    /// It has not learnt its role yet.
+    Starting,
+    /// The database cannot be reached.
+    Unreachable(String),
+}
+
 /// Shared between the writer, which records its fault, the pulse, which records each
 /// commit of it, and the API, which reports them.
 #[derive(Clone)]
@@ -87,8 +100,8 @@ pub struct Health {
     /// When the writer last committed its pulse (or the daemon began to serve), in
     /// milliseconds since the epoch.
     pulse: Arc<AtomicU64>,
-    /// On PostgreSQL: another daemon writes, and this one follows.
-    following: Arc<std::sync::atomic::AtomicBool>,
+    /// On PostgreSQL: this daemon's standing among those sharing the database.
+    standing: Arc<OnceLock<Box<dyn Fn() -> Standing + Send + Sync>>>,
     stall_after: Duration,
 }
 
@@ -104,7 +117,7 @@ impl Health {
             fault: Arc::default(),
             phase: Arc::new(AtomicU8::new(Phase::Starting as u8)),
             pulse: Arc::default(),
-            following: Arc::default(),
+            standing: Arc::default(),
             stall_after,
         }
     }
@@ -162,13 +175,14 @@ impl Health {
         }
     }
 
-    /// Whether this daemon follows another that writes (PostgreSQL).
-    pub fn following(&self, yes: bool) {
-        self.following.store(yes, Ordering::SeqCst);
+    /// On PostgreSQL: how to learn this daemon's standing, once the store is open.
+    pub fn watch_standing(&self, standing: impl Fn() -> Standing + Send + Sync + 'static) {
+        let _ = self.standing.set(Box::new(standing));
     }
 
-    pub fn is_following(&self) -> bool {
-        self.following.load(Ordering::SeqCst)
+    /// This daemon's standing now, on PostgreSQL; none on redb.
+    pub fn standing(&self) -> Option<Standing> {
+        self.standing.get().map(|s| s())
     }
 
     /// How long without a pulse makes the writer stalled.

@@ -37,6 +37,8 @@ pub struct Hub {
     tx: broadcast::Sender<Broadcast>,
     /// Viewers are not shown email addresses.
     hide: bool,
+    /// The newest sequence number published.
+    newest: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Hub {
@@ -44,11 +46,22 @@ impl Hub {
     /// with `hide`, it also makes each event's copy without email addresses.
     pub fn new(capacity: usize, hide: bool) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Self { tx, hide }
+        Self {
+            tx,
+            hide,
+            newest: Arc::default(),
+        }
+    }
+
+    /// The newest sequence number this hub has published.
+    pub fn newest(&self) -> u64 {
+        self.newest.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn publish(&self, events: Vec<Published>) {
         for (seq, json) in events {
+            self.newest
+                .fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
             let hidden = if self.hide {
                 without_addresses(&json).map(Arc::new)
             } else {

@@ -515,6 +515,16 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
         ));
     }
     if let Some(role) = state.store.role() {
+        let kept = role.clone();
+        state.health.watch_standing(move || {
+            use store::postgres::role::Role;
+            match &*kept.borrow() {
+                Role::Writer { .. } => health::Standing::Writes,
+                Role::Follower { .. } => health::Standing::Follows,
+                Role::Starting => health::Standing::Starting,
+                Role::Unreachable { why } => health::Standing::Unreachable(why.clone()),
+            }
+        });
         tasks.push((
             "writer's role",
             tokio::spawn(take_up_the_role(
@@ -533,10 +543,11 @@ async fn start(settings: &Settings, disk: Disk, s: Started) -> Result<Running, S
 }
 
 /// On PostgreSQL: the events another daemon commits reach this daemon's feed
-/// clients. Every commit is announced with its sequence number; while this daemon
-/// follows, it reads the events after the last it relayed from the database, in
-/// order, and publishes them as its own writer would have (while it writes, its
-/// writer publishes its own commits).
+/// clients. Every commit is announced with its sequence number; what this daemon's
+/// hub has not published by then (its own writer publishes its own commits) is read
+/// from the database, in order, and published. Whatever the role was when: an event
+/// published twice is sent once, since a feed client is sent only what is newer
+/// than what it has.
 async fn relay_committed(
     store: Store,
     hub: hub::Hub,
@@ -552,16 +563,15 @@ async fn relay_committed(
             0
         }
     };
+    // `follow` reads the log's last number again on each new connection, so what
+    // was committed while it was away is not missed.
     loop {
         tokio::select! {
             changed = heard.changed() => if changed.is_err() { return },
             () = stop.requested() => return,
         }
         let newest = *heard.borrow_and_update();
-        if store.writer_fence().is_some() {
-            relayed = relayed.max(newest);
-            continue;
-        }
+        relayed = relayed.max(hub.newest());
         while relayed < newest {
             let after = relayed;
             let chunk = match store.read(move |s| s.events_chunk(after, CHUNK)).await {
@@ -681,7 +691,6 @@ async fn supervise(
         // On PostgreSQL a daemon another writes for is as alive as its reads and its
         // lease's round: the keeper of its role last read the lease.
         let following = state.store.following();
-        state.health.following(following);
         let alive = match tokio::time::timeout(tick, state.writer.ping()).await {
             Ok(Ok(())) => true,
             Ok(Err(writer::WriteError::NotWriter)) if following => true,

@@ -225,6 +225,29 @@ async fn run(
         };
     }
 
+    // What the event log holds after `$last`, a chunk at a time, until `$last` is at
+    // least `$upto` (or the log's end).
+    macro_rules! catch_up {
+        ($last:ident, $upto:expr) => {
+            loop {
+                let after = $last;
+                let chunk = state
+                    .store
+                    .read(move |store| store.events_chunk(after, CATCH_UP_CHUNK))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let complete = chunk.len() < CATCH_UP_CHUNK;
+                for (seq, json) in chunk {
+                    send!(shown(json));
+                    $last = seq;
+                }
+                if complete || $last >= $upto {
+                    break;
+                }
+            }
+        };
+    }
+
     send!(to_json(&ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,
         daemon: env!("CARGO_PKG_VERSION").into(),
@@ -270,6 +293,12 @@ async fn run(
         tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => {
+                    // A gap before it: events the ring never carried (on PostgreSQL,
+                    // another daemon's commits while this one changed roles) are
+                    // in the event log.
+                    if event.seq > last + 1 {
+                        catch_up!(last, event.seq - 1);
+                    }
                     if event.seq > last {
                         send!(event.for_reader(sees).to_string());
                         last = event.seq;
@@ -281,21 +310,7 @@ async fn run(
                     // log; send it from there, a chunk at a time, then go back to the
                     // ring (whose older events the sequence check skips). A client
                     // that cannot take them is dropped by the send timeout.
-                    loop {
-                        let chunk = state
-                            .store
-                            .read(move |store| store.events_chunk(last, CATCH_UP_CHUNK))
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let complete = chunk.len() < CATCH_UP_CHUNK;
-                        for (seq, json) in chunk {
-                            send!(shown(json));
-                            last = seq;
-                        }
-                        if complete {
-                            break;
-                        }
-                    }
+                    catch_up!(last, u64::MAX);
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use conjunction_protocol::Timestamp;
 use serde_json::{json, Value};
 
-use crate::health::{Condition, Health};
+use crate::health::{Condition, Health, Standing};
 
 /// The two routes, on the daemon's health alone: the server answers them before the
 /// rest of the API exists.
@@ -41,14 +41,29 @@ async fn healthz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     let (status, body) = match health.condition(now()) {
         // A follower (PostgreSQL, another daemon writes) serves reads, the feed and
         // badges, and is as healthy as its reads and its lease's round.
-        Condition::Serving if health.is_following() => (
-            StatusCode::OK,
-            json!({"status": "ok", "writer": "follower", "version": VERSION}),
-        ),
-        Condition::Serving => (
-            StatusCode::OK,
-            json!({"status": "ok", "writer": "ok", "version": VERSION}),
-        ),
+        Condition::Serving => match health.standing() {
+            None | Some(Standing::Writes) => (
+                StatusCode::OK,
+                json!({"status": "ok", "writer": "ok", "version": VERSION}),
+            ),
+            Some(Standing::Follows) => (
+                StatusCode::OK,
+                json!({"status": "ok", "writer": "follower", "version": VERSION}),
+            ),
+            Some(Standing::Starting) => (
+                unavailable,
+                json!({"status": "starting", "writer": "starting", "version": VERSION}),
+            ),
+            Some(Standing::Unreachable(why)) => (
+                unavailable,
+                json!({
+                    "status": "failing",
+                    "writer": "unreachable",
+                    "message": format!("the shared database cannot be reached: {why}"),
+                    "version": VERSION,
+                }),
+            ),
+        },
         Condition::Starting => (
             unavailable,
             json!({

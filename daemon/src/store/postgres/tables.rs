@@ -173,6 +173,18 @@ impl PgTxn {
         low: &Bound<Vec<u8>>,
         high: &Bound<Vec<u8>>,
     ) -> VecDeque<(Vec<u8>, Option<Vec<u8>>)> {
+        // An empty range (`5..=4`, as a reader asking for what follows the last
+        // event asks) is empty, as redb has it, not a range the map refuses.
+        let empty = match (low, high) {
+            (Bound::Included(l), Bound::Included(h)) => l > h,
+            (Bound::Included(l) | Bound::Excluded(l), Bound::Included(h) | Bound::Excluded(h)) => {
+                l >= h
+            }
+            _ => false,
+        };
+        if empty {
+            return VecDeque::new();
+        }
         let start = match low {
             Bound::Included(k) => Bound::Included((tbl, k.clone())),
             Bound::Excluded(k) => Bound::Excluded((tbl, k.clone())),
