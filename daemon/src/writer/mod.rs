@@ -643,7 +643,8 @@ impl Writer {
             Err(StoreError::Db(e)) => Err(Fault::Storage(e.to_string())),
             Err(e) => {
                 let failure = if e.not_writer() {
-                    tracing::warn!(error = %e, "a batch of changes was not committed: this daemon does not write now");
+                    // A follower's every pulse comes here: its normal state, not news.
+                    tracing::debug!(error = %e, "a batch of changes was not committed: this daemon does not write now");
                     WriteError::NotWriter
                 } else {
                     tracing::error!(error = %e, "a batch of changes could not be committed; none of it took effect");

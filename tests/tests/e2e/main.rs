@@ -124,7 +124,12 @@ pub async fn report_root(api: &Client, token: &str, project: &str, version: &str
 
 /// Waits until every node of the root event is in a final state.
 pub async fn settled(api: &Client, root: BuildId) -> RootEvent {
-    eventually("the cascade to settle", WAIT, || async move {
+    settled_within(api, root, WAIT).await
+}
+
+/// [`settled`], for an event so large that it may take longer than [`WAIT`].
+pub async fn settled_within(api: &Client, root: BuildId, within: Duration) -> RootEvent {
+    eventually("the cascade to settle", within, || async move {
         let event = api.root(root).await.ok()?;
         event
             .nodes
