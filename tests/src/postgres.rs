@@ -341,3 +341,40 @@ pub fn stored_bytes(data_dir: &Path) -> Vec<u8> {
         .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
         .collect()
 }
+
+/// A project named `name` depending on `upstream` (any version), triggered by the
+/// webhook at `ci`: the dependents of the PostgreSQL tests.
+pub fn dependent_spec(
+    name: &str,
+    upstream: &conjunction_protocol::ProjectId,
+    ci: String,
+) -> conjunction_protocol::ProjectSpec {
+    conjunction_protocol::ProjectSpec {
+        name: name.into(),
+        depends_on: vec![conjunction_protocol::Dependency {
+            project: upstream.clone(),
+            range: None,
+            lines: Vec::new(),
+        }],
+        trigger: Some(conjunction_protocol::TriggerSpec::Webhook {
+            url: ci,
+            token: None,
+            secret: None,
+        }),
+        ..Default::default()
+    }
+}
+
+/// A passed root build of `project` at `version`.
+pub fn release(
+    project: &conjunction_protocol::ProjectId,
+    version: &str,
+) -> conjunction_protocol::Report {
+    conjunction_protocol::Report {
+        version: Some(version.into()),
+        ..conjunction_protocol::Report::new(
+            project.clone(),
+            conjunction_protocol::ReportState::Passed,
+        )
+    }
+}

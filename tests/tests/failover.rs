@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conjunction_protocol::ws::{Event, ServerMessage};
-use conjunction_protocol::{BuildId, ProjectId, ProjectSpec, Report, ReportState};
+use conjunction_protocol::{BuildId, ProjectId, ProjectSpec};
 use conjunction_sim::webhook::{Behaviour, WebhookCi};
 use conjunction_tests::daemon::{free_address, DaemonProcess, OPERATOR_TOKEN};
 use conjunction_tests::feed::Feed;
@@ -101,20 +101,7 @@ async fn three_daemons_lose_nothing_when_the_writer_is_killed_five_times_and_onc
         .unwrap();
     let token = made.report_token.unwrap();
     for d in 0..DEPENDENTS {
-        let spec = ProjectSpec {
-            name: format!("app {d}"),
-            depends_on: vec![conjunction_protocol::Dependency {
-                project: lib.clone(),
-                range: None,
-                lines: Vec::new(),
-            }],
-            trigger: Some(conjunction_protocol::TriggerSpec::Webhook {
-                url: ci.url(),
-                token: None,
-                secret: None,
-            }),
-            ..Default::default()
-        };
+        let spec = conjunction_tests::postgres::dependent_spec(&format!("app {d}"), &lib, ci.url());
         let id = ProjectId::parse(&format!("acme/app{d}")).unwrap();
         assert_eq!(api(addrs[2]).put_project(&id, &spec).await.unwrap().0, 201);
     }
@@ -132,10 +119,10 @@ async fn three_daemons_lose_nothing_when_the_writer_is_killed_five_times_and_onc
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
                 let addr = addrs[(n + r) % addrs.len()];
-                let report = Report {
-                    version: Some(format!("1.{r}.{n}")),
-                    ..Report::new(ProjectId::parse("acme/lib").unwrap(), ReportState::Passed)
-                };
+                let report = conjunction_tests::postgres::release(
+                    &ProjectId::parse("acme/lib").unwrap(),
+                    &format!("1.{r}.{n}"),
+                );
                 let sent =
                     tokio::time::timeout(Duration::from_secs(3), api(addr).report(&token, &report))
                         .await;

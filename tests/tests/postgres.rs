@@ -477,7 +477,6 @@ async fn every_daemon_hears_of_committed_events_and_nothing_else() {
 #[tokio::test]
 async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verified() {
     use conjunction_daemon::postgres::copy::{copy_into, CopyError};
-    use conjunction_protocol::{Report, ReportState};
     use conjunction_sim::webhook::WebhookCi;
     use conjunction_tests::daemon::TestDaemon;
     let Some(pg) = Cluster::start() else { return };
@@ -498,20 +497,7 @@ async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verifi
         .await
         .unwrap();
     for name in ["acme/app", "acme/tool"] {
-        let spec = conjunction_protocol::ProjectSpec {
-            name: name.into(),
-            depends_on: vec![conjunction_protocol::Dependency {
-                project: lib.clone(),
-                range: None,
-                lines: Vec::new(),
-            }],
-            trigger: Some(conjunction_protocol::TriggerSpec::Webhook {
-                url: ci.url(),
-                token: None,
-                secret: None,
-            }),
-            ..Default::default()
-        };
+        let spec = conjunction_tests::postgres::dependent_spec(name, &lib, ci.url());
         d.api
             .put_project(
                 &conjunction_protocol::ProjectId::parse(name).unwrap(),
@@ -523,13 +509,7 @@ async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verifi
     let token = created.report_token.unwrap();
     let ack = d
         .api
-        .report(
-            &token,
-            &Report {
-                version: Some("1.0.0".into()),
-                ..Report::new(lib.clone(), ReportState::Passed)
-            },
-        )
+        .report(&token, &conjunction_tests::postgres::release(&lib, "1.0.0"))
         .await
         .unwrap();
     conjunction_tests::eventually(
@@ -596,13 +576,7 @@ async fn a_daemons_redb_file_is_copied_into_postgresql_table_by_table_and_verifi
     assert_eq!(answers(on_pg.api.clone()).await, before);
     let next = on_pg
         .api
-        .report(
-            &token,
-            &Report {
-                version: Some("1.1.0".into()),
-                ..Report::new(lib.clone(), ReportState::Passed)
-            },
-        )
+        .report(&token, &conjunction_tests::postgres::release(&lib, "1.1.0"))
         .await
         .unwrap();
     let settled = |api: conjunction_tui::client::Client| async move {
