@@ -58,6 +58,27 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Copy the whole store, with every event, build, token hash and outbox entry,
+    /// from a redb file into an empty PostgreSQL database, or from a PostgreSQL
+    /// database into a new redb file, and verify every table by count and checksum.
+    /// Stop every daemon on either side first.
+    MigrateStore {
+        /// A redb file (conjunction.redb), or a PostgreSQL database as [store] url names
+        /// one (postgres://… or host=… dbname=…), without a password
+        #[arg(long)]
+        from: String,
+        /// A PostgreSQL database no daemon has written to, or a redb file that does
+        /// not exist
+        #[arg(long)]
+        to: String,
+        /// The PostgreSQL password's file [default: the config's [store] password_file]
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// A CA to check the PostgreSQL server's certificate against [default: the
+        /// config's [store] ca_file]
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
 }
 
 /// Logs to the journal, with fields, when stderr is the journal (`JOURNAL_STREAM`
@@ -146,6 +167,30 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Some(Command::Restore { from }) => return restore(from, &settings.data_dir),
+        Some(Command::MigrateStore {
+            from,
+            to,
+            password_file,
+            ca_file,
+        }) => {
+            let pg = |url: &str| conjunction_daemon::postgres::PgConfig {
+                url: url.to_owned(),
+                password_file: password_file
+                    .clone()
+                    .or_else(|| settings.store.password_file.clone()),
+                ca_file: ca_file.clone().or_else(|| settings.store.ca_file.clone()),
+            };
+            return match (is_postgres(from), is_postgres(to)) {
+                (false, true) => migrate_store(Move::IntoPostgres(from.into(), pg(to))),
+                (true, false) => migrate_store(Move::OutOfPostgres(pg(from), to.into())),
+                (true, true) => anyhow::bail!(
+                    "both --from and --to are PostgreSQL: copy between PostgreSQL databases with pg_dump and pg_restore"
+                ),
+                (false, false) => anyhow::bail!(
+                    "neither --from nor --to is a PostgreSQL database (postgres://… or host=… dbname=…): copy a redb file with `conjunctiond backup` or cp while the daemon is stopped"
+                ),
+            };
+        }
         _ => {}
     }
 
@@ -181,6 +226,76 @@ fn main() -> anyhow::Result<()> {
         conjunction_daemon::serve(settings, listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Whether `place` names a PostgreSQL database rather than a file: a `postgres://`
+/// URL, or libpq's `key=value` form (`host=/run/postgresql dbname=conjunction`).
+fn is_postgres(place: &str) -> bool {
+    const KEYS: [&str; 8] = [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "sslmode",
+        "application_name",
+        "connect_timeout",
+    ];
+    place.starts_with("postgres://")
+        || place.starts_with("postgresql://")
+        || place.split_whitespace().all(|word| {
+            word.split_once('=')
+                .is_some_and(|(key, _)| KEYS.contains(&key))
+        })
+}
+
+/// Which way `migrate-store` copies.
+enum Move {
+    IntoPostgres(PathBuf, conjunction_daemon::postgres::PgConfig),
+    OutOfPostgres(conjunction_daemon::postgres::PgConfig, PathBuf),
+}
+
+/// Copies the store as `how` says and prints what each table came to.
+fn migrate_store(how: Move) -> anyhow::Result<()> {
+    use conjunction_daemon::postgres::{connect, copy, migrate};
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let started = std::time::Instant::now();
+    let (copied, into) = runtime.block_on(async {
+        match &how {
+            Move::IntoPostgres(file, pg) => {
+                let mut client = connect(pg).await.context("cannot reach PostgreSQL")?;
+                let migrated = migrate(&mut client).await?;
+                if migrated.from < migrated.to {
+                    println!(
+                        "schema brought from step {} to step {}",
+                        migrated.from, migrated.to
+                    );
+                }
+                let copied = copy::copy_into(file, &mut client)
+                    .await
+                    .with_context(|| format!("cannot copy {}", file.display()))?;
+                anyhow::Ok((copied, "the database".to_owned()))
+            }
+            Move::OutOfPostgres(pg, file) => {
+                let mut client = connect(pg).await.context("cannot reach PostgreSQL")?;
+                let copied = copy::copy_out(&mut client, file)
+                    .await
+                    .with_context(|| format!("cannot copy into {}", file.display()))?;
+                anyhow::Ok((copied, file.display().to_string()))
+            }
+        }
+    })?;
+    println!("{:<18} {:>10}  sha-256", "table", "rows");
+    for t in &copied {
+        println!("{:<18} {:>10}  {}", t.name, t.rows, hex::encode(t.checksum));
+    }
+    println!(
+        "copied {} rows of {} tables into {into} in {:.1} s; every table's count and checksum match",
+        copied.iter().map(|t| t.rows).sum::<u64>(),
+        copied.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Saves the running daemon's backup to `to`: written beside it, verified page by

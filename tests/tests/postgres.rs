@@ -1,7 +1,8 @@
 //! PostgreSQL as a store, as far as it is built (issue 25): the daemon reaches a real
 //! server (a throwaway cluster the test starts) over its unix socket or over TLS
 //! checked against a CA file, creates its schema in numbered steps once, and
-//! refuses a database whose schema is newer than it knows.
+//! refuses a database whose schema is newer than it knows; `migrate-store` moves a
+//! database of 100,000 builds into it and back with every answer the same.
 
 use conjunction_daemon::postgres::{connect, migrate, Migrated, PgConfig, PgError, SCHEMA_STEP};
 use conjunction_tests::postgres::Cluster;
@@ -878,4 +879,218 @@ async fn a_daemon_refuses_a_database_whose_schema_is_newer_than_it_knows() {
         "{said}"
     );
     assert_eq!(pg.psql("newer", "SELECT count(*) FROM store_rows"), "0");
+}
+
+/// Builds in the database the `migrate-store` round trip copies, unless
+/// `CONJUNCTION_MIGRATE_BUILDS` says otherwise (at least one release).
+fn migrated_builds() -> usize {
+    std::env::var("CONJUNCTION_MIGRATE_BUILDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000)
+}
+
+/// The lines `migrate-store` prints for the tables it copied: name, rows, checksum.
+fn table_lines(said: &str) -> Vec<String> {
+    said.lines()
+        .filter(|l| l.split_whitespace().count() == 3 && !l.starts_with("table "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_store_copies_a_database_into_postgresql_and_back_with_identical_answers() {
+    use conjunction_protocol::access::{Scope, TokenRequest};
+    use conjunction_protocol::{Dependency, ProjectEntry, ProjectId, ProjectSpec, StateKind};
+    use conjunction_sim::webhook::WebhookCi;
+    use conjunction_tests::daemon::{run_conjunctiond, TestDaemon};
+    use std::time::Duration;
+    let Some(pg) = Cluster::start() else { return };
+    // A wide graph, released again and again: a tenth of the dependents take every
+    // release and are triggered (outbox entries, deliveries, results), the rest
+    // declare a range every release is beyond and so need a bump.
+    const DEPENDENTS: usize = 1_000;
+    let releases = migrated_builds().div_ceil(DEPENDENTS + 1).max(1);
+    let d = TestDaemon::start().await;
+    let ci = WebhookCi::start(None).await.unwrap();
+    let lib = ProjectId::parse("acme/lib").unwrap();
+    let mut projects = vec![ProjectEntry {
+        id: lib.clone(),
+        spec: ProjectSpec {
+            name: "Lib".into(),
+            ..Default::default()
+        },
+    }];
+    for i in 0..DEPENDENTS {
+        let name = format!("acme/app-{i:04}");
+        let mut spec = conjunction_tests::postgres::dependent_spec(&name, &lib, ci.url());
+        if i % 10 != 0 {
+            spec.depends_on = vec![Dependency {
+                range: Some("^0.1.0".into()),
+                ..spec.depends_on[0].clone()
+            }];
+        }
+        projects.push(ProjectEntry {
+            id: ProjectId::parse(&name).unwrap(),
+            spec,
+        });
+    }
+    d.api.apply_projects(&projects).await.unwrap();
+    let issued = d
+        .api
+        .create_token(&TokenRequest {
+            name: "ana".into(),
+            scope: Scope::Viewer,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let report_token = d.api.rotate_report_token(&lib).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut roots = Vec::with_capacity(releases);
+    for r in 0..releases {
+        let release = conjunction_tests::postgres::release(&lib, &format!("1.{r}.0"));
+        roots.push(d.api.report(&report_token, &release).await.unwrap().root);
+    }
+    // Every cascade settled and every trigger sent before the file is copied.
+    conjunction_tests::eventually(
+        "every cascade to settle",
+        Duration::from_secs(600),
+        || async {
+            let last = d.api.root(*roots.last()?).await.ok()?;
+            let summaries = d.api.roots(releases + 10).await.ok()?;
+            (last.nodes.iter().all(|n| n.state.kind().is_final())
+                && summaries
+                    .iter()
+                    .all(|s| s.counts.keys().all(|k| k.is_final())))
+            .then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "{} builds in {releases} releases made in {:.1} s",
+        releases * (DEPENDENTS + 1),
+        started.elapsed().as_secs_f64()
+    );
+    let answers = |api: conjunction_tui::client::Client, roots: Vec<_>| async move {
+        let mut events = Vec::with_capacity(roots.len());
+        for root in roots {
+            events.push(api.root(root).await.unwrap());
+        }
+        (
+            api.projects().await.unwrap(),
+            api.roots(releases + 10).await.unwrap(),
+            events,
+            api.audit(None).await.unwrap(),
+            api.tokens().await.unwrap(),
+        )
+    };
+    let before = answers(d.api.clone(), roots.clone()).await;
+    assert_eq!(
+        before.2.iter().map(|e| e.nodes.len()).sum::<usize>(),
+        releases * (DEPENDENTS + 1)
+    );
+    let kept = d.stop().await.expect("the data directory");
+    let file = kept.path().join("conjunction.redb");
+
+    let url = pg.database("migrated");
+    let (ok, into) = run_conjunctiond(&[
+        "migrate-store",
+        "--from",
+        file.to_str().unwrap(),
+        "--to",
+        &url,
+    ])
+    .await;
+    assert!(ok, "{into}");
+    assert!(
+        into.contains("every table's count and checksum match"),
+        "{into}"
+    );
+    let nodes_line = table_lines(&into)
+        .into_iter()
+        .find(|l| l.starts_with("nodes "))
+        .unwrap();
+    assert!(
+        nodes_line.contains(&format!(" {} ", releases * (DEPENDENTS + 1))),
+        "{nodes_line}"
+    );
+    // Again into the same database: refused, as it holds rows now.
+    let (ok, again) = run_conjunctiond(&[
+        "migrate-store",
+        "--from",
+        file.to_str().unwrap(),
+        "--to",
+        &url,
+    ])
+    .await;
+    assert!(!ok && again.contains("copy into an empty one"), "{again}");
+
+    // And back out into a new file: every table as it was, row for row.
+    let back_dir = tempfile::tempdir().unwrap();
+    let back = back_dir.path().join("conjunction.redb");
+    let (ok, out) = run_conjunctiond(&[
+        "migrate-store",
+        "--from",
+        &url,
+        "--to",
+        back.to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    assert_eq!(table_lines(&out), table_lines(&into), "{out}");
+    let (ok, exists) = run_conjunctiond(&[
+        "migrate-store",
+        "--from",
+        &url,
+        "--to",
+        back.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!ok && exists.contains("exists"), "{exists}");
+
+    // A daemon on the database, and one on the file copied back, answer as the
+    // first did, and go on from there with the same report token.
+    let on_pg = TestDaemon::start_adjusted(|s| s.store.url = Some(url.clone())).await;
+    assert_eq!(answers(on_pg.api.clone(), roots.clone()).await, before);
+    on_pg.stop().await;
+    let mut settings = conjunction_daemon::Settings::new(back_dir.path());
+    settings.dispatch = conjunction_tests::daemon::fast_dispatch();
+    let on_file = TestDaemon::start_with(settings).await;
+    assert_eq!(answers(on_file.api.clone(), roots.clone()).await, before);
+    let next = on_file
+        .api
+        .report(
+            &report_token,
+            &conjunction_tests::postgres::release(&lib, "2.0.0"),
+        )
+        .await
+        .unwrap();
+    let event =
+        conjunction_tests::eventually("the next cascade", Duration::from_secs(60), || async {
+            let e = on_file.api.root(next.root).await.ok()?;
+            e.nodes
+                .iter()
+                .all(|n| n.state.kind().is_final())
+                .then_some(e)
+        })
+        .await;
+    let passed = event
+        .nodes
+        .iter()
+        .filter(|n| n.state.kind() == StateKind::Passed)
+        .count();
+    assert_eq!(
+        passed,
+        1 + DEPENDENTS / 10,
+        "the root and every dependent taking it"
+    );
+    assert!(on_file
+        .api
+        .tokens()
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.id == issued.info.id));
+    on_file.stop().await;
 }

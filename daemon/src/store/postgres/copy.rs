@@ -1,8 +1,8 @@
-//! Copying a redb file's tables into PostgreSQL's `store_rows`, verified: every
-//! table's rows are read from the file (which no daemon may have open), each key
-//! written as its sortable bytes and each value as redb itself encodes it, in
-//! batches, and then counted and checksummed on both sides. The core of
-//! `migrate-store`, whose command comes with the PostgreSQL store itself.
+//! Moving a whole store between redb and PostgreSQL, verified: every table's rows
+//! copied as they are (each key as its sortable bytes on PostgreSQL and as redb
+//! encodes it in a file, each value as redb encodes it on both), then counted and
+//! checksummed on both sides. The core of `conjunctiond migrate-store`; neither side
+//! may be in use by a daemon while it runs.
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ use super::PgError;
 use crate::store::keys::Sorted;
 use crate::store::{self, StoreError};
 
-/// Rows sent to the server in one statement.
+/// Rows sent to the server in one statement, and read from it in one page.
 const BATCH: usize = 2_000;
 
 /// What one table came to.
@@ -35,45 +35,117 @@ pub enum CopyError {
     Pg(#[from] PgError),
     #[error("the database already holds rows of {0}: copy into an empty one")]
     NotEmpty(String),
+    #[error("{0} exists: give a new file to copy into")]
+    Exists(std::path::PathBuf),
     #[error(
-        "table {name}: the file has {rows} rows (checksum {file}), the database {copied} \
-         (checksum {database})"
+        "the database is in use: {holder} holds the writer's lease; stop every daemon on it \
+         first, so that the copy is all of it"
+    )]
+    InUse { holder: String },
+    #[error(
+        "table {name}: the source has {rows} rows (checksum {source_sum}), the copy {copied} \
+         (checksum {copy_sum})"
     )]
     Differs {
         name: String,
         rows: u64,
         copied: u64,
-        file: String,
-        database: String,
+        source_sum: String,
+        copy_sum: String,
     },
 }
 
 /// A table's rows as `store_rows` holds them: sortable key bytes, value bytes.
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The rows of one table of `txn`, as `store_rows` holds them, in key order.
-fn rows_of<K: Sorted, V: redb::Value + 'static>(
-    txn: &redb::ReadTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<Rows, StoreError> {
-    let t = match txn.open_table(def) {
-        Ok(t) => t,
-        // A table the file never made has no rows.
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = Vec::new();
-    for row in t.iter()? {
-        let (k, v) = row?;
-        out.push((
-            K::sortable(&k.value()),
-            V::as_bytes(&v.value()).as_ref().to_vec(),
-        ));
+/// One of the store's tables, read from and written to a redb file as rows.
+trait Copied {
+    fn name(&self) -> &str;
+    /// Its rows in `txn`, in key order; none when the file never made it.
+    fn read(&self, txn: &redb::ReadTransaction) -> Result<Rows, StoreError>;
+    /// Makes the table in `txn` (empty tables too) and puts `rows` in it.
+    fn write(&self, txn: &redb::WriteTransaction, rows: &Rows) -> Result<(), StoreError>;
+}
+
+struct Def<K: Sorted, V: redb::Value + 'static>(TableDefinition<'static, K, V>);
+
+impl<K: Sorted, V: redb::Value + 'static> Copied for Def<K, V> {
+    fn name(&self) -> &str {
+        self.0.name()
     }
-    // In the order the server returns them (bytes compared as memcmp does), which
-    // `store::keys` checks is redb's own order of the keys.
-    out.sort();
-    Ok(out)
+
+    fn read(&self, txn: &redb::ReadTransaction) -> Result<Rows, StoreError> {
+        let t = match txn.open_table(self.0) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((
+                K::sortable(&k.value()),
+                V::as_bytes(&v.value()).as_ref().to_vec(),
+            ));
+        }
+        // In the order the server returns them (bytes compared as memcmp does), which
+        // `store::keys` checks is redb's own order of the keys.
+        out.sort();
+        Ok(out)
+    }
+
+    fn write(&self, txn: &redb::WriteTransaction, rows: &Rows) -> Result<(), StoreError> {
+        let mut t = txn.open_table(self.0)?;
+        for (key, value) in rows {
+            let key = K::redb_bytes(key).ok_or_else(|| {
+                StoreError::Inconsistent(format!(
+                    "table {}: a key of {} bytes does not read as this table's keys",
+                    self.name(),
+                    key.len()
+                ))
+            })?;
+            t.insert(K::from_bytes(&key), V::from_bytes(value))?;
+        }
+        Ok(())
+    }
+}
+
+fn def<K: Sorted, V: redb::Value + 'static>(d: TableDefinition<'static, K, V>) -> Box<dyn Copied> {
+    Box::new(Def(d))
+}
+
+/// Every table of the store, under the name redb gives it, which is its number's in
+/// `store_rows`.
+fn tables() -> Vec<Box<dyn Copied>> {
+    vec![
+        def(store::META),
+        def(store::PROJECTS),
+        def(store::NODES),
+        def(store::ROOTS),
+        def(store::MEMBERS),
+        def(store::POSITIONS),
+        def(store::READY),
+        def(store::EVENTS),
+        def(store::OUTBOX),
+        def(store::TOKENS),
+        def(store::PEOPLE),
+        def(store::AUDIT),
+        def(store::AUDIT_BY_PROJECT),
+        def(store::RUNS),
+        def(store::WATCH),
+        def(store::HOOKS),
+        def(store::HOOK_EXPIRY),
+        def(store::LINES),
+        def(store::LINE_DEPENDENTS),
+        def(store::DEPLOYED),
+        def(store::HISTORY),
+        def(store::LATEST),
+        def(store::NOTICES),
+        def(store::FORGES),
+        def(store::CHANGES),
+        def(store::OPEN),
+        def(store::BY_UPSTREAM),
+    ]
 }
 
 fn checksum(rows: &Rows) -> [u8; 32] {
@@ -97,51 +169,74 @@ fn read_file(path: &Path) -> Result<Vec<(String, Rows)>, StoreError> {
         Err(e) => return Err(e.into()),
     };
     let txn = db.begin_read()?;
-    // Each table under the name redb gives it, which is its number's in `store_rows`.
-    macro_rules! tables {
-        ($($def:ident),* $(,)?) => {
-            vec![$((store::$def.name().to_owned(), rows_of(&txn, store::$def)?)),*]
-        };
+    let mut out = Vec::new();
+    for t in tables() {
+        out.push((t.name().to_owned(), t.read(&txn)?));
     }
-    let tables: Vec<(String, Rows)> = tables![
-        META,
-        PROJECTS,
-        NODES,
-        ROOTS,
-        MEMBERS,
-        POSITIONS,
-        READY,
-        EVENTS,
-        OUTBOX,
-        TOKENS,
-        PEOPLE,
-        AUDIT,
-        AUDIT_BY_PROJECT,
-        RUNS,
-        WATCH,
-        HOOKS,
-        HOOK_EXPIRY,
-        LINES,
-        LINE_DEPENDENTS,
-        DEPLOYED,
-        HISTORY,
-        LATEST,
-        NOTICES,
-        FORGES,
-        CHANGES,
-        OPEN,
-        BY_UPSTREAM,
-    ];
     // A table this copy does not know would be left behind without a word.
     for handle in txn.list_tables()? {
-        if !tables.iter().any(|(name, _)| name == handle.name()) {
+        if !out.iter().any(|(name, _)| name == handle.name()) {
             return Err(StoreError::Inconsistent(format!(
                 "the file holds a table {} that this daemon does not copy",
                 handle.name()
             )));
         }
     }
-    Ok(tables)
+    Ok(out)
+}
+
+/// `Differs` unless `copy` is `source`, row for row.
+fn compare(name: &str, source: &Rows, copy: &Rows) -> Result<TableCopy, CopyError> {
+    let (source_sum, copy_sum) = (checksum(source), checksum(copy));
+    if source_sum != copy_sum || source.len() != copy.len() {
+        return Err(CopyError::Differs {
+            name: name.to_owned(),
+            rows: source.len() as u64,
+            copied: copy.len() as u64,
+            source_sum: hex::encode(source_sum),
+            copy_sum: hex::encode(copy_sum),
+        });
+    }
+    Ok(TableCopy {
+        name: name.to_owned(),
+        rows: source.len() as u64,
+        checksum: source_sum,
+    })
+}
+
+/// A table's rows in `tx`, in the server's key order, read a page at a time.
+async fn rows_in(tx: &tokio_postgres::Transaction<'_>, tbl: i16) -> Result<Rows, PgError> {
+    let mut out: Rows = Vec::new();
+    loop {
+        let page = match out.last() {
+            None => {
+                tx.query(
+                    "SELECT key, value FROM store_rows WHERE tbl = $1 ORDER BY key LIMIT $2",
+                    &[&tbl, &(BATCH as i64)],
+                )
+                .await?
+            }
+            Some((after, _)) => {
+                tx.query(
+                    "SELECT key, value FROM store_rows WHERE tbl = $1 AND key > $2
+                     ORDER BY key LIMIT $3",
+                    &[&tbl, after, &(BATCH as i64)],
+                )
+                .await?
+            }
+        };
+        let full = page.len() == BATCH;
+        out.extend(page.into_iter().map(|r| (r.get(0), r.get(1))));
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+fn number(name: &str) -> Result<i16, StoreError> {
+    table(name).ok_or_else(|| {
+        StoreError::Inconsistent(format!("table {name} has no number in store_rows"))
+    })
 }
 
 /// Copies the redb file at `path` into the empty, migrated database of `client`, in
@@ -154,9 +249,7 @@ pub async fn copy_into(path: &Path, client: &mut Client) -> Result<Vec<TableCopy
     let tx = client.transaction().await.map_err(PgError::from)?;
     let mut out = Vec::with_capacity(tables.len());
     for (name, rows) in &tables {
-        let tbl = table(name).ok_or_else(|| {
-            StoreError::Inconsistent(format!("table {name} has no number in store_rows"))
-        })?;
+        let tbl = number(name)?;
         let present: i64 = tx
             .query_one("SELECT count(*) FROM store_rows WHERE tbl = $1", &[&tbl])
             .await
@@ -177,32 +270,93 @@ pub async fn copy_into(path: &Path, client: &mut Client) -> Result<Vec<TableCopy
             .map_err(PgError::from)?;
         }
         // Read back in the server's own order, which must be the file's.
-        let copied: Rows = tx
-            .query(
-                "SELECT key, value FROM store_rows WHERE tbl = $1 ORDER BY key",
-                &[&tbl],
-            )
-            .await
-            .map_err(PgError::from)?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let (file, database) = (checksum(rows), checksum(&copied));
-        if file != database {
-            return Err(CopyError::Differs {
-                name: name.clone(),
-                rows: rows.len() as u64,
-                copied: copied.len() as u64,
-                file: hex::encode(file),
-                database: hex::encode(database),
-            });
-        }
-        out.push(TableCopy {
-            name: name.clone(),
-            rows: rows.len() as u64,
-            checksum: file,
-        });
+        let copied = rows_in(&tx, tbl).await?;
+        out.push(compare(name, rows, &copied)?);
     }
     tx.commit().await.map_err(PgError::from)?;
     Ok(out)
+}
+
+/// Copies the database of `client` into a new redb file at `path`, from one
+/// snapshot, and verifies every table of the file by count and checksum against
+/// it. Refused while a daemon holds the writer's lease, whose later writes the file
+/// would miss. The file is written beside `path` and renamed into place once
+/// verified, so `path` is either all of it or absent.
+pub async fn copy_out(client: &mut Client, path: &Path) -> Result<Vec<TableCopy>, CopyError> {
+    if path.exists() {
+        return Err(CopyError::Exists(path.to_owned()));
+    }
+    if let Some(holder) = super::lease::holder(client).await? {
+        if holder.live {
+            return Err(CopyError::InUse {
+                holder: holder.holder,
+            });
+        }
+    }
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(PgError::from)?;
+    let known: Vec<String> = tables().iter().map(|t| t.name().to_owned()).collect();
+    // A table this daemon does not know would be left behind without a word.
+    let held: Vec<i16> = tx
+        .query("SELECT DISTINCT tbl FROM store_rows ORDER BY tbl", &[])
+        .await
+        .map_err(PgError::from)?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    for tbl in held {
+        if !known.iter().any(|name| table(name) == Some(tbl)) {
+            return Err(StoreError::Inconsistent(format!(
+                "the database holds rows of table number {tbl}, which this daemon does not copy"
+            ))
+            .into());
+        }
+    }
+    let mut source = Vec::with_capacity(known.len());
+    for name in known {
+        let rows = rows_in(&tx, number(&name)?).await?;
+        source.push((name, rows));
+    }
+    tx.commit().await.map_err(PgError::from)?;
+
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || write_file(&path, &source))
+        .await
+        .map_err(|e| StoreError::ReadPanicked(e.to_string()))?
+}
+
+/// Writes `source` as a new redb file at `path` (by way of a file beside it) and
+/// verifies it.
+fn write_file(path: &Path, source: &[(String, Rows)]) -> Result<Vec<TableCopy>, CopyError> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let result = (|| {
+        let db = redb::Builder::new()
+            .create(&partial)
+            .map_err(StoreError::from)?;
+        let txn = db.begin_write().map_err(StoreError::from)?;
+        for (t, (_, rows)) in tables().iter().zip(source) {
+            t.write(&txn, rows)?;
+        }
+        txn.commit().map_err(StoreError::from)?;
+        drop(db);
+        let copied = read_file(&partial)?;
+        let mut out = Vec::with_capacity(source.len());
+        for ((name, rows), (_, copy)) in source.iter().zip(&copied) {
+            out.push(compare(name, rows, copy)?);
+        }
+        // redb's commit made the file durable; the rename makes it the copy.
+        std::fs::rename(&partial, path).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        Ok(out)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }
