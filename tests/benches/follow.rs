@@ -239,7 +239,7 @@ async fn run() {
         followed.frames.len(),
     );
     for (what, frames) in [("CPU", followed.frames_cpu), ("wall", followed.frames)] {
-        let [median, p99, max] = quantiles(frames, [0.5, 0.99, 1.0]);
+        let [median, p99, max] = conjunction_tests::bench::quantiles(frames, [0.5, 0.99, 1.0]);
         println!(
             "frame {what} time: median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             median.as_secs_f64() * 1e3,
@@ -248,10 +248,4 @@ async fn run() {
         );
     }
     daemon.kill().await;
-}
-
-/// The given quantiles of `values` (nearest rank below).
-fn quantiles<const N: usize>(mut values: Vec<Duration>, qs: [f64; N]) -> [Duration; N] {
-    values.sort();
-    qs.map(|q| values[((values.len() - 1) as f64 * q) as usize])
 }

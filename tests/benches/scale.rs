@@ -18,8 +18,9 @@
 
 use std::time::{Duration, Instant};
 
-use conjunction_protocol::{ProjectId, ProjectSpec, Report, ReportState, StateKind};
+use conjunction_protocol::{ProjectId, ProjectSpec, Report, ReportState};
 use conjunction_sim::webhook::WebhookCi;
+use conjunction_tests::bench::{graph_file, graph_name};
 use conjunction_tests::daemon::DaemonProcess;
 
 const ROOT_TOKEN: &str = "scale-root-report-token";
@@ -87,48 +88,12 @@ struct Measured {
     peak_rss_kb: u64,
 }
 
-fn name(i: usize) -> String {
-    format!("scale/p{i:06}")
-}
-
-/// Project i's upstreams in a shape (the root is project 0).
-fn upstreams(shape: &str, i: usize) -> Vec<usize> {
-    let mut ups = match shape {
-        "wide" => vec![0],
-        "dag" => vec![i / 2, i - 1],
-        "chain" => vec![i - 1],
-        other => panic!("unknown shape {other}; use wide, dag or chain"),
-    };
-    ups.dedup();
-    ups
-}
-
-/// The projects file `conjunction apply` reads.
-fn projects_file(shape: &str, nodes: usize, hook: &str) -> String {
-    let mut out = format!(
-        "[[project]]\nid = \"{}\"\nname = \"root\"\nreport_token = \"{ROOT_TOKEN}\"\n\n",
-        name(0)
-    );
-    for i in 1..=nodes {
-        let deps: Vec<String> = upstreams(shape, i)
-            .iter()
-            .map(|&u| format!("{{ project = \"{}\" }}", name(u)))
-            .collect();
-        out.push_str(&format!(
-            "[[project]]\nid = \"{}\"\nname = \"p{i}\"\ndepends_on = [{}]\ntrigger = {{ kind = \"webhook\", url = \"{hook}\" }}\n\n",
-            name(i),
-            deps.join(", ")
-        ));
-    }
-    out
-}
-
 async fn run(shape: &str, nodes: usize) -> Measured {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a data directory");
     let ci = WebhookCi::bare().await.expect("start the webhook CI");
     let daemon = DaemonProcess::start(dir.path(), "").await;
     let file = dir.path().join("projects.toml");
-    std::fs::write(&file, projects_file(shape, nodes, &ci.url())).expect("projects file");
+    std::fs::write(&file, graph_file(shape, nodes, &ci.url(), ROOT_TOKEN)).expect("projects file");
 
     let start = Instant::now();
     daemon.apply(&file).await;
@@ -139,7 +104,7 @@ async fn run(shape: &str, nodes: usize) -> Measured {
     let report = Report {
         version: Some("1.0.0".into()),
         ..Report::new(
-            ProjectId::parse(&name(0)).expect("valid id"),
+            ProjectId::parse(&graph_name(0)).expect("valid id"),
             ReportState::Passed,
         )
     };
@@ -150,23 +115,7 @@ async fn run(shape: &str, nodes: usize) -> Measured {
         .await
         .expect("the root report is taken");
     let acked = start.elapsed();
-    loop {
-        let roots = daemon.api.roots(1).await.expect("roots");
-        let summary = roots
-            .first()
-            .filter(|r| r.id == ack.root)
-            .expect("our root");
-        let passed = summary.counts.get(&StateKind::Passed).copied().unwrap_or(0) as usize;
-        if passed == nodes + 1 {
-            break;
-        }
-        let not_passing = summary
-            .counts
-            .iter()
-            .any(|(k, n)| k.is_failure() && *k != StateKind::Passed && *n > 0);
-        assert!(!not_passing, "a build did not pass: {:?}", summary.counts);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    conjunction_tests::bench::all_passed(&daemon.api, ack.root, nodes + 1).await;
     let cascade = start.elapsed();
     let peak_rss_kb = daemon.memory_kib("VmHWM");
     assert_eq!(ci.finished(), nodes as u64);
@@ -188,7 +137,7 @@ async fn single_puts() {
         let file = dir.path().join("projects.toml");
         std::fs::write(
             &file,
-            projects_file("wide", registered, "http://127.0.0.1:9/hook"),
+            graph_file("wide", registered, "http://127.0.0.1:9/hook", ROOT_TOKEN),
         )
         .expect("projects file");
         let list = conjunction_tui::apply::parse(
@@ -202,7 +151,7 @@ async fn single_puts() {
             let id = ProjectId::parse(&format!("single/p{i:04}")).expect("valid id");
             let spec: ProjectSpec = serde_json::from_value(serde_json::json!({
                 "name": format!("single {i}"),
-                "depends_on": [{"project": name(0)}],
+                "depends_on": [{"project": graph_name(0)}],
                 "trigger": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"},
             }))
             .expect("valid spec");

@@ -34,6 +34,15 @@ fn server_binaries() -> Option<PathBuf> {
     majors.pop().map(|(_, bin)| bin)
 }
 
+/// The installed server's version, as `postgres --version` says it.
+pub fn server_version() -> Option<String> {
+    let out = Command::new(server_binaries()?.join("postgres"))
+        .arg("--version")
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 fn as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -68,16 +77,23 @@ fn run(bin: &Path, program: &str, args: &[&str]) {
 impl Cluster {
     /// A new cluster on a unix socket only.
     pub fn start() -> Option<Self> {
-        Self::start_with(None)
+        Self::start_with(None, false)
+    }
+
+    /// A new cluster on a unix socket that keeps what it commits as a production
+    /// server does (`fsync`, full page writes): for benchmarks, where the tests'
+    /// cluster would flatter PostgreSQL against redb's fsynced commits.
+    pub fn start_durable() -> Option<Self> {
+        Self::start_with(None, true)
     }
 
     /// A new cluster that also serves TLS on a loopback port with `cert` and `key`
     /// (PEM files), beside its unix socket.
     pub fn start_tls(cert: &Path, key: &Path) -> Option<Self> {
-        Self::start_with(Some((cert, key)))
+        Self::start_with(Some((cert, key)), false)
     }
 
-    fn start_with(tls: Option<(&Path, &Path)>) -> Option<Self> {
+    fn start_with(tls: Option<(&Path, &Path)>, durable: bool) -> Option<Self> {
         let Some(bin) = server_binaries() else {
             assert!(
                 std::env::var_os("CONJUNCTION_CI").is_none(),
@@ -142,7 +158,13 @@ impl Cluster {
         );
         let port = crate::daemon::free_address().port();
         let socket = dir.path().to_str().expect("a UTF-8 temporary path");
-        let mut options = format!("-k {socket} -p {port} -c fsync=off -c full_page_writes=off");
+        // Tests need no crash safety from a server thrown away at their end.
+        let sync = if durable {
+            "-c fsync=on -c full_page_writes=on -c synchronous_commit=on"
+        } else {
+            "-c fsync=off -c full_page_writes=off"
+        };
+        let mut options = format!("-k {socket} -p {port} {sync}");
         let tls_port = tls.as_ref().map(|(cert, key)| {
             // The server listens on one port for both: the unix socket's name is
             // made of it, so TLS shares it on loopback.

@@ -406,6 +406,77 @@ async fn two_daemons_never_claim_one_outbox_entry_at_once() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_about_to_be_sent_is_claimed_by_one_daemon_and_the_other_waits_for_its_claim() {
+    use conjunction_daemon::postgres::claims::{claim_one, Claim};
+    use conjunction_daemon::postgres::rows::{self, table, SortKey};
+    use std::time::Duration;
+    let Some(pg) = Cluster::start() else { return };
+    let url = pg.database("claim_one");
+    let mut setup = connect(&config(url.clone())).await.unwrap();
+    migrate(&mut setup).await.unwrap();
+    let outbox = table("outbox").unwrap();
+    let (a, b) = (
+        connect(&config(url.clone())).await.unwrap(),
+        connect(&config(url.clone())).await.unwrap(),
+    );
+    let hold = Duration::from_secs(60);
+    // Both at once, fifty times: each entry is one daemon's.
+    for id in 0..50u128 {
+        rows::put(&setup, outbox, &id, b"trigger").await.unwrap();
+        let key = id.to_bytes();
+        let (x, y) = tokio::join!(
+            claim_one(&a, outbox, &key, "a", hold),
+            claim_one(&b, outbox, &key, "b", hold)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(
+            [x, y].iter().filter(|c| **c == Claim::Mine).count(),
+            1,
+            "{id}: {x:?} {y:?}"
+        );
+        let theirs = if x == Claim::Mine { y } else { x };
+        assert!(
+            matches!(theirs, Claim::Theirs { ms_left } if ms_left > 50_000),
+            "{theirs:?}"
+        );
+    }
+    // A daemon's own claim is renewed; an entry the writer removed is gone; a claim
+    // that ran out is the next daemon's.
+    let key = 100u128.to_bytes();
+    rows::put(&setup, outbox, &100u128, b"trigger")
+        .await
+        .unwrap();
+    let short = Duration::from_millis(200);
+    assert_eq!(
+        claim_one(&a, outbox, &key, "a", short).await.unwrap(),
+        Claim::Mine
+    );
+    assert_eq!(
+        claim_one(&a, outbox, &key, "a", short).await.unwrap(),
+        Claim::Mine
+    );
+    assert!(matches!(
+        claim_one(&b, outbox, &key, "b", hold).await.unwrap(),
+        Claim::Theirs { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        claim_one(&b, outbox, &key, "b", hold).await.unwrap(),
+        Claim::Mine
+    );
+    assert!(rows::remove(&setup, outbox, &100u128).await.unwrap());
+    assert_eq!(
+        claim_one(&a, outbox, &key, "a", hold).await.unwrap(),
+        Claim::Gone
+    );
+    assert_eq!(
+        pg.psql("claim_one", "SELECT count(*) FROM outbox_claims"),
+        "50",
+        "the removed entry's claim went with it"
+    );
+}
+
 #[tokio::test]
 async fn every_daemon_hears_of_committed_events_and_nothing_else() {
     use conjunction_daemon::postgres::feed;

@@ -141,6 +141,7 @@ impl Sender for Forges {
     type Job = ();
 
     const OUTBOX: &'static str = "forges";
+    const TABLE: redb::TableDefinition<'static, u128, &'static [u8]> = crate::store::FORGES;
 
     async fn admit(&self, _: &ForgeEntry) -> ((), Option<String>) {
         ((), None)
@@ -199,6 +200,9 @@ impl Entry for ForgeEntry {
     }
     fn due(&self) -> Timestamp {
         self.due
+    }
+    fn postpone(&mut self, due: Timestamp) {
+        self.due = due;
     }
     fn retry(&mut self, due: Timestamp, tries: u32, error: &str) {
         self.due = due;

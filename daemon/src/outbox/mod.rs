@@ -55,6 +55,8 @@ pub trait Entry: Clone {
     /// Makes it the entry of a retry at `due`, tried `tries` times, the last with
     /// `error`.
     fn retry(&mut self, due: Timestamp, tries: u32, error: &str);
+    /// Makes it due at `due`, as it was otherwise (it was not tried).
+    fn postpone(&mut self, due: Timestamp);
 
     /// The entry to schedule again when the writer recorded a retry, as `retry` says.
     fn again(&mut self, retry: Option<(Timestamp, u32, &str)>) -> Option<Self> {
@@ -142,6 +144,9 @@ mod tests {
             Timestamp(self.1)
         }
         fn retry(&mut self, due: Timestamp, _: u32, _: &str) {
+            self.1 = due.0;
+        }
+        fn postpone(&mut self, due: Timestamp) {
             self.1 = due.0;
         }
     }

@@ -54,6 +54,7 @@ impl Sender for Notices {
     type Job = ();
 
     const OUTBOX: &'static str = "notices";
+    const TABLE: redb::TableDefinition<'static, u128, &'static [u8]> = crate::store::NOTICES;
 
     async fn admit(&self, _: &NoticeEntry) -> ((), Option<String>) {
         ((), None)
@@ -136,6 +137,9 @@ impl Entry for NoticeEntry {
     }
     fn due(&self) -> Timestamp {
         self.due
+    }
+    fn postpone(&mut self, due: Timestamp) {
+        self.due = due;
     }
     fn retry(&mut self, due: Timestamp, tries: u32, error: &str) {
         self.due = due;

@@ -97,6 +97,7 @@ impl Sender for Triggers {
     type Job = Result<Option<TriggerSpec>, StoreError>;
 
     const OUTBOX: &'static str = "triggers";
+    const TABLE: redb::TableDefinition<'static, u128, &'static [u8]> = crate::store::OUTBOX;
 
     async fn admit(&self, entry: &OutboxEntry) -> (Self::Job, Option<String>) {
         let project = entry.project.clone();
@@ -237,6 +238,9 @@ impl Entry for OutboxEntry {
     }
     fn due(&self) -> Timestamp {
         self.due
+    }
+    fn postpone(&mut self, due: Timestamp) {
+        self.due = due;
     }
     fn retry(&mut self, due: Timestamp, tries: u32, error: &str) {
         self.due = due;

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use super::{until, Entry, Schedule};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::store::postgres::claims::Claim;
 
 /// What one outbox sends, and how.
 pub trait Sender: Send + Sync + 'static {
@@ -27,6 +28,8 @@ pub trait Sender: Send + Sync + 'static {
 
     /// The outbox's name in metrics ("triggers").
     const OUTBOX: &'static str;
+    /// The store's table of its entries.
+    const TABLE: redb::TableDefinition<'static, u128, &'static [u8]>;
 
     /// What sending `entry` needs, and the lane it goes in: entries of one lane take
     /// at most [`Limits::lane_share`] of the slots (a CI that does not answer holds
@@ -47,6 +50,11 @@ pub trait Sender: Send + Sync + 'static {
     ) -> impl Future<Output = Option<Self::Entry>> + Send;
 }
 
+/// How long a claim of an entry lasts beyond the send's timeout (or instead of it,
+/// for an outbox without one).
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+const DEFAULT_HOLD: Duration = Duration::from_secs(30);
+
 /// How much an outbox sends at once, and how long it waits for it at shutdown.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -62,7 +70,9 @@ pub struct Limits {
 /// table held at start) and taking what the writer commits from `incoming`. Only
 /// the daemon that writes to `store` sends: on PostgreSQL an entry that comes due
 /// while another daemon holds the writer's role is left to that daemon (whose
-/// outbox has it from the database), so two daemons do not send it at once.
+/// outbox has it from the database), and each entry is claimed before it is sent,
+/// so that a writer that was paused and wakes up does not send what the new writer
+/// is sending.
 pub async fn run<S: Sender>(
     sender: S,
     limits: Limits,
@@ -79,6 +89,9 @@ pub async fn run<S: Sender>(
         schedule.insert(e);
     }
     let mut lanes = Lanes::new(limits.lane_share.max(1));
+    // How long a claim of an entry lasts: one send, and a margin for committing its
+    // outcome.
+    let hold = limits.send_timeout.unwrap_or(DEFAULT_HOLD) + CLAIM_MARGIN;
     let mut in_flight = JoinSet::new();
     let mut lane_of_task = HashMap::new();
     loop {
@@ -97,6 +110,28 @@ pub async fn run<S: Sender>(
             };
             if !store.sends_outboxes() {
                 continue;
+            }
+            let mut entry = entry;
+            match store.claim_to_send(S::TABLE, entry.key().0 .0, hold).await {
+                Ok(Claim::Mine) => {}
+                // Sent, given up or taken back meanwhile: nothing to send.
+                Ok(Claim::Gone) => {
+                    schedule.done(entry.key());
+                    continue;
+                }
+                // Another daemon is sending it: if its outcome is not committed by
+                // the time its claim runs out, this daemon tries then.
+                Ok(Claim::Theirs { ms_left }) => {
+                    entry.postpone(Timestamp(now.0.saturating_add(ms_left.unsigned_abs())));
+                    schedule.insert(entry);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(outbox = S::OUTBOX, error = %e, "cannot claim an outbox entry to send it; trying again in a second");
+                    entry.postpone(Timestamp(now.0.saturating_add(1_000)));
+                    schedule.insert(entry);
+                    continue;
+                }
             }
             let (job, lane) = sender.admit(&entry).await;
             let entry = match &lane {

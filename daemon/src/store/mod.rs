@@ -471,6 +471,39 @@ impl Store {
         }
     }
 
+    /// Whether this daemon may send the outbox entry `key` of `table` now: always on
+    /// redb; on PostgreSQL once it has claimed the entry for `hold`, unless another
+    /// daemon's claim of it is running (a writer that was paused and has not yet
+    /// seen that another took its role), so that two daemons never send one entry
+    /// at once.
+    pub async fn claim_to_send(
+        &self,
+        table: TableDefinition<'static, u128, &'static [u8]>,
+        key: u128,
+        hold: std::time::Duration,
+    ) -> Result<postgres::claims::Claim, StoreError> {
+        use redb::TableHandle;
+        let Engine::Pg(pg) = &self.engine else {
+            return Ok(postgres::claims::Claim::Mine);
+        };
+        let tbl = postgres::tables::number(table.name())?;
+        let pg = pg.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pg.readers().get()?;
+            let bytes = keys::SortKey::to_bytes(&key);
+            conn.block_on(postgres::claims::claim_one(
+                conn.client(),
+                tbl,
+                &bytes,
+                pg.name(),
+                hold,
+            ))
+        })
+        .await
+        .map_err(|e| StoreError::ReadPanicked(e.to_string()))?
+        .map_err(StoreError::from)
+    }
+
     /// On PostgreSQL, whether another daemon holds the writer's role (or nobody, for
     /// the moment) and this one could read the lease on its last round.
     pub fn following(&self) -> bool {

@@ -52,6 +52,68 @@ pub async fn claim<K: SortKey>(
     super::rows::keyed(tbl, rows)
 }
 
+/// What [`claim_one`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// `by` holds it now, until its hold runs out or the entry leaves the outbox.
+    Mine,
+    /// The entry has left the outbox (sent, given up or taken back).
+    Gone,
+    /// Another daemon is sending it; its claim runs out this many milliseconds from
+    /// now.
+    Theirs { ms_left: i64 },
+}
+
+/// Claims the entry `key` (its sortable bytes) of outbox table `tbl` for `by`, for
+/// `hold`, unless another daemon's claim of it has not run out; `by`'s own claim is
+/// renewed. One statement: the row lock the claim takes keeps a second daemon's
+/// statement waiting until the first's is done, and then it sees the claim.
+pub async fn claim_one(
+    c: &impl GenericClient,
+    tbl: i16,
+    key: &[u8],
+    by: &str,
+    hold: Duration,
+) -> Result<Claim, PgError> {
+    let row = c
+        .query_one(
+            "WITH entry AS (
+                 SELECT tbl, key FROM store_rows WHERE tbl = $1 AND key = $2
+             ), taken AS (
+                 INSERT INTO outbox_claims (tbl, key, claimed_by, claimed_until)
+                 SELECT tbl, key, $3, now() + $4::bigint * interval '1 millisecond' FROM entry
+                 ON CONFLICT (tbl, key) DO UPDATE
+                     SET claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until
+                     WHERE outbox_claims.claimed_until <= now()
+                        OR outbox_claims.claimed_by = EXCLUDED.claimed_by
+                 RETURNING key
+             )
+             SELECT (SELECT count(*) FROM entry), (SELECT count(*) FROM taken)",
+            &[&tbl, &key, &by, &millis(hold)],
+        )
+        .await?;
+    let (present, taken): (i64, i64) = (row.get(0), row.get(1));
+    if present == 0 {
+        return Ok(Claim::Gone);
+    }
+    if taken > 0 {
+        return Ok(Claim::Mine);
+    }
+    // The statement's own snapshot may predate the claim it met (one committed while
+    // it waited for the row), so the claim is read in a statement of its own.
+    let left: Option<i64> = c
+        .query_opt(
+            "SELECT (extract(epoch FROM claimed_until - now()) * 1000)::bigint
+             FROM outbox_claims WHERE tbl = $1 AND key = $2",
+            &[&tbl, &key],
+        )
+        .await?
+        .map(|r| r.get(0));
+    Ok(Claim::Theirs {
+        ms_left: left.unwrap_or(0).max(1),
+    })
+}
+
 /// Gives `by`'s claim of an entry back, so that it may be tried again at once (by
 /// any daemon); false when `by` held no such claim.
 pub async fn release(

@@ -35,6 +35,8 @@ pub struct PgEngine {
     readers: Arc<pool::Pool>,
     writer: Arc<pool::Pool>,
     role: watch::Receiver<role::Role>,
+    /// This daemon's name among those sharing the database.
+    name: String,
 }
 
 impl PgEngine {
@@ -44,6 +46,12 @@ impl PgEngine {
 
     pub(crate) fn writer(&self) -> &Arc<pool::Pool> {
         &self.writer
+    }
+
+    /// This daemon's name among those sharing the database, as its lease and its
+    /// claims say it.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// This daemon's role, as its keeper last knew it.
@@ -57,6 +65,7 @@ impl PgEngine {
 /// thread that may block; the connections are driven on `runtime`.
 pub fn open(config: &PgConfig, me: role::Candidate, runtime: Handle) -> Result<PgEngine, PgError> {
     let length = me.length;
+    let name = me.name.clone();
     let mut role = runtime.block_on(async {
         let mut client = connect(config).await?;
         let done = migrate(&mut client).await?;
@@ -91,6 +100,7 @@ pub fn open(config: &PgConfig, me: role::Candidate, runtime: Handle) -> Result<P
         readers: Arc::new(readers),
         writer: Arc::new(writer),
         role,
+        name,
     })
 }
 
