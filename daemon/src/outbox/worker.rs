@@ -168,7 +168,10 @@ pub async fn run<S: Sender>(
                 let id = match done {
                     Ok((id, (key, again))) => {
                         match again {
-                            Some(entry) => schedule.insert(entry),
+                            Some(entry) => {
+                                store.release_claims(S::TABLE, Some(key.0 .0)).await;
+                                schedule.insert(entry);
+                            }
                             None => schedule.done(key),
                         }
                         id
@@ -199,6 +202,7 @@ pub async fn run<S: Sender>(
         );
         in_flight.abort_all();
     }
+    store.release_claims(S::TABLE, None).await;
 }
 
 /// Sends in flight per lane, and the entries that wait for their lane.

@@ -504,6 +504,39 @@ impl Store {
         .map_err(StoreError::from)
     }
 
+    /// Gives this daemon's claims of `table`'s entries back (of entry `key`, or of
+    /// all): after a try that failed, so that the entry's next try is anyone's; at a
+    /// stop, so that a daemon taking over need not wait for them to run out. Nothing
+    /// on redb; a failure is only logged, as the claims run out anyway.
+    pub async fn release_claims(
+        &self,
+        table: TableDefinition<'static, u128, &'static [u8]>,
+        key: Option<u128>,
+    ) {
+        use redb::TableHandle;
+        let Engine::Pg(pg) = &self.engine else {
+            return;
+        };
+        let Ok(tbl) = postgres::tables::number(table.name()) else {
+            return;
+        };
+        let pg = pg.clone();
+        let released = tokio::task::spawn_blocking(move || {
+            let conn = pg.readers().get()?;
+            let key = key.map(|k| keys::SortKey::to_bytes(&k));
+            conn.block_on(postgres::claims::release_mine(
+                conn.client(),
+                tbl,
+                key.as_deref(),
+                pg.name(),
+            ))
+        })
+        .await;
+        if let Ok(Err(e)) = released {
+            tracing::debug!(error = %e, "could not give outbox claims back; they run out on their own");
+        }
+    }
+
     /// On PostgreSQL, whether another daemon holds the writer's role (or nobody, for
     /// the moment) and this one could read the lease on its last round.
     pub fn following(&self) -> bool {

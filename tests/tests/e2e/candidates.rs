@@ -149,7 +149,9 @@ async fn a_pull_requests_run_is_built_with_its_dependents_and_never_becomes_a_re
         answer["build"]["root"].as_str().unwrap().parse().unwrap();
     let event = eventually("the first candidate's builds to run", WAIT, || async {
         let e = d.api.root(first).await.ok()?;
-        (state_of(&e, "acme/tool").is_final() && state_of(&e, "acme/app") == StateKind::Triggered)
+        (state_of(&e, "acme/tool").is_final()
+            && state_of(&e, "acme/old").is_final()
+            && state_of(&e, "acme/app") == StateKind::Triggered)
             .then_some(e)
     })
     .await;

@@ -130,3 +130,19 @@ pub async fn release(
         .await?;
     Ok(released == 1)
 }
+
+/// Gives back `by`'s claims of table `tbl`: of the entry whose sortable key is
+/// `key`, or all of them.
+pub async fn release_mine(
+    c: &impl GenericClient,
+    tbl: i16,
+    key: Option<&[u8]>,
+    by: &str,
+) -> Result<u64, PgError> {
+    Ok(c.execute(
+        "DELETE FROM outbox_claims
+             WHERE tbl = $1 AND claimed_by = $3 AND ($2::bytea IS NULL OR key = $2)",
+        &[&tbl, &key, &by],
+    )
+    .await?)
+}
